@@ -1,0 +1,34 @@
+"""The one exception family the library raises for things a user got wrong.
+
+The CLI turns a `PipesimError` into a single line on stderr and an exit code, so every message
+here is written to be read by the person who typed the command, not by a developer.
+"""
+
+from __future__ import annotations
+
+
+class PipesimError(Exception):
+    """Base of every error caused by the user's input; the CLI exits with `exit_code`."""
+
+    exit_code = 2
+
+
+class ConfigError(PipesimError):
+    """A setting is malformed, out of range or inconsistent with another setting."""
+
+
+class PolicyError(PipesimError):
+    """A policy is unknown, or the configuration violates one of its constraints."""
+
+
+class ScheduleStalled(PipesimError):
+    """The schedule can never finish: some device waits for an input that never comes.
+
+    Exit code 1, not 2: the input was well-formed, the schedule itself is wrong.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, waits: list[str]) -> None:
+        super().__init__(message)
+        self.waits = waits

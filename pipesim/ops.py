@@ -1,0 +1,95 @@
+"""Ops and the dependency rules of a training step: the one place that says which op needs which.
+
+An op is one stage's forward (F), backward (B) or weight-gradient (W) pass over one microbatch.
+When a policy splits the backward, B computes only the input gradient (what the previous stage
+waits for) and W the weight gradient; otherwise B is the whole backward and there is no W.
+
+The simulator, the timeline checker and every policy ask `needs` and `all_ops`; nothing else
+encodes these rules.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import NamedTuple
+
+
+class Kind(StrEnum):
+    """What an op computes."""
+
+    F = "F"
+    """Forward pass: consumes the previous stage's activation, produces this stage's."""
+    B = "B"
+    """Backward pass (input gradient only when the backward is split): produces the gradient
+    the previous stage needs."""
+    W = "W"
+    """Weight-gradient pass of a split backward: needs only this stage's B."""
+
+
+class Op(NamedTuple):
+    """One unit of work: `kind` on `stage` for `microbatch`."""
+
+    kind: Kind
+    stage: int
+    microbatch: int
+
+    def __str__(self) -> str:
+        return f"{self.kind}{self.microbatch}@s{self.stage}"
+
+
+class Need(NamedTuple):
+    """One input of an op: the producing op, and whether it arrives as a message from the
+    neighbouring stage (`message` names it) or is already local to the stage (`message` None)."""
+
+    op: Op
+    message: str | None
+
+
+ACTIVATION = "activation"
+GRADIENT = "gradient"
+
+
+def needs(op: Op, num_stages: int) -> tuple[Need, ...]:
+    """The inputs `op` waits for, on a pipeline of `num_stages` stages.
+
+    F(s, j) needs the activation of F(s-1, j); B(s, j) needs F(s, j) and the gradient of
+    B(s+1, j) (the last stage needs only its own forward); W(s, j) needs B(s, j).
+    """
+    kind, stage, mb = op
+    if kind is Kind.F:
+        return (Need(Op(Kind.F, stage - 1, mb), ACTIVATION),) if stage > 0 else ()
+    if kind is Kind.B:
+        own_forward = Need(Op(Kind.F, stage, mb), None)
+        if stage == num_stages - 1:
+            return (own_forward,)
+        return (own_forward, Need(Op(Kind.B, stage + 1, mb), GRADIENT))
+    return (Need(Op(Kind.B, stage, mb), None),)
+
+
+def message_target(op: Op, num_stages: int) -> int | None:
+    """The stage that receives `op`'s output as a message, or None if no other stage does.
+
+    The inverse of the message edges in `needs`: F(s) feeds F(s+1), B(s) feeds B(s-1).
+    """
+    if op.kind is Kind.F:
+        return op.stage + 1 if op.stage + 1 < num_stages else None
+    if op.kind is Kind.B:
+        return op.stage - 1 if op.stage > 0 else None
+    return None
+
+
+def all_ops(num_stages: int, microbatches: int, split_backward: bool) -> list[Op]:
+    """Every op of one training step, each exactly once, in a fixed order."""
+    kinds = (Kind.F, Kind.B, Kind.W) if split_backward else (Kind.F, Kind.B)
+    return [
+        Op(kind, stage, mb)
+        for stage in range(num_stages)
+        for mb in range(microbatches)
+        for kind in kinds
+    ]
+
+
+def releases_activation(kind: Kind, split_backward: bool) -> bool:
+    """Whether an op of `kind` is the last backward op of its (stage, microbatch), so that the
+    activation stashed by the forward can be freed when it ends."""
+    return kind is (Kind.W if split_backward else Kind.B)

@@ -1,0 +1,121 @@
+"""The problem a simulation solves: the pipeline's shape, what each op costs, and the links.
+
+Everything here is plain, validated, immutable data. Costs are stored per stage (a model chunk),
+whatever form the user gave them in, so that the simulator never has to know about devices
+holding several chunks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from pipesim.errors import ConfigError
+from pipesim.ops import Kind, Op
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """`devices` devices holding `devices * chunks` stages, fed `microbatches` microbatches.
+
+    `placement[s]` is the device that holds stage `s`.
+    """
+
+    devices: int
+    chunks: int
+    microbatches: int
+    placement: tuple[int, ...]
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.placement)
+
+    @cached_property
+    def stages_by_device(self) -> tuple[tuple[int, ...], ...]:
+        """The stages each device holds, in increasing order."""
+        held: list[list[int]] = [[] for _ in range(self.devices)]
+        for stage, device in enumerate(self.placement):
+            held[device].append(stage)
+        return tuple(tuple(stages) for stages in held)
+
+
+def round_robin_placement(devices: int, chunks: int) -> tuple[int, ...]:
+    """Stage s on device s mod p: plain pipelines (v=1) and looped/interleaved ones."""
+    return tuple(stage % devices for stage in range(devices * chunks))
+
+
+@dataclass(frozen=True)
+class StageCosts:
+    """Milliseconds per microbatch for each stage: forward, whole backward, and the part of the
+    backward that computes weight gradients (used only when a policy splits the backward)."""
+
+    forward: tuple[float, ...]
+    backward: tuple[float, ...]
+    weight: tuple[float, ...]
+
+    def duration(self, op: Op, split_backward: bool) -> float:
+        """How long `op` holds its device."""
+        kind, stage, _ = op
+        if kind is Kind.F:
+            return self.forward[stage]
+        if kind is Kind.W:
+            return self.weight[stage]
+        if split_backward:
+            return self.backward[stage] - self.weight[stage]
+        return self.backward[stage]
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every stage costs the same (closed forms assume it)."""
+        return all(len(set(values)) == 1 for values in (self.forward, self.backward, self.weight))
+
+
+@dataclass(frozen=True)
+class Network:
+    """How messages between devices travel. A message on a link takes `latency` ms."""
+
+    latency: float = 0.0
+
+    def transfer_time(self, src_device: int, dst_device: int) -> float:
+        """Milliseconds a message from `src_device` to `dst_device` occupies its link."""
+        return self.latency
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything the simulator needs, for one policy."""
+
+    pipeline: Pipeline
+    costs: StageCosts
+    network: Network
+    split_backward: bool
+
+    def duration(self, op: Op) -> float:
+        return self.costs.duration(op, self.split_backward)
+
+
+def check_cost(name: str, value: float) -> float:
+    """Reject what cannot be a duration: negative, NaN or infinite values."""
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def stage_costs(name: str, values: Sequence[float], pipeline: Pipeline) -> tuple[float, ...]:
+    """Per-stage costs from what a user gave: one value for every device, one per device (split
+    evenly over the chunks a device holds), or one per stage when devices hold several chunks."""
+    for value in values:
+        check_cost(name, value)
+    p, stages = pipeline.devices, pipeline.num_stages
+    if len(values) == 1:
+        return tuple(values[0] / pipeline.chunks for _ in range(stages))
+    if len(values) == p:
+        return tuple(values[device] / pipeline.chunks for device in pipeline.placement)
+    if len(values) == stages:
+        return tuple(values)
+    expected = f"1 or {p} (one per device)"
+    if stages != p:
+        expected += f" or {stages} (one per stage)"
+    raise ConfigError(f"{name} has {len(values)} values; expected {expected}")

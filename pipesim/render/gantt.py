@@ -1,0 +1,160 @@
+"""The Gantt chart: one row per device, time scaled to the width rich gives it.
+
+Each character cell covers a slice of time and shows the op that covers most of it; a cell
+busy for less than half its slice (many short ops squeezed together) is drawn faint, and an
+idle cell stays empty. Rows never wrap: the scale follows the width.
+"""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.text import Text
+
+from pipesim.ops import Kind
+from pipesim.render.style import (
+    ASCII_FILL,
+    KIND_NAMES,
+    MONO_FILL,
+    PARTIAL,
+    ms,
+    op_style,
+    percent,
+)
+from pipesim.trace import OpRecord, Trace
+
+_MIN_COLUMNS = 10
+
+
+class GanttChart:
+    """A rich renderable of `trace`'s timeline, with a time axis and a legend."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        trace = self.trace
+        makespan = trace.makespan
+        by_device = trace.ops_by_device()
+        label_width = len(f"dev {len(by_device) - 1}") + 1
+        suffix_width = 8  # " 100.0%"
+        available = max(_MIN_COLUMNS, options.max_width - label_width - 1 - suffix_width)
+        scale = chart_scale(makespan, available)
+        columns = min(available, math.ceil(makespan * scale - 1e-9)) if scale > 0 else available
+        mono = console.no_color or console.color_system is None
+        fill = ASCII_FILL if options.ascii_only else MONO_FILL
+        for device, ops in enumerate(by_device):
+            row = Text(f"dev {device}".ljust(label_width), style="bold")
+            row.append("│", style="dim")
+            row.append_text(_device_row(ops, columns, scale, fill if mono else None))
+            busy = sum(record.end - record.start for record in ops)
+            idle = 1 - busy / makespan if makespan > 0 else 0.0
+            row.append(f" {percent(idle):>6}", style="dim")
+            row.no_wrap = True
+            yield row
+        yield from _time_axis(label_width, columns, scale, makespan)
+        yield _legend(trace, scale, fill if mono else None)
+
+
+def _device_row(
+    ops: list[OpRecord], columns: int, scale: float, fill: dict[Kind, str] | None
+) -> Text:
+    """The cells of one device: each owned by the op that covers most of its time slice."""
+    owner: list[int] = [-1] * columns
+    best = [0.0] * columns
+    covered = [0.0] * columns
+    for index, record in enumerate(ops):
+        start, end = record.start * scale, record.end * scale
+        first = min(int(start), columns - 1)
+        last = min(max(first, math.ceil(end) - 1), columns - 1)
+        for cell in range(first, last + 1):
+            overlap = min(end, cell + 1) - max(start, cell)
+            if overlap > 0:
+                covered[cell] += overlap
+                if overlap > best[cell]:
+                    best[cell], owner[cell] = overlap, index
+    text = Text()
+    cell = 0
+    while cell < columns:
+        index = owner[cell]
+        run_end = cell + 1
+        while run_end < columns and owner[run_end] == index:
+            run_end += 1
+        if index < 0:
+            text.append(" " * (run_end - cell))
+        else:
+            _append_op_run(text, ops[index], covered[cell:run_end], fill)
+        cell = run_end
+    return text
+
+
+def _append_op_run(
+    text: Text, record: OpRecord, covered: list[float], fill: dict[Kind, str] | None
+) -> None:
+    """Cells owned by one op: its microbatch as a label if it fits, faint if mostly idle."""
+    width = len(covered)
+    if sum(covered) < width / 2:
+        glyph = fill[record.kind] if fill else "▏"
+        text.append(glyph * width, style=PARTIAL)
+        return
+    label = str(record.microbatch)
+    pad = fill[record.kind] if fill else " "
+    body = label.center(width, pad) if len(label) <= width else pad * width
+    text.append(body, style=op_style(record.kind, record.microbatch))
+
+
+def chart_scale(makespan: float, available: int) -> float:
+    """Columns per ms: a whole number of columns per ms when time is short, else a round number
+    of ms per column, so that op boundaries fall on columns and the axis reads easily."""
+    if makespan <= 0:
+        return 0.0
+    ms_per_column = makespan / available
+    if ms_per_column <= 1:
+        return float(math.floor(1 / ms_per_column))
+    return 1 / _nice_step(ms_per_column, (1, 2, 2.5, 5, 10))
+
+
+def _nice_step(raw: float, factors: tuple[float, ...] = (1, 2, 5, 10)) -> float:
+    """The smallest 1, 2 or 5 x 10^k at least `raw`."""
+    if raw <= 0:
+        return 1.0
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    for factor in factors:
+        if factor * magnitude >= raw:
+            return float(factor * magnitude)
+    return 10.0 * magnitude
+
+
+def _time_axis(label_width: int, columns: int, scale: float, makespan: float) -> list[Text]:
+    if scale <= 0:
+        return []
+    step = _nice_step(10 / scale)
+    ticks = [step * k for k in range(int(makespan / step + 1e-9) + 1)]
+    rule = ["─"] * columns
+    numbers = [" "] * (columns + 8)
+    for tick in ticks:
+        cell = min(round(tick * scale), columns - 1)
+        rule[cell] = "┬"
+        label = ms(tick)
+        if all(c == " " for c in numbers[max(0, cell - 1) : cell + len(label) + 1]):
+            numbers[cell : cell + len(label)] = label
+    axis = Text(" " * label_width + "└" + "".join(rule), style="dim", no_wrap=True)
+    labels = Text(" " * (label_width + 1) + "".join(numbers).rstrip() + " ms", style="dim")
+    labels.no_wrap = True
+    return [axis, labels]
+
+
+def _legend(trace: Trace, scale: float, fill: dict[Kind, str] | None) -> Text:
+    kinds = [Kind.F, Kind.B, Kind.W] if trace.problem.split_backward else [Kind.F, Kind.B]
+    legend = Text()
+    for kind in kinds:
+        swatch = f" {kind.value} " if fill is None else f"{fill[kind]}{kind.value}{fill[kind]}"
+        legend.append(swatch, style=op_style(kind, 0))
+        legend.append(f" {KIND_NAMES[kind]}  ")
+    legend.append("blank idle   digits microbatch", style="dim")
+    if scale > 0:
+        legend.append(f"   1 col = {ms(1 / scale)} ms", style="dim")
+    legend.no_wrap = True
+    legend.overflow = "ellipsis"
+    return legend

@@ -1,0 +1,95 @@
+"""The JSON form of a report, written as a stream: one line per op, never one giant string.
+
+Keys and their order are fixed and floats are rounded to 1e-9 ms, so the same inputs give
+byte-identical output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from pipesim.analysis import Report
+
+
+def _num(value: float) -> float | int:
+    """Round away float noise (0.30000000000000004) and print whole numbers as floats."""
+    rounded = round(value, 9)
+    return 0.0 if rounded == 0 else rounded
+
+
+def _peak(value: float) -> float | int:
+    """Peak activations: a whole count stays an int; a count of chunks may be fractional."""
+    return int(value) if value == int(value) else _num(value)
+
+
+def header(report: Report) -> dict[str, Any]:
+    """Everything but the timeline."""
+    trace, summary, closed = report.trace, report.summary, report.closed_form
+    problem = trace.problem
+    pipeline = problem.pipeline
+    return {
+        "policy": trace.policy,
+        "stages": pipeline.devices,
+        "chunks": pipeline.chunks,
+        "microbatches": pipeline.microbatches,
+        "makespan": _num(summary.makespan),
+        "bubble_fraction": _num(summary.bubble_fraction),
+        "closed_form": None
+        if closed is None
+        else {
+            "formula": closed.formula,
+            "bubble_fraction": None
+            if closed.bubble_fraction is None
+            else _num(closed.bubble_fraction),
+            "reason": closed.reason,
+            "view": closed.view,
+        },
+        "peak_activations": _peak(summary.peak_activations),
+        "costs": {
+            "forward": [_num(v) for v in problem.costs.forward],
+            "backward": [_num(v) for v in problem.costs.backward],
+            "weight": [_num(v) for v in problem.costs.weight] if problem.split_backward else None,
+            "comm_latency": _num(problem.network.latency),
+        },
+        "placement": list(pipeline.placement),
+        "devices": [
+            {
+                "device": stats.device,
+                "busy": _num(stats.busy),
+                "idle": _num(stats.idle),
+                "bubble_fraction": _num(stats.bubble_fraction),
+                "start": _num(stats.start),
+                "end": _num(stats.end),
+                "peak_activations": _peak(stats.peak_activations),
+                "idle_by_cause": {cause: _num(v) for cause, v in stats.idle_by_cause.items()},
+            }
+            for stats in summary.devices
+        ],
+    }
+
+
+def timeline_rows(report: Report) -> Iterable[dict[str, Any]]:
+    """Ops by device, each device's in the order it ran them."""
+    records = (record for ops in report.trace.ops_by_device() for record in ops)
+    for record in records:
+        yield {
+            "device": record.device,
+            "stage": record.stage,
+            "kind": record.kind.value,
+            "microbatch": record.microbatch,
+            "start": _num(record.start),
+            "end": _num(record.end),
+        }
+
+
+def write_json(report: Report, out: TextIO) -> None:
+    """Write the report as one JSON object; each timeline entry on its own line."""
+    head = json.dumps(header(report), separators=(", ", ": "))
+    out.write(head[:-1])
+    out.write(', "timeline": [')
+    for index, row in enumerate(timeline_rows(report)):
+        out.write(",\n  " if index else "\n  ")
+        out.write(json.dumps(row, separators=(", ", ": ")))
+    out.write("\n]}\n")

@@ -1,0 +1,40 @@
+"""Colors and glyphs shared by every renderer, so a forward looks the same everywhere."""
+
+from __future__ import annotations
+
+from pipesim.ops import Kind
+
+# Two shades per kind, alternating by microbatch, so that neighbouring ops of one kind stay
+# distinguishable in the chart.
+OP_STYLES: dict[Kind, tuple[str, str]] = {
+    Kind.F: ("bold white on #2f6db5", "bold white on #4a8bd6"),
+    Kind.B: ("bold black on #3fa34d", "bold black on #6cc46f"),
+    Kind.W: ("bold black on #d98a1e", "bold black on #f0aa4a"),
+}
+
+KIND_NAMES = {Kind.F: "forward", Kind.B: "backward", Kind.W: "weight grad"}
+
+# Fill glyphs for terminals without color (NO_COLOR, dumb terminals, plain-text tests).
+MONO_FILL = {Kind.F: "░", Kind.B: "▓", Kind.W: "▒"}
+ASCII_FILL = {Kind.F: "-", Kind.B: "=", Kind.W: "~"}
+
+PARTIAL = "dim"
+"""Style of a cell that is busy for less than half its time (many short ops squeezed)."""
+
+
+def op_style(kind: Kind, microbatch: int) -> str:
+    return OP_STYLES[kind][microbatch % 2]
+
+
+def percent(fraction: float) -> str:
+    return f"{100 * fraction:.1f}%"
+
+
+def ms(value: float) -> str:
+    """A duration for people: no trailing zeros, at most 3 decimals."""
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def activations(value: float) -> str:
+    return ms(value)

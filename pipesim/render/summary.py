@@ -1,0 +1,136 @@
+"""The summary under the chart: per-device figures, the closed form, and why the bubble is there."""
+
+from __future__ import annotations
+
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.table import Table
+from rich.text import Text
+
+from pipesim.analysis import Report
+from pipesim.metrics import IDLE_CAUSES
+from pipesim.render.style import activations, ms, percent
+
+_CAUSE_HEADERS = {
+    "warmup": "warm-up",
+    "wait_activation": "wait act.",
+    "wait_gradient": "wait grad.",
+    "drain": "drain",
+}
+
+
+class SummaryTable:
+    """Makespan, bubble per device and overall, idle time by cause, peak activations."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        report = self.report
+        summary = report.summary
+        table = Table(title=None, show_edge=False, header_style="bold", pad_edge=False)
+        table.add_column("device", justify="right")
+        table.add_column("busy ms", justify="right")
+        table.add_column("idle ms", justify="right")
+        table.add_column("bubble", justify="right")
+        for cause in IDLE_CAUSES:
+            table.add_column(_CAUSE_HEADERS[cause], justify="right", style="dim")
+        table.add_column("peak act.", justify="right")
+        for stats in summary.devices:
+            table.add_row(
+                str(stats.device),
+                ms(stats.busy),
+                ms(stats.idle),
+                percent(stats.bubble_fraction),
+                *(ms(stats.idle_by_cause[cause]) for cause in IDLE_CAUSES),
+                activations(stats.peak_activations),
+            )
+        table.add_section()
+        table.add_row(
+            "all",
+            ms(sum(s.busy for s in summary.devices)),
+            ms(sum(s.idle for s in summary.devices)),
+            percent(summary.bubble_fraction),
+            *(ms(sum(s.idle_by_cause[cause] for s in summary.devices)) for cause in IDLE_CAUSES),
+            activations(summary.peak_activations),
+            style="bold",
+        )
+        yield Group(table, *headline(report))
+
+
+def headline(report: Report) -> list[Text]:
+    """Makespan, measured bubble beside its closed form, and where the idle time comes from."""
+    summary = report.summary
+    lines = [
+        Text.assemble(
+            ("makespan ", "bold"),
+            f"{ms(summary.makespan)} ms   ",
+            ("bubble ", "bold"),
+            f"{percent(summary.bubble_fraction)} measured",
+        )
+    ]
+    closed = _closed_form_text(report)
+    if closed:
+        lines.append(Text.assemble(("closed form ", "bold"), closed))
+    total_idle = sum(stats.idle for stats in summary.devices)
+    if total_idle > 0:
+        lines.append(_where(report, total_idle))
+        lines.append(_why(report))
+    return lines
+
+
+def _where(report: Report, total_idle: float) -> Text:
+    """Idle time summed over devices, by cause."""
+    devices = report.summary.devices
+    parts = [
+        f"{_CAUSE_WORDS[cause]} {ms(sum(s.idle_by_cause[cause] for s in devices))} ms"
+        for cause in IDLE_CAUSES
+    ]
+    return Text.assemble(("idle ", "bold"), f"{ms(total_idle)} ms in all: ", " · ".join(parts))
+
+
+def _why(report: Report) -> Text:
+    """The reason for the bubble that this run's figures support."""
+    summary = report.summary
+    pipeline = report.trace.problem.pipeline
+    closed = report.closed_form
+    if closed is not None and closed.bubble_fraction is not None:
+        text = (
+            "with equal stages the bubble is the pipeline's fill and drain: the last device "
+            f"starts only once the first microbatch has crossed the {pipeline.devices - 1} "
+            "before it, the first device ends only once the last gradient has crossed back, "
+            "and a device with nothing it may run waits. It shrinks as m grows: "
+            f"{closed.formula}"
+        )
+        doubled = report.closed_form_at(2 * pipeline.microbatches)
+        if doubled is not None:
+            text += f" gives {percent(doubled)} at m={2 * pipeline.microbatches}."
+        return Text.assemble(("why: ", "bold"), text)
+    busiest = max(summary.devices, key=lambda s: s.busy)
+    share = busiest.busy / summary.makespan if summary.makespan > 0 else 0.0
+    text = (
+        f"device {busiest.device} is the busiest ({ms(busiest.busy)} ms, "
+        f"{percent(share)} of the makespan); "
+    )
+    if not report.trace.problem.costs.uniform:
+        text += "with uneven stages the slowest one sets the pace and the others wait for it"
+    else:
+        text += "messages between devices take time, and devices wait for them"
+    return Text.assemble(("why: ", "bold"), text + ".")
+
+
+_CAUSE_WORDS = {
+    "warmup": "warm-up",
+    "wait_activation": "waiting for activations",
+    "wait_gradient": "waiting for gradients",
+    "drain": "drain",
+}
+
+
+def _closed_form_text(report: Report) -> str:
+    closed = report.closed_form
+    if closed is None:
+        return ""
+    if closed.bubble_fraction is None:
+        return f"{closed.formula} does not apply ({closed.reason})"
+    view = f" (of the {closed.view})" if closed.view != "makespan" else ""
+    return f"{closed.formula} = {percent(closed.bubble_fraction)}{view}"

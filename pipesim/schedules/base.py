@@ -1,0 +1,126 @@
+"""The policy interface: what every schedule implements, static or dynamic.
+
+A policy answers, for one device at one moment, "what next?". It never sees SimPy or channels:
+it gets a `DeviceView` that says which ops' inputs have arrived, and hands back an op (the
+device then waits for that op's inputs, and the wait is bubble) or None when the device is done.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import ClassVar, NamedTuple, Protocol
+
+from pipesim.errors import PolicyError
+from pipesim.ops import Op
+from pipesim.problem import Pipeline, Problem, round_robin_placement
+
+
+class DeviceView(Protocol):
+    """What a policy may look at when it decides a device's next op."""
+
+    device: int
+
+    @property
+    def now(self) -> float: ...
+
+    def inputs_ready(self, op: Op) -> bool:
+        """Whether every input `op` needs has reached this device."""
+        ...
+
+
+class DeviceProgram(Protocol):
+    """One device's decisions. Called once per op; returns None when the device has finished."""
+
+    def next_op(self, view: DeviceView) -> Op | None: ...
+
+
+class ClosedForm(NamedTuple):
+    """A schedule's textbook bubble fraction, and whether its assumptions hold here."""
+
+    formula: str
+    bubble_fraction: float | None
+    """The formula's value, or None where its assumptions do not hold (see `reason`)."""
+    reason: str | None = None
+    view: str = "makespan"
+    """Which measured figure it predicts: "makespan" (synchronized step) or "span"."""
+
+    @classmethod
+    def evaluate(
+        cls, problem: Problem, formula: str, value: float, view: str = "makespan"
+    ) -> ClosedForm:
+        """`value` if the textbook conditions hold for `problem`, else the reason they do not."""
+        reason = textbook_conditions(problem)
+        return cls(formula, None if reason else value, reason, view)
+
+
+class Policy(ABC):
+    """A pipeline schedule. Subclasses set the class attributes and implement `programs`."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    """One line for `pipesim policies`."""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    """Other names accepted on the command line (PyTorch's class names, for instance)."""
+    split_backward: ClassVar[bool] = False
+    """Whether the backward runs as separate B (input gradient) and W (weight gradient) ops."""
+    max_chunks: ClassVar[int | None] = 1
+    """How many model chunks a device may hold (None: any number)."""
+
+    def placement(self, devices: int, chunks: int) -> tuple[int, ...]:
+        """Which device holds each stage."""
+        return round_robin_placement(devices, chunks)
+
+    def check(self, devices: int, chunks: int, microbatches: int) -> None:
+        """Raise `PolicyError` if this schedule cannot run the configuration."""
+        if self.max_chunks is not None and chunks > self.max_chunks:
+            raise PolicyError(
+                f"policy {self.name!r} places one chunk per device; got --chunks {chunks}"
+            )
+
+    @abstractmethod
+    def programs(self, problem: Problem) -> list[DeviceProgram]:
+        """One program per device, in device order."""
+
+    def closed_form(self, problem: Problem) -> ClosedForm | None:
+        """The textbook bubble fraction for `problem`, or None if the schedule has none."""
+        return None
+
+
+class OrderedProgram:
+    """A device program that follows a fixed list of ops, whatever has arrived."""
+
+    __slots__ = ("_ops",)
+
+    def __init__(self, ops: Sequence[Op]) -> None:
+        self._ops: Iterator[Op] = iter(ops)
+
+    def next_op(self, view: DeviceView) -> Op | None:
+        return next(self._ops, None)
+
+
+class StaticPolicy(Policy):
+    """A schedule given as a fixed op order per device (GPipe, 1F1B, a CSV file...)."""
+
+    @abstractmethod
+    def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
+        """Each device's ops, in the order it runs them."""
+
+    def programs(self, problem: Problem) -> list[DeviceProgram]:
+        return [OrderedProgram(order) for order in self.device_orders(problem.pipeline)]
+
+
+def textbook_conditions(problem: Problem) -> str | None:
+    """Why the usual closed forms do not apply to `problem`, or None if they do: they assume
+    every stage costs the same and messages are free."""
+    if not problem.costs.uniform:
+        return "stages are uneven"
+    if problem.network.latency > 0:
+        return "communication takes time"
+    return None
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise the one-line `PolicyError` a violated constraint deserves."""
+    if not condition:
+        raise PolicyError(message)

@@ -1,0 +1,38 @@
+"""1F1B (PipeDream-Flush), as Megatron-LM runs it without interleaving.
+
+Source: Narayanan et al., "Memory-Efficient Pipeline-Parallel DNN Training" (PipeDream-2BW /
+PipeDream-Flush), ICML 2021, section 3; Megatron-LM's
+`forward_backward_pipelining_without_interleaving`. Device i runs min(p-1-i, m) warm-up
+forwards, then alternates one forward and one backward, then drains the remaining backwards.
+
+Closed form (equal stages, free messages): the same bubble as GPipe, (p-1)/(m+p-1), but device i
+holds at most min(p-i, m) activations instead of m.
+"""
+
+from __future__ import annotations
+
+from pipesim.ops import Kind, Op
+from pipesim.problem import Pipeline, Problem
+from pipesim.schedules.base import ClosedForm, StaticPolicy
+
+
+class OneFOneB(StaticPolicy):
+    name = "1f1b"
+    summary = "PipeDream-Flush: warm-up forwards, then one forward / one backward; peak p-i"
+    aliases = ("pipedream-flush", "Schedule1F1B")
+
+    def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
+        p, m = pipeline.devices, pipeline.microbatches
+        orders = []
+        for device, (stage,) in enumerate(pipeline.stages_by_device):
+            warmup = min(p - 1 - device, m)
+            order = [Op(Kind.F, stage, mb) for mb in range(warmup)]
+            for k in range(m - warmup):
+                order += [Op(Kind.F, stage, warmup + k), Op(Kind.B, stage, k)]
+            order += [Op(Kind.B, stage, mb) for mb in range(m - warmup, m)]
+            orders.append(order)
+        return orders
+
+    def closed_form(self, problem: Problem) -> ClosedForm:
+        p, m = problem.pipeline.devices, problem.pipeline.microbatches
+        return ClosedForm.evaluate(problem, "(p-1)/(m+p-1)", (p - 1) / (m + p - 1))

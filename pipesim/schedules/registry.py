@@ -1,0 +1,32 @@
+"""Name -> policy. A new schedule is a new module plus one line in `_POLICIES`."""
+
+from __future__ import annotations
+
+from pipesim.errors import PolicyError
+from pipesim.schedules.base import Policy
+from pipesim.schedules.gpipe import GPipe
+from pipesim.schedules.one_f_one_b import OneFOneB
+
+_POLICIES: tuple[type[Policy], ...] = (GPipe, OneFOneB)
+
+
+def registered_policies() -> list[Policy]:
+    """One instance of every registered policy, in registry order."""
+    return [cls() for cls in _POLICIES]
+
+
+def _lookup_table() -> dict[str, type[Policy]]:
+    table: dict[str, type[Policy]] = {}
+    for cls in _POLICIES:
+        for key in (cls.name, *cls.aliases):
+            table[key.lower()] = cls
+    return table
+
+
+def get_policy(name: str) -> Policy:
+    """The policy registered under `name` or one of its aliases, case-insensitive."""
+    cls = _lookup_table().get(name.strip().lower())
+    if cls is None:
+        known = ", ".join(policy.name for policy in registered_policies())
+        raise PolicyError(f"unknown policy {name!r}; known policies: {known}")
+    return cls()

@@ -1,0 +1,56 @@
+"""A channel: one direction of the link between two devices.
+
+A message occupies the link for its transfer time, one message at a time, first come first
+served: a message handed over while the link is busy queues behind the ones before it. Since
+service is FIFO and each transfer time is known when the message is handed over, the channel
+computes when the link frees up instead of running a server process: one SimPy timeout per
+message, O(1) per send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import simpy
+
+from pipesim.ops import Op
+from pipesim.trace import TransferRecord
+
+
+class Channel:
+    """The link from device `src` to device `dst`; calls `deliver(key)` when a message arrives."""
+
+    __slots__ = ("_deliver", "_env", "_free_at", "_records", "dst", "src", "transfer_time")
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        src: int,
+        dst: int,
+        transfer_time: float,
+        deliver: Callable[[int], None],
+        records: list[TransferRecord],
+    ) -> None:
+        self._env = env
+        self.src = src
+        self.dst = dst
+        self.transfer_time = transfer_time
+        self._deliver = deliver
+        self._records = records
+        self._free_at = 0.0
+
+    def send(self, producer: Op, key: int) -> simpy.Event | None:
+        """Hand over the output of `producer`; return the event of its arrival, or None if it
+        arrived at once (a free link with zero transfer time)."""
+        now = self._env.now
+        start = max(now, self._free_at)
+        end = start + self.transfer_time
+        self._free_at = end
+        kind, stage, mb = producer
+        self._records.append(TransferRecord(self.src, self.dst, stage, kind, mb, now, start, end))
+        if end == now:
+            self._deliver(key)
+            return None
+        arrival = self._env.timeout(end - now)
+        arrival.callbacks.append(lambda _event: self._deliver(key))
+        return arrival

@@ -1,0 +1,99 @@
+"""Settings from TOML files and flags: what is accepted, and the one-line errors for the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipesim import ConfigError, PolicyError, Settings, build_problem, get_policy, load_settings
+from pipesim.config import parse_cost_list
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    return path
+
+
+def test_toml_with_lists_strings_and_numbers(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        'policy = "gpipe"\nstages = 4\nmicrobatches = 6\nforward = [1, 1, 1.5, 2]\n'
+        'backward = "2,2,3,4"\ncomm_latency = 0.25\n',
+    )
+    settings = load_settings(path)
+    assert settings == Settings(
+        policy="gpipe",
+        stages=4,
+        microbatches=6,
+        forward=(1.0, 1.0, 1.5, 2.0),
+        backward=(2.0, 2.0, 3.0, 4.0),
+        comm_latency=0.25,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("stages = 4\nwidth = 3\n", "unknown key 'width'"),
+        ("stages = [4\n", "is not valid TOML"),
+        ("stages = 2.5\n", "stages must be a whole number"),
+        ("stages = true\n", "stages must be a whole number"),
+        ("forward = -1\n", "forward must be a finite number >= 0"),
+        ("forward = nan\n", "forward must be a finite number >= 0, got nan"),
+        ("forward = [1, 'x']\n", "'x' is not a number"),
+        ("forward = []\n", "empty list"),
+        ("comm_latency = [1, 2]\n", "must be one number"),
+        ("policy = 3\n", "policy must be a string"),
+    ],
+)
+def test_malformed_toml_is_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")) as caught:
+        load_settings(_write(tmp_path, text))
+    assert "\n" not in str(caught.value)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize("text", ["1,,2", "a", "1;2", "inf", "-0.5"])
+def test_bad_cost_lists(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_cost_list("forward", text)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"stages": 0}, "stages must be at least 1"),
+        ({"microbatches": -3}, "microbatches must be at least 1"),
+        ({"forward": (1.0, 2.0)}, "forward has 2 values; expected 1 or 4"),
+        ({"comm_latency": float("inf")}, "comm_latency must be a finite number"),
+        ({"weight": (3.0,)}, "weight .* exceeds backward"),
+    ],
+)
+def test_build_problem_rejects(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_problem(Settings().replace(**changes), get_policy("1f1b"))
+
+
+def test_one_chunk_policies_reject_chunks() -> None:
+    with pytest.raises(PolicyError, match="one chunk per device"):
+        build_problem(Settings(chunks=2), get_policy("1f1b"))
+
+
+def test_per_device_costs_are_kept_per_stage() -> None:
+    problem = build_problem(Settings(forward=(1.0, 1.0, 1.5, 2.0)), get_policy("gpipe"))
+    assert problem.costs.forward == (1.0, 1.0, 1.5, 2.0)
+    assert problem.costs.backward == (2.0,) * 4
+    assert problem.costs.weight == (1.0,) * 4
+
+
+def test_policy_names_are_case_insensitive_and_accept_aliases() -> None:
+    assert get_policy("GPipe").name == "gpipe"
+    assert get_policy("Schedule1F1B").name == "1f1b"
+    with pytest.raises(PolicyError, match=r"unknown policy 'zz'; known policies: .*1f1b"):
+        get_policy("zz")

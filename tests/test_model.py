@@ -1,0 +1,62 @@
+"""The SimPy model against timelines computed by hand: uneven stages, latency, link queueing."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipesim import Kind, assert_valid
+from tests.conftest import simulate_settings
+
+
+def _times(report: object, device: int) -> list[tuple[str, float, float]]:
+    ops = report.trace.ops_by_device()[device]  # type: ignore[attr-defined]
+    return [(f"{r.kind}{r.microbatch}", r.start, r.end) for r in ops]
+
+
+def test_uneven_stages_with_latency_by_hand() -> None:
+    # 1F1B, p=2, m=2: device 0 runs F0 F1 B0 B1, device 1 runs F0 B0 F1 B1. Messages take 0.5 ms
+    # and queue on their link: F1's activation is handed over at 2.0 and arrives at 2.5.
+    report = simulate_settings(
+        policy="1f1b", stages=2, microbatches=2, forward=[1, 2], backward=[2, 3], comm_latency=0.5
+    )
+    assert _times(report, 0) == [("F0", 0, 1), ("F1", 1, 2), ("B0", 7, 9), ("B1", 12, 14)]
+    assert _times(report, 1) == [
+        ("F0", 1.5, 3.5),
+        ("B0", 3.5, 6.5),
+        ("F1", 6.5, 8.5),
+        ("B1", 8.5, 11.5),
+    ]
+    dev0, dev1 = report.summary.devices
+    assert report.summary.makespan == 14
+    assert (dev0.busy, dev0.idle, dev1.busy, dev1.idle) == (6, 8, 10, 4)
+    assert dev0.idle_by_cause == {"warmup": 0, "wait_activation": 0, "wait_gradient": 8, "drain": 0}
+    assert dev1.idle_by_cause == {
+        "warmup": 1.5,
+        "wait_activation": 0,
+        "wait_gradient": 0,
+        "drain": 2.5,
+    }
+    assert (dev0.peak_activations, dev1.peak_activations) == (2, 1)
+    assert_valid(report.trace)
+
+
+def test_back_to_back_messages_queue_on_their_link() -> None:
+    # GPipe, p=2, m=4, F=0.1, B=0.2, 1 ms per message: activations leave device 0 at 0.1..0.4
+    # but the link carries one at a time, so they arrive at 1.1, 2.1, 3.1, 4.1; the gradients
+    # likewise, and device 0's last backward ends at 8.6.
+    report = simulate_settings(
+        policy="gpipe", stages=2, microbatches=4, forward=0.1, backward=0.2, comm_latency=1.0
+    )
+    arrivals = [t.end for t in report.trace.transfers if t.kind is Kind.F]
+    assert arrivals == pytest.approx([1.1, 2.1, 3.1, 4.1])
+    assert report.summary.makespan == pytest.approx(8.6)
+    queued = [t.start - t.queued for t in report.trace.transfers if t.kind is Kind.F]
+    assert queued == pytest.approx([0.0, 0.9, 1.8, 2.7])
+    assert_valid(report.trace)
+
+
+def test_single_device_pipeline_has_no_bubble_and_no_messages() -> None:
+    report = simulate_settings(policy="1f1b", stages=1, microbatches=5, comm_latency=3.0)
+    assert report.summary.makespan == pytest.approx(15.0)
+    assert report.summary.bubble_fraction == 0
+    assert report.trace.transfers == []

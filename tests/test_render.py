@@ -1,0 +1,77 @@
+"""The Gantt chart and summary, rendered into fixed-width consoles."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipesim.render import GanttChart, SummaryTable
+from pipesim.render.gantt import chart_scale
+from tests.conftest import simulate_settings
+
+
+def _render(renderable: object, width: int = 100, color: str | None = None) -> str:
+    from rich.console import Console
+
+    console = Console(width=width, file=io.StringIO(), color_system=color)  # type: ignore[arg-type]
+    console.print(renderable)
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def _rows(text: str) -> dict[int, str]:
+    rows = {}
+    for line in text.splitlines():
+        match = re.match(r"dev (\d+) +│(.*)", line)
+        if match:
+            rows[int(match.group(1))] = match.group(2)
+    return rows
+
+
+def test_idle_warmup_is_empty_and_ops_fill_their_time() -> None:
+    report = simulate_settings(policy="1f1b", stages=4, microbatches=8)
+    text = _render(GanttChart(report.trace), width=120)
+    rows = _rows(text)
+    assert sorted(rows) == [0, 1, 2, 3]
+    per_ms = chart_scale(report.summary.makespan, 120 - 6 - 1 - 8)
+    assert per_ms == int(per_ms)  # whole columns per ms at this width
+    for device, row in rows.items():
+        # device d waits d forwards (1 ms each) for the first activation: blank columns
+        assert len(row) - len(row.lstrip(" ")) == device * per_ms
+        assert "░" in row and "▓" in row  # forwards and backwards, drawn without color
+    assert f"1 col = {1 / per_ms:.3f}".rstrip("0").rstrip(".") in text
+    assert "0" in text.splitlines()[-2] and "30" in text.splitlines()[-2]  # time axis labels
+
+
+def test_color_chart_uses_distinct_colors_for_forward_and_backward() -> None:
+    report = simulate_settings(policy="gpipe", stages=2, microbatches=2)
+    text = _render(GanttChart(report.trace), color="truecolor")
+    assert "48;2;47;109;181" in text  # forward background
+    assert "48;2;63;163;77" in text  # backward background
+
+
+@given(p=st.integers(1, 12), m=st.integers(1, 150), width=st.integers(40, 200))
+def test_rows_never_wrap(p: int, m: int, width: int) -> None:
+    report = simulate_settings(policy="1f1b", stages=p, microbatches=m, forward=0.37)
+    text = _render(GanttChart(report.trace), width=width)
+    lines = text.splitlines()
+    assert all(len(line) <= width for line in lines)
+    assert len(_rows(text)) == p
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_summary_table_has_every_device_and_the_closed_form(width: int) -> None:
+    report = simulate_settings(policy="gpipe", stages=3, microbatches=4, backward=1)
+    text = _render(SummaryTable(report), width=width)
+    assert "bubble 33.3% measured" in text
+    assert "closed form (p-1)/(m+p-1) = 33.3%" in text
+    table_rows = [line.split("│")[0].strip() for line in text.splitlines() if "│" in line]
+    assert table_rows == ["0", "1", "2", "all"]
+
+
+def test_summary_explains_when_the_closed_form_does_not_apply() -> None:
+    report = simulate_settings(policy="1f1b", stages=4, microbatches=4, forward=[1, 1, 1.5, 2])
+    assert "does not apply (stages are uneven)" in _render(SummaryTable(report), width=160)
