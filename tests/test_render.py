@@ -8,6 +8,7 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.console import Console
 
 from pipesim.render import GanttChart, SummaryTable
 from pipesim.render.gantt import chart_scale
@@ -15,11 +16,10 @@ from tests.conftest import simulate_settings
 
 
 def _render(renderable: object, width: int = 100, color: str | None = None) -> str:
-    from rich.console import Console
-
-    console = Console(width=width, file=io.StringIO(), color_system=color)  # type: ignore[arg-type]
+    out = io.StringIO()
+    console = Console(width=width, file=out, color_system=color)  # type: ignore[arg-type]
     console.print(renderable)
-    return console.file.getvalue()  # type: ignore[attr-defined]
+    return out.getvalue()
 
 
 def _rows(text: str) -> dict[int, str]:
