@@ -6,6 +6,7 @@ that can never finish); nothing here computes a figure.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from enum import StrEnum
@@ -18,9 +19,11 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from pipesim.analysis import run as run_settings
+from pipesim.compare import compare as compare_policies
 from pipesim.config import Settings, load_settings, parse_cost_list
-from pipesim.errors import ConfigError, PipesimError
+from pipesim.errors import PipesimError
 from pipesim.render import GanttChart, SummaryTable, write_json
+from pipesim.render.compare_table import ComparisonTable, comparison_rows
 from pipesim.schedules.registry import registered_policies
 
 
@@ -75,65 +78,84 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-def _costs(name: str, text: str | None) -> tuple[float, ...] | None:
-    return None if text is None else parse_cost_list(name, text)
+# The options every simulating command shares. Defaults are None so that a TOML file's values
+# stand unless a flag was given; the real defaults live in `Settings`.
+Stages = Annotated[
+    int | None, typer.Option("-p", "--stages", help="Pipeline devices p. [default: 4]")
+]
+Microbatches = Annotated[
+    int | None, typer.Option("-m", "--microbatches", help="Microbatches m. [default: 8]")
+]
+Chunks = Annotated[
+    int | None,
+    typer.Option(
+        "-v", "--chunks", help="Model chunks per device, for interleaved schedules. [default: 2]"
+    ),
+]
+Forward = Annotated[
+    str | None,
+    typer.Option(help="Forward ms per microbatch: one value, one per device or one per stage."),
+]
+Backward = Annotated[
+    str | None,
+    typer.Option(help="Whole backward ms (input + weight gradient) per microbatch. [default: 2]"),
+]
+Weight = Annotated[
+    str | None,
+    typer.Option(
+        help="Weight-gradient part of the backward, for split-backward schedules. "
+        "[default: backward / 2]"
+    ),
+]
+CommLatency = Annotated[
+    float | None, typer.Option(help="Milliseconds a message between devices takes. [default: 0]")
+]
+Config = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML file with these settings; flags override it."),
+]
+Format = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="text: tables and charts; json: data.")
+]
 
 
-def _settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
+def _settings(config: Path | None, **flags: Any) -> Settings:
     """The file's settings (if any) with every flag the user gave on top."""
     base = load_settings(config) if config is not None else Settings()
-    given = {key: value for key, value in overrides.items() if value is not None}
-    return base.replace(**given)
+    for name in ("forward", "backward", "weight"):
+        if flags.get(name) is not None:
+            flags[name] = parse_cost_list(name, flags[name])
+    return base.replace(**{key: value for key, value in flags.items() if value is not None})
 
 
 @app.command()
 def run(
     policy: Annotated[
-        str | None, typer.Option("--policy", help="Schedule to simulate (see `pipesim policies`).")
-    ] = None,
-    stages: Annotated[
-        int | None, typer.Option("-p", "--stages", help="Pipeline devices p.  [default: 4]")
-    ] = None,
-    microbatches: Annotated[
-        int | None, typer.Option("-m", "--microbatches", help="Microbatches m.  [default: 8]")
-    ] = None,
-    forward: Annotated[
         str | None,
-        typer.Option(
-            help="Forward ms per microbatch: one value or one per device (1,1,1.5,2). [default: 1]"
-        ),
+        typer.Option(help="Schedule to simulate (see `pipesim policies`). [default: 1f1b]"),
     ] = None,
-    backward: Annotated[
-        str | None,
-        typer.Option(
-            help="Whole backward ms per microbatch: one value or one per device.  [default: 2]"
-        ),
-    ] = None,
-    comm_latency: Annotated[
-        float | None,
-        typer.Option(help="Milliseconds a message between devices takes.  [default: 0]"),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", help="TOML file with these settings; flags override it."),
-    ] = None,
-    output_format: Annotated[
-        OutputFormat,
-        typer.Option("--format", "-f", help="text: chart and summary; json: one object."),
-    ] = OutputFormat.text,
+    stages: Stages = None,
+    microbatches: Microbatches = None,
+    chunks: Chunks = None,
+    forward: Forward = None,
+    backward: Backward = None,
+    weight: Weight = None,
+    comm_latency: CommLatency = None,
+    config: Config = None,
+    output_format: Format = OutputFormat.text,
 ) -> None:
     """Simulate one training step and show its timeline, bubbles and activation memory."""
     try:
         settings = _settings(
             config,
-            {
-                "policy": policy,
-                "stages": stages,
-                "microbatches": microbatches,
-                "forward": _costs("forward", forward),
-                "backward": _costs("backward", backward),
-                "comm_latency": comm_latency,
-            },
+            policy=policy,
+            stages=stages,
+            microbatches=microbatches,
+            chunks=chunks,
+            forward=forward,
+            backward=backward,
+            weight=weight,
+            comm_latency=comm_latency,
         )
         report = run_settings(settings)
     except PipesimError as error:
@@ -146,11 +168,59 @@ def run(
     pipeline = report.trace.problem.pipeline
     console.print(
         f"[bold]{report.trace.policy}[/]  p={pipeline.devices}  m={pipeline.microbatches}"
-        + (f"  v={pipeline.chunks}" if pipeline.chunks > 1 else "")
+        + (f"  v={pipeline.chunks}" if pipeline.chunks > 1 else ""),
+        highlight=False,
     )
     console.print(GanttChart(report.trace))
     console.print()
     console.print(SummaryTable(report))
+
+
+@app.command()
+def compare(
+    policies: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated policies to compare. [default: every registered one]"),
+    ] = None,
+    stages: Stages = None,
+    microbatches: Microbatches = None,
+    chunks: Chunks = None,
+    forward: Forward = None,
+    backward: Backward = None,
+    weight: Weight = None,
+    comm_latency: CommLatency = None,
+    config: Config = None,
+    output_format: Format = OutputFormat.text,
+) -> None:
+    """Run several schedules on the same costs and say which one to use."""
+    names = [name.strip() for name in policies.split(",") if name.strip()] if policies else None
+    try:
+        settings = _settings(
+            config,
+            stages=stages,
+            microbatches=microbatches,
+            chunks=chunks,
+            forward=forward,
+            backward=backward,
+            weight=weight,
+            comm_latency=comm_latency,
+        )
+        rows = compare_policies(settings, names)
+    except PipesimError as error:
+        _fail(str(error), error.exit_code)
+        return
+    if output_format is OutputFormat.json:
+        json.dump(comparison_rows(rows), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return
+    console = Console()
+    console.print(
+        f"[bold]compare[/]  p={settings.stages}  m={settings.microbatches}  "
+        f"F={','.join(map(str, settings.forward))}  B={','.join(map(str, settings.backward))}"
+        + (f"  latency={settings.comm_latency} ms" if settings.comm_latency else ""),
+        highlight=False,
+    )
+    console.print(ComparisonTable(rows))
 
 
 @app.command()
@@ -168,6 +238,3 @@ def policies() -> None:
 def main() -> None:
     """Console-script entry point."""
     app()
-
-
-__all__ = ["ConfigError", "app", "main"]

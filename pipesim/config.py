@@ -29,8 +29,9 @@ class Settings:
     stages: int = 4
     """Pipeline-parallel size p: the number of devices."""
     microbatches: int = 8
-    chunks: int = 1
-    """Model chunks per device (v); policies that place one chunk per device need 1."""
+    chunks: int | None = None
+    """Model chunks per device (v); None lets the policy decide (1, or 2 for those that
+    interleave or fold the pipeline into a V)."""
     forward: tuple[float, ...] = (1.0,)
     backward: tuple[float, ...] = (2.0,)
     weight: tuple[float, ...] | None = None
@@ -116,17 +117,18 @@ def build_problem(settings: Settings, policy: Policy) -> Problem:
     """Validate `settings` and resolve them into the problem `policy` will run."""
     for name in _INT_KEYS:
         value = getattr(settings, name)
-        if value < 1:
+        if value is not None and value < 1:
             raise ConfigError(f"{name} must be at least 1, got {value}")
     latency = settings.comm_latency
     if not math.isfinite(latency) or latency < 0:
         raise ConfigError(f"comm_latency must be a finite number >= 0, got {latency!r}")
-    policy.check(settings.stages, settings.chunks, settings.microbatches)
+    chunks = policy.resolve_chunks(settings.chunks)
+    policy.check(settings.stages, chunks, settings.microbatches)
     pipeline = Pipeline(
         devices=settings.stages,
-        chunks=settings.chunks,
+        chunks=chunks,
         microbatches=settings.microbatches,
-        placement=policy.placement(settings.stages, settings.chunks),
+        placement=policy.placement(settings.stages, chunks),
     )
     forward = stage_costs("forward", settings.forward, pipeline)
     backward = stage_costs("backward", settings.backward, pipeline)

@@ -17,6 +17,11 @@ class ConfigError(PipesimError):
     """A setting is malformed, out of range or inconsistent with another setting."""
 
 
+class CostShapeError(ConfigError):
+    """A cost list's length fits neither the devices nor the stages of this placement (it may
+    fit another policy's)."""
+
+
 class PolicyError(PipesimError):
     """A policy is unknown, or the configuration violates one of its constraints."""
 

@@ -47,6 +47,19 @@ class Summary:
     def peak_activations(self) -> float:
         return max((stats.peak_activations for stats in self.devices), default=0.0)
 
+    @property
+    def span(self) -> float:
+        """The longest device span, first op to last: what limits throughput when the next
+        step may start on a device as soon as it is free (no synchronized optimizer step)."""
+        return max((stats.end - stats.start for stats in self.devices), default=0.0)
+
+    @property
+    def span_bubble_fraction(self) -> float:
+        """(span - the busiest device's busy time) / span."""
+        span = self.span
+        busiest = max((stats.busy for stats in self.devices), default=0.0)
+        return (span - busiest) / span if span > 0 else 0.0
+
 
 def summarize(trace: Trace) -> Summary:
     makespan = trace.makespan

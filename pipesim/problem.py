@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from pipesim.errors import ConfigError
+from pipesim.errors import ConfigError, CostShapeError
 from pipesim.ops import Kind, Op
 
 
@@ -44,6 +44,12 @@ class Pipeline:
 def round_robin_placement(devices: int, chunks: int) -> tuple[int, ...]:
     """Stage s on device s mod p: plain pipelines (v=1) and looped/interleaved ones."""
     return tuple(stage % devices for stage in range(devices * chunks))
+
+
+def v_shape_placement(devices: int) -> tuple[int, ...]:
+    """Two chunks per device in a V: device d holds stages d and 2p-1-d, so the last stage
+    sits on device 0 next to the first (ZB-V, DualPipeV)."""
+    return tuple(s if s < devices else 2 * devices - 1 - s for s in range(2 * devices))
 
 
 @dataclass(frozen=True)
@@ -118,4 +124,4 @@ def stage_costs(name: str, values: Sequence[float], pipeline: Pipeline) -> tuple
     expected = f"1 or {p} (one per device)"
     if stages != p:
         expected += f" or {stages} (one per stage)"
-    raise ConfigError(f"{name} has {len(values)} values; expected {expected}")
+    raise CostShapeError(f"{name} has {len(values)} values; expected {expected}")

@@ -122,3 +122,78 @@ def test_bad_toml_is_one_line_and_exit_2(tmp_path: Path, text: str) -> None:
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert str(config) in result.stderr
+
+
+def test_compare_prints_every_policy_and_a_verdict() -> None:
+    result = runner.invoke(app, ["compare", "-p", "8", "-m", "32"], terminal_width=140)
+    assert result.exit_code == 0, result.output
+    for policy in (
+        "gpipe",
+        "1f1b",
+        "interleaved",
+        "looped-bfs",
+        "zb-h1",
+        "zb-h2",
+        "zb-v",
+        "interleaved-zb",
+        "dualpipe-v",
+    ):
+        assert any(line.startswith(policy + " ") for line in result.output.splitlines()), policy
+    assert "fastest: " in result.output
+
+
+def test_compare_json_rows_and_constraint_rows() -> None:
+    result = runner.invoke(
+        app, ["compare", "-p", "4", "-m", "6", "--policies", "gpipe,1f1b,dualpipe-v", "-f", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [row["policy"] for row in rows] == ["gpipe", "1f1b", "dualpipe-v"]
+    assert rows[0]["speedup_over_gpipe"] == 1.0
+    assert rows[1]["peak_activations"] == 4 and rows[0]["peak_activations"] == 6
+    assert rows[2]["error"] == "dualpipe-v needs m >= 2p microbatches (m=6, p=4)"
+
+
+def test_compare_with_unknown_policy_is_exit_2() -> None:
+    result = runner.invoke(app, ["compare", "--policies", "gpipe,nope"])
+    assert result.exit_code == 2
+    assert "unknown policy 'nope'" in result.stderr
+
+
+def test_run_split_backward_json_has_w_ops_span_and_chunks() -> None:
+    result = runner.invoke(
+        app,
+        ["run", "--policy", "ZBVZeroBubble", "-p", "2", "-m", "4", "--weight", "0.5", "-f", "json"],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["policy"] == "zb-v" and data["chunks"] == 2 and data["split_backward"] is True
+    kinds = [row["kind"] for row in data["timeline"]]
+    assert kinds.count("W") == kinds.count("B") == kinds.count("F") == 2 * 2 * 4
+    assert data["span"] <= data["makespan"]
+    assert {"start", "end"} <= set(data["devices"][0])
+
+
+def test_run_chart_shows_w_and_the_span_view() -> None:
+    result = runner.invoke(
+        app, ["run", "--policy", "zb-h2", "-p", "4", "-m", "8"], terminal_width=120
+    )
+    assert result.exit_code == 0, result.output
+    assert "weight grad" in result.output
+    assert "span 24 ms" in result.output and "span bubble 0.0%" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--policy", "1f1b", "-v", "2"], "places 1 chunk(s) per device; got --chunks 2"),
+        (["--policy", "interleaved", "-m", "9", "-v", "2"], "equal rounds"),
+        (["--policy", "zb-h1", "--weight", "5"], "weight (5 ms) exceeds backward (2 ms)"),
+        (["--policy", "interleaved", "-v", "0"], "chunks must be at least 1"),
+    ],
+)
+def test_schedule_constraints_are_one_line_exit_2(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["run", *args])
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr

@@ -81,7 +81,7 @@ def test_build_problem_rejects(changes: dict[str, object], message: str) -> None
 
 
 def test_one_chunk_policies_reject_chunks() -> None:
-    with pytest.raises(PolicyError, match="one chunk per device"):
+    with pytest.raises(PolicyError, match=r"places 1 chunk\(s\) per device; got --chunks 2"):
         build_problem(Settings(chunks=2), get_policy("1f1b"))
 
 

@@ -44,10 +44,11 @@ class GanttChart:
         columns = min(available, math.ceil(makespan * scale - 1e-9)) if scale > 0 else available
         mono = console.no_color or console.color_system is None
         fill = ASCII_FILL if options.ascii_only else MONO_FILL
+        chunk_of = _chunk_index(trace)
         for device, ops in enumerate(by_device):
             row = Text(f"dev {device}".ljust(label_width), style="bold")
             row.append("│", style="dim")
-            row.append_text(_device_row(ops, columns, scale, fill if mono else None))
+            row.append_text(_device_row(ops, columns, scale, fill if mono else None, chunk_of))
             busy = sum(record.end - record.start for record in ops)
             idle = 1 - busy / makespan if makespan > 0 else 0.0
             row.append(f" {percent(idle):>6}", style="dim")
@@ -57,8 +58,26 @@ class GanttChart:
         yield _legend(trace, scale, fill if mono else None)
 
 
+def _chunk_index(trace: Trace) -> list[int] | None:
+    """For devices holding several chunks, each stage's position on its device (it picks the
+    op's shade, so that chunks stand apart); None for one chunk per device (shade by
+    microbatch, so that neighbouring ops stand apart)."""
+    pipeline = trace.problem.pipeline
+    if pipeline.chunks == 1:
+        return None
+    index = [0] * pipeline.num_stages
+    for stages in pipeline.stages_by_device:
+        for position, stage in enumerate(stages):
+            index[stage] = position
+    return index
+
+
 def _device_row(
-    ops: list[OpRecord], columns: int, scale: float, fill: dict[Kind, str] | None
+    ops: list[OpRecord],
+    columns: int,
+    scale: float,
+    fill: dict[Kind, str] | None,
+    chunk_of: list[int] | None,
 ) -> Text:
     """The cells of one device: each owned by the op that covers most of its time slice."""
     owner: list[int] = [-1] * columns
@@ -84,13 +103,15 @@ def _device_row(
         if index < 0:
             text.append(" " * (run_end - cell))
         else:
-            _append_op_run(text, ops[index], covered[cell:run_end], fill)
+            record = ops[index]
+            shade = record.microbatch if chunk_of is None else chunk_of[record.stage]
+            _append_op_run(text, record, covered[cell:run_end], fill, shade)
         cell = run_end
     return text
 
 
 def _append_op_run(
-    text: Text, record: OpRecord, covered: list[float], fill: dict[Kind, str] | None
+    text: Text, record: OpRecord, covered: list[float], fill: dict[Kind, str] | None, shade: int
 ) -> None:
     """Cells owned by one op: its microbatch as a label if it fits, faint if mostly idle."""
     width = len(covered)
@@ -101,7 +122,7 @@ def _append_op_run(
     label = str(record.microbatch)
     pad = fill[record.kind] if fill else " "
     body = label.center(width, pad) if len(label) <= width else pad * width
-    text.append(body, style=op_style(record.kind, record.microbatch))
+    text.append(body, style=op_style(record.kind, shade))
 
 
 def chart_scale(makespan: float, available: int) -> float:
@@ -153,6 +174,8 @@ def _legend(trace: Trace, scale: float, fill: dict[Kind, str] | None) -> Text:
         legend.append(swatch, style=op_style(kind, 0))
         legend.append(f" {KIND_NAMES[kind]}  ")
     legend.append("blank idle   digits microbatch", style="dim")
+    if trace.problem.pipeline.chunks > 1:
+        legend.append("   light = later chunk", style="dim")
     if scale > 0:
         legend.append(f"   1 col = {ms(1 / scale)} ms", style="dim")
     legend.no_wrap = True

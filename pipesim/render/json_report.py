@@ -13,15 +13,15 @@ from typing import Any, TextIO
 from pipesim.analysis import Report
 
 
-def _num(value: float) -> float | int:
+def num(value: float) -> float | int:
     """Round away float noise (0.30000000000000004) and print whole numbers as floats."""
     rounded = round(value, 9)
     return 0.0 if rounded == 0 else rounded
 
 
-def _peak(value: float) -> float | int:
+def peak(value: float) -> float | int:
     """Peak activations: a whole count stays an int; a count of chunks may be fractional."""
-    return int(value) if value == int(value) else _num(value)
+    return int(value) if value == int(value) else num(value)
 
 
 def header(report: Report) -> dict[str, Any]:
@@ -34,36 +34,39 @@ def header(report: Report) -> dict[str, Any]:
         "stages": pipeline.devices,
         "chunks": pipeline.chunks,
         "microbatches": pipeline.microbatches,
-        "makespan": _num(summary.makespan),
-        "bubble_fraction": _num(summary.bubble_fraction),
+        "makespan": num(summary.makespan),
+        "bubble_fraction": num(summary.bubble_fraction),
+        "span": num(summary.span),
+        "span_bubble_fraction": num(summary.span_bubble_fraction),
         "closed_form": None
         if closed is None
         else {
             "formula": closed.formula,
             "bubble_fraction": None
             if closed.bubble_fraction is None
-            else _num(closed.bubble_fraction),
+            else num(closed.bubble_fraction),
             "reason": closed.reason,
             "view": closed.view,
         },
-        "peak_activations": _peak(summary.peak_activations),
+        "peak_activations": peak(summary.peak_activations),
+        "split_backward": problem.split_backward,
         "costs": {
-            "forward": [_num(v) for v in problem.costs.forward],
-            "backward": [_num(v) for v in problem.costs.backward],
-            "weight": [_num(v) for v in problem.costs.weight] if problem.split_backward else None,
-            "comm_latency": _num(problem.network.latency),
+            "forward": [num(v) for v in problem.costs.forward],
+            "backward": [num(v) for v in problem.costs.backward],
+            "weight": [num(v) for v in problem.costs.weight] if problem.split_backward else None,
+            "comm_latency": num(problem.network.latency),
         },
         "placement": list(pipeline.placement),
         "devices": [
             {
                 "device": stats.device,
-                "busy": _num(stats.busy),
-                "idle": _num(stats.idle),
-                "bubble_fraction": _num(stats.bubble_fraction),
-                "start": _num(stats.start),
-                "end": _num(stats.end),
-                "peak_activations": _peak(stats.peak_activations),
-                "idle_by_cause": {cause: _num(v) for cause, v in stats.idle_by_cause.items()},
+                "busy": num(stats.busy),
+                "idle": num(stats.idle),
+                "bubble_fraction": num(stats.bubble_fraction),
+                "start": num(stats.start),
+                "end": num(stats.end),
+                "peak_activations": peak(stats.peak_activations),
+                "idle_by_cause": {cause: num(v) for cause, v in stats.idle_by_cause.items()},
             }
             for stats in summary.devices
         ],
@@ -79,8 +82,8 @@ def timeline_rows(report: Report) -> Iterable[dict[str, Any]]:
             "stage": record.stage,
             "kind": record.kind.value,
             "microbatch": record.microbatch,
-            "start": _num(record.start),
-            "end": _num(record.end),
+            "start": num(record.start),
+            "end": num(record.end),
         }
 
 

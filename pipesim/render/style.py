@@ -22,8 +22,9 @@ PARTIAL = "dim"
 """Style of a cell that is busy for less than half its time (many short ops squeezed)."""
 
 
-def op_style(kind: Kind, microbatch: int) -> str:
-    return OP_STYLES[kind][microbatch % 2]
+def op_style(kind: Kind, shade: int) -> str:
+    """The style of an op of `kind`; `shade` alternates between the kind's two shades."""
+    return OP_STYLES[kind][shade % 2]
 
 
 def percent(fraction: float) -> str:

@@ -68,6 +68,20 @@ def headline(report: Report) -> list[Text]:
             f"{percent(summary.bubble_fraction)} measured",
         )
     ]
+    if summary.span < summary.makespan * (1 - 1e-9):
+        lines.append(
+            Text.assemble(
+                ("span ", "bold"),
+                f"{ms(summary.span)} ms   ",
+                ("span bubble ", "bold"),
+                f"{percent(summary.span_bubble_fraction)}",
+                (
+                    "   (a device's first op to its last: what limits throughput when each "
+                    "device starts the next step as soon as it is free)",
+                    "dim",
+                ),
+            )
+        )
     closed = _closed_form_text(report)
     if closed:
         lines.append(Text.assemble(("closed form ", "bold"), closed))
@@ -98,12 +112,21 @@ def _why(report: Report) -> Text:
             "with equal stages the bubble is the pipeline's fill and drain: the last device "
             f"starts only once the first microbatch has crossed the {pipeline.devices - 1} "
             "before it, the first device ends only once the last gradient has crossed back, "
-            "and a device with nothing it may run waits. It shrinks as m grows: "
-            f"{closed.formula}"
+            "and a device with nothing it may run waits."
         )
+        if report.trace.problem.split_backward:
+            text += " W passes, which no other stage waits for, fill part of it."
         doubled = report.closed_form_at(2 * pipeline.microbatches)
-        if doubled is not None:
-            text += f" gives {percent(doubled)} at m={2 * pipeline.microbatches}."
+        if closed.view == "span":
+            text += (
+                " Each device is busy from its first op to its last; what is left is the "
+                "devices starting and ending at different times."
+            )
+        elif doubled is not None:
+            text += (
+                f" It shrinks as m grows: {closed.formula} gives {percent(doubled)} "
+                f"at m={2 * pipeline.microbatches}."
+            )
         return Text.assemble(("why: ", "bold"), text)
     busiest = max(summary.devices, key=lambda s: s.busy)
     share = busiest.busy / summary.makespan if summary.makespan > 0 else 0.0
@@ -132,5 +155,6 @@ def _closed_form_text(report: Report) -> str:
         return ""
     if closed.bubble_fraction is None:
         return f"{closed.formula} does not apply ({closed.reason})"
-    view = f" (of the {closed.view})" if closed.view != "makespan" else ""
-    return f"{closed.formula} = {percent(closed.bubble_fraction)}{view}"
+    if closed.view == "span":
+        return f"{closed.formula}: {percent(closed.bubble_fraction)} span bubble"
+    return f"{closed.formula} = {percent(closed.bubble_fraction)}"

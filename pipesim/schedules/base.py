@@ -64,8 +64,22 @@ class Policy(ABC):
     """Other names accepted on the command line (PyTorch's class names, for instance)."""
     split_backward: ClassVar[bool] = False
     """Whether the backward runs as separate B (input gradient) and W (weight gradient) ops."""
-    max_chunks: ClassVar[int | None] = 1
-    """How many model chunks a device may hold (None: any number)."""
+    chunks: ClassVar[int | None] = 1
+    """Model chunks per device this schedule places (None: the user chooses with -v)."""
+    default_chunks: ClassVar[int] = 2
+    """Chunks per device when the user chooses and did not say."""
+
+    def resolve_chunks(self, requested: int | None) -> int:
+        """The chunks per device to run with; a request this schedule cannot honour is an error
+        (a user's -v is never silently changed)."""
+        if self.chunks is None:
+            return self.default_chunks if requested is None else requested
+        if requested is not None and requested != self.chunks:
+            raise PolicyError(
+                f"policy {self.name!r} places {self.chunks} chunk(s) per device; "
+                f"got --chunks {requested}"
+            )
+        return self.chunks
 
     def placement(self, devices: int, chunks: int) -> tuple[int, ...]:
         """Which device holds each stage."""
@@ -73,10 +87,7 @@ class Policy(ABC):
 
     def check(self, devices: int, chunks: int, microbatches: int) -> None:
         """Raise `PolicyError` if this schedule cannot run the configuration."""
-        if self.max_chunks is not None and chunks > self.max_chunks:
-            raise PolicyError(
-                f"policy {self.name!r} places one chunk per device; got --chunks {chunks}"
-            )
+        self.resolve_chunks(chunks)
 
     @abstractmethod
     def programs(self, problem: Problem) -> list[DeviceProgram]:

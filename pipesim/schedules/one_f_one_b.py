@@ -11,9 +11,10 @@ holds at most min(p-i, m) activations instead of m.
 
 from __future__ import annotations
 
-from pipesim.ops import Kind, Op
+from pipesim.ops import Op
 from pipesim.problem import Pipeline, Problem
 from pipesim.schedules.base import ClosedForm, StaticPolicy
+from pipesim.schedules.looped_1f1b import looped_1f1b_orders
 
 
 class OneFOneB(StaticPolicy):
@@ -22,16 +23,7 @@ class OneFOneB(StaticPolicy):
     aliases = ("pipedream-flush", "Schedule1F1B")
 
     def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
-        p, m = pipeline.devices, pipeline.microbatches
-        orders = []
-        for device, (stage,) in enumerate(pipeline.stages_by_device):
-            warmup = min(p - 1 - device, m)
-            order = [Op(Kind.F, stage, mb) for mb in range(warmup)]
-            for k in range(m - warmup):
-                order += [Op(Kind.F, stage, warmup + k), Op(Kind.B, stage, k)]
-            order += [Op(Kind.B, stage, mb) for mb in range(m - warmup, m)]
-            orders.append(order)
-        return orders
+        return looped_1f1b_orders(pipeline, warmup_factor=1, zero_bubble=False)
 
     def closed_form(self, problem: Problem) -> ClosedForm:
         p, m = problem.pipeline.devices, problem.pipeline.microbatches

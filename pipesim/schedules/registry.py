@@ -5,9 +5,23 @@ from __future__ import annotations
 from pipesim.errors import PolicyError
 from pipesim.schedules.base import Policy
 from pipesim.schedules.gpipe import GPipe
+from pipesim.schedules.interleaved import Interleaved1F1B, InterleavedZeroBubble
+from pipesim.schedules.looped_bfs import LoopedBFS
 from pipesim.schedules.one_f_one_b import OneFOneB
+from pipesim.schedules.v_shape import ZBV, DualPipeV
+from pipesim.schedules.zero_bubble import ZBH1, ZBH2
 
-_POLICIES: tuple[type[Policy], ...] = (GPipe, OneFOneB)
+_POLICIES: tuple[type[Policy], ...] = (
+    GPipe,
+    OneFOneB,
+    Interleaved1F1B,
+    LoopedBFS,
+    ZBH1,
+    ZBH2,
+    ZBV,
+    InterleavedZeroBubble,
+    DualPipeV,
+)
 
 
 def registered_policies() -> list[Policy]:

@@ -1,0 +1,122 @@
+"""The table `pipesim compare` prints, and its JSON rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.table import Table
+from rich.text import Text
+
+from pipesim.compare import Comparison, speedup_over, verdict
+from pipesim.render.json_report import num, peak
+from pipesim.render.style import activations, ms, percent
+
+
+class ComparisonTable:
+    """One row per policy: makespan, bubble (measured and closed form), span bubble, peak
+    activations, speed-up over GPipe; then which one to pick."""
+
+    def __init__(self, rows: Sequence[Comparison]) -> None:
+        self.rows = rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        speedups = speedup_over(self.rows)
+        table = Table(show_edge=False, header_style="bold", pad_edge=False)
+        table.add_column("policy", no_wrap=True)
+        for header in ("v", "makespan", "bubble", "formula", "span", "peak", "speed-up"):
+            table.add_column(header, justify="right", no_wrap=True)
+        for row in self.rows:
+            report = row.report
+            if report is None:
+                table.add_row(row.policy, "", Text(row.error or "", style="red"), end_section=False)
+                continue
+            summary = report.summary
+            closed = report.closed_form
+            closed_text = (
+                "—"
+                if closed is None or closed.bubble_fraction is None
+                else percent(closed.bubble_fraction) + ("*" if closed.view == "span" else "")
+            )
+            speedup = speedups.get(row.policy)
+            table.add_row(
+                row.policy,
+                str(report.trace.problem.pipeline.chunks),
+                ms(summary.makespan),
+                percent(summary.bubble_fraction),
+                closed_text,
+                percent(summary.span_bubble_fraction),
+                activations(summary.peak_activations),
+                f"{speedup:.2f}x" if speedup is not None else "—",
+            )
+        yield Group(table, *_verdict_lines(self.rows))
+
+
+def _verdict_lines(rows: Sequence[Comparison]) -> list[Text]:
+    result = verdict(rows)
+    if result is None:
+        return []
+    fastest = result.fastest.report
+    assert fastest is not None
+    lines = [
+        Text.assemble(
+            ("fastest: ", "bold"),
+            f"{result.fastest.policy} ({ms(fastest.summary.makespan)} ms, peak "
+            f"{activations(fastest.summary.peak_activations)} activations)",
+        )
+    ]
+    fits = result.fastest_in_1f1b_memory
+    if fits is not None and fits is not result.fastest and fits.report is not None:
+        lines.append(
+            Text.assemble(
+                ("within 1F1B's memory: ", "bold"),
+                f"{fits.policy} ({ms(fits.report.summary.makespan)} ms, peak "
+                f"{activations(fits.report.summary.peak_activations)} <= "
+                f"{activations(result.memory_budget or 0)} activations)",
+            )
+        )
+    lines.append(
+        Text(
+            "makespan in ms; formula: the closed-form bubble where its assumptions hold (* of "
+            "the span); span: the bubble within each device's first-to-last op, what counts "
+            "without a synchronized optimizer step; peak: activations held, in microbatches "
+            "through a device's whole share of the model; speed-up over gpipe",
+            style="dim",
+        )
+    )
+    return lines
+
+
+def comparison_rows(rows: Sequence[Comparison]) -> list[dict[str, Any]]:
+    """The comparison as JSON-ready rows, in policy order."""
+    speedups = speedup_over(rows)
+    result: list[dict[str, Any]] = []
+    for row in rows:
+        if row.report is None:
+            result.append({"policy": row.policy, "error": row.error})
+            continue
+        summary = row.report.summary
+        closed = row.report.closed_form
+        pipeline = row.report.trace.problem.pipeline
+        result.append(
+            {
+                "policy": row.policy,
+                "stages": pipeline.devices,
+                "chunks": pipeline.chunks,
+                "microbatches": pipeline.microbatches,
+                "makespan": num(summary.makespan),
+                "bubble_fraction": num(summary.bubble_fraction),
+                "closed_form_bubble_fraction": None
+                if closed is None or closed.bubble_fraction is None
+                else num(closed.bubble_fraction),
+                "span": num(summary.span),
+                "span_bubble_fraction": num(summary.span_bubble_fraction),
+                "peak_activations": peak(summary.peak_activations),
+                "speedup_over_gpipe": None
+                if row.policy not in speedups
+                else num(speedups[row.policy]),
+                "error": None,
+            }
+        )
+    return result

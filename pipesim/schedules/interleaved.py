@@ -1,0 +1,62 @@
+"""Interleaved 1F1B and its zero-bubble variant on looped placements.
+
+Interleaved 1F1B. Source: Narayanan et al., "Efficient Large-Scale Language Model Training on
+GPU Clusters Using Megatron-LM", SC'21, section 2.2.2 (Megatron-LM's virtual pipeline; PyTorch's
+`ScheduleInterleaved1F1B`). Each of p devices holds v chunks placed round-robin (device d holds
+stages d, d+p, ...), so a microbatch crosses every device v times. Device d runs
+(p-d-1)*2 + (v-1)*p warm-up forwards, microbatches taken in rounds of p.
+Closed form (equal stages, free messages, m a multiple of p): bubble time per device
+(p-1)(F+B)/v, fraction (p-1)/(v*m + p-1). Memory: device d holds up to about
+p + (p-d-1)*2/v microbatches' worth of activations (chunks count 1/v each): more than 1F1B.
+
+Interleaved zero bubble (ZB-1P on looped chunks). Source: Qi et al., "Zero Bubble Pipeline
+Parallelism", ICLR 2024, section 3; PyTorch's `ScheduleInterleavedZeroBubble`. The same
+placement with a split backward, (v-1)*p + (p-1-d) warm-up forwards, and W passes lagging d
+steps behind their B so that they fill the drain.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pipesim.ops import Op
+from pipesim.problem import Pipeline, Problem
+from pipesim.schedules.base import ClosedForm, StaticPolicy, require
+from pipesim.schedules.looped_1f1b import looped_1f1b_orders, microbatches_per_round
+
+
+class Interleaved1F1B(StaticPolicy):
+    name = "interleaved"
+    summary = "interleaved 1F1B (Megatron virtual pipeline): v chunks per device, bubble / v"
+    aliases = ("Interleaved1F1B", "ScheduleInterleaved1F1B", "virtual-pipeline")
+    chunks: ClassVar[int | None] = None
+
+    def check(self, devices: int, chunks: int, microbatches: int) -> None:
+        super().check(devices, chunks, microbatches)
+        microbatches_per_round(Pipeline(devices, chunks, microbatches, ()))
+
+    def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
+        return looped_1f1b_orders(pipeline, warmup_factor=2, zero_bubble=False)
+
+    def closed_form(self, problem: Problem) -> ClosedForm:
+        p, v, m = (problem.pipeline.devices, problem.pipeline.chunks, problem.pipeline.microbatches)
+        closed = ClosedForm.evaluate(problem, "(p-1)/(v*m+p-1)", (p - 1) / (v * m + p - 1))
+        if closed.bubble_fraction is not None and m % p:
+            return closed._replace(bubble_fraction=None, reason="m is not a multiple of p")
+        return closed
+
+
+class InterleavedZeroBubble(StaticPolicy):
+    name = "interleaved-zb"
+    summary = "ZB-1P on looped chunks: interleaved placement, split backward, W fills the drain"
+    aliases = ("InterleavedZeroBubble", "ScheduleInterleavedZeroBubble", "zb-1p")
+    chunks: ClassVar[int | None] = None
+    split_backward = True
+
+    def check(self, devices: int, chunks: int, microbatches: int) -> None:
+        super().check(devices, chunks, microbatches)
+        microbatches_per_round(Pipeline(devices, chunks, microbatches, ()))
+        require(chunks >= 1, "interleaved-zb needs at least one chunk per device")
+
+    def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
+        return looped_1f1b_orders(pipeline, warmup_factor=1, zero_bubble=True)

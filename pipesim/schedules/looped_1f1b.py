@@ -1,0 +1,83 @@
+"""The one-forward-one-backward family on looped placements, in one generator.
+
+1F1B, interleaved 1F1B, ZB-H1 and interleaved zero bubble (ZB-1P) differ only in how many
+warm-up forwards a device runs, whether the backward is split, and how far W passes lag behind
+their B. Following PyTorch's `torch.distributed.pipelining` (which follows Megatron-LM), device d
+of p, holding v chunks placed round-robin:
+
+- takes microbatches in rounds of `per_round` (p when m is a multiple of p) and runs, for each
+  round, its chunks in order on the way forward and in reverse on the way back;
+- runs `warmup = (v-1)*per_round + factor*(p-1-d)` forwards first (factor 2 for interleaved
+  1F1B, 1 for plain 1F1B and the zero-bubble variants), at most v*m;
+- then alternates one forward and one backward, then drains the remaining backwards;
+- with a split backward, runs the W of its oldest pending B after each B once it has run d
+  steady steps, and every remaining W at the end: device d thus holds up to d extra
+  activations, and W passes fill the drain.
+"""
+
+from __future__ import annotations
+
+from pipesim.errors import PolicyError
+from pipesim.ops import Kind, Op
+from pipesim.problem import Pipeline
+
+
+def microbatches_per_round(pipeline: Pipeline) -> int:
+    """Microbatches per round: p when m is a multiple of p; with other m, m divided into
+    max(1, m // p) equal rounds (PyTorch's relaxation of Megatron's m % p == 0)."""
+    p, m = pipeline.devices, pipeline.microbatches
+    rounds = max(1, m // p)
+    if pipeline.chunks > 1 and m % rounds:
+        raise PolicyError(
+            f"with {pipeline.chunks} chunks per device, m={m} must split into "
+            f"{rounds} equal rounds of about p={p} microbatches (m a multiple of {rounds})"
+        )
+    return m // rounds
+
+
+def looped_1f1b_orders(pipeline: Pipeline, warmup_factor: int, zero_bubble: bool) -> list[list[Op]]:
+    """Each device's op order (see the module docstring)."""
+    per_round = microbatches_per_round(pipeline)
+    return [
+        _device_order(pipeline, device, per_round, warmup_factor, zero_bubble)
+        for device in range(pipeline.devices)
+    ]
+
+
+def _device_order(
+    pipeline: Pipeline, device: int, per_round: int, warmup_factor: int, zero_bubble: bool
+) -> list[Op]:
+    p, v, m = pipeline.devices, pipeline.chunks, pipeline.microbatches
+    stages = pipeline.stages_by_device[device]
+    total = v * m
+    warmup = min((v - 1) * per_round + warmup_factor * (p - 1 - device), total)
+    next_forward = dict.fromkeys(stages, 0)
+    next_backward = dict.fromkeys(stages, 0)
+    backwards: list[Op] = []
+    weights_done = 0
+    order: list[Op] = []
+
+    def forward(step: int) -> None:
+        stage = stages[(step // per_round) % v]
+        order.append(Op(Kind.F, stage, next_forward[stage]))
+        next_forward[stage] += 1
+
+    def backward(step: int) -> None:
+        nonlocal weights_done
+        stage = stages[v - 1 - ((step - warmup) // per_round) % v]
+        op = Op(Kind.B, stage, next_backward[stage])
+        next_backward[stage] += 1
+        order.append(op)
+        backwards.append(op)
+        if zero_bubble and step - warmup >= device:
+            order.append(Op(Kind.W, *backwards[weights_done][1:]))
+            weights_done += 1
+
+    for step in range(total + warmup):
+        if step < total:
+            forward(step)
+        if step >= warmup:
+            backward(step)
+    if zero_bubble:
+        order += [Op(Kind.W, op.stage, op.microbatch) for op in backwards[weights_done:]]
+    return order

@@ -1,0 +1,173 @@
+"""The schedule library: closed forms, memory and the orderings that distinguish each policy."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipesim import Kind, PolicyError, Settings, get_policy, run
+from tests.conftest import simulate_settings
+
+durations = st.sampled_from([0.25, 0.5, 1.0, 1.5, 2.0, 3.0])
+
+
+@given(p=st.integers(1, 6), v=st.integers(1, 4), rounds=st.integers(1, 4), f=durations, b=durations)
+def test_interleaved_bubble_is_p_minus_1_times_f_plus_b_over_v(
+    p: int, v: int, rounds: int, f: float, b: float
+) -> None:
+    m = rounds * p
+    report = simulate_settings(
+        policy="interleaved", stages=p, microbatches=m, chunks=v, forward=f, backward=b
+    )
+    for stats in report.summary.devices:
+        assert stats.idle == pytest.approx((p - 1) * (f + b) / v)
+    assert report.summary.bubble_fraction == pytest.approx((p - 1) / (v * m + p - 1))
+    assert report.closed_form is not None
+    assert report.closed_form.bubble_fraction == pytest.approx(report.summary.bubble_fraction)
+
+
+@given(p=st.integers(1, 6), v=st.integers(1, 3), extra=st.integers(0, 8), f=durations, b=durations)
+def test_looped_bfs_matches_interleaved_bubble_with_gpipe_memory(
+    p: int, v: int, extra: int, f: float, b: float
+) -> None:
+    m = p + extra
+    report = simulate_settings(
+        policy="looped-bfs", stages=p, microbatches=m, chunks=v, forward=f, backward=b
+    )
+    assert report.summary.bubble_fraction == pytest.approx((p - 1) / (v * m + p - 1))
+    assert [s.peak_activations for s in report.summary.devices] == pytest.approx([m] * p)
+
+
+@given(p=st.integers(1, 7), extra=st.integers(0, 10), f=durations, b=durations, w=durations)
+def test_zb_h1_bubble_is_p_minus_1_times_f_plus_b_minus_w(
+    p: int, extra: int, f: float, b: float, w: float
+) -> None:
+    # B here is the input gradient; the whole backward is B + W. The closed form holds when W
+    # is no longer than F or B.
+    w = min(w, f, b)
+    m = p + extra
+    report = simulate_settings(
+        policy="zb-h1", stages=p, microbatches=m, forward=f, backward=b + w, weight=w
+    )
+    assert report.summary.makespan == pytest.approx(m * (f + b + w) + (p - 1) * (f + b - w))
+    for stats in report.summary.devices:
+        assert stats.idle == pytest.approx((p - 1) * (f + b - w))
+    assert report.closed_form is not None
+    assert report.closed_form.bubble_fraction == pytest.approx(report.summary.bubble_fraction)
+
+
+@given(p=st.integers(1, 8), m=st.integers(1, 24))
+def test_zb_h1_peak_activations_match_1f1b(p: int, m: int) -> None:
+    zb = simulate_settings(policy="zb-h1", stages=p, microbatches=m)
+    one_f = simulate_settings(policy="1f1b", stages=p, microbatches=m)
+    assert zb.summary.peak_activations == one_f.summary.peak_activations == min(p, m)
+
+
+@given(p=st.integers(2, 8), extra=st.integers(0, 12), unit=durations)
+def test_zero_bubble_ordering_on_equal_stages(p: int, extra: int, unit: float) -> None:
+    m = p + extra
+    costs = {"stages": p, "microbatches": m, "forward": unit, "backward": 2 * unit, "weight": unit}
+    h2 = simulate_settings(policy="zb-h2", **costs).summary.makespan
+    h1 = simulate_settings(policy="zb-h1", **costs).summary.makespan
+    one_f = simulate_settings(policy="1f1b", **costs).summary.makespan
+    assert h2 <= h1 + 1e-9
+    assert h1 < one_f
+
+
+@pytest.mark.parametrize("policy", ["zb-h2", "zb-v"])
+@given(p=st.integers(1, 6), extra=st.integers(0, 10), unit=durations)
+def test_zero_bubble_in_the_span_view_when_f_b_w_are_equal(
+    policy: str, p: int, extra: int, unit: float
+) -> None:
+    m = 2 * p - 1 + extra
+    report = simulate_settings(
+        policy=policy, stages=p, microbatches=m, forward=unit, backward=2 * unit, weight=unit
+    )
+    summary = report.summary
+    for stats in summary.devices:
+        assert stats.end - stats.start == pytest.approx(stats.busy)
+    assert summary.span_bubble_fraction == pytest.approx(0.0, abs=1e-12)
+    assert summary.span == pytest.approx(3 * m * unit)
+    assert report.closed_form is not None and report.closed_form.view == "span"
+    assert report.closed_form.bubble_fraction == 0.0
+
+
+def test_zb_h2_holds_2p_minus_1_activations() -> None:
+    report = simulate_settings(policy="zb-h2", stages=4, microbatches=16)
+    assert [s.peak_activations for s in report.summary.devices] == [7, 7, 7, 7]
+
+
+def test_v_placement_and_memory_in_units_of_a_device_share() -> None:
+    report = simulate_settings(policy="zb-v", stages=4, microbatches=8)
+    assert report.trace.problem.pipeline.placement == (0, 1, 2, 3, 3, 2, 1, 0)
+    # The turn of the V (stages 3 -> 4) is on one device: 3 links crossed each way, not 4.
+    assert {(t.src, t.dst) for t in report.trace.transfers if t.kind is Kind.F} == {
+        (0, 1),
+        (1, 2),
+        (2, 3),
+        (3, 2),
+        (2, 1),
+        (1, 0),
+    }
+    # Two chunks per device: each chunk's activation is half a device's share.
+    assert report.summary.peak_activations == 4
+
+
+def test_split_backward_runs_w_after_b_and_frees_memory_at_w() -> None:
+    report = simulate_settings(
+        policy="zb-h1", stages=2, microbatches=2, forward=1, backward=3, weight=1
+    )
+    ops = {(r.kind, r.stage, r.microbatch): r for r in report.trace.ops}
+    assert len(ops) == 3 * 2 * 2
+    for stage in range(2):
+        for mb in range(2):
+            b, w = ops[(Kind.B, stage, mb)], ops[(Kind.W, stage, mb)]
+            assert b.end - b.start == 2  # input gradient: backward - weight
+            assert w.end - w.start == 1
+            assert w.start >= b.end
+
+
+def test_dualpipe_v_needs_2p_microbatches() -> None:
+    with pytest.raises(PolicyError, match="needs m >= 2p"):
+        run(Settings(policy="dualpipe-v", stages=4, microbatches=7))
+    report = simulate_settings(policy="dualpipe-v", stages=4, microbatches=8)
+    assert (
+        report.summary.makespan
+        < simulate_settings(policy="1f1b", stages=4, microbatches=8).summary.makespan
+    )
+
+
+def test_interleaved_needs_equal_rounds() -> None:
+    with pytest.raises(PolicyError, match="equal rounds"):
+        run(Settings(policy="interleaved", stages=4, microbatches=9, chunks=2))
+
+
+def test_fixed_chunk_policies_reject_another_v() -> None:
+    with pytest.raises(PolicyError, match="places 2 chunk"):
+        run(Settings(policy="zb-v", chunks=3))
+
+
+@pytest.mark.parametrize(
+    ("alias", "name"),
+    [
+        ("GPipe", "gpipe"),
+        ("1F1B", "1f1b"),
+        ("Interleaved1F1B", "interleaved"),
+        ("LoopedBFS", "looped-bfs"),
+        ("InterleavedZeroBubble", "interleaved-zb"),
+        ("ZBVZeroBubble", "zb-v"),
+        ("DualPipeV", "dualpipe-v"),
+        ("dualpipev", "dualpipe-v"),
+    ],
+)
+def test_pytorch_names_are_aliases(alias: str, name: str) -> None:
+    assert get_policy(alias).name == name
+
+
+def test_per_stage_costs_for_chunked_policies() -> None:
+    report = simulate_settings(
+        policy="interleaved", stages=2, microbatches=4, chunks=2, forward=[1, 2, 3, 4], backward=2
+    )
+    assert report.trace.problem.costs.forward == (1, 2, 3, 4)
+    assert report.trace.problem.costs.backward == (1, 1, 1, 1)  # a device's 2 ms over 2 chunks
