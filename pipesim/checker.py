@@ -120,7 +120,7 @@ def _check_transfer(
         problems.append(f"{label} is sent at {transfer.queued:g} before it is produced")
     if transfer.start < transfer.queued - eps:
         problems.append(f"{label} starts before it is sent")
-    expected = trace.problem.network.transfer_time(transfer.src, transfer.dst)
+    expected = trace.problem.network.transfer_time(transfer.src, transfer.dst, transfer.kind)
     if abs((transfer.end - transfer.start) - expected) > eps:
         problems.append(
             f"{label} takes {transfer.end - transfer.start:g} ms, expected {expected:g}"

@@ -25,6 +25,7 @@ from pipesim.errors import PipesimError
 from pipesim.render import GanttChart, SummaryTable, write_json
 from pipesim.render.compare_table import ComparisonTable, comparison_rows
 from pipesim.schedules.registry import registered_policies
+from pipesim.units import parse_rate, parse_size
 
 
 class _OneLineErrors(TyperGroup):
@@ -110,6 +111,35 @@ Weight = Annotated[
 CommLatency = Annotated[
     float | None, typer.Option(help="Milliseconds a message between devices takes. [default: 0]")
 ]
+ActivationSize = Annotated[
+    str | None,
+    typer.Option(
+        help="Bytes of one microbatch's activation message: 64MB, 1.5GiB, ... [default: 0]"
+    ),
+]
+GradientSize = Annotated[
+    str | None, typer.Option(help="Bytes of a gradient message. [default: the activation's]")
+]
+Bandwidth = Annotated[
+    str | None, typer.Option(help="Link bandwidth within a node: 25GB/s, 200Gbit/s, ...")
+]
+DevicesPerNode = Annotated[
+    int | None, typer.Option(help="Consecutive devices per node. [default: all in one node]")
+]
+InterNodeBandwidth = Annotated[
+    str | None, typer.Option(help="Bandwidth of links between nodes. [default: --bandwidth]")
+]
+InterNodeLatency = Annotated[
+    float | None,
+    typer.Option(help="Milliseconds per message between nodes. [default: --comm-latency]"),
+]
+BlockingComm = Annotated[
+    bool | None,
+    typer.Option(
+        "--blocking-comm/--overlap-comm",
+        help="Whether a send holds its device until the message arrives. [default: overlap]",
+    ),
+]
 Config = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML file with these settings; flags override it."),
@@ -122,9 +152,18 @@ Format = Annotated[
 def _settings(config: Path | None, **flags: Any) -> Settings:
     """The file's settings (if any) with every flag the user gave on top."""
     base = load_settings(config) if config is not None else Settings()
-    for name in ("forward", "backward", "weight"):
+    parsers = {
+        "forward": parse_cost_list,
+        "backward": parse_cost_list,
+        "weight": parse_cost_list,
+        "activation_size": parse_size,
+        "gradient_size": parse_size,
+        "bandwidth": parse_rate,
+        "inter_node_bandwidth": parse_rate,
+    }
+    for name, parse in parsers.items():
         if flags.get(name) is not None:
-            flags[name] = parse_cost_list(name, flags[name])
+            flags[name] = parse(name, flags[name])
     return base.replace(**{key: value for key, value in flags.items() if value is not None})
 
 
@@ -141,6 +180,13 @@ def run(
     backward: Backward = None,
     weight: Weight = None,
     comm_latency: CommLatency = None,
+    activation_size: ActivationSize = None,
+    gradient_size: GradientSize = None,
+    bandwidth: Bandwidth = None,
+    devices_per_node: DevicesPerNode = None,
+    inter_node_bandwidth: InterNodeBandwidth = None,
+    inter_node_latency: InterNodeLatency = None,
+    blocking_comm: BlockingComm = None,
     config: Config = None,
     output_format: Format = OutputFormat.text,
 ) -> None:
@@ -156,6 +202,13 @@ def run(
             backward=backward,
             weight=weight,
             comm_latency=comm_latency,
+            activation_size=activation_size,
+            gradient_size=gradient_size,
+            bandwidth=bandwidth,
+            devices_per_node=devices_per_node,
+            inter_node_bandwidth=inter_node_bandwidth,
+            inter_node_latency=inter_node_latency,
+            blocking_comm=blocking_comm,
         )
         report = run_settings(settings)
     except PipesimError as error:
@@ -189,6 +242,13 @@ def compare(
     backward: Backward = None,
     weight: Weight = None,
     comm_latency: CommLatency = None,
+    activation_size: ActivationSize = None,
+    gradient_size: GradientSize = None,
+    bandwidth: Bandwidth = None,
+    devices_per_node: DevicesPerNode = None,
+    inter_node_bandwidth: InterNodeBandwidth = None,
+    inter_node_latency: InterNodeLatency = None,
+    blocking_comm: BlockingComm = None,
     config: Config = None,
     output_format: Format = OutputFormat.text,
 ) -> None:
@@ -204,6 +264,13 @@ def compare(
             backward=backward,
             weight=weight,
             comm_latency=comm_latency,
+            activation_size=activation_size,
+            gradient_size=gradient_size,
+            bandwidth=bandwidth,
+            devices_per_node=devices_per_node,
+            inter_node_bandwidth=inter_node_bandwidth,
+            inter_node_latency=inter_node_latency,
+            blocking_comm=blocking_comm,
         )
         rows = compare_policies(settings, names)
     except PipesimError as error:

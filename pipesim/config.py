@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from pipesim.errors import ConfigError
-from pipesim.problem import Network, Pipeline, Problem, StageCosts, check_cost, stage_costs
+from pipesim.problem import Link, Network, Pipeline, Problem, StageCosts, check_cost, stage_costs
 from pipesim.schedules.base import Policy
+from pipesim.units import parse_rate, parse_size
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,32 @@ class Settings:
     backward: tuple[float, ...] = (2.0,)
     weight: tuple[float, ...] | None = None
     comm_latency: float = 0.0
+    """Milliseconds per message between devices (within a node)."""
+    activation_size: float = 0.0
+    """Bytes of one microbatch's activation message; 0: messages cost latency only."""
+    gradient_size: float | None = None
+    """Bytes of one microbatch's gradient message; None: the activation's size."""
+    bandwidth: float | None = None
+    """Bytes per second of a link within a node; needed when sizes are given."""
+    devices_per_node: int | None = None
+    """Consecutive devices per node; None: one node."""
+    inter_node_latency: float | None = None
+    """Milliseconds per message between nodes; None: comm_latency."""
+    inter_node_bandwidth: float | None = None
+    """Bytes per second between nodes; None: bandwidth."""
+    blocking_comm: bool = False
+    """A send holds its device until the message has arrived."""
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with `changes` applied (values already parsed)."""
         return dataclasses.replace(self, **changes)
 
 
-_INT_KEYS = ("stages", "microbatches", "chunks")
+_INT_KEYS = ("stages", "microbatches", "chunks", "devices_per_node")
 _COST_KEYS = ("forward", "backward", "weight")
+_LATENCY_KEYS = ("comm_latency", "inter_node_latency")
+_SIZE_KEYS = ("activation_size", "gradient_size")
+_RATE_KEYS = ("bandwidth", "inter_node_bandwidth")
 _FIELDS = {field.name for field in dataclasses.fields(Settings)}
 
 
@@ -89,11 +108,19 @@ def settings_from_mapping(data: Mapping[str, Any], origin: str, base: Settings) 
             changes[key] = value
         elif key in _COST_KEYS:
             changes[key] = _cost_value(where, value)
-        elif key == "comm_latency":
+        elif key in _LATENCY_KEYS:
             values = _cost_value(where, value)
             if len(values) != 1:
                 raise ConfigError(f"{where} must be one number")
             changes[key] = values[0]
+        elif key in _SIZE_KEYS:
+            changes[key] = parse_size(where, value)
+        elif key in _RATE_KEYS:
+            changes[key] = parse_rate(where, value)
+        elif key == "blocking_comm":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where} must be true or false, got {value!r}")
+            changes[key] = value
         elif not isinstance(value, str):
             raise ConfigError(f"{where} must be a string, got {value!r}")
         else:
@@ -119,9 +146,7 @@ def build_problem(settings: Settings, policy: Policy) -> Problem:
         value = getattr(settings, name)
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be at least 1, got {value}")
-    latency = settings.comm_latency
-    if not math.isfinite(latency) or latency < 0:
-        raise ConfigError(f"comm_latency must be a finite number >= 0, got {latency!r}")
+    network = build_network(settings)
     chunks = policy.resolve_chunks(settings.chunks)
     policy.check(settings.stages, chunks, settings.microbatches)
     pipeline = Pipeline(
@@ -145,6 +170,45 @@ def build_problem(settings: Settings, policy: Policy) -> Problem:
     return Problem(
         pipeline=pipeline,
         costs=StageCosts(forward, backward, weight),
-        network=Network(latency=latency),
+        network=network,
         split_backward=policy.split_backward,
+    )
+
+
+def build_network(settings: Settings) -> Network:
+    """The links and message sizes; every inconsistency is an error, nothing is dropped."""
+    for name in _LATENCY_KEYS:
+        value = getattr(settings, name)
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+    for name in (*_SIZE_KEYS, *_RATE_KEYS):
+        value = getattr(settings, name)
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise ConfigError(f"{name} must be a finite amount >= 0, got {value!r}")
+    if settings.devices_per_node is None:
+        for name in ("inter_node_latency", "inter_node_bandwidth"):
+            if getattr(settings, name) is not None:
+                raise ConfigError(
+                    f"{name} given without devices_per_node: all devices are in one node"
+                )
+    activation = settings.activation_size
+    gradient = activation if settings.gradient_size is None else settings.gradient_size
+    intra = Link(settings.comm_latency, settings.bandwidth)
+    inter = Link(
+        intra.latency if settings.inter_node_latency is None else settings.inter_node_latency,
+        intra.bandwidth if settings.inter_node_bandwidth is None else settings.inter_node_bandwidth,
+    )
+    if max(activation, gradient) > 0:
+        for name, link in (("bandwidth", intra), ("inter_node_bandwidth", inter)):
+            if link.bandwidth is None:
+                raise ConfigError(f"message sizes are given but no {name}: set the link bandwidth")
+            if link.bandwidth == 0:
+                raise ConfigError(f"{name} is 0 with messages of non-zero size: they never arrive")
+    return Network(
+        intra_node=intra,
+        inter_node=inter,
+        devices_per_node=settings.devices_per_node,
+        activation_size=activation,
+        gradient_size=gradient,
+        blocking=settings.blocking_comm,
     )

@@ -7,12 +7,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import pairwise
 
-from pipesim.ops import ACTIVATION, GRADIENT, Kind, releases_activation
-from pipesim.trace import OpRecord, Trace
+from pipesim.critical_path import CriticalPath, critical_path
+from pipesim.ops import ACTIVATION, GRADIENT, Kind, needs, releases_activation
+from pipesim.trace import OpRecord, Trace, TransferRecord
 
-IDLE_CAUSES = ("warmup", "wait_activation", "wait_gradient", "drain")
-"""Why a device sat idle: before its first op, waiting for a forward's activation or a
-backward's gradient, after its last op."""
+IDLE_CAUSES = (
+    "warmup",
+    "wait_activation",
+    "wait_activation_queued",
+    "wait_activation_in_flight",
+    "wait_gradient",
+    "wait_gradient_queued",
+    "wait_gradient_in_flight",
+    "blocking_send",
+    "drain",
+)
+"""Why a device sat idle; the causes partition its idle time. Before its first op (warmup) and
+after its last (drain); waiting for the input of its next op (an activation for F, a gradient
+for B), split by where that input was: still being computed upstream (wait_activation,
+wait_gradient), queued behind other messages on its link (..._queued) or in flight
+(..._in_flight); held by its own blocking send (blocking_send)."""
+
+LINK_CAUSES = (
+    "wait_activation_queued",
+    "wait_activation_in_flight",
+    "wait_gradient_queued",
+    "wait_gradient_in_flight",
+    "blocking_send",
+)
+"""The causes that are communication."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +58,22 @@ class DeviceStats:
 
 
 @dataclass(frozen=True)
+class LinkStats:
+    """One direction of one link over a training step."""
+
+    src: int
+    dst: int
+    messages: int
+    busy: float
+    """Milliseconds the link carried a message."""
+    queued: float
+    """Milliseconds messages waited for the link, summed over messages."""
+    utilization: float
+    """busy / makespan."""
+    crosses_nodes: bool
+
+
+@dataclass(frozen=True)
 class Summary:
     """The figures of a whole step."""
 
@@ -42,6 +81,10 @@ class Summary:
     bubble_fraction: float
     """Total idle / (devices x makespan)."""
     devices: list[DeviceStats]
+    links: list[LinkStats]
+    """Every link direction that carried a message, by (src, dst)."""
+    critical: CriticalPath
+    """What the makespan is made of along its critical path."""
 
     @property
     def peak_activations(self) -> float:
@@ -65,17 +108,47 @@ def summarize(trace: Trace) -> Summary:
     makespan = trace.makespan
     split = trace.problem.split_backward
     chunks = trace.problem.pipeline.chunks
+    attribution = _IdleAttribution(trace)
     devices = [
-        device_stats(device, ops, makespan, split, chunks)
+        device_stats(device, ops, makespan, split, chunks, attribution)
         for device, ops in enumerate(trace.ops_by_device())
     ]
     total_idle = sum(stats.idle for stats in devices)
     overall = total_idle / (len(devices) * makespan) if makespan > 0 else 0.0
-    return Summary(makespan, overall, devices)
+    return Summary(makespan, overall, devices, link_stats(trace), critical_path(trace))
+
+
+def link_stats(trace: Trace) -> list[LinkStats]:
+    """Per link direction: messages carried, time busy and queued, utilization."""
+    totals: dict[tuple[int, int], list[float]] = {}
+    for transfer in trace.transfers:
+        entry = totals.setdefault((transfer.src, transfer.dst), [0, 0.0, 0.0])
+        entry[0] += 1
+        entry[1] += transfer.end - transfer.start
+        entry[2] += transfer.start - transfer.queued
+    makespan = trace.makespan
+    network = trace.problem.network
+    return [
+        LinkStats(
+            src,
+            dst,
+            int(count),
+            busy,
+            queued,
+            busy / makespan if makespan > 0 else 0.0,
+            network.crosses_nodes(src, dst),
+        )
+        for (src, dst), (count, busy, queued) in sorted(totals.items())
+    ]
 
 
 def device_stats(
-    device: int, ops: list[OpRecord], makespan: float, split: bool, chunks: int
+    device: int,
+    ops: list[OpRecord],
+    makespan: float,
+    split: bool,
+    chunks: int,
+    attribution: _IdleAttribution,
 ) -> DeviceStats:
     busy = sum(record.end - record.start for record in ops)
     idle = makespan - busy
@@ -89,25 +162,66 @@ def device_stats(
         start=start,
         end=end,
         peak_activations=peak_held(ops, split) / chunks,
-        idle_by_cause=idle_by_cause(ops, makespan),
+        idle_by_cause=attribution.device(device, ops, makespan),
     )
 
 
-def idle_by_cause(ops: list[OpRecord], makespan: float) -> dict[str, float]:
-    """Split a device's idle time by cause; the values add up to its idle time. A gap before
-    an op is the wait for that op's message: an activation for F, a gradient for B."""
-    causes = dict.fromkeys(IDLE_CAUSES, 0.0)
-    if not ops:
-        causes["warmup"] = makespan
+class _IdleAttribution:
+    """Splits each device's idle time by cause, from the ops and transfers of one trace."""
+
+    def __init__(self, trace: Trace) -> None:
+        self._num_stages = trace.problem.pipeline.num_stages
+        self._blocking = trace.problem.network.blocking
+        self._done = {record.op: record for record in trace.ops}
+        self._sent = {transfer.producer: transfer for transfer in trace.transfers}
+
+    def device(self, device: int, ops: list[OpRecord], makespan: float) -> dict[str, float]:
+        causes = dict.fromkeys(IDLE_CAUSES, 0.0)
+        if not ops:
+            causes["warmup"] = makespan
+            return causes
+        causes["warmup"] = ops[0].start
+        for before, after in pairwise(ops):
+            cursor = self._held_by_send(before, after.start, causes)
+            if after.start > cursor:
+                self._wait(after, cursor, causes)
+        last = ops[-1]
+        causes["drain"] = makespan - self._held_by_send(last, makespan, causes)
         return causes
-    causes["warmup"] = ops[0].start
-    for before, after in pairwise(ops):
-        gap = after.start - before.end
-        if gap > 0:
-            message = ACTIVATION if after.kind is Kind.F else GRADIENT
-            causes[f"wait_{message}"] += gap
-    causes["drain"] = makespan - ops[-1].end
-    return causes
+
+    def _held_by_send(self, record: OpRecord, until: float, causes: dict[str, float]) -> float:
+        """With blocking sends, the device stays held after `record` until its output has
+        arrived: count that as blocking_send and return when the device is free."""
+        transfer = self._sent.get(record.op) if self._blocking else None
+        if transfer is None:
+            return record.end
+        free = min(max(transfer.end, record.end), until)
+        causes["blocking_send"] += free - record.end
+        return free
+
+    def _wait(self, record: OpRecord, cursor: float, causes: dict[str, float]) -> None:
+        """Attribute [cursor, record.start) to the input `record` waited for last."""
+        message = ACTIVATION if record.kind is Kind.F else GRADIENT
+        latest: tuple[float, TransferRecord | None] = (cursor, None)
+        for need in needs(record.op, self._num_stages):
+            producer = self._done.get(need.op)
+            if producer is None:
+                continue
+            transfer = self._sent.get(need.op) if need.message else None
+            if transfer is not None and transfer.dst == record.device:
+                latest = max(latest, (transfer.end, transfer), key=lambda pair: pair[0])
+            else:
+                latest = max(latest, (producer.end, None), key=lambda pair: pair[0])
+        transfer = latest[1]
+        start = record.start
+        if transfer is None:
+            causes[f"wait_{message}"] += start - cursor
+            return
+        computing = max(0.0, min(transfer.queued, start) - cursor)
+        queued = max(0.0, min(transfer.start, start) - max(transfer.queued, cursor))
+        causes[f"wait_{message}"] += computing
+        causes[f"wait_{message}_queued"] += queued
+        causes[f"wait_{message}_in_flight"] += start - cursor - computing - queued
 
 
 def activation_changes(ops: list[OpRecord], split: bool) -> list[tuple[float, int]]:

@@ -79,14 +79,65 @@ class StageCosts:
 
 
 @dataclass(frozen=True)
-class Network:
-    """How messages between devices travel. A message on a link takes `latency` ms."""
+class Link:
+    """One kind of link: a message occupies it for latency + size / bandwidth."""
 
     latency: float = 0.0
+    """Milliseconds per message."""
+    bandwidth: float | None = None
+    """Bytes per second; None for a link whose bandwidth costs nothing."""
 
-    def transfer_time(self, src_device: int, dst_device: int) -> float:
-        """Milliseconds a message from `src_device` to `dst_device` occupies its link."""
-        return self.latency
+    def transfer_time(self, size: float) -> float:
+        """Milliseconds a message of `size` bytes occupies the link."""
+        if size == 0 or self.bandwidth is None:
+            return self.latency
+        return self.latency + 1000.0 * size / self.bandwidth
+
+
+@dataclass(frozen=True)
+class Network:
+    """How messages between devices travel: the links within a node and between nodes, the
+    sizes of the messages, and whether a send holds its device until it has arrived."""
+
+    intra_node: Link = Link()
+    inter_node: Link = Link()
+    devices_per_node: int | None = None
+    """Consecutive devices grouped into nodes; None: every device in one node."""
+    activation_size: float = 0.0
+    """Bytes of one microbatch's activation message between stages."""
+    gradient_size: float = 0.0
+    """Bytes of one microbatch's gradient message between stages."""
+    blocking: bool = False
+    """Whether a send holds the sending device until the message has arrived."""
+
+    @property
+    def latency(self) -> float:
+        """The latency within a node (the one closed forms care about)."""
+        return self.intra_node.latency
+
+    @property
+    def free(self) -> bool:
+        """Whether every message arrives at once (closed forms assume it)."""
+        sizes = (self.activation_size, self.gradient_size)
+        links = (
+            [self.intra_node]
+            if self.devices_per_node is None
+            else [self.intra_node, self.inter_node]
+        )
+        return all(link.transfer_time(size) == 0 for link in links for size in sizes)
+
+    def crosses_nodes(self, src_device: int, dst_device: int) -> bool:
+        per_node = self.devices_per_node
+        return per_node is not None and src_device // per_node != dst_device // per_node
+
+    def link(self, src_device: int, dst_device: int) -> Link:
+        return self.inter_node if self.crosses_nodes(src_device, dst_device) else self.intra_node
+
+    def transfer_time(self, src_device: int, dst_device: int, kind: Kind) -> float:
+        """Milliseconds the output of an op of `kind` (F: activation, B: gradient) occupies the
+        link from `src_device` to `dst_device`."""
+        size = self.activation_size if kind is Kind.F else self.gradient_size
+        return self.link(src_device, dst_device).transfer_time(size)
 
 
 @dataclass(frozen=True)

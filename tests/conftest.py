@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, settings
 
-from pipesim import Report, Settings, run
+from pipesim import Kind, Op, Report, Settings, StaticPolicy, run
+from pipesim.problem import Pipeline
 
 settings.register_profile(
     "default", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
@@ -21,3 +22,25 @@ def simulate_settings(**kwargs: object) -> Report:
         elif isinstance(value, list):
             kwargs[key] = tuple(float(v) for v in value)
     return run(Settings(**kwargs))  # type: ignore[arg-type]
+
+
+class FixedOrders(StaticPolicy):
+    """A policy that runs exactly the per-device orders it was given."""
+
+    name = "fixed"
+    summary = "test policy"
+
+    def __init__(self, orders: list[list[Op]], split_backward: bool = False) -> None:
+        self.orders = orders
+        self.split_backward = split_backward  # type: ignore[misc]
+
+    def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
+        return self.orders
+
+
+def F(stage: int, mb: int) -> Op:
+    return Op(Kind.F, stage, mb)
+
+
+def B(stage: int, mb: int) -> Op:
+    return Op(Kind.B, stage, mb)

@@ -197,3 +197,84 @@ def test_schedule_constraints_are_one_line_exit_2(args: list[str], message: str)
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr
+
+
+def test_run_with_links_and_nodes_json_has_transfers_and_links() -> None:
+    args = [
+        "run",
+        "-p",
+        "4",
+        "-m",
+        "4",
+        "--activation-size",
+        "64MB",
+        "--bandwidth",
+        "50GB/s",
+        "--devices-per-node",
+        "2",
+        "--inter-node-bandwidth",
+        "10GB/s",
+        "--blocking-comm",
+        "-f",
+        "json",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["network"]["blocking"] is True
+    assert data["network"]["inter_node"]["bandwidth"] == 10e9
+    assert len(data["transfers"]) == 2 * 3 * 4  # each microbatch crosses 3 links each way
+    first = data["transfers"][0]
+    assert first["message"] == "activation" and first["end"] - first["start"] == pytest.approx(1.28)
+    for device in data["devices"]:
+        assert sum(device["idle_by_cause"].values()) == pytest.approx(device["idle"])
+
+
+def test_text_output_says_when_links_bound_the_schedule() -> None:
+    args = [
+        "run",
+        "-p",
+        "4",
+        "-m",
+        "8",
+        "--activation-size",
+        "64MB",
+        "--bandwidth",
+        "50GB/s",
+        "--devices-per-node",
+        "2",
+        "--inter-node-bandwidth",
+        "5GB/s",
+    ]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "on links" in result.output
+    assert "the busiest link, 1->2 (between nodes)" in result.output
+    assert "╵" in result.output  # the transfer lanes
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--activation-size", "-5MB"], "activation_size must be a finite amount >= 0"),
+        (["--activation-size", "64 parsecs"], "is not a size"),
+        (["--bandwidth", "25GB"], "is not a rate"),
+        (["--activation-size", "1MB", "--bandwidth", "0GB/s"], "bandwidth is 0"),
+        (["--activation-size", "1MB"], "no bandwidth"),
+        (["--devices-per-node", "0"], "devices_per_node must be at least 1"),
+        (["--inter-node-latency", "2"], "without devices_per_node"),
+    ],
+)
+def test_bad_network_input_is_one_line_exit_2(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["run", *args])
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+
+
+def test_two_node_example_is_communication_bound() -> None:
+    result = runner.invoke(
+        app, ["run", "--config", "examples/two_nodes.toml"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "communication-bound" in result.output

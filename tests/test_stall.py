@@ -6,37 +6,14 @@ from __future__ import annotations
 import pytest
 
 from pipesim import (
-    Kind,
     Op,
     PolicyError,
     ScheduleStalled,
     Settings,
-    StaticPolicy,
     build_problem,
     simulate,
 )
-from pipesim.problem import Pipeline
-
-
-class FixedOrders(StaticPolicy):
-    """A policy that runs exactly the orders it was given."""
-
-    name = "fixed"
-    summary = "test policy"
-
-    def __init__(self, orders: list[list[Op]]) -> None:
-        self.orders = orders
-
-    def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
-        return self.orders
-
-
-def F(stage: int, mb: int) -> Op:
-    return Op(Kind.F, stage, mb)
-
-
-def B(stage: int, mb: int) -> Op:
-    return Op(Kind.B, stage, mb)
+from tests.conftest import B, F, FixedOrders
 
 
 def _simulate(orders: list[list[Op]], microbatches: int = 2) -> None:

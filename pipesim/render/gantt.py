@@ -17,12 +17,13 @@ from pipesim.render.style import (
     ASCII_FILL,
     KIND_NAMES,
     MONO_FILL,
+    OP_STYLES,
     PARTIAL,
     ms,
     op_style,
     percent,
 )
-from pipesim.trace import OpRecord, Trace
+from pipesim.trace import OpRecord, Trace, TransferRecord
 
 _MIN_COLUMNS = 10
 
@@ -45,6 +46,7 @@ class GanttChart:
         mono = console.no_color or console.color_system is None
         fill = ASCII_FILL if options.ascii_only else MONO_FILL
         chunk_of = _chunk_index(trace)
+        lanes = _transfers_by_sender(trace)
         for device, ops in enumerate(by_device):
             row = Text(f"dev {device}".ljust(label_width), style="bold")
             row.append("│", style="dim")
@@ -54,8 +56,49 @@ class GanttChart:
             row.append(f" {percent(idle):>6}", style="dim")
             row.no_wrap = True
             yield row
+            if lanes is not None:
+                yield _transfer_lane(lanes[device], label_width, columns, scale, mono)
         yield from _time_axis(label_width, columns, scale, makespan)
         yield _legend(trace, scale, fill if mono else None)
+
+
+def _transfers_by_sender(trace: Trace) -> list[list[TransferRecord]] | None:
+    """Each device's outgoing transfers, or None when messages take no time (no lanes)."""
+    if not any(t.end > t.queued for t in trace.transfers):
+        return None
+    lanes: list[list[TransferRecord]] = [[] for _ in range(trace.problem.pipeline.devices)]
+    for transfer in trace.transfers:
+        lanes[transfer.src].append(transfer)
+    return lanes
+
+
+def _transfer_lane(
+    transfers: list[TransferRecord], label_width: int, columns: int, scale: float, mono: bool
+) -> Text:
+    """A thin lane under a device: its messages queued (┄) and on the link (━ activation,
+    ═ gradient), so that a reader sees when the links, not the devices, are busy."""
+    cells: list[tuple[str, str] | None] = [None] * columns
+    for transfer in transfers:
+        glyph = "━" if transfer.kind is Kind.F else "═"
+        style = "dim" if mono else OP_STYLES[transfer.kind][0].split(" on ")[-1]
+        for start, end, mark in (
+            (transfer.queued, transfer.start, ("┄", "dim")),
+            (transfer.start, transfer.end, (glyph, style)),
+        ):
+            if end <= start:
+                continue
+            first = min(int(start * scale), columns - 1)
+            last = min(max(first, math.ceil(end * scale) - 1), columns - 1)
+            for index in range(first, last + 1):
+                if cells[index] is None or mark[0] != "┄":
+                    cells[index] = mark
+    lane = Text(" " * label_width + "╵", style="dim", no_wrap=True)
+    for cell in cells:
+        if cell is None:
+            lane.append(" ")
+        else:
+            lane.append(cell[0], style=cell[1])
+    return lane
 
 
 def _chunk_index(trace: Trace) -> list[int] | None:
@@ -176,6 +219,8 @@ def _legend(trace: Trace, scale: float, fill: dict[Kind, str] | None) -> Text:
     legend.append("blank idle   digits microbatch", style="dim")
     if trace.problem.pipeline.chunks > 1:
         legend.append("   light = later chunk", style="dim")
+    if _transfers_by_sender(trace) is not None:
+        legend.append("   ╵ sends: ━ activation ═ gradient ┄ queued", style="dim")
     if scale > 0:
         legend.append(f"   1 col = {ms(1 / scale)} ms", style="dim")
     legend.no_wrap = True

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from pipesim.analysis import Report
+from pipesim.ops import Kind
+from pipesim.problem import Link, Network
 
 
 def num(value: float) -> float | int:
@@ -54,8 +56,26 @@ def header(report: Report) -> dict[str, Any]:
             "forward": [num(v) for v in problem.costs.forward],
             "backward": [num(v) for v in problem.costs.backward],
             "weight": [num(v) for v in problem.costs.weight] if problem.split_backward else None,
-            "comm_latency": num(problem.network.latency),
         },
+        "network": _network(problem.network),
+        "critical_path": {
+            "compute": num(summary.critical.compute),
+            "queued": num(summary.critical.queued),
+            "in_flight": num(summary.critical.in_flight),
+            "ops": summary.critical.ops,
+        },
+        "links": [
+            {
+                "src": link.src,
+                "dst": link.dst,
+                "messages": link.messages,
+                "busy": num(link.busy),
+                "queued": num(link.queued),
+                "utilization": num(link.utilization),
+                "crosses_nodes": link.crosses_nodes,
+            }
+            for link in summary.links
+        ],
         "placement": list(pipeline.placement),
         "devices": [
             {
@@ -73,6 +93,38 @@ def header(report: Report) -> dict[str, Any]:
     }
 
 
+def _network(network: Network) -> dict[str, Any]:
+    def link(item: Link) -> dict[str, Any]:
+        return {
+            "latency": num(item.latency),
+            "bandwidth": None if item.bandwidth is None else num(item.bandwidth),
+        }
+
+    return {
+        "intra_node": link(network.intra_node),
+        "inter_node": link(network.inter_node) if network.devices_per_node else None,
+        "devices_per_node": network.devices_per_node,
+        "activation_size": num(network.activation_size),
+        "gradient_size": num(network.gradient_size),
+        "blocking": network.blocking,
+    }
+
+
+def transfer_rows(report: Report) -> Iterable[dict[str, Any]]:
+    """Transfers in the order they were handed to their links."""
+    for transfer in report.trace.transfers:
+        yield {
+            "src": transfer.src,
+            "dst": transfer.dst,
+            "message": "activation" if transfer.kind is Kind.F else "gradient",
+            "stage": transfer.stage,
+            "microbatch": transfer.microbatch,
+            "queued": num(transfer.queued),
+            "start": num(transfer.start),
+            "end": num(transfer.end),
+        }
+
+
 def timeline_rows(report: Report) -> Iterable[dict[str, Any]]:
     """Ops by device, each device's in the order it ran them."""
     records = (record for ops in report.trace.ops_by_device() for record in ops)
@@ -88,11 +140,18 @@ def timeline_rows(report: Report) -> Iterable[dict[str, Any]]:
 
 
 def write_json(report: Report, out: TextIO) -> None:
-    """Write the report as one JSON object; each timeline entry on its own line."""
+    """Write the report as one JSON object, streamed: each op and transfer on its own line."""
     head = json.dumps(header(report), separators=(", ", ": "))
-    out.write(head[:-1])
-    out.write(', "timeline": [')
-    for index, row in enumerate(timeline_rows(report)):
+    out.write(head[:-1] + ",")
+    _write_list(out, "timeline", timeline_rows(report))
+    out.write(",")
+    _write_list(out, "transfers", transfer_rows(report))
+    out.write("}\n")
+
+
+def _write_list(out: TextIO, key: str, rows: Iterable[dict[str, Any]]) -> None:
+    out.write(f' "{key}": [')
+    for index, row in enumerate(rows):
         out.write(",\n  " if index else "\n  ")
         out.write(json.dumps(row, separators=(", ", ": ")))
-    out.write("\n]}\n")
+    out.write("\n]")

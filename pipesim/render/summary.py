@@ -7,15 +7,21 @@ from rich.table import Table
 from rich.text import Text
 
 from pipesim.analysis import Report
-from pipesim.metrics import IDLE_CAUSES
+from pipesim.metrics import IDLE_CAUSES, LINK_CAUSES, DeviceStats
 from pipesim.render.style import activations, ms, percent
 
-_CAUSE_HEADERS = {
-    "warmup": "warm-up",
-    "wait_activation": "wait act.",
-    "wait_gradient": "wait grad.",
-    "drain": "drain",
-}
+# The table groups the idle causes into columns; the line under it lists every cause.
+_CAUSE_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("warm-up", ("warmup",)),
+    ("wait act.", ("wait_activation",)),
+    ("wait grad.", ("wait_gradient",)),
+    ("on links", LINK_CAUSES),
+    ("drain", ("drain",)),
+)
+
+
+def _idle(stats: DeviceStats, causes: tuple[str, ...]) -> float:
+    return sum(stats.idle_by_cause[cause] for cause in causes)
 
 
 class SummaryTable:
@@ -32,8 +38,8 @@ class SummaryTable:
         table.add_column("busy ms", justify="right")
         table.add_column("idle ms", justify="right")
         table.add_column("bubble", justify="right")
-        for cause in IDLE_CAUSES:
-            table.add_column(_CAUSE_HEADERS[cause], justify="right", style="dim")
+        for header, _ in _CAUSE_COLUMNS:
+            table.add_column(header, justify="right", style="dim")
         table.add_column("peak act.", justify="right")
         for stats in summary.devices:
             table.add_row(
@@ -41,7 +47,7 @@ class SummaryTable:
                 ms(stats.busy),
                 ms(stats.idle),
                 percent(stats.bubble_fraction),
-                *(ms(stats.idle_by_cause[cause]) for cause in IDLE_CAUSES),
+                *(ms(_idle(stats, causes)) for _, causes in _CAUSE_COLUMNS),
                 activations(stats.peak_activations),
             )
         table.add_section()
@@ -50,7 +56,7 @@ class SummaryTable:
             ms(sum(s.busy for s in summary.devices)),
             ms(sum(s.idle for s in summary.devices)),
             percent(summary.bubble_fraction),
-            *(ms(sum(s.idle_by_cause[cause] for s in summary.devices)) for cause in IDLE_CAUSES),
+            *(ms(sum(_idle(s, causes) for s in summary.devices)) for _, causes in _CAUSE_COLUMNS),
             activations(summary.peak_activations),
             style="bold",
         )
@@ -96,8 +102,9 @@ def _where(report: Report, total_idle: float) -> Text:
     """Idle time summed over devices, by cause."""
     devices = report.summary.devices
     parts = [
-        f"{_CAUSE_WORDS[cause]} {ms(sum(s.idle_by_cause[cause] for s in devices))} ms"
+        f"{_CAUSE_WORDS[cause]} {ms(total)} ms"
         for cause in IDLE_CAUSES
+        if (total := sum(s.idle_by_cause[cause] for s in devices)) > 0
     ]
     return Text.assemble(("idle ", "bold"), f"{ms(total_idle)} ms in all: ", " · ".join(parts))
 
@@ -128,23 +135,61 @@ def _why(report: Report) -> Text:
                 f"at m={2 * pipeline.microbatches}."
             )
         return Text.assemble(("why: ", "bold"), text)
-    busiest = max(summary.devices, key=lambda s: s.busy)
-    share = busiest.busy / summary.makespan if summary.makespan > 0 else 0.0
-    text = (
-        f"device {busiest.device} is the busiest ({ms(busiest.busy)} ms, "
-        f"{percent(share)} of the makespan); "
-    )
+    devices = summary.devices
+    total_idle = sum(s.idle for s in devices)
+    on_links = sum(_idle(s, LINK_CAUSES) for s in devices)
+    fill_drain = sum(_idle(s, ("warmup", "drain")) for s in devices)
+    sentences = []
+    critical = summary.critical
+    if critical.links > 0:
+        label = "communication-bound: " if critical.links >= summary.makespan / 2 else ""
+        sentences.append(
+            f"{label}of the {ms(summary.makespan)} ms critical path, {ms(critical.compute)} ms is "
+            f"computing and {ms(critical.links)} ms is messages on links "
+            f"({ms(critical.in_flight)} ms in flight, {ms(critical.queued)} ms queued behind "
+            "others)"
+        )
+    if on_links > 0:
+        queued = sum(_idle(s, ("wait_activation_queued", "wait_gradient_queued")) for s in devices)
+        held = sum(s.idle_by_cause["blocking_send"] for s in devices)
+        in_flight = on_links - queued - held
+        detail = f"{ms(queued)} ms queued behind other messages, {ms(in_flight)} ms in flight"
+        if held > 0:
+            detail += f", {ms(held)} ms held by blocking sends"
+        sentences.append(
+            f"devices spend {percent(on_links / total_idle)} of their idle time waiting on links "
+            f"directly ({detail})"
+        )
+    links = summary.links
+    if links and (on_links >= total_idle / 4 or critical.links >= summary.makespan / 4):
+        link = max(links, key=lambda item: item.busy)
+        between = " (between nodes)" if link.crosses_nodes else ""
+        sentences.append(
+            f"the busiest link, {link.src}->{link.dst}{between}, carries a message "
+            f"{percent(link.utilization)} of the time, {ms(link.busy / link.messages)} ms each"
+        )
     if not report.trace.problem.costs.uniform:
-        text += "with uneven stages the slowest one sets the pace and the others wait for it"
-    else:
-        text += "messages between devices take time, and devices wait for them"
-    return Text.assemble(("why: ", "bold"), text + ".")
+        busiest = max(devices, key=lambda s: s.busy)
+        share = busiest.busy / summary.makespan if summary.makespan > 0 else 0.0
+        sentences.append(
+            f"the stages are uneven: device {busiest.device} is the busiest ({ms(busiest.busy)} "
+            f"ms, {percent(share)} of the makespan) and sets the pace while the others wait"
+        )
+    sentences.append(
+        f"{percent(fill_drain / total_idle)} of the idle time is the pipeline's fill and drain"
+    )
+    return Text.assemble(("why: ", "bold"), "; ".join(sentences) + ".")
 
 
 _CAUSE_WORDS = {
     "warmup": "warm-up",
-    "wait_activation": "waiting for activations",
-    "wait_gradient": "waiting for gradients",
+    "wait_activation": "waiting for activations being computed",
+    "wait_activation_queued": "activations queued on links",
+    "wait_activation_in_flight": "activations in flight",
+    "wait_gradient": "waiting for gradients being computed",
+    "wait_gradient_queued": "gradients queued on links",
+    "wait_gradient_in_flight": "gradients in flight",
+    "blocking_send": "held by blocking sends",
     "drain": "drain",
 }
 

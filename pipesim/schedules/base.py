@@ -126,7 +126,7 @@ def textbook_conditions(problem: Problem) -> str | None:
     every stage costs the same and messages are free."""
     if not problem.costs.uniform:
         return "stages are uneven"
-    if problem.network.latency > 0:
+    if not problem.network.free:
         return "communication takes time"
     return None
 

@@ -13,28 +13,39 @@ from collections.abc import Callable
 
 import simpy
 
-from pipesim.ops import Op
+from pipesim.ops import Kind, Op
 from pipesim.trace import TransferRecord
 
 
 class Channel:
     """The link from device `src` to device `dst`; calls `deliver(key)` when a message arrives."""
 
-    __slots__ = ("_deliver", "_env", "_free_at", "_records", "dst", "src", "transfer_time")
+    __slots__ = (
+        "_activation",
+        "_deliver",
+        "_env",
+        "_free_at",
+        "_gradient",
+        "_records",
+        "dst",
+        "src",
+    )
 
     def __init__(
         self,
         env: simpy.Environment,
         src: int,
         dst: int,
-        transfer_time: float,
+        transfer_times: dict[Kind, float],
         deliver: Callable[[int], None],
         records: list[TransferRecord],
     ) -> None:
         self._env = env
         self.src = src
         self.dst = dst
-        self.transfer_time = transfer_time
+        # How long an activation (output of F) or a gradient (output of B) occupies this link.
+        self._activation = transfer_times[Kind.F]
+        self._gradient = transfer_times[Kind.B]
         self._deliver = deliver
         self._records = records
         self._free_at = 0.0
@@ -43,10 +54,10 @@ class Channel:
         """Hand over the output of `producer`; return the event of its arrival, or None if it
         arrived at once (a free link with zero transfer time)."""
         now = self._env.now
-        start = max(now, self._free_at)
-        end = start + self.transfer_time
-        self._free_at = end
         kind, stage, mb = producer
+        start = max(now, self._free_at)
+        end = start + (self._activation if kind is Kind.F else self._gradient)
+        self._free_at = end
         self._records.append(TransferRecord(self.src, self.dst, stage, kind, mb, now, start, end))
         if end == now:
             self._deliver(key)

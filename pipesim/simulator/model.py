@@ -21,13 +21,13 @@ from pipesim.trace import OpRecord, Trace, TransferRecord
 class Simulation:
     """One run of `policy` on `problem`. Build it, then call `run()` once."""
 
-    def __init__(self, problem: Problem, policy: Policy, blocking_sends: bool = False) -> None:
+    def __init__(self, problem: Problem, policy: Policy) -> None:
         pipeline = problem.pipeline
         policy.check(pipeline.devices, pipeline.chunks, pipeline.microbatches)
         self.env = simpy.Environment(initial_time=0.0)
         self.problem = problem
         self.policy = policy
-        self.blocking_sends = blocking_sends
+        self.blocking_sends = problem.network.blocking
         self.num_stages = pipeline.num_stages
         self._microbatches = pipeline.microbatches
         size = 3 * pipeline.num_stages * pipeline.microbatches
@@ -81,13 +81,10 @@ class Simulation:
             return None
         channel = self._channels.get((src, dst))
         if channel is None:
+            network = self.problem.network
+            times = {kind: network.transfer_time(src, dst, kind) for kind in (Kind.F, Kind.B)}
             channel = self._channels[(src, dst)] = Channel(
-                self.env,
-                src,
-                dst,
-                self.problem.network.transfer_time(src, dst),
-                self._deliver,
-                self.transfers,
+                self.env, src, dst, times, self._deliver, self.transfers
             )
         return channel.send(producer, key)
 
@@ -141,6 +138,6 @@ def _find_cycle(waits_on: dict[int, int]) -> list[int]:
     return []
 
 
-def simulate(problem: Problem, policy: Policy, blocking_sends: bool = False) -> Trace:
+def simulate(problem: Problem, policy: Policy) -> Trace:
     """Run `policy` on `problem` and return the timeline."""
-    return Simulation(problem, policy, blocking_sends).run()
+    return Simulation(problem, policy).run()
