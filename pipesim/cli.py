@@ -18,13 +18,17 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from pipesim.analysis import Report
 from pipesim.analysis import run as run_settings
 from pipesim.compare import compare as compare_policies
 from pipesim.config import Settings, load_settings, parse_cost_list
-from pipesim.errors import PipesimError
+from pipesim.errors import ConfigError, PipesimError, ScheduleStalled
+from pipesim.problem import describe_placement
 from pipesim.render import GanttChart, SummaryTable, write_json
 from pipesim.render.compare_table import ComparisonTable, comparison_rows
-from pipesim.schedules.registry import registered_policies
+from pipesim.schedule_file import read_schedule, write_schedule
+from pipesim.schedules.from_file import FileSchedule
+from pipesim.schedules.registry import get_policy, registered_policies
 from pipesim.units import parse_rate, parse_size
 
 
@@ -167,12 +171,24 @@ def _settings(config: Path | None, **flags: Any) -> Settings:
     return base.replace(**{key: value for key, value in flags.items() if value is not None})
 
 
+Schedule = Annotated[
+    Path | None,
+    typer.Option(
+        "--schedule", "-s", help="A PyTorch compute-only schedule CSV to simulate exactly."
+    ),
+]
+
+
 @app.command()
 def run(
     policy: Annotated[
         str | None,
-        typer.Option(help="Schedule to simulate (see `pipesim policies`). [default: 1f1b]"),
+        typer.Option(
+            help="Schedule to simulate (see `pipesim policies`), or module:Class / "
+            "file.py:Class for your own. [default: 1f1b]"
+        ),
     ] = None,
+    schedule: Schedule = None,
     stages: Stages = None,
     microbatches: Microbatches = None,
     chunks: Chunks = None,
@@ -192,6 +208,8 @@ def run(
 ) -> None:
     """Simulate one training step and show its timeline, bubbles and activation memory."""
     try:
+        if policy is not None and schedule is not None:
+            raise ConfigError("give --policy or --schedule, not both")
         settings = _settings(
             config,
             policy=policy,
@@ -210,10 +228,20 @@ def run(
             inter_node_latency=inter_node_latency,
             blocking_comm=blocking_comm,
         )
-        report = run_settings(settings)
+        chosen = (
+            FileSchedule.load(schedule, settings.microbatches)
+            if schedule is not None
+            else get_policy(settings.policy)
+        )
+        report = run_settings(settings, chosen)
     except PipesimError as error:
         _fail(str(error), error.exit_code)
         return
+    _show(report, output_format)
+
+
+def _show(report: Report, output_format: OutputFormat) -> None:
+    """The chart and summary on the terminal, or the JSON report on stdout."""
     if output_format is OutputFormat.json:
         write_json(report, sys.stdout)
         return
@@ -227,6 +255,110 @@ def run(
     console.print(GanttChart(report.trace))
     console.print()
     console.print(SummaryTable(report))
+
+
+@app.command()
+def validate(
+    schedule: Annotated[Path, typer.Argument(help="A PyTorch compute-only schedule CSV.")],
+    microbatches: Microbatches = None,
+    forward: Forward = None,
+    backward: Backward = None,
+    weight: Weight = None,
+    comm_latency: CommLatency = None,
+    activation_size: ActivationSize = None,
+    gradient_size: GradientSize = None,
+    bandwidth: Bandwidth = None,
+    config: Config = None,
+    output_format: Format = OutputFormat.text,
+) -> None:
+    """Check a schedule file: every op present once and in a possible order, then simulate it.
+
+    Exit 0 when it is valid, 1 with every problem listed when it is not (a deadlock names
+    each stuck device and what it waits for), 2 when the file cannot be read."""
+    try:
+        parsed = read_schedule(schedule)
+        problems = parsed.problems(microbatches)
+        settings = _settings(
+            config,
+            microbatches=microbatches,
+            forward=forward,
+            backward=backward,
+            weight=weight,
+            comm_latency=comm_latency,
+            activation_size=activation_size,
+            gradient_size=gradient_size,
+            bandwidth=bandwidth,
+        )
+    except PipesimError as error:
+        _fail(str(error), error.exit_code)
+        return
+    console = Console()
+    if not problems:
+        try:
+            report = run_settings(settings, FileSchedule(parsed))
+        except ScheduleStalled as error:
+            problems = ["deadlock: " + error.waits[0], *error.waits[1:]]
+            if "cycle:" in str(error):
+                problems.append("cycle: " + str(error).rsplit("cycle: ", 1)[1])
+        except PipesimError as error:
+            _fail(str(error), error.exit_code)
+            return
+    if problems:
+        console.print(
+            f"[bold red]invalid[/] {schedule}: {len(problems)} problem(s)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for problem in problems:
+            console.print(f"  {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    if output_format is OutputFormat.json:
+        write_json(report, sys.stdout)
+        return
+    pipeline = report.trace.problem.pipeline
+    console.print(
+        f"[bold green]valid[/] {schedule}: {pipeline.devices} ranks, {pipeline.num_stages} stages "
+        f"({describe_placement(pipeline)}), {pipeline.microbatches} microbatches, "
+        f"{'split' if parsed.split_backward else 'whole'} backward",
+        highlight=False,
+        soft_wrap=True,
+    )
+    summary = report.summary
+    console.print(
+        f"makespan {summary.makespan:g} ms, bubble {summary.bubble_fraction:.1%}, "
+        f"peak activations {summary.peak_activations:g}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The CSV file to write.")],
+    policy: Annotated[str, typer.Option(help="Schedule to export. [default: 1f1b]")] = "1f1b",
+    stages: Stages = None,
+    microbatches: Microbatches = None,
+    chunks: Chunks = None,
+) -> None:
+    """Write a policy's per-device op order as a PyTorch compute-only CSV.
+
+    PyTorch's `_load_csv` reads it, and `pipesim run --schedule` on it gives the same
+    timeline as running the policy."""
+    try:
+        settings = Settings(policy=policy, stages=stages, microbatches=microbatches, chunks=chunks)
+        report = run_settings(settings)
+        trace = report.trace
+        orders = [[record.op for record in ops] for ops in trace.ops_by_device()]
+        write_schedule(orders, trace.problem.split_backward, output)
+    except PipesimError as error:
+        _fail(str(error), error.exit_code)
+        return
+    pipeline = trace.problem.pipeline
+    Console().print(
+        f"wrote {output}: {trace.policy}, {pipeline.devices} ranks, {pipeline.num_stages} stages, "
+        f"{pipeline.microbatches} microbatches, {len(trace.ops)} ops",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -281,8 +413,9 @@ def compare(
         sys.stdout.write("\n")
         return
     console = Console()
+    shape = next(row.report.trace.problem.pipeline for row in rows if row.report is not None)
     console.print(
-        f"[bold]compare[/]  p={settings.stages}  m={settings.microbatches}  "
+        f"[bold]compare[/]  p={shape.devices}  m={shape.microbatches}  "
         f"F={','.join(map(str, settings.forward))}  B={','.join(map(str, settings.backward))}"
         + (f"  latency={settings.comm_latency} ms" if settings.comm_latency else ""),
         highlight=False,

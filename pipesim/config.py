@@ -27,9 +27,11 @@ class Settings:
     stage; `weight` None means half of the backward."""
 
     policy: str = "1f1b"
-    stages: int = 4
-    """Pipeline-parallel size p: the number of devices."""
-    microbatches: int = 8
+    stages: int | None = None
+    """Pipeline-parallel size p, the number of devices; None: the policy's default (4, or a
+    schedule file's ranks)."""
+    microbatches: int | None = None
+    """Microbatches m; None: the policy's default (8, or a schedule file's)."""
     chunks: int | None = None
     """Model chunks per device (v); None lets the policy decide (1, or 2 for those that
     interleave or fold the pipeline into a V)."""
@@ -147,13 +149,16 @@ def build_problem(settings: Settings, policy: Policy) -> Problem:
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be at least 1, got {value}")
     network = build_network(settings)
+    default_stages, default_microbatches = policy.default_shape()
+    stages = default_stages if settings.stages is None else settings.stages
+    microbatches = default_microbatches if settings.microbatches is None else settings.microbatches
     chunks = policy.resolve_chunks(settings.chunks)
-    policy.check(settings.stages, chunks, settings.microbatches)
+    policy.check(stages, chunks, microbatches)
     pipeline = Pipeline(
-        devices=settings.stages,
+        devices=stages,
         chunks=chunks,
-        microbatches=settings.microbatches,
-        placement=policy.placement(settings.stages, chunks),
+        microbatches=microbatches,
+        placement=policy.placement(stages, chunks),
     )
     forward = stage_costs("forward", settings.forward, pipeline)
     backward = stage_costs("backward", settings.backward, pipeline)

@@ -107,10 +107,10 @@ class Summary:
 def summarize(trace: Trace) -> Summary:
     makespan = trace.makespan
     split = trace.problem.split_backward
-    chunks = trace.problem.pipeline.chunks
+    pipeline = trace.problem.pipeline
     attribution = _IdleAttribution(trace)
     devices = [
-        device_stats(device, ops, makespan, split, chunks, attribution)
+        device_stats(device, ops, makespan, split, pipeline.stages_on(device), attribution)
         for device, ops in enumerate(trace.ops_by_device())
     ]
     total_idle = sum(stats.idle for stats in devices)
@@ -147,7 +147,7 @@ def device_stats(
     ops: list[OpRecord],
     makespan: float,
     split: bool,
-    chunks: int,
+    stages_held: int,
     attribution: _IdleAttribution,
 ) -> DeviceStats:
     busy = sum(record.end - record.start for record in ops)
@@ -161,7 +161,7 @@ def device_stats(
         bubble_fraction=idle / makespan if makespan > 0 else 0.0,
         start=start,
         end=end,
-        peak_activations=peak_held(ops, split) / chunks,
+        peak_activations=peak_held(ops, split) / stages_held,
         idle_by_cause=attribution.device(device, ops, makespan),
     )
 

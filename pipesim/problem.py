@@ -18,9 +18,10 @@ from pipesim.ops import Kind, Op
 
 @dataclass(frozen=True)
 class Pipeline:
-    """`devices` devices holding `devices * chunks` stages, fed `microbatches` microbatches.
+    """`devices` devices holding the stages of the model, fed `microbatches` microbatches.
 
-    `placement[s]` is the device that holds stage `s`.
+    `placement[s]` is the device that holds stage `s`; `chunks` is how many stages each device
+    holds (the most any device holds, for placements read from a file that are not uniform).
     """
 
     devices: int
@@ -39,6 +40,24 @@ class Pipeline:
         for stage, device in enumerate(self.placement):
             held[device].append(stage)
         return tuple(tuple(stages) for stages in held)
+
+    def stages_on(self, device: int) -> int:
+        """How many stages `device` holds: its cost and its memory are shared among them."""
+        return max(1, len(self.stages_by_device[device]))
+
+
+def describe_placement(pipeline: Pipeline) -> str:
+    """'one stage per device', 'looped', 'V-shape' or 'custom', for people."""
+    placement = pipeline.placement
+    if placement == round_robin_placement(pipeline.devices, 1):
+        return "one stage per device"
+    if len(placement) % pipeline.devices == 0 and placement == round_robin_placement(
+        pipeline.devices, len(placement) // pipeline.devices
+    ):
+        return "looped"
+    if len(placement) == 2 * pipeline.devices and placement == v_shape_placement(pipeline.devices):
+        return "V-shape"
+    return "custom placement"
 
 
 def round_robin_placement(devices: int, chunks: int) -> tuple[int, ...]:
@@ -167,9 +186,9 @@ def stage_costs(name: str, values: Sequence[float], pipeline: Pipeline) -> tuple
         check_cost(name, value)
     p, stages = pipeline.devices, pipeline.num_stages
     if len(values) == 1:
-        return tuple(values[0] / pipeline.chunks for _ in range(stages))
+        return tuple(values[0] / pipeline.stages_on(device) for device in pipeline.placement)
     if len(values) == p:
-        return tuple(values[device] / pipeline.chunks for device in pipeline.placement)
+        return tuple(values[device] / pipeline.stages_on(device) for device in pipeline.placement)
     if len(values) == stages:
         return tuple(values)
     expected = f"1 or {p} (one per device)"

@@ -76,6 +76,6 @@ def test_idle_causes_add_up_and_bubbles_are_fractions(settings: Settings) -> Non
             1, summary.makespan
         )
         assert -1e-12 <= stats.bubble_fraction <= 1 + 1e-12
-    assert 0 <= summary.bubble_fraction <= 1 + 1e-12
-    assert 0 <= summary.span_bubble_fraction <= 1 + 1e-12
+    assert -1e-12 <= summary.bubble_fraction <= 1 + 1e-12
+    assert -1e-12 <= summary.span_bubble_fraction <= 1 + 1e-12
     assert summary.span <= summary.makespan + 1e-9

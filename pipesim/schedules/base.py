@@ -69,6 +69,10 @@ class Policy(ABC):
     default_chunks: ClassVar[int] = 2
     """Chunks per device when the user chooses and did not say."""
 
+    def default_shape(self) -> tuple[int, int]:
+        """(p, m) when the user gives neither."""
+        return (4, 8)
+
     def resolve_chunks(self, requested: int | None) -> int:
         """The chunks per device to run with; a request this schedule cannot honour is an error
         (a user's -v is never silently changed)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pipesim.errors import PolicyError
 from pipesim.schedules.base import Policy
+from pipesim.schedules.custom import is_custom_reference, load_custom_policy
 from pipesim.schedules.gpipe import GPipe
 from pipesim.schedules.interleaved import Interleaved1F1B, InterleavedZeroBubble
 from pipesim.schedules.looped_bfs import LoopedBFS
@@ -38,7 +39,10 @@ def _lookup_table() -> dict[str, type[Policy]]:
 
 
 def get_policy(name: str) -> Policy:
-    """The policy registered under `name` or one of its aliases, case-insensitive."""
+    """The policy registered under `name` or one of its aliases, case-insensitive; or a user's
+    class given as module:ClassName or file.py:ClassName."""
+    if is_custom_reference(name):
+        return load_custom_policy(name.strip())
     cls = _lookup_table().get(name.strip().lower())
     if cls is None:
         known = ", ".join(policy.name for policy in registered_policies())

@@ -42,7 +42,7 @@ class Device:
         placement = sim.problem.pipeline.placement
         duration = sim.problem.duration
         records = sim.ops
-        while (op := self.program.next_op(self)) is not None:
+        while (op := self._next_op()) is not None:
             self._check_owned(op)
             for need in needs(op, num_stages):
                 if not sim.is_available(need):
@@ -60,6 +60,16 @@ class Device:
                     yield arrival
         self.finished = True
 
+    def _next_op(self) -> Op | None:
+        """The policy's decision; a policy that fails is reported, not propagated as a crash."""
+        try:
+            return self.program.next_op(self)
+        except Exception as error:
+            raise PolicyError(
+                f"policy {self.sim.policy.name!r} failed on device {self.device}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+
     def _check_owned(self, op: Op) -> None:
         pipeline = self.sim.problem.pipeline
         if not (0 <= op.stage < pipeline.num_stages and 0 <= op.microbatch < pipeline.microbatches):
@@ -69,3 +79,5 @@ class Device:
                 f"policy asked device {self.device} to run {op}, but stage {op.stage} lives on "
                 f"device {pipeline.placement[op.stage]}"
             )
+        if self.sim.has_run(op):
+            raise PolicyError(f"policy asked device {self.device} to run {op} a second time")

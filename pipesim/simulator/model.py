@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import simpy
 
-from pipesim.errors import ScheduleStalled
+from pipesim.errors import PipesimError, PolicyError, ScheduleStalled
 from pipesim.ops import Kind, Need, Op
 from pipesim.problem import Problem
 from pipesim.schedules.base import Policy
@@ -38,14 +38,28 @@ class Simulation:
         self.ops: list[OpRecord] = []
         self.transfers: list[TransferRecord] = []
         self._channels: dict[tuple[int, int], Channel] = {}
-        self.devices = [
-            Device(self, device, program) for device, program in enumerate(policy.programs(problem))
-        ]
+        try:
+            programs = policy.programs(problem)
+        except PipesimError:
+            raise
+        except Exception as error:
+            raise PolicyError(
+                f"policy {policy.name!r} failed to plan: {type(error).__name__}: {error}"
+            ) from error
+        if len(programs) != pipeline.devices:
+            raise PolicyError(
+                f"policy {policy.name!r} gave {len(programs)} device programs for "
+                f"{pipeline.devices} devices"
+            )
+        self.devices = [Device(self, device, program) for device, program in enumerate(programs)]
 
     def _key(self, op: Op) -> int:
         kind = op.kind
         code = 0 if kind is Kind.F else 1 if kind is Kind.B else 2
         return (op.stage * self._microbatches + op.microbatch) * 3 + code
+
+    def has_run(self, op: Op) -> bool:
+        return bool(self._completed[self._key(op)])
 
     def is_available(self, need: Need) -> bool:
         flags = self._delivered if need.message else self._completed

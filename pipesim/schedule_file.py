@@ -1,0 +1,223 @@
+"""PyTorch's schedule CSV ("compute_only" format), read and written.
+
+`torch.distributed.pipelining` describes a schedule as one row per rank and one cell per step:
+`0F0` is stage 0's forward of microbatch 0, `1B3` a full backward, `2I0` an input-gradient
+backward (pipesim's split B), `2W0` a weight gradient, `(0F7;7B3)OVERLAP_F_B` two ops paired in
+one step (run back to back here). Empty cells are idle steps and communication or sharding
+actions (`SEND_F`, `RECV_B`, `UNSHARD`, `REDUCE_GRAD`, ...) are skipped: timing comes from the
+simulation. The stages, their placement on ranks and m are inferred from the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipesim.errors import ConfigError
+from pipesim.ops import Kind, Op
+
+_COMPUTE = re.compile(r"(\d+)(F|I|B|W)(\d+)")
+_OTHER = re.compile(
+    r"(\d+)(UNSHARD|RESHARD|REDUCE_GRAD|SEND_F|RECV_F|SEND_B|RECV_B|SEND_F_RECV_B|SEND_B_RECV_F)"
+    r"(\d*)"
+)
+_OVERLAP = re.compile(r"\((.*)\)([A-Z_]+)")
+
+
+@dataclass(frozen=True)
+class Action:
+    """One compute cell of the file, where it stands (row = rank, column = step, from 0)."""
+
+    stage: int
+    kind: str
+    """F, I (input gradient), B (full backward) or W (weight gradient)."""
+    microbatch: int
+    rank: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.stage}{self.kind}{self.microbatch}"
+
+
+@dataclass(frozen=True)
+class ScheduleFile:
+    """A schedule read from a CSV file: each rank's compute actions in order."""
+
+    path: str
+    ranks: list[list[Action]]
+    split_backward: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        split = any(a.kind in ("I", "W") for row in self.ranks for a in row)
+        object.__setattr__(self, "split_backward", split)
+
+    @property
+    def devices(self) -> int:
+        return len(self.ranks)
+
+    @property
+    def num_stages(self) -> int:
+        return 1 + max((a.stage for row in self.ranks for a in row), default=-1)
+
+    @property
+    def microbatches(self) -> int:
+        return 1 + max((a.microbatch for row in self.ranks for a in row), default=-1)
+
+    def placement(self) -> tuple[int, ...]:
+        """The rank of each stage (the first rank it appears on; `problems` reports others)."""
+        owner: dict[int, int] = {}
+        for rank, row in enumerate(self.ranks):
+            for action in row:
+                owner.setdefault(action.stage, rank)
+        return tuple(owner.get(stage, 0) for stage in range(self.num_stages))
+
+    def orders(self) -> list[list[Op]]:
+        """Each rank's ops in pipesim's terms: I is B, and a full backward in a schedule that
+        splits the backward elsewhere is its B followed at once by its W."""
+        kinds = {"F": Kind.F, "I": Kind.B, "W": Kind.W}
+        orders = []
+        for row in self.ranks:
+            order = []
+            for a in row:
+                if a.kind == "B":
+                    order.append(Op(Kind.B, a.stage, a.microbatch))
+                    if self.split_backward:
+                        order.append(Op(Kind.W, a.stage, a.microbatch))
+                else:
+                    order.append(Op(kinds[a.kind], a.stage, a.microbatch))
+            orders.append(order)
+        return orders
+
+    def problems(self, microbatches: int | None = None) -> list[str]:
+        """Every structural problem, one line each; [] for a well-formed schedule."""
+        m = self.microbatches if microbatches is None else microbatches
+        found: list[str] = []
+        ranks_of: dict[int, list[int]] = defaultdict(list)
+        for rank, row in enumerate(self.ranks):
+            for stage in sorted({a.stage for a in row}):
+                ranks_of[stage].append(rank)
+        for stage in range(self.num_stages):
+            ranks = ranks_of.get(stage, [])
+            if not ranks:
+                found.append(f"stage {stage} has no ops on any rank")
+            elif len(ranks) > 1:
+                found.append(
+                    f"stage {stage} is on ranks {', '.join(map(str, ranks))}; "
+                    "a stage must live on one rank"
+                )
+        seen: dict[tuple[int, str, int], list[Action]] = defaultdict(list)
+        for row in self.ranks:
+            for a in row:
+                if a.microbatch >= m:
+                    found.append(
+                        f"{self._where(a)}: microbatch {a.microbatch} out of range (m={m})"
+                    )
+                seen[(a.stage, a.kind, a.microbatch)].append(a)
+        for stage in range(self.num_stages):
+            for mb in range(m):
+                found += self._check_stage_microbatch(stage, mb, seen)
+        return found
+
+    def _check_stage_microbatch(
+        self, stage: int, mb: int, seen: dict[tuple[int, str, int], list[Action]]
+    ) -> list[str]:
+        found = []
+        forwards, full = seen.get((stage, "F", mb), []), seen.get((stage, "B", mb), [])
+        inputs, weights = seen.get((stage, "I", mb), []), seen.get((stage, "W", mb), [])
+        label = f"stage {stage}, microbatch {mb}"
+        if not forwards:
+            found.append(f"{label}: no forward ({stage}F{mb})")
+        backwards = full + inputs
+        if not backwards:
+            found.append(f"{label}: no backward ({stage}B{mb}, or {stage}I{mb} and {stage}W{mb})")
+        if self.split_backward and not full and inputs and not weights:
+            found.append(f"{label}: {stage}I{mb} has no {stage}W{mb}")
+        if weights and not inputs and not full:
+            found.append(f"{label}: {stage}W{mb} has no {stage}I{mb}")
+        for name, group in (("forward", forwards), ("backward", backwards), ("W", weights)):
+            if len(group) > 1:
+                places = ", ".join(self._where(a) for a in group)
+                found.append(f"{label}: {len(group)} {name}s ({places})")
+        if forwards and backwards and _before(backwards[0], forwards[0]):
+            found.append(
+                f"{self._where(backwards[0])}: {backwards[0]} runs before its forward "
+                f"{forwards[0]} ({self._where(forwards[0])})"
+            )
+        if weights and inputs and _before(weights[0], inputs[0]):
+            found.append(
+                f"{self._where(weights[0])}: {weights[0]} runs before {inputs[0]} "
+                f"({self._where(inputs[0])})"
+            )
+        return found
+
+    def _where(self, action: Action) -> str:
+        return f"rank {action.rank} step {action.column}"
+
+
+def _before(a: Action, b: Action) -> bool:
+    """Whether `a` comes before `b` on the same rank."""
+    return a.rank == b.rank and a.column < b.column
+
+
+def read_schedule(path: Path) -> ScheduleFile:
+    """Parse a schedule CSV; a cell that is not an action is an error naming file, row and
+    column (both from 1, as an editor shows them)."""
+    try:
+        with path.open(newline="") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ConfigError(f"cannot read {path}: {reason}") from None
+    except csv.Error as error:
+        raise ConfigError(f"{path} is not a CSV file: {error}") from None
+    ranks = [
+        [
+            action
+            for column, cell in enumerate(row)
+            for action in _parse_cell(path, rank, column, cell)
+        ]
+        for rank, row in enumerate(rows)
+    ]
+    while ranks and not rows[len(ranks) - 1]:
+        ranks.pop()  # trailing blank lines
+    if not any(ranks):
+        raise ConfigError(f"{path}: no compute actions (expected cells such as 0F0, 1B3, 2I0)")
+    return ScheduleFile(str(path), ranks)
+
+
+def _parse_cell(path: Path, rank: int, column: int, cell: str) -> list[Action]:
+    text = cell.strip()
+    if not text:
+        return []
+    overlap = _OVERLAP.fullmatch(text)
+    parts = [part.strip() for part in overlap.group(1).split(";")] if overlap else [text]
+    actions = []
+    for part in parts:
+        match = _COMPUTE.fullmatch(part)
+        if match:
+            stage, kind, mb = match.groups()
+            actions.append(Action(int(stage), kind, int(mb), rank, column))
+        elif not _OTHER.fullmatch(part):
+            raise ConfigError(
+                f"{path}:{rank + 1}:{column + 1}: {cell.strip()!r} is not a schedule action "
+                "(expected e.g. 0F0, 1B3, 2I0, 2W0 or (0F7;7B3)OVERLAP_F_B)"
+            )
+    return actions
+
+
+def write_schedule(orders: Sequence[Sequence[Op]], split_backward: bool, path: Path) -> None:
+    """Write per-device op orders as PyTorch's compute-only CSV: split backwards as I and W,
+    whole ones as B."""
+    backward = "I" if split_backward else "B"
+    names = {Kind.F: "F", Kind.B: backward, Kind.W: "W"}
+    try:
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            for order in orders:
+                writer.writerow(f"{op.stage}{names[op.kind]}{op.microbatch}" for op in order)
+    except OSError as error:
+        raise ConfigError(f"cannot write {path}: {error.strerror or error}") from None

@@ -1,0 +1,222 @@
+"""PyTorch schedule CSVs: round trips, validation, deadlock diagnosis; custom policies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipesim import Kind, PolicyError, Settings, get_policy, registered_policies, run
+from pipesim.cli import app
+from pipesim.schedule_file import read_schedule, write_schedule
+from pipesim.schedules.from_file import FileSchedule
+
+runner = CliRunner()
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _csv(tmp_path: Path, text: str, name: str = "schedule.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("policy", [policy.name for policy in registered_policies()])
+def test_export_then_run_gives_the_same_timeline(policy: str, tmp_path: Path) -> None:
+    settings = Settings(
+        policy=policy,
+        stages=4,
+        microbatches=8,
+        forward=(1.0, 1.2, 0.9, 1.5),
+        backward=(2.0, 2.5, 1.8, 3.0),
+        comm_latency=0.3,
+    )
+    direct = run(settings)
+    path = tmp_path / f"{policy}.csv"
+    result = runner.invoke(
+        app, ["export", "--policy", policy, "-p", "4", "-m", "8", "-o", str(path)]
+    )
+    assert result.exit_code == 0, result.output
+    from_file = run(settings.replace(policy="file"), FileSchedule.load(path))
+    assert from_file.trace.problem.pipeline.placement == direct.trace.problem.pipeline.placement
+    assert sorted(from_file.trace.ops) == sorted(direct.trace.ops)
+    assert from_file.summary.makespan == direct.summary.makespan
+
+
+def test_cells_pytorch_writes_are_read() -> None:
+    schedule = read_schedule(EXAMPLES / "zb1p_2rank_with_comms.csv")
+    assert schedule.devices == 2 and schedule.num_stages == 4 and schedule.microbatches == 4
+    assert schedule.placement() == (0, 1, 0, 1)
+    assert schedule.split_backward
+    assert schedule.problems() == []
+
+
+def test_overlap_cells_run_back_to_back_and_full_backwards_split(tmp_path: Path) -> None:
+    # One rank, two stages; the overlap cell is F of microbatch 1 then the backward of 0.
+    path = _csv(tmp_path, "0F0,1F0,1I0,1W0,(0F1;1F1)OVERLAP_F_B,0B0,1B1,1SEND_F1,0B1\n")
+    schedule = read_schedule(path)
+    assert [f"{op.kind}{op.microbatch}@{op.stage}" for op in schedule.orders()[0]] == [
+        "F0@0",
+        "F0@1",
+        "B0@1",
+        "W0@1",
+        "F1@0",
+        "F1@1",
+        "B0@0",
+        "W0@0",
+        "B1@1",
+        "W1@1",
+        "B1@0",
+        "W1@0",
+    ]
+
+
+def test_valid_file_validates(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "0F0,0F1,0B0,0B1\n1F0,1B0,1F1,1B1\n")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output and "2 ranks, 2 stages" in result.output
+    assert "makespan 9 ms" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "0F0,0F1,0B0\n1F0,1B0,1F1,1B1\n",
+            "stage 0, microbatch 1: no backward (0B1, or 0I1 and 0W1)",
+        ),
+        (
+            "0F0,0F1,0B0,0B1,0F1\n1F0,1B0,1F1,1B1\n",
+            "stage 0, microbatch 1: 2 forwards (rank 0 step 1, rank 0 step 4)",
+        ),
+        ("0F0,0W0,0I0\n1F0,1I0,1W0\n", "rank 0 step 1: 0W0 runs before 0I0 (rank 0 step 2)"),
+        ("0F0,0B0\n1F0,1B0,0F0\n", "stage 0 is on ranks 0, 1; a stage must live on one rank"),
+        ("0B0,0F0\n1F0,1B0\n", "rank 0 step 0: 0B0 runs before its forward 0F0 (rank 0 step 1)"),
+        ("0F0,0I0\n1F0,1I0,1W0\n", "stage 0, microbatch 0: 0I0 has no 0W0"),
+    ],
+)
+def test_invalid_files_list_their_problems(tmp_path: Path, text: str, problem: str) -> None:
+    result = runner.invoke(app, ["validate", str(_csv(tmp_path, text))])
+    assert result.exit_code == 1
+    assert "invalid" in result.output
+    assert problem in result.output
+
+
+def test_deadlock_is_diagnosed_with_its_cycle(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "0F0,0B0,0F1,0B1\n1F1,1F0,1B0,1B1\n")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert (
+        "deadlock: device 0 waits to run B0@s0, which needs the gradient of B0@s1 (device 1)"
+        in result.output
+    )
+    assert (
+        "device 1 waits to run F1@s1, which needs the activation of F1@s0 (device 0)"
+        in result.output
+    )
+    assert "cycle: device 0 -> device 1 -> device 0" in result.output
+    ran = runner.invoke(app, ["run", "--schedule", str(path)])
+    assert ran.exit_code == 1
+    assert "schedule can never finish" in ran.stderr
+
+
+def test_microbatch_out_of_range_when_m_is_given(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "0F0,0F1,0B0,0B1\n1F0,1B0,1F1,1B1\n")
+    result = runner.invoke(app, ["validate", str(path), "-m", "1"])
+    assert result.exit_code == 1
+    assert "microbatch 1 out of range (m=1)" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "message"),
+    [
+        ("0F0,0X0\n", [], "schedule.csv:1:2: '0X0' is not a schedule action"),
+        ("0F0,0B0\n1F0,oops\n", [], "schedule.csv:2:2: 'oops' is not a schedule action"),
+        ("\n,,\n", [], "no compute actions"),
+        ("0F0,0B0\n1F0,1B0\n", ["-p", "4"], "has 2 ranks; got -p 4"),
+        ("0F0,0B0\n1F0,1B0\n", ["--policy", "1f1b"], "give --policy or --schedule, not both"),
+        ("0F0\n1F0,1B0\n", [], "invalid schedule: stage 0, microbatch 0: no backward"),
+    ],
+)
+def test_bad_schedule_input_is_one_line_exit_2(
+    tmp_path: Path, text: str, args: list[str], message: str
+) -> None:
+    result = runner.invoke(app, ["run", "--schedule", str(_csv(tmp_path, text)), *args])
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+
+
+def test_unreadable_schedule(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", str(tmp_path / "missing.csv")])
+    assert result.exit_code == 2
+    assert "cannot read" in result.stderr
+
+
+def test_written_file_names_split_backwards_i(tmp_path: Path) -> None:
+    report = run(Settings(policy="zb-h1", stages=2, microbatches=2))
+    orders = [[r.op for r in ops] for ops in report.trace.ops_by_device()]
+    write_schedule(orders, True, tmp_path / "zb.csv")
+    first_row = (tmp_path / "zb.csv").read_text().splitlines()[0].split(",")
+    assert first_row[:4] == ["0F0", "0F1", "0I0", "0W0"]
+
+
+def test_custom_policy_from_a_file() -> None:
+    reference = f"{EXAMPLES / 'custom_policy.py'}:Eager1F1B"
+    policy = get_policy(reference)
+    assert policy.name == "eager-1f1b"
+    result = runner.invoke(app, ["run", "--policy", reference, "-p", "4", "-m", "8", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    assert '"policy": "eager-1f1b"' in result.output
+
+
+def test_custom_policy_from_a_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    report = run(Settings(policy="custom_policy:Eager1F1B", stages=4, microbatches=8))
+    # One more warm-up forward than 1F1B: one more activation held on the first devices.
+    assert [s.peak_activations for s in report.summary.devices] == [5, 4, 3, 1]
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        ("no_such_module_xyz:Policy", "no module named 'no_such_module_xyz'"),
+        ("missing/file.py:Policy", "no file missing/file.py"),
+        ("pipesim.ops:Nope", "pipesim.ops has no Nope"),
+        ("pipesim.ops:Op", "Op is not a pipesim Policy subclass"),
+        (":Foo", "expected module:ClassName"),
+    ],
+)
+def test_custom_policy_errors(reference: str, message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        get_policy(reference)
+
+
+def test_failing_custom_policy_is_reported_not_raised(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "", name="broken.py")
+    path.write_text(
+        "from pipesim import StaticPolicy\n"
+        "class Broken(StaticPolicy):\n"
+        "    name = 'broken'\n"
+        "    summary = 'raises'\n"
+        "    def device_orders(self, pipeline):\n"
+        "        raise ValueError('no idea')\n"
+        "class Twice(StaticPolicy):\n"
+        "    name = 'twice'\n"
+        "    summary = 'runs an op twice'\n"
+        "    def device_orders(self, pipeline):\n"
+        "        from pipesim import Op, Kind\n"
+        "        return [[Op(Kind.F, 0, 0), Op(Kind.F, 0, 0)]]\n"
+    )
+    broken = runner.invoke(app, ["run", "--policy", f"{path}:Broken"])
+    assert broken.exit_code == 2
+    assert "policy 'broken' failed to plan: ValueError: no idea" in broken.stderr
+    twice = runner.invoke(app, ["run", "--policy", f"{path}:Twice", "-p", "1", "-m", "1"])
+    assert twice.exit_code == 2
+    assert "to run F0@s0 a second time" in twice.stderr
+
+
+def test_kinds_are_the_dependency_kinds() -> None:
+    assert {kind.value for kind in Kind} == {"F", "B", "W"}
