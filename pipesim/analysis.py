@@ -6,6 +6,7 @@ This is what renderers and exporters take, so that none of them recomputes a met
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipesim.config import Settings, build_problem
@@ -38,8 +39,13 @@ def analyze(trace: Trace, policy: Policy) -> Report:
     return Report(trace, summarize(trace), policy.closed_form(trace.problem), policy)
 
 
-def run(settings: Settings, policy: Policy | None = None) -> Report:
-    """Simulate `settings` (with `policy`, or the one `settings.policy` names) and summarize."""
+def run(
+    settings: Settings,
+    policy: Policy | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Report:
+    """Simulate `settings` (with `policy`, or the one `settings.policy` names) and summarize;
+    `progress(done, total)` is called now and then for long runs."""
     chosen = policy or get_policy(settings.policy)
-    trace = simulate(build_problem(settings, chosen), chosen)
+    trace = simulate(build_problem(settings, chosen), chosen, progress)
     return analyze(trace, chosen)

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from pipesim.analysis import Report
@@ -23,12 +24,18 @@ from pipesim.analysis import run as run_settings
 from pipesim.compare import compare as compare_policies
 from pipesim.config import Settings, load_settings, parse_cost_list
 from pipesim.errors import ConfigError, PipesimError, ScheduleStalled
+from pipesim.explain import explain as explain_run
 from pipesim.problem import describe_placement
 from pipesim.render import GanttChart, SummaryTable, write_json
 from pipesim.render.compare_table import ComparisonTable, comparison_rows
+from pipesim.render.perfetto import write_chrome_trace
+from pipesim.render.progress import DeferredProgress
+from pipesim.render.recording import save_recording
+from pipesim.render.sweep_table import SweepTable, sweep_records, write_sweep_csv
 from pipesim.schedule_file import read_schedule, write_schedule
 from pipesim.schedules.from_file import FileSchedule
 from pipesim.schedules.registry import get_policy, registered_policies
+from pipesim.sweep import sweep as sweep_settings
 from pipesim.units import parse_rate, parse_size
 
 
@@ -81,6 +88,12 @@ app = typer.Typer(
 class OutputFormat(StrEnum):
     text = "text"
     json = "json"
+
+
+class SweepFormat(StrEnum):
+    text = "text"
+    json = "json"
+    csv = "csv"
 
 
 # The options every simulating command shares. Defaults are None so that a TOML file's values
@@ -171,6 +184,10 @@ def _settings(config: Path | None, **flags: Any) -> Settings:
     return base.replace(**{key: value for key, value in flags.items() if value is not None})
 
 
+TraceFile = Annotated[
+    Path | None,
+    typer.Option(help="Also write a Chrome trace (JSON) to open in Perfetto or chrome://tracing."),
+]
 Schedule = Annotated[
     Path | None,
     typer.Option(
@@ -205,6 +222,18 @@ def run(
     blocking_comm: BlockingComm = None,
     config: Config = None,
     output_format: Format = OutputFormat.text,
+    trace: TraceFile = None,
+    svg: Annotated[
+        Path | None, typer.Option(help="Also save the chart and summary as SVG.")
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Also save the chart and summary as HTML.")
+    ] = None,
+    width: Annotated[int, typer.Option(help="Columns of the --svg / --html rendering.")] = 120,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Say where the bubble comes from and what would change it."),
+    ] = False,
 ) -> None:
     """Simulate one training step and show its timeline, bubbles and activation memory."""
     try:
@@ -233,28 +262,51 @@ def run(
             if schedule is not None
             else get_policy(settings.policy)
         )
-        report = run_settings(settings, chosen)
+        with DeferredProgress("simulating", output_format is OutputFormat.text) as progress:
+            report = run_settings(settings, chosen, progress)
+        views = _views(report, explain_run(report, settings) if explain else [])
+        _save_files(report, trace, [(svg, width), (html, width)], views)
     except PipesimError as error:
         _fail(str(error), error.exit_code)
         return
-    _show(report, output_format)
-
-
-def _show(report: Report, output_format: OutputFormat) -> None:
-    """The chart and summary on the terminal, or the JSON report on stdout."""
     if output_format is OutputFormat.json:
         write_json(report, sys.stdout)
         return
     console = Console()
+    for view in views:
+        console.print(view)
+
+
+def _views(report: Report, explanation: list[str]) -> list[RenderableType]:
+    """What the terminal shows for a run (and what --svg / --html save)."""
     pipeline = report.trace.problem.pipeline
-    console.print(
-        f"[bold]{report.trace.policy}[/]  p={pipeline.devices}  m={pipeline.microbatches}"
+    title = Text.assemble(
+        (report.trace.policy, "bold"),
+        f"  p={pipeline.devices}  m={pipeline.microbatches}"
         + (f"  v={pipeline.chunks}" if pipeline.chunks > 1 else ""),
-        highlight=False,
     )
-    console.print(GanttChart(report.trace))
-    console.print()
-    console.print(SummaryTable(report))
+    views: list[RenderableType] = [title, GanttChart(report.trace), Text(), SummaryTable(report)]
+    if explanation:
+        views.append(Text())
+        views += [Text.assemble(("• ", "bold"), line) for line in explanation]
+    return views
+
+
+def _save_files(
+    report: Report,
+    trace: Path | None,
+    renderings: list[tuple[Path | None, int]],
+    views: list[RenderableType],
+) -> None:
+    if trace is not None:
+        try:
+            with trace.open("w") as handle:
+                write_chrome_trace(report, handle)
+        except OSError as error:
+            raise ConfigError(f"cannot write {trace}: {error.strerror or error}") from None
+    for path, width in renderings:
+        if path is not None:
+            save_recording(views, path, width)
 
 
 @app.command()
@@ -270,6 +322,7 @@ def validate(
     bandwidth: Bandwidth = None,
     config: Config = None,
     output_format: Format = OutputFormat.text,
+    trace: TraceFile = None,
 ) -> None:
     """Check a schedule file: every op present once and in a possible order, then simulate it.
 
@@ -312,6 +365,10 @@ def validate(
         for problem in problems:
             console.print(f"  {problem}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+    try:
+        _save_files(report, trace, [], [])
+    except PipesimError as error:
+        _fail(str(error), error.exit_code)
     if output_format is OutputFormat.json:
         write_json(report, sys.stdout)
         return
@@ -421,6 +478,104 @@ def compare(
         highlight=False,
     )
     console.print(ComparisonTable(rows))
+
+
+@app.command()
+def sweep(
+    policy: Annotated[str | None, typer.Option(help="Schedule to sweep. [default: 1f1b]")] = None,
+    policies: Annotated[
+        str | None, typer.Option(help="Comma-separated schedules to sweep side by side.")
+    ] = None,
+    stages: Annotated[
+        str | None, typer.Option("-p", "--stages", help="p, or a list: 2,4,8")
+    ] = None,
+    microbatches: Annotated[
+        str | None, typer.Option("-m", "--microbatches", help="m, or a list: 1,2,4,8,16")
+    ] = None,
+    chunks: Annotated[
+        str | None, typer.Option("-v", "--chunks", help="v, or a list: 1,2,4")
+    ] = None,
+    comm_latency: Annotated[
+        str | None, typer.Option(help="Latency in ms, or a list: 0,0.1,0.5")
+    ] = None,
+    activation_size: Annotated[
+        str | None, typer.Option(help="Activation size, or a list: 16MB,64MB")
+    ] = None,
+    bandwidth: Annotated[
+        str | None, typer.Option(help="Bandwidth, or a list: 10GB/s,50GB/s")
+    ] = None,
+    forward: Forward = None,
+    backward: Backward = None,
+    weight: Weight = None,
+    gradient_size: GradientSize = None,
+    devices_per_node: DevicesPerNode = None,
+    inter_node_bandwidth: InterNodeBandwidth = None,
+    inter_node_latency: InterNodeLatency = None,
+    blocking_comm: BlockingComm = None,
+    config: Config = None,
+    output_format: Annotated[
+        SweepFormat, typer.Option("--format", "-f", help="text, json or csv.")
+    ] = SweepFormat.text,
+) -> None:
+    """Vary one setting over a list of values and tabulate bubble, makespan and memory.
+
+    Exactly one of -p, -m, -v, --comm-latency, --activation-size, --bandwidth takes a comma list."""
+    try:
+        if policy is not None and policies is not None:
+            raise ConfigError("give --policy or --policies, not both")
+        names = [n.strip() for n in (policies or policy or "1f1b").split(",") if n.strip()]
+        scalars: dict[str, tuple[str | None, Callable[[str], Any]]] = {
+            "stages": (stages, int),
+            "microbatches": (microbatches, int),
+            "chunks": (chunks, int),
+            "comm_latency": (comm_latency, float),
+            "activation_size": (activation_size, lambda text: parse_size("activation_size", text)),
+            "bandwidth": (bandwidth, lambda text: parse_rate("bandwidth", text)),
+        }
+        lists = {name: text for name, (text, _) in scalars.items() if text and "," in text}
+        if len(lists) != 1:
+            given = ", ".join(lists) or "none"
+            raise ConfigError(
+                "sweep varies exactly one setting given as a comma list (e.g. -m 1,2,4,8); "
+                f"got {given}"
+            )
+        ((setting, text),) = lists.items()
+        values = [_sweep_value(setting, part, scalars[setting][1]) for part in text.split(",")]
+        fixed = {
+            name: _sweep_value(name, value, parse)
+            for name, (value, parse) in scalars.items()
+            if value is not None and name != setting
+        }
+        settings = _settings(
+            config,
+            forward=forward,
+            backward=backward,
+            weight=weight,
+            gradient_size=gradient_size,
+            devices_per_node=devices_per_node,
+            inter_node_bandwidth=inter_node_bandwidth,
+            inter_node_latency=inter_node_latency,
+            blocking_comm=blocking_comm,
+        ).replace(**fixed)
+        with DeferredProgress("sweeping", output_format is SweepFormat.text) as progress:
+            rows = sweep_settings(settings, setting, values, names, progress)
+    except PipesimError as error:
+        _fail(str(error), error.exit_code)
+        return
+    if output_format is SweepFormat.json:
+        json.dump(sweep_records(rows), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    elif output_format is SweepFormat.csv:
+        write_sweep_csv(rows, sys.stdout)
+    else:
+        Console().print(SweepTable(rows))
+
+
+def _sweep_value(name: str, text: str, parse: Callable[[str], Any]) -> Any:
+    try:
+        return parse(text.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: {text.strip()!r} is not a valid value") from None
 
 
 @app.command()

@@ -7,6 +7,8 @@ the one input it waits for. Nothing scans a store, so each op costs O(1).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import simpy
 
 from pipesim.errors import PipesimError, PolicyError, ScheduleStalled
@@ -16,6 +18,9 @@ from pipesim.schedules.base import Policy
 from pipesim.simulator.channel import Channel
 from pipesim.simulator.device import Device
 from pipesim.trace import OpRecord, Trace, TransferRecord
+
+_PROGRESS_EVERY = 50_000
+"""Events between two progress reports: coarse, so that reporting costs nothing measurable."""
 
 
 class Simulation:
@@ -102,14 +107,33 @@ class Simulation:
             )
         return channel.send(producer, key)
 
-    def run(self) -> Trace:
+    def run(self, progress: Callable[[int, int], None] | None = None) -> Trace:
+        """Simulate to the end; `progress(ops done, ops in all)` is called every
+        `_PROGRESS_EVERY` events, never per op."""
         for device in self.devices:
             self.env.process(device.run())
-        self.env.run()
+        if progress is None:
+            self.env.run()
+        else:
+            self._run_reporting(progress)
         stuck = [device for device in self.devices if not device.finished]
         if stuck:
             raise self._stall_report(stuck)
         return Trace(self.policy.name, self.problem, self.ops, self.transfers)
+
+    def _run_reporting(self, progress: Callable[[int, int], None]) -> None:
+        pipeline = self.problem.pipeline
+        total = (
+            pipeline.num_stages * pipeline.microbatches * (3 if self.problem.split_backward else 2)
+        )
+        step = self.env.step
+        try:
+            while True:
+                for _ in range(_PROGRESS_EVERY):
+                    step()
+                progress(len(self.ops), total)
+        except simpy.core.EmptySchedule:
+            progress(len(self.ops), total)
 
     def _stall_report(self, stuck: list[Device]) -> ScheduleStalled:
         """Say, for each stuck device, which op it waits to run and what that op waits for."""
@@ -152,6 +176,8 @@ def _find_cycle(waits_on: dict[int, int]) -> list[int]:
     return []
 
 
-def simulate(problem: Problem, policy: Policy) -> Trace:
+def simulate(
+    problem: Problem, policy: Policy, progress: Callable[[int, int], None] | None = None
+) -> Trace:
     """Run `policy` on `problem` and return the timeline."""
-    return Simulation(problem, policy).run()
+    return Simulation(problem, policy).run(progress)

@@ -1,0 +1,143 @@
+"""`pipesim run --explain`: what this run's bubble is made of and what would change it.
+
+Every sentence is computed: from this run's figures, from the closed form, and from a few more
+simulations on the same costs (twice the microbatches; the other registered schedules).
+"""
+
+from __future__ import annotations
+
+from pipesim.analysis import Report, run
+from pipesim.compare import compare, verdict
+from pipesim.config import Settings
+from pipesim.errors import PipesimError
+from pipesim.metrics import LINK_CAUSES
+from pipesim.render.style import activations, ms, percent
+from pipesim.schedules.from_file import FileSchedule
+
+
+def explain(report: Report, settings: Settings) -> list[str]:
+    """A few sentences about `report`, which was produced from `settings`."""
+    return [
+        line
+        for line in (
+            _where(report),
+            _closed_form(report),
+            _more_microbatches(report, settings),
+            *_other_policies(report, settings),
+        )
+        if line
+    ]
+
+
+def _where(report: Report) -> str:
+    summary = report.summary
+    idle = sum(stats.idle for stats in summary.devices)
+    if idle <= 0:
+        return "Where: no device is ever idle; there is no bubble to explain."
+
+    def share(*causes: str) -> str:
+        total = sum(stats.idle_by_cause[c] for stats in summary.devices for c in causes)
+        return percent(total / idle)
+
+    return (
+        f"Where: the devices are idle {ms(idle)} ms in all ({percent(summary.bubble_fraction)} "
+        f"of {len(summary.devices)} x {ms(summary.makespan)} ms): pipeline fill "
+        f"{share('warmup')}, drain {share('drain')}, waiting for inputs still being computed "
+        f"{share('wait_activation', 'wait_gradient')}, waiting on links {share(*LINK_CAUSES)}."
+    )
+
+
+def _closed_form(report: Report) -> str:
+    closed = report.closed_form
+    measured = percent(report.summary.bubble_fraction)
+    if closed is None:
+        return f"Closed form: {report.trace.policy} has none; the simulation measures {measured}."
+    if closed.bubble_fraction is None:
+        return (
+            f"Closed form: {closed.formula} assumes what this run breaks ({closed.reason}); "
+            f"the simulation measures {measured}."
+        )
+    figure = report.summary.span_bubble_fraction if closed.view == "span" else None
+    measured_view = percent(figure) if figure is not None else measured
+    return (
+        f"Closed form: {closed.formula} predicts {percent(closed.bubble_fraction)} "
+        f"({closed.view} view); the simulation measures {measured_view}."
+    )
+
+
+def _more_microbatches(report: Report, settings: Settings) -> str:
+    if isinstance(report.policy, FileSchedule):
+        return ""
+    pipeline = report.trace.problem.pipeline
+    doubled = 2 * pipeline.microbatches
+    try:
+        other = run(settings.replace(stages=pipeline.devices, microbatches=doubled), report.policy)
+    except PipesimError:
+        return ""
+    now, then = report.summary, other.summary
+    memory = (
+        f"peak activations stay at {activations(now.peak_activations)}"
+        if then.peak_activations == now.peak_activations
+        else f"peak activations go from {activations(now.peak_activations)} to "
+        f"{activations(then.peak_activations)}"
+    )
+    return (
+        f"More microbatches: with m={doubled} instead of {pipeline.microbatches} the bubble goes "
+        f"from {percent(now.bubble_fraction)} to {percent(then.bubble_fraction)} and each "
+        f"microbatch costs {ms(then.makespan / doubled)} ms of makespan instead of "
+        f"{ms(now.makespan / pipeline.microbatches)}; {memory} "
+        "(and a global batch twice as large, or microbatches half the size)."
+    )
+
+
+def _other_policies(report: Report, settings: Settings) -> list[str]:
+    pipeline = report.trace.problem.pipeline
+    shape = settings.replace(stages=pipeline.devices, microbatches=pipeline.microbatches)
+    try:
+        rows = compare(shape)
+    except PipesimError:
+        return []
+    best = verdict(rows)
+    if best is None or best.fastest.report is None:
+        return []
+    mine = report.summary
+    fastest = best.fastest.report.summary
+    lines = []
+    if fastest.makespan < mine.makespan * (1 - 1e-9):
+        gain = 1 - fastest.makespan / mine.makespan
+        lines.append(
+            f"Another schedule: {best.fastest.policy} would take {ms(fastest.makespan)} ms "
+            f"({percent(gain)} less) holding {activations(fastest.peak_activations)} "
+            f"activations at its peak, against {activations(mine.peak_activations)} here."
+        )
+    else:
+        lines.append(
+            f"Another schedule: none of the registered schedules beats this one's "
+            f"{ms(mine.makespan)} ms on these costs."
+        )
+    fitting = [
+        row
+        for row in rows
+        if row.report is not None
+        and row.report.summary.peak_activations <= mine.peak_activations + 1e-9
+        and row.report.summary.makespan < mine.makespan * (1 - 1e-9)
+    ]
+    if fitting:
+        pick = min(fitting, key=lambda row: row.report.summary.makespan if row.report else 0.0)
+        assert pick.report is not None
+        lines.append(
+            f"Memory trade-off: within this run's {activations(mine.peak_activations)} "
+            f"activations, {pick.policy} is fastest ({ms(pick.report.summary.makespan)} ms)."
+        )
+    else:
+        peaks = {row.policy: row.report.summary.peak_activations for row in rows if row.report}
+        known = ", ".join(
+            f"{name} {activations(value)}"
+            for name, value in peaks.items()
+            if name in ("gpipe", "1f1b", "zb-h2")
+        )
+        lines.append(
+            "Memory trade-off: no faster schedule holds fewer activations than this one "
+            f"({activations(mine.peak_activations)}; {known})."
+        )
+    return lines

@@ -1,0 +1,116 @@
+"""`pipesim sweep` output: a table with a bar chart of the bubble, or JSON / CSV rows."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.table import Table
+from rich.text import Text
+
+from pipesim.render.json_report import num, peak
+from pipesim.render.style import activations, ms, percent
+from pipesim.sweep import SweepRow
+
+_BAR = 20
+
+
+class SweepTable:
+    """One row per (value, policy): bubble measured and closed form, efficiency, makespan,
+    peak activations, and a bar of the bubble."""
+
+    def __init__(self, rows: Sequence[SweepRow]) -> None:
+        self.rows = rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        setting = self.rows[0].setting if self.rows else "value"
+        table = Table(show_edge=False, header_style="bold", pad_edge=False)
+        table.add_column(setting.replace("_", " "), justify="right", no_wrap=True)
+        table.add_column("policy", no_wrap=True)
+        for header in ("bubble", "formula", "efficiency", "makespan", "peak"):
+            table.add_column(header, justify="right", no_wrap=True)
+        table.add_column("bubble", no_wrap=True, min_width=_BAR)
+        previous = None
+        for row in self.rows:
+            label = ms(row.value) if row.value != previous else ""
+            previous = row.value
+            if row.report is None:
+                table.add_row(label, row.policy, Text(row.error or "", style="red"))
+                continue
+            summary = row.report.summary
+            closed = row.report.closed_form
+            formula = (
+                "—"
+                if closed is None or closed.bubble_fraction is None
+                else percent(closed.bubble_fraction)
+            )
+            filled = round(summary.bubble_fraction * _BAR)
+            bar = Text("█" * filled, style="red") + Text("░" * (_BAR - filled), style="dim")
+            table.add_row(
+                label,
+                row.policy,
+                percent(summary.bubble_fraction),
+                formula,
+                percent(1 - summary.bubble_fraction),
+                ms(summary.makespan),
+                activations(summary.peak_activations),
+                bar,
+            )
+        yield table
+
+
+def sweep_records(rows: Sequence[SweepRow]) -> list[dict[str, Any]]:
+    """Plain rows for JSON and CSV: the swept value, the shape, and the figures."""
+    records = []
+    for row in rows:
+        record: dict[str, Any] = {
+            "setting": row.setting,
+            "value": num(row.value),
+            "policy": row.policy,
+        }
+        if row.report is None:
+            record.update(dict.fromkeys(_FIGURES))
+            record["error"] = row.error
+        else:
+            pipeline = row.report.trace.problem.pipeline
+            summary = row.report.summary
+            closed = row.report.closed_form
+            record.update(
+                stages=pipeline.devices,
+                microbatches=pipeline.microbatches,
+                chunks=pipeline.chunks,
+                makespan=num(summary.makespan),
+                bubble_fraction=num(summary.bubble_fraction),
+                closed_form_bubble_fraction=None
+                if closed is None or closed.bubble_fraction is None
+                else num(closed.bubble_fraction),
+                efficiency=num(1 - summary.bubble_fraction),
+                span_bubble_fraction=num(summary.span_bubble_fraction),
+                peak_activations=peak(summary.peak_activations),
+                error=None,
+            )
+        records.append(record)
+    return records
+
+
+_FIGURES = (
+    "stages",
+    "microbatches",
+    "chunks",
+    "makespan",
+    "bubble_fraction",
+    "closed_form_bubble_fraction",
+    "efficiency",
+    "span_bubble_fraction",
+    "peak_activations",
+)
+
+
+def write_sweep_csv(rows: Sequence[SweepRow], out: TextIO) -> None:
+    columns = ["setting", "value", "policy", *_FIGURES, "error"]
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for record in sweep_records(rows):
+        writer.writerow({key: "" if value is None else value for key, value in record.items()})

@@ -1,0 +1,198 @@
+"""Outputs people use: the Perfetto trace, SVG/HTML files, sweeps and --explain."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from pipesim.cli import app
+from pipesim.ops import message_target
+from tests.conftest import simulate_settings
+
+runner = CliRunner()
+
+
+def _trace(tmp_path: Path, *args: str) -> tuple[dict[str, Any], Path]:
+    path = tmp_path / "trace.json"
+    result = runner.invoke(app, ["run", *args, "--trace", str(path), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(path.read_text()), path
+
+
+def test_trace_has_one_slice_per_op_and_transfer_and_named_processes(tmp_path: Path) -> None:
+    data, _ = _trace(tmp_path, "--policy", "zb-v", "-p", "3", "-m", "6", "--comm-latency", "0.2")
+    events = data["traceEvents"]
+    report = simulate_settings(policy="zb-v", stages=3, microbatches=6, comm_latency=0.2)
+    slices = [e for e in events if e["ph"] == "X"]
+    compute = [e for e in slices if e["tid"] == 0]
+    comm = [e for e in slices if e["tid"] == 1]
+    assert len(compute) == len(report.trace.ops) == 3 * 6 * 6
+    assert len(comm) == len(report.trace.transfers)
+    names = {(e["pid"], e["args"]["name"]) for e in events if e.get("name") == "process_name"}
+    assert names == {(0, "device 0"), (1, "device 1"), (2, "device 2")}
+    assert {e["pid"] for e in events if e.get("name") == "process_sort_index"} == {0, 1, 2}
+    first = min(compute, key=lambda e: (e["pid"], e["ts"]))
+    assert first["args"] == {"stage": 0, "microbatch": 0, "kind": "F"}
+    assert first["dur"] == pytest.approx(500.0)  # a 1 ms forward over two chunks, in µs
+    counters = [e for e in events if e["ph"] == "C"]
+    assert {e["pid"] for e in counters} == {0, 1, 2}
+    assert max(e["args"]["held"] for e in counters) == report.summary.peak_activations
+
+
+def test_every_flow_arrow_joins_two_existing_slices(tmp_path: Path) -> None:
+    data, _ = _trace(
+        tmp_path, "--policy", "interleaved", "-p", "4", "-m", "8", "--comm-latency", "0.1"
+    )
+    events = data["traceEvents"]
+    slices = [e for e in events if e["ph"] == "X" and e["tid"] == 0]
+
+    def enclosing(event: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            s
+            for s in slices
+            if s["pid"] == event["pid"] and s["ts"] <= event["ts"] <= s["ts"] + s["dur"]
+        ]
+
+    starts = {e["id"]: e for e in events if e["ph"] == "s"}
+    finishes = {e["id"]: e for e in events if e["ph"] == "f"}
+    assert set(starts) == set(finishes)
+    assert len(starts) == len(set(starts))
+    report = simulate_settings(policy="interleaved", stages=4, microbatches=8, comm_latency=0.1)
+    num_stages = report.trace.problem.pipeline.num_stages
+    assert len(starts) == sum(
+        1 for r in report.trace.ops if message_target(r.op, num_stages) is not None
+    )
+    for flow_id, start in starts.items():
+        assert enclosing(start), flow_id
+        assert enclosing(finishes[flow_id]), flow_id
+        assert finishes[flow_id]["ts"] >= start["ts"]
+
+
+def test_validate_writes_a_trace_too(tmp_path: Path) -> None:
+    schedule = tmp_path / "s.csv"
+    schedule.write_text("0F0,0F1,0B0,0B1\n1F0,1B0,1F1,1B1\n")
+    trace = tmp_path / "t.json"
+    result = runner.invoke(app, ["validate", str(schedule), "--trace", str(trace)])
+    assert result.exit_code == 0, result.output
+    assert len([e for e in json.loads(trace.read_text())["traceEvents"] if e["ph"] == "X"]) == 8
+
+
+@pytest.mark.parametrize("suffix", [".svg", ".html"])
+def test_svg_and_html_are_written_and_stable(tmp_path: Path, suffix: str) -> None:
+    first, second = tmp_path / f"a{suffix}", tmp_path / f"b{suffix}"
+    for path in (first, second):
+        flag = "--svg" if suffix == ".svg" else "--html"
+        result = runner.invoke(app, ["run", "-p", "4", "-m", "8", flag, str(path), "-f", "json"])
+        assert result.exit_code == 0, result.output
+    text = first.read_text()
+    assert text == second.read_text()
+    assert "dev&#160;0" in text or "dev 0" in text
+    assert "27.3%" in text
+
+
+def test_svg_width_sets_the_layout(tmp_path: Path) -> None:
+    narrow, wide = tmp_path / "n.svg", tmp_path / "w.svg"
+    runner.invoke(app, ["run", "--svg", str(narrow), "--width", "80", "-f", "json"])
+    runner.invoke(app, ["run", "--svg", str(wide), "--width", "160", "-f", "json"])
+    assert narrow.read_text() != wide.read_text()
+    bad = runner.invoke(app, ["run", "--svg", str(tmp_path / "x.png")])
+    assert bad.exit_code == 2 and "choose a .svg or .html" in bad.stderr
+
+
+def test_sweep_rows_match_the_closed_form_for_1f1b() -> None:
+    values = [1, 2, 4, 8, 16, 32, 64]
+    result = runner.invoke(
+        app,
+        [
+            "sweep",
+            "--policy",
+            "1f1b",
+            "-p",
+            "4",
+            "--microbatches",
+            ",".join(map(str, values)),
+            "-f",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""  # no progress bar around machine output
+    rows = json.loads(result.output)
+    assert [row["microbatches"] for row in rows] == values
+    for row in rows:
+        m, p = row["microbatches"], row["stages"]
+        assert row["policy"] == "1f1b"
+        assert row["bubble_fraction"] == pytest.approx((p - 1) / (m + p - 1))
+        assert row["closed_form_bubble_fraction"] == pytest.approx(row["bubble_fraction"])
+        assert row["makespan"] == pytest.approx((m + p - 1) * 3.0)
+
+
+def test_sweep_stages_and_policies_as_csv() -> None:
+    result = runner.invoke(
+        app, ["sweep", "--policies", "gpipe,zb-h1", "--stages", "2,4,8", "-m", "16", "-f", "csv"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [(row["stages"], row["policy"]) for row in rows] == [
+        ("2", "gpipe"),
+        ("2", "zb-h1"),
+        ("4", "gpipe"),
+        ("4", "zb-h1"),
+        ("8", "gpipe"),
+        ("8", "zb-h1"),
+    ]
+    for row in rows:
+        assert float(row["bubble_fraction"]) < 1
+
+
+def test_sweep_text_has_a_bar_per_row() -> None:
+    result = runner.invoke(
+        app, ["sweep", "-m", "2,8", "--comm-latency", "0.5"], env={"COLUMNS": "120"}
+    )
+    assert result.exit_code == 0, result.output
+    bars = [line for line in result.output.splitlines() if "█" in line]
+    assert len(bars) == 2
+    assert bars[0].count("█") > bars[1].count("█")  # fewer microbatches, bigger bubble
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-m", "2,4", "-p", "2,4"], "got stages, microbatches"),
+        (["-m", "8"], "got none"),
+        (["-m", "2,x"], "'x' is not a valid value"),
+        (["-m", "2,4", "--policy", "nope"], "unknown policy 'nope'"),
+    ],
+)
+def test_sweep_bad_input(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["sweep", *args])
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_sweep_reports_constraint_rows() -> None:
+    result = runner.invoke(
+        app, ["sweep", "--policy", "dualpipe-v", "-p", "4", "-m", "4,8", "-f", "json"]
+    )
+    rows = json.loads(result.output)
+    assert rows[0]["error"] == "dualpipe-v needs m >= 2p microbatches (m=4, p=4)"
+    assert rows[1]["error"] is None
+
+
+def test_explain_says_where_the_bubble_comes_from_and_what_would_change_it() -> None:
+    result = runner.invoke(app, ["run", "-p", "4", "-m", "8", "--explain"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "Where: the devices are idle 36 ms in all" in out
+    assert "pipeline fill 16.7%, drain 33.3%" in out
+    assert "(p-1)/(m+p-1) predicts 27.3%" in out
+    assert "with m=16 instead of 8 the bubble goes from 27.3% to 15.8%" in out
+    assert "Another schedule: zb-v would take 25.5 ms" in out
+    assert "Memory trade-off" in out
