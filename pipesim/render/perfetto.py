@@ -1,9 +1,9 @@
 """The timeline as a Chrome Trace Event Format file, for Perfetto and chrome://tracing.
 
 One process per device (named and ordered), with a compute thread and a communication thread;
-a complete event per op and per transfer that takes time; a flow arrow from each op to the op that consumes its
-output message; a counter of the activations each device holds. Times are converted from the
-simulation's milliseconds to the format's microseconds.
+a complete event per op and per transfer that takes time; a flow arrow from each op to the op
+that consumes its output message; a counter of the activations each device holds. Times are
+converted from the simulation's milliseconds to the format's microseconds.
 """
 
 from __future__ import annotations
