@@ -1,0 +1,16 @@
+"""The `pipesim` command: parse, build the problem, call the library, render.
+
+Every error a user can cause surfaces as one line on stderr and exit code 2 (1 for a schedule
+that can never finish); nothing here computes a figure.
+"""
+
+from pipesim.cli import simulate, study  # noqa: F401  (importing registers the commands)
+from pipesim.cli.app import app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

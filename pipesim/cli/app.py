@@ -1,0 +1,57 @@
+"""The typer application and how it fails: one line on stderr and an exit code, never a
+traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+
+class _OneLineErrors(TyperGroup):
+    """Report usage errors (a bad number, an unknown option) as one line, exit code 2."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        def invoke() -> Any:
+            return super(_OneLineErrors, self).main(
+                args, prog_name, complete_var, False, windows_expand_args, **extra
+            )
+
+        if not standalone_mode:
+            return invoke()
+        try:
+            result = invoke()
+        except Exception as error:
+            # Typer vendors click privately, so its usage errors are known by their interface
+            # (ClickException's format_message and exit_code), not by an importable class.
+            format_message = getattr(error, "format_message", None)
+            if format_message is None:
+                raise
+            fail(format_message(), getattr(error, "exit_code", 2))
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def fail(message: str, code: int) -> None:
+    print(f"pipesim: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    help="Simulate pipeline-parallel training schedules: timelines, bubbles and memory.",
+)

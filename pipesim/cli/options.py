@@ -1,0 +1,123 @@
+"""The options the commands share, and the settings they make."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pipesim.config import Settings, load_settings, parse_cost_list
+from pipesim.units import parse_rate, parse_size
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class SweepFormat(StrEnum):
+    text = "text"
+    json = "json"
+    csv = "csv"
+
+
+# The options every simulating command shares. Defaults are None so that a TOML file's values
+# stand unless a flag was given; the real defaults live in `Settings`.
+Stages = Annotated[
+    int | None, typer.Option("-p", "--stages", help="Pipeline devices p. [default: 4]")
+]
+Microbatches = Annotated[
+    int | None, typer.Option("-m", "--microbatches", help="Microbatches m. [default: 8]")
+]
+Chunks = Annotated[
+    int | None,
+    typer.Option(
+        "-v", "--chunks", help="Model chunks per device, for interleaved schedules. [default: 2]"
+    ),
+]
+Forward = Annotated[
+    str | None,
+    typer.Option(help="Forward ms per microbatch: one value, one per device or one per stage."),
+]
+Backward = Annotated[
+    str | None,
+    typer.Option(help="Whole backward ms (input + weight gradient) per microbatch. [default: 2]"),
+]
+Weight = Annotated[
+    str | None,
+    typer.Option(
+        help="Weight-gradient part of the backward, for split-backward schedules. "
+        "[default: backward / 2]"
+    ),
+]
+CommLatency = Annotated[
+    float | None, typer.Option(help="Milliseconds a message between devices takes. [default: 0]")
+]
+ActivationSize = Annotated[
+    str | None,
+    typer.Option(
+        help="Bytes of one microbatch's activation message: 64MB, 1.5GiB, ... [default: 0]"
+    ),
+]
+GradientSize = Annotated[
+    str | None, typer.Option(help="Bytes of a gradient message. [default: the activation's]")
+]
+Bandwidth = Annotated[
+    str | None, typer.Option(help="Link bandwidth within a node: 25GB/s, 200Gbit/s, ...")
+]
+DevicesPerNode = Annotated[
+    int | None, typer.Option(help="Consecutive devices per node. [default: all in one node]")
+]
+InterNodeBandwidth = Annotated[
+    str | None, typer.Option(help="Bandwidth of links between nodes. [default: --bandwidth]")
+]
+InterNodeLatency = Annotated[
+    float | None,
+    typer.Option(help="Milliseconds per message between nodes. [default: --comm-latency]"),
+]
+BlockingComm = Annotated[
+    bool | None,
+    typer.Option(
+        "--blocking-comm/--overlap-comm",
+        help="Whether a send holds its device until the message arrives. [default: overlap]",
+    ),
+]
+Config = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML file with these settings; flags override it."),
+]
+Format = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="text: tables and charts; json: data.")
+]
+
+
+def settings_from(config: Path | None, **flags: Any) -> Settings:
+    """The file's settings (if any) with every flag the user gave on top."""
+    base = load_settings(config) if config is not None else Settings()
+    parsers = {
+        "forward": parse_cost_list,
+        "backward": parse_cost_list,
+        "weight": parse_cost_list,
+        "activation_size": parse_size,
+        "gradient_size": parse_size,
+        "bandwidth": parse_rate,
+        "inter_node_bandwidth": parse_rate,
+    }
+    for name, parse in parsers.items():
+        if flags.get(name) is not None:
+            flags[name] = parse(name, flags[name])
+    return base.replace(**{key: value for key, value in flags.items() if value is not None})
+
+
+TraceFile = Annotated[
+    Path | None,
+    typer.Option(help="Also write a Chrome trace (JSON) to open in Perfetto or chrome://tracing."),
+]
+Schedule = Annotated[
+    Path | None,
+    typer.Option(
+        "--schedule", "-s", help="A PyTorch compute-only schedule CSV to simulate exactly."
+    ),
+]
