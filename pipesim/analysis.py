@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipesim.config import Settings, build_problem
+from pipesim.gc_pause import cyclic_gc_paused
 from pipesim.metrics import Summary, summarize
 from pipesim.schedules.base import ClosedForm, Policy
 from pipesim.schedules.registry import get_policy
@@ -36,7 +37,8 @@ class Report:
 
 
 def analyze(trace: Trace, policy: Policy) -> Report:
-    return Report(trace, summarize(trace), policy.closed_form(trace.problem), policy)
+    with cyclic_gc_paused():
+        return Report(trace, summarize(trace), policy.closed_form(trace.problem), policy)
 
 
 def run(

@@ -98,11 +98,14 @@ def _check_inputs(trace: Trace) -> list[str]:
             ready = producer.end
             if need.message and producer.device != record.device:
                 transfer = sent.get((need.op, record.device))
-                if transfer is None:
+                network = trace.problem.network
+                if transfer is not None:
+                    problems += _check_transfer(trace, transfer, producer, eps)
+                    ready = transfer.end
+                elif network.transfer_time(producer.device, record.device, need.op.kind) > 0:
+                    # Only a message that crosses its link in no time goes unrecorded.
                     problems.append(f"{op} needs the {need.message} of {need.op}, never sent")
                     continue
-                problems += _check_transfer(trace, transfer, producer, eps)
-                ready = transfer.end
             if record.start < ready - eps:
                 problems.append(
                     f"{op} starts at {record.start:g} before its input from {need.op} is ready "

@@ -9,10 +9,9 @@ link, and messages in flight. A schedule is communication-bound when links take 
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
-from pipesim.ops import Op, needs
+from pipesim.op_index import OpIndex
 from pipesim.trace import OpRecord, Trace, TransferRecord
 
 
@@ -37,32 +36,37 @@ class CriticalPath:
 def critical_path(trace: Trace) -> CriticalPath:
     if not trace.ops:
         return CriticalPath(0.0, 0.0, 0.0, 0.0, 0)
-    num_stages = trace.problem.pipeline.num_stages
+    index = OpIndex(trace.problem)
     blocking = trace.problem.network.blocking
-    done: dict[Op, OpRecord] = {record.op: record for record in trace.ops}
-    sent: dict[Op, TransferRecord] = {transfer.producer: transfer for transfer in trace.transfers}
-    previous: dict[Op, OpRecord] = {}
+    by_key: list[OpRecord | None] = [None] * index.size
+    previous: dict[int, OpRecord] = {}
     for ops in trace.ops_by_device():
-        for before, after in itertools.pairwise(ops):
-            previous[after.op] = before
+        earlier = None
+        for key, record in zip(index.keys(ops), ops, strict=True):
+            by_key[key] = record
+            if earlier is not None:
+                previous[key] = earlier
+            earlier = record
+    sent: dict[int, TransferRecord] = {index.key(t): t for t in trace.transfers}
     compute = queued = in_flight = waiting = 0.0
     count = 0
     record = max(trace.ops, key=lambda r: (r.end, r.device))
     while True:
         compute += record.end - record.start
         count += 1
+        key = index.key(record)
         # Each candidate: (time it freed this op, the op before it on the path, transfer crossed).
         candidates: list[tuple[float, OpRecord, TransferRecord | None]] = []
-        earlier = previous.get(record.op)
+        earlier = previous.get(key)
         if earlier is not None:
-            send = sent.get(earlier.op) if blocking else None
+            send = sent.get(index.key(earlier)) if blocking else None
             freed = max(earlier.end, send.end) if send is not None else earlier.end
             candidates.append((freed, earlier, send))
-        for need in needs(record.op, num_stages):
-            producer = done.get(need.op)
+        for is_message, offset in index.inputs[index.slot(key)]:
+            producer = by_key[key + offset]
             if producer is None:
                 continue
-            transfer = sent.get(need.op) if need.message else None
+            transfer = sent.get(key + offset) if is_message else None
             if transfer is not None and transfer.dst == record.device:
                 candidates.append((transfer.end, producer, transfer))
             else:

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from pipesim.critical_path import CriticalPath, critical_path
-from pipesim.ops import ACTIVATION, GRADIENT, Kind, needs, releases_activation
-from pipesim.trace import OpRecord, Trace, TransferRecord
+from pipesim.op_index import OpIndex
+from pipesim.ops import ACTIVATION, GRADIENT, Kind, releases_activation
+from pipesim.trace import OpRecord, Trace
 
 IDLE_CAUSES = (
     "warmup",
@@ -170,10 +171,10 @@ class _IdleAttribution:
     """Splits each device's idle time by cause, from the ops and transfers of one trace."""
 
     def __init__(self, trace: Trace) -> None:
-        self._num_stages = trace.problem.pipeline.num_stages
+        self._index = index = OpIndex(trace.problem)
         self._blocking = trace.problem.network.blocking
-        self._done = {record.op: record for record in trace.ops}
-        self._sent = {transfer.producer: transfer for transfer in trace.transfers}
+        self._end = index.end_times(trace.ops)
+        self._sent = {index.key(transfer): transfer for transfer in trace.transfers}
 
     def device(self, device: int, ops: list[OpRecord], makespan: float) -> dict[str, float]:
         causes = dict.fromkeys(IDLE_CAUSES, 0.0)
@@ -192,7 +193,7 @@ class _IdleAttribution:
     def _held_by_send(self, record: OpRecord, until: float, causes: dict[str, float]) -> float:
         """With blocking sends, the device stays held after `record` until its output has
         arrived: count that as blocking_send and return when the device is free."""
-        transfer = self._sent.get(record.op) if self._blocking else None
+        transfer = self._sent.get(self._index.key(record)) if self._blocking else None
         if transfer is None:
             return record.end
         free = min(max(transfer.end, record.end), until)
@@ -202,17 +203,18 @@ class _IdleAttribution:
     def _wait(self, record: OpRecord, cursor: float, causes: dict[str, float]) -> None:
         """Attribute [cursor, record.start) to the input `record` waited for last."""
         message = ACTIVATION if record.kind is Kind.F else GRADIENT
-        latest: tuple[float, TransferRecord | None] = (cursor, None)
-        for need in needs(record.op, self._num_stages):
-            producer = self._done.get(need.op)
-            if producer is None:
-                continue
-            transfer = self._sent.get(need.op) if need.message else None
-            if transfer is not None and transfer.dst == record.device:
-                latest = max(latest, (transfer.end, transfer), key=lambda pair: pair[0])
-            else:
-                latest = max(latest, (producer.end, None), key=lambda pair: pair[0])
-        transfer = latest[1]
+        latest, transfer = cursor, None
+        key = self._index.key(record)
+        for is_message, offset in self._index.inputs[self._index.slot(key)]:
+            ended = self._end[key + offset]
+            if ended < 0:
+                continue  # the producer never ran (the checker reports it)
+            sent = self._sent.get(key + offset) if is_message else None
+            if sent is not None and sent.dst == record.device:
+                if sent.end > latest:
+                    latest, transfer = sent.end, sent
+            elif ended > latest:
+                latest, transfer = ended, None
         start = record.start
         if transfer is None:
             causes[f"wait_{message}"] += start - cursor
@@ -227,10 +229,12 @@ class _IdleAttribution:
 def activation_changes(ops: list[OpRecord], split: bool) -> list[tuple[float, int]]:
     """(time, +1 or -1) each time a device starts holding or frees one stage's activation,
     sorted by time with frees first at equal times (a buffer freed at t can be reused at t)."""
+    releasing = Kind.W if releases_activation(Kind.W, split) else Kind.B
+    forward = Kind.F
     changes = [
-        (record.start, 1) if record.kind is Kind.F else (record.end, -1)
+        (record.start, 1) if record.kind is forward else (record.end, -1)
         for record in ops
-        if record.kind is Kind.F or releases_activation(record.kind, split)
+        if record.kind is forward or record.kind is releasing
     ]
     changes.sort()
     return changes

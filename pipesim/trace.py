@@ -7,6 +7,7 @@ the checker and every renderer read a `Trace`; none of them knows how it was pro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 from pipesim.ops import Kind, Op
@@ -60,13 +61,17 @@ class Trace:
     ops: list[OpRecord]
     transfers: list[TransferRecord]
 
-    @property
+    @cached_property
     def makespan(self) -> float:
         """When the last op ends: a synchronized step is over (the step starts at 0)."""
         return max((record.end for record in self.ops), default=0.0)
 
     def ops_by_device(self) -> list[list[OpRecord]]:
-        """Each device's ops in the order it ran them."""
+        """Each device's ops in the order it ran them (computed once; do not modify)."""
+        return self._by_device
+
+    @cached_property
+    def _by_device(self) -> list[list[OpRecord]]:
         by_device: list[list[OpRecord]] = [[] for _ in range(self.problem.pipeline.devices)]
         for record in self.ops:
             by_device[record.device].append(record)

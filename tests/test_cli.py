@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipesim.cli import app
+from pipesim.render import write_json
+from tests.conftest import simulate_settings
 
 runner = CliRunner()
 
@@ -278,3 +281,17 @@ def test_two_node_example_is_communication_bound() -> None:
     )
     assert result.exit_code == 0, result.output
     assert "communication-bound" in result.output
+
+
+def test_streamed_timeline_lines_are_what_json_dumps_would_write() -> None:
+    from pipesim.render.json_report import timeline_rows
+
+    report = simulate_settings(policy="zb-v", stages=3, microbatches=5, forward=[0.1, 0.7, 1 / 3])
+    out = io.StringIO()
+    write_json(report, out)
+    lines = out.getvalue().splitlines()
+    start = lines.index(next(line for line in lines if line.endswith('"timeline": [')))
+    written = [
+        line.strip().rstrip(",") for line in lines[start + 1 : start + 1 + len(report.trace.ops)]
+    ]
+    assert written == [json.dumps(row, separators=(", ", ": ")) for row in timeline_rows(report)]

@@ -123,6 +123,8 @@ def _device_row(
     chunk_of: list[int] | None,
 ) -> Text:
     """The cells of one device: each owned by the op that covers most of its time slice."""
+    if len(ops) > columns:
+        return _dense_row(ops, columns, scale, fill)
     owner: list[int] = [-1] * columns
     best = [0.0] * columns
     covered = [0.0] * columns
@@ -150,6 +152,54 @@ def _device_row(
             shade = record.microbatch if chunk_of is None else chunk_of[record.stage]
             _append_op_run(text, record, covered[cell:run_end], fill, shade)
         cell = run_end
+    return text
+
+
+_KINDS = (Kind.F, Kind.B, Kind.W)
+
+
+def _dense_row(
+    ops: list[OpRecord], columns: int, scale: float, fill: dict[Kind, str] | None
+) -> Text:
+    """A row with more ops than columns: no op can be seen alone, so each cell shows the kind
+    of work that fills most of its time (faint if it is busy less than half of it). One pass
+    of arithmetic per op, so that a million-op chart draws in well under a second."""
+    coverage = [[0.0] * columns, [0.0] * columns, [0.0] * columns]
+    last_cell = columns - 1
+    forward, backward = Kind.F, Kind.B
+    for record in ops:
+        kind = record.kind
+        cells = coverage[0 if kind is forward else 1 if kind is backward else 2]
+        start, end = record.start * scale, record.end * scale
+        cell = int(start)
+        if cell >= last_cell:
+            cells[last_cell] += end - start
+        elif end <= cell + 1:
+            cells[cell] += end - start  # NOTE: the common case, kept branch-light
+        else:
+            while start < end and cell <= last_cell:
+                edge = end if cell == last_cell else min(end, cell + 1.0)
+                cells[cell] += edge - start
+                start, cell = edge, cell + 1
+    text = Text()
+    run_style, run_length, run_glyph = "", 0, " "
+    for cell in range(columns):
+        amounts = (coverage[0][cell], coverage[1][cell], coverage[2][cell])
+        total = amounts[0] + amounts[1] + amounts[2]
+        if total <= 0:
+            style, glyph = "", " "
+        else:
+            kind = _KINDS[amounts.index(max(amounts))]
+            faint = total < 0.5
+            style = PARTIAL if faint else op_style(kind, 0)
+            glyph = fill[kind] if fill else ("▏" if faint else " ")
+        if (style, glyph) != (run_style, run_glyph) and run_length:
+            text.append(run_glyph * run_length, style=run_style or None)
+            run_length = 0
+        run_style, run_glyph = style, glyph
+        run_length += 1
+    if run_length:
+        text.append(run_glyph * run_length, style=run_style or None)
     return text
 
 

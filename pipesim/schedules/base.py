@@ -105,13 +105,15 @@ class Policy(ABC):
 class OrderedProgram:
     """A device program that follows a fixed list of ops, whatever has arrived."""
 
-    __slots__ = ("_ops",)
+    __slots__ = ("_next", "ops")
 
     def __init__(self, ops: Sequence[Op]) -> None:
-        self._ops: Iterator[Op] = iter(ops)
+        self.ops = ops
+        """The whole order (the simulator iterates it directly)."""
+        self._next: Iterator[Op] = iter(ops)
 
     def next_op(self, view: DeviceView) -> Op | None:
-        return next(self._ops, None)
+        return next(self._next, None)
 
 
 class StaticPolicy(Policy):

@@ -50,18 +50,14 @@ class Channel:
         self._records = records
         self._free_at = 0.0
 
-    def send(self, producer: Op, key: int) -> simpy.Event | None:
-        """Hand over the output of `producer`; return the event of its arrival, or None if it
-        arrived at once (a free link with zero transfer time)."""
+    def send(self, producer: Op, key: int) -> simpy.Event:
+        """Hand over the output of `producer`; return the event of its arrival."""
         now = self._env.now
         kind, stage, mb = producer
         start = max(now, self._free_at)
         end = start + (self._activation if kind is Kind.F else self._gradient)
         self._free_at = end
         self._records.append(TransferRecord(self.src, self.dst, stage, kind, mb, now, start, end))
-        if end == now:
-            self._deliver(key)
-            return None
         arrival = self._env.timeout(end - now)
         arrival.callbacks.append(lambda _event: self._deliver(key))
         return arrival

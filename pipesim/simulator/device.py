@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import simpy
 
 from pipesim.errors import PolicyError
-from pipesim.ops import Need, Op, message_target, needs
-from pipesim.schedules.base import DeviceProgram
+from pipesim.ops import Kind, Need, Op
+from pipesim.schedules.base import DeviceProgram, OrderedProgram
 from pipesim.trace import OpRecord
 
 if TYPE_CHECKING:
@@ -25,7 +25,8 @@ class Device:
         self.device = device
         self.program = program
         self.finished = False
-        self.waiting_for: tuple[Op, Need] | None = None
+        self.waiting_for: tuple[Op, int] | None = None
+        """The op this device waits to run and the index of the input it waits for."""
 
     @property
     def now(self) -> float:
@@ -33,51 +34,101 @@ class Device:
 
     def inputs_ready(self, op: Op) -> bool:
         """Part of the `DeviceView` a policy sees."""
-        return all(self.sim.is_available(need) for need in needs(op, self.sim.num_stages))
+        index = self.sim.index
+        key = index.key(op)
+        slot = op.stage * 3 + key % 3
+        return all(
+            (self.sim.delivered if message else self.sim.completed)[key + offset]
+            for message, offset in index.inputs[slot]
+        )
+
+    def _decisions(self) -> Iterator[Op]:
+        """A dynamic policy's decisions, one at a time (a fixed order is iterated directly); a
+        policy that fails is reported, not propagated as a crash."""
+        while True:
+            try:
+                op = self.program.next_op(self)
+            except Exception as error:
+                raise PolicyError(
+                    f"policy {self.sim.policy.name!r} failed on device {self.device}: "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            if op is None:
+                return
+            yield op
 
     def run(self) -> Generator[simpy.Event, Any, None]:
+        # NOTE: this loop runs once per op; everything it needs is bound to locals and the
+        # dependency rules come precompiled as per-slot tables (see pipesim/op_index.py).
         sim = self.sim
         env = sim.env
-        num_stages = sim.num_stages
-        placement = sim.problem.pipeline.placement
-        duration = sim.problem.duration
+        timeout = env.timeout
+        table = sim.index
+        owner, duration, target = table.owner, table.duration, table.target
+        plan, running = sim.input_plan, sim.running
+        stages, m = table.num_stages, table.microbatches
+        completed, delivered = sim.completed, sim.delivered
         records = sim.ops
-        while (op := self._next_op()) is not None:
-            self._check_owned(op)
-            for need in needs(op, num_stages):
-                if not sim.is_available(need):
-                    self.waiting_for = (op, need)
-                    yield sim.wait_for(need)
+        device = self.device
+        blocking = sim.blocking_sends
+        free_message = sim.free_message
+        waiting_completed, waiting_delivered = sim.waiting_completed, sim.waiting_delivered
+        forward, backward = Kind.F, Kind.B
+        ops = self.program.ops if isinstance(self.program, OrderedProgram) else self._decisions()
+        for op in ops:
+            kind, stage, mb = op
+            code = 0 if kind is forward else 1 if kind is backward else 2
+            slot = stage * 3 + code
+            if not (0 <= stage < stages and 0 <= mb < m) or owner[slot] != device:
+                self._misplaced(op)
+            key = (stage * m + mb) * 3 + code
+            if completed[key]:
+                raise PolicyError(f"policy asked device {device} to run {op} a second time")
+            for index, (message, offset, at_compute_end) in enumerate(plan[slot]):
+                needed = key + offset
+                if not (delivered if message else completed)[needed]:
+                    self.waiting_for = (op, index)
+                    # An input whose producer is computing right now, and that is available
+                    # as soon as it ends, is awaited on the producer's own timeout: its process
+                    # is called back first, marks the input, then this one resumes.
+                    computing = running[needed] if at_compute_end else None
+                    yield computing if computing is not None else sim.wait_for(message, needed)
             self.waiting_for = None
             start = env.now
-            yield env.timeout(duration(op))
-            records.append(OpRecord(self.device, op.stage, op.kind, op.microbatch, start, env.now))
-            sim.complete(op)
-            target = message_target(op, num_stages)
-            if target is not None:
-                arrival = sim.send(op, self.device, placement[target])
-                if arrival is not None and sim.blocking_sends:
+            running[key] = compute = timeout(duration[slot])
+            yield compute
+            running[key] = None
+            records.append(OpRecord(device, stage, kind, mb, start, env.now))
+            completed[key] = 1
+            event = waiting_completed.pop(key, None)
+            if event is not None:
+                event.succeed()
+            dst = target[slot]
+            if dst < 0:
+                continue
+            if free_message[slot]:
+                delivered[key] = 1
+                event = waiting_delivered.pop(key, None)
+                if event is not None:
+                    event.succeed()
+            else:
+                arrival = sim.send(op, key, device, dst)
+                if blocking:
                     yield arrival
         self.finished = True
 
-    def _next_op(self) -> Op | None:
-        """The policy's decision; a policy that fails is reported, not propagated as a crash."""
-        try:
-            return self.program.next_op(self)
-        except Exception as error:
-            raise PolicyError(
-                f"policy {self.sim.policy.name!r} failed on device {self.device}: "
-                f"{type(error).__name__}: {error}"
-            ) from error
+    def waiting_need(self) -> tuple[Op, Need] | None:
+        """What a stalled device waits for, in the terms of the dependency rules."""
+        if self.waiting_for is None:
+            return None
+        op, index = self.waiting_for
+        return op, self.sim.index.need(op, index)
 
-    def _check_owned(self, op: Op) -> None:
+    def _misplaced(self, op: Op) -> None:
         pipeline = self.sim.problem.pipeline
         if not (0 <= op.stage < pipeline.num_stages and 0 <= op.microbatch < pipeline.microbatches):
             raise PolicyError(f"policy asked device {self.device} to run {op}, out of range")
-        if pipeline.placement[op.stage] != self.device:
-            raise PolicyError(
-                f"policy asked device {self.device} to run {op}, but stage {op.stage} lives on "
-                f"device {pipeline.placement[op.stage]}"
-            )
-        if self.sim.has_run(op):
-            raise PolicyError(f"policy asked device {self.device} to run {op} a second time")
+        raise PolicyError(
+            f"policy asked device {self.device} to run {op}, but stage {op.stage} lives on "
+            f"device {pipeline.placement[op.stage]}"
+        )

@@ -12,7 +12,9 @@ from collections.abc import Callable
 import simpy
 
 from pipesim.errors import PipesimError, PolicyError, ScheduleStalled
-from pipesim.ops import Kind, Need, Op
+from pipesim.gc_pause import cyclic_gc_paused
+from pipesim.op_index import KINDS, OpIndex
+from pipesim.ops import Kind, Op
 from pipesim.problem import Problem
 from pipesim.schedules.base import Policy
 from pipesim.simulator.channel import Channel
@@ -33,13 +35,34 @@ class Simulation:
         self.problem = problem
         self.policy = policy
         self.blocking_sends = problem.network.blocking
-        self.num_stages = pipeline.num_stages
-        self._microbatches = pipeline.microbatches
-        size = 3 * pipeline.num_stages * pipeline.microbatches
-        self._completed = bytearray(size)
-        self._delivered = bytearray(size)
-        self._waiting_completed: dict[int, simpy.Event] = {}
-        self._waiting_delivered: dict[int, simpy.Event] = {}
+        self.index = OpIndex(problem)
+        self.completed = bytearray(self.index.size)
+        """completed[key]: the op has run."""
+        self.delivered = bytearray(self.index.size)
+        """delivered[key]: the op's output message has reached the consumer's device."""
+        self.waiting_completed: dict[int, simpy.Event] = {}
+        self.waiting_delivered: dict[int, simpy.Event] = {}
+        network = problem.network
+        self.free_message = [
+            dst < 0
+            or dst == self.index.owner[slot]
+            or network.transfer_time(self.index.owner[slot], dst, KINDS[slot % 3]) == 0
+            for slot, dst in enumerate(self.index.target)
+        ]
+        """Per slot: the op's output reaches its consumer at once (same device, or a link
+        that carries it in no time), so it takes no channel and no transfer record."""
+        self.input_plan = [
+            tuple(
+                (message, offset, not message or self.free_message[producer])
+                for (message, offset), producer in zip(inputs, producers, strict=True)
+            )
+            for inputs, producers in zip(self.index.inputs, self.index.input_slots, strict=True)
+        ]
+        """Per slot: (message?, key offset, available when its producer's compute ends?) per
+        input. For the last kind, a device waiting on an op that is running can wait on that
+        op's own timeout instead of an event of its own."""
+        self.running: list[simpy.Event | None] = [None] * self.index.size
+        """running[key]: the timeout of op `key` while it computes."""
         self.ops: list[OpRecord] = []
         self.transfers: list[TransferRecord] = []
         self._channels: dict[tuple[int, int], Channel] = {}
@@ -58,46 +81,24 @@ class Simulation:
             )
         self.devices = [Device(self, device, program) for device, program in enumerate(programs)]
 
-    def _key(self, op: Op) -> int:
-        kind = op.kind
-        code = 0 if kind is Kind.F else 1 if kind is Kind.B else 2
-        return (op.stage * self._microbatches + op.microbatch) * 3 + code
-
-    def has_run(self, op: Op) -> bool:
-        return bool(self._completed[self._key(op)])
-
-    def is_available(self, need: Need) -> bool:
-        flags = self._delivered if need.message else self._completed
-        return bool(flags[self._key(need.op)])
-
-    def wait_for(self, need: Need) -> simpy.Event:
-        """The event that fires when `need` becomes available (one per input, shared)."""
-        waiting = self._waiting_delivered if need.message else self._waiting_completed
-        key = self._key(need.op)
+    def wait_for(self, message: bool, key: int) -> simpy.Event:
+        """The event that fires when op `key` completes (or, for a message, when its output
+        reaches the consumer): one per awaited input, shared."""
+        waiting = self.waiting_delivered if message else self.waiting_completed
         event = waiting.get(key)
         if event is None:
             event = waiting[key] = self.env.event()
         return event
 
-    def complete(self, op: Op) -> None:
-        key = self._key(op)
-        self._completed[key] = 1
-        event = self._waiting_completed.pop(key, None)
-        if event is not None:
-            event.succeed()
-
     def _deliver(self, key: int) -> None:
-        self._delivered[key] = 1
-        event = self._waiting_delivered.pop(key, None)
+        self.delivered[key] = 1
+        event = self.waiting_delivered.pop(key, None)
         if event is not None:
             event.succeed()
 
-    def send(self, producer: Op, src: int, dst: int) -> simpy.Event | None:
-        """Move `producer`'s output to device `dst`; messages within a device are free."""
-        key = self._key(producer)
-        if src == dst:
-            self._deliver(key)
-            return None
+    def send(self, producer: Op, key: int, src: int, dst: int) -> simpy.Event:
+        """Hand `producer`'s output to the link towards `dst`; return its arrival. (Messages
+        that take no time never get here: the device delivers them itself.)"""
         channel = self._channels.get((src, dst))
         if channel is None:
             network = self.problem.network
@@ -141,8 +142,9 @@ class Simulation:
         waits: list[str] = []
         waits_on: dict[int, int] = {}
         for device in stuck:
-            assert device.waiting_for is not None, "a stuck device is always waiting"
-            op, need = device.waiting_for
+            waiting = device.waiting_need()
+            assert waiting is not None, "a stuck device is always waiting"
+            op, need = waiting
             producer_device = placement[need.op.stage]
             what = f"the {need.message} of {need.op}" if need.message else f"{need.op}"
             waits.append(
@@ -180,4 +182,5 @@ def simulate(
     problem: Problem, policy: Policy, progress: Callable[[int, int], None] | None = None
 ) -> Trace:
     """Run `policy` on `problem` and return the timeline."""
-    return Simulation(problem, policy).run(progress)
+    with cyclic_gc_paused():
+        return Simulation(problem, policy).run(progress)

@@ -1,0 +1,99 @@
+"""Ops numbered densely, and the dependency rules compiled into per-slot tables, so that the
+simulator's hot path and the metrics over millions of ops do arithmetic instead of building
+tuples.
+
+`pipesim.ops.needs` stays the one statement of the rules. Since they relate ops of the same
+microbatch, what an op needs depends only on its kind and stage (its slot): this module asks
+`needs` and `message_target` once per slot and keeps the key offsets of the inputs, the op's
+duration, the device that holds it and the device its output goes to.
+key = (stage * m + microbatch) * 3 + kind code; slot = stage * 3 + kind code.
+"""
+
+from __future__ import annotations
+
+from pipesim.errors import PolicyError
+from pipesim.ops import Kind, Need, Op, message_target, needs
+from pipesim.problem import Problem
+from pipesim.trace import OpRecord, TransferRecord
+
+KINDS = (Kind.F, Kind.B, Kind.W)
+
+
+def kind_code(kind: Kind) -> int:
+    # NOTE: identity tests, not a dict: hashing an Enum member runs Python code.
+    return 0 if kind is Kind.F else 1 if kind is Kind.B else 2
+
+
+class OpIndex:
+    """Per-slot tables for one problem (slot = stage * 3 + kind code)."""
+
+    def __init__(self, problem: Problem) -> None:
+        pipeline = problem.pipeline
+        self.num_stages = stages = pipeline.num_stages
+        self.microbatches = m = pipeline.microbatches
+        self.size = 3 * stages * m
+        self.owner: list[int] = []
+        self.duration: list[float] = []
+        self.target: list[int] = []
+        """The device that receives the op's output as a message, or -1."""
+        self.inputs: list[tuple[tuple[bool, int], ...]] = []
+        """(arrives as a message?, key offset) per input, in the order `needs` gives them."""
+        self.input_slots: list[tuple[int, ...]] = []
+        """The slot of each input's producer."""
+        for stage in range(stages):
+            for kind in KINDS:
+                op = Op(kind, stage, 0)
+                self.owner.append(pipeline.placement[stage])
+                self.duration.append(problem.duration(op))
+                target = message_target(op, stages)
+                self.target.append(-1 if target is None else pipeline.placement[target])
+                inputs = needs(op, stages)
+                self.inputs.append(tuple(self._offset(op, need) for need in inputs))
+                self.input_slots.append(
+                    tuple(need.op.stage * 3 + kind_code(need.op.kind) for need in inputs)
+                )
+
+    def _offset(self, op: Op, need: Need) -> tuple[bool, int]:
+        if need.op.microbatch != op.microbatch:
+            raise PolicyError("the dependency rules must relate ops of one microbatch")
+        return need.message is not None, self.key(need.op) - self.key(op)
+
+    def key(self, op: Op | OpRecord | TransferRecord) -> int:
+        """The key of an op, of the op a record ran, or of the op whose output a transfer
+        carries."""
+        if isinstance(op, Op):
+            kind, stage, microbatch = op
+        else:
+            kind, stage, microbatch = op.kind, op.stage, op.microbatch
+        return (stage * self.microbatches + microbatch) * 3 + kind_code(kind)
+
+    def slot(self, key: int) -> int:
+        """The slot (stage * 3 + kind code) of the op numbered `key`."""
+        return (key // (3 * self.microbatches)) * 3 + key % 3
+
+    def keys(self, records: list[OpRecord]) -> list[int]:
+        """The key of each record's op, in order (one pass, no tuples built)."""
+        m = self.microbatches
+        forward, backward = Kind.F, Kind.B
+        return [
+            (r.stage * m + r.microbatch) * 3
+            + (0 if r.kind is forward else 1 if r.kind is backward else 2)
+            for r in records
+        ]
+
+    def end_times(self, records: list[OpRecord]) -> list[float]:
+        """When each op ended, by key; -1 for ops that never ran."""
+        ends = [-1.0] * self.size
+        for key, record in zip(self.keys(records), records, strict=True):
+            ends[key] = record.end
+        return ends
+
+    def op_of(self, key: int) -> Op:
+        """The op numbered `key` (for diagnoses, not for the hot path)."""
+        position, code = divmod(key, 3)
+        stage, microbatch = divmod(position, self.microbatches)
+        return Op(KINDS[code], stage, microbatch)
+
+    def need(self, op: Op, index: int) -> Need:
+        """The `index`-th input of `op`, as `needs` states it."""
+        return needs(op, self.num_stages)[index]
