@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Collection
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -91,6 +93,19 @@ Config = Annotated[
 Format = Annotated[
     OutputFormat, typer.Option("--format", "-f", help="text: tables and charts; json: data.")
 ]
+
+
+_SETTING_NAMES = frozenset(field.name for field in dataclasses.fields(Settings))
+
+
+def setting_flags(values: dict[str, Any], exclude: Collection[str] = ()) -> dict[str, Any]:
+    """The entries of a command's parameters (its `locals()`) that name settings: commands
+    name their flags after `Settings` fields, so this is the one place they are matched."""
+    return {
+        name: value
+        for name, value in values.items()
+        if name in _SETTING_NAMES and name not in exclude
+    }
 
 
 def settings_from(config: Path | None, **flags: Any) -> Settings:

@@ -33,6 +33,7 @@ from pipesim.cli.options import (
     Stages,
     TraceFile,
     Weight,
+    setting_flags,
     settings_from,
 )
 from pipesim.config import Settings
@@ -91,24 +92,7 @@ def run(
     try:
         if policy is not None and schedule is not None:
             raise ConfigError("give --policy or --schedule, not both")
-        settings = settings_from(
-            config,
-            policy=policy,
-            stages=stages,
-            microbatches=microbatches,
-            chunks=chunks,
-            forward=forward,
-            backward=backward,
-            weight=weight,
-            comm_latency=comm_latency,
-            activation_size=activation_size,
-            gradient_size=gradient_size,
-            bandwidth=bandwidth,
-            devices_per_node=devices_per_node,
-            inter_node_bandwidth=inter_node_bandwidth,
-            inter_node_latency=inter_node_latency,
-            blocking_comm=blocking_comm,
-        )
+        settings = settings_from(config, **setting_flags(locals()))
         chosen = (
             FileSchedule.load(schedule, settings.microbatches)
             if schedule is not None
@@ -183,17 +167,7 @@ def validate(
     try:
         parsed = read_schedule(schedule)
         problems = parsed.problems(microbatches)
-        settings = settings_from(
-            config,
-            microbatches=microbatches,
-            forward=forward,
-            backward=backward,
-            weight=weight,
-            comm_latency=comm_latency,
-            activation_size=activation_size,
-            gradient_size=gradient_size,
-            bandwidth=bandwidth,
-        )
+        settings = settings_from(config, **setting_flags(locals()))
     except PipesimError as error:
         fail(str(error), error.exit_code)
         return

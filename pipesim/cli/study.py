@@ -31,6 +31,7 @@ from pipesim.cli.options import (
     Stages,
     SweepFormat,
     Weight,
+    setting_flags,
     settings_from,
 )
 from pipesim.compare import compare as compare_policies
@@ -39,6 +40,7 @@ from pipesim.render.compare_table import ComparisonTable, comparison_rows
 from pipesim.render.progress import DeferredProgress
 from pipesim.render.sweep_table import SweepTable, sweep_records, write_sweep_csv
 from pipesim.schedules.registry import registered_policies
+from pipesim.sweep import SWEEPABLE
 from pipesim.sweep import sweep as sweep_settings
 from pipesim.units import parse_rate, parse_size
 
@@ -69,23 +71,7 @@ def compare(
     """Run several schedules on the same costs and say which one to use."""
     names = [name.strip() for name in policies.split(",") if name.strip()] if policies else None
     try:
-        settings = settings_from(
-            config,
-            stages=stages,
-            microbatches=microbatches,
-            chunks=chunks,
-            forward=forward,
-            backward=backward,
-            weight=weight,
-            comm_latency=comm_latency,
-            activation_size=activation_size,
-            gradient_size=gradient_size,
-            bandwidth=bandwidth,
-            devices_per_node=devices_per_node,
-            inter_node_bandwidth=inter_node_bandwidth,
-            inter_node_latency=inter_node_latency,
-            blocking_comm=blocking_comm,
-        )
+        settings = settings_from(config, **setting_flags(locals()))
         rows = compare_policies(settings, names)
     except PipesimError as error:
         fail(str(error), error.exit_code)
@@ -171,17 +157,8 @@ def sweep(
             for name, (value, parse) in scalars.items()
             if value is not None and name != setting
         }
-        settings = settings_from(
-            config,
-            forward=forward,
-            backward=backward,
-            weight=weight,
-            gradient_size=gradient_size,
-            devices_per_node=devices_per_node,
-            inter_node_bandwidth=inter_node_bandwidth,
-            inter_node_latency=inter_node_latency,
-            blocking_comm=blocking_comm,
-        ).replace(**fixed)
+        flags = setting_flags(locals(), exclude=SWEEPABLE)
+        settings = settings_from(config, **flags).replace(**fixed)
         with DeferredProgress("sweeping", output_format is SweepFormat.text) as progress:
             rows = sweep_settings(settings, setting, values, names, progress)
     except PipesimError as error:

@@ -45,6 +45,13 @@ class ClosedForm(NamedTuple):
     view: str = "makespan"
     """Which measured figure it predicts: "makespan" (synchronized step) or "span"."""
 
+    def withheld_if(self, reason: str | None) -> ClosedForm:
+        """This closed form, or, when `reason` is given and it still applied, the same formula
+        marked as not applying for that reason."""
+        if reason is None or self.bubble_fraction is None:
+            return self
+        return self._replace(bubble_fraction=None, reason=reason)
+
     @classmethod
     def evaluate(
         cls, problem: Problem, formula: str, value: float, view: str = "makespan"
@@ -135,6 +142,14 @@ def textbook_conditions(problem: Problem) -> str | None:
     if not problem.network.free:
         return "communication takes time"
     return None
+
+
+def split_stage_costs(problem: Problem) -> tuple[float, float, float]:
+    """(F, B, W) of the first stage, B the input gradient: what closed forms on equal stages
+    are written in."""
+    costs = problem.costs
+    weight = costs.weight[0]
+    return costs.forward[0], costs.backward[0] - weight, weight
 
 
 def require(condition: bool, message: str) -> None:

@@ -41,9 +41,7 @@ class Interleaved1F1B(StaticPolicy):
     def closed_form(self, problem: Problem) -> ClosedForm:
         p, v, m = (problem.pipeline.devices, problem.pipeline.chunks, problem.pipeline.microbatches)
         closed = ClosedForm.evaluate(problem, "(p-1)/(v*m+p-1)", (p - 1) / (v * m + p - 1))
-        if closed.bubble_fraction is not None and m % p:
-            return closed._replace(bubble_fraction=None, reason="m is not a multiple of p")
-        return closed
+        return closed.withheld_if("m is not a multiple of p" if m % p else None)
 
 
 class InterleavedZeroBubble(StaticPolicy):

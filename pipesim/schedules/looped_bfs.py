@@ -39,6 +39,4 @@ class LoopedBFS(StaticPolicy):
     def closed_form(self, problem: Problem) -> ClosedForm:
         p, v, m = (problem.pipeline.devices, problem.pipeline.chunks, problem.pipeline.microbatches)
         closed = ClosedForm.evaluate(problem, "(p-1)/(v*m+p-1)", (p - 1) / (v * m + p - 1))
-        if closed.bubble_fraction is not None and m < p:
-            return closed._replace(bubble_fraction=None, reason="m < p")
-        return closed
+        return closed.withheld_if("m < p" if m < p else None)

@@ -25,7 +25,8 @@ from typing import ClassVar
 
 from pipesim.ops import Kind, Op
 from pipesim.problem import Pipeline, Problem, v_shape_placement
-from pipesim.schedules.base import ClosedForm, StaticPolicy, require, textbook_conditions
+from pipesim.schedules.base import ClosedForm, StaticPolicy, require
+from pipesim.schedules.zero_bubble import zero_span_bubble
 
 
 class _VShape(StaticPolicy):
@@ -45,16 +46,7 @@ class ZBV(_VShape):
         return [_zbv_order(pipeline, device) for device in range(pipeline.devices)]
 
     def closed_form(self, problem: Problem) -> ClosedForm:
-        p, m = problem.pipeline.devices, problem.pipeline.microbatches
-        costs = problem.costs
-        reason = textbook_conditions(problem)
-        f, w = costs.forward[0], costs.weight[0]
-        if reason is None and not (f == w == costs.backward[0] - w):
-            reason = "F, B and W differ"
-        if reason is None and m < 2 * p - 1:
-            reason = "m < 2p-1"
-        closed = ClosedForm("0 when F=B=W", 0.0, None, "span")
-        return closed._replace(bubble_fraction=None, reason=reason) if reason else closed
+        return zero_span_bubble(problem)
 
 
 def _zbv_order(pipeline: Pipeline, device: int) -> list[Op]:

@@ -24,7 +24,12 @@ from __future__ import annotations
 
 from pipesim.ops import Kind, Op, needs
 from pipesim.problem import Pipeline, Problem
-from pipesim.schedules.base import ClosedForm, StaticPolicy, textbook_conditions
+from pipesim.schedules.base import (
+    ClosedForm,
+    StaticPolicy,
+    split_stage_costs,
+    textbook_conditions,
+)
 from pipesim.schedules.looped_1f1b import looped_1f1b_orders
 
 
@@ -39,18 +44,14 @@ class ZBH1(StaticPolicy):
 
     def closed_form(self, problem: Problem) -> ClosedForm:
         p, m = problem.pipeline.devices, problem.pipeline.microbatches
-        costs = problem.costs
-        f, w = costs.forward[0], costs.weight[0]
-        b = costs.backward[0] - w
+        f, b, w = split_stage_costs(problem)
         busy = m * (f + b + w)
         bubble = (p - 1) * (f + b - w)
         fraction = bubble / (busy + bubble) if busy + bubble > 0 else 0.0
         closed = ClosedForm.evaluate(problem, "(p-1)(F+B-W) per device", fraction)
-        if closed.bubble_fraction is not None and m < p:
-            return closed._replace(bubble_fraction=None, reason="m < p")
-        if closed.bubble_fraction is not None and w > min(f, b):
-            return closed._replace(bubble_fraction=None, reason="W exceeds F or B")
-        return closed
+        return closed.withheld_if("m < p" if m < p else None).withheld_if(
+            "W exceeds F or B" if w > min(f, b) else None
+        )
 
 
 class ZBH2(StaticPolicy):
@@ -63,16 +64,20 @@ class ZBH2(StaticPolicy):
         return unit_time_list_schedule(pipeline, activation_cap=2 * pipeline.devices - 1)
 
     def closed_form(self, problem: Problem) -> ClosedForm:
-        p, m = problem.pipeline.devices, problem.pipeline.microbatches
-        closed = ClosedForm("0 when F=B=W", 0.0, None, "span")
-        costs = problem.costs
-        reason = textbook_conditions(problem)
-        f, w = costs.forward[0], costs.weight[0]
-        if reason is None and not (f == w == costs.backward[0] - w):
-            reason = "F, B and W differ"
-        if reason is None and m < 2 * p - 1:
-            reason = "m < 2p-1"
-        return closed._replace(bubble_fraction=None, reason=reason) if reason else closed
+        return zero_span_bubble(problem)
+
+
+def zero_span_bubble(problem: Problem) -> ClosedForm:
+    """The closed form of ZB-H2 and ZB-V: no bubble in the span view when F = B = W (B the
+    input gradient), messages are free and m >= 2p-1 (so that the pipeline fills)."""
+    p, m = problem.pipeline.devices, problem.pipeline.microbatches
+    f, b, w = split_stage_costs(problem)
+    return (
+        ClosedForm("0 when F=B=W", 0.0, None, "span")
+        .withheld_if(textbook_conditions(problem))
+        .withheld_if("F, B and W differ" if not f == b == w else None)
+        .withheld_if("m < 2p-1" if m < 2 * p - 1 else None)
+    )
 
 
 def unit_time_list_schedule(pipeline: Pipeline, activation_cap: int) -> list[list[Op]]:
