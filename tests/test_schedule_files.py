@@ -220,3 +220,35 @@ def test_failing_custom_policy_is_reported_not_raised(tmp_path: Path) -> None:
 
 def test_kinds_are_the_dependency_kinds() -> None:
     assert {kind.value for kind in Kind} == {"F", "B", "W"}
+
+
+PYTORCH = Path(__file__).resolve().parent / "data" / "pytorch"
+PYTORCH_NAMES = {
+    "Interleaved1F1B": "interleaved",
+    "LoopedBFS": "looped-bfs",
+    "InterleavedZeroBubble": "interleaved-zb",
+    "ZBVZeroBubble": "zb-v",
+    "DualPipeV": "dualpipe-v",
+}
+
+
+@pytest.mark.parametrize("path", sorted(PYTORCH.glob("*.csv")), ids=lambda path: path.stem)
+def test_policies_order_ops_exactly_as_pytorch_does(path: Path) -> None:
+    # The files are what PyTorch 2.13's schedule classes generate (their pipeline_order, two
+    # stages per rank, written as compute-only CSV), so pipesim simulates the same schedules.
+    name, shape_p, shape_m = path.stem.split("_")
+    p, m = int(shape_p[1:]), int(shape_m[1:])
+    pytorch = read_schedule(path)
+    assert pytorch.problems() == []
+    policy = get_policy(PYTORCH_NAMES[name])
+    report = run(
+        Settings(
+            policy=policy.name,
+            stages=p,
+            microbatches=m,
+            chunks=2 if policy.chunks is None else None,
+        )
+    )
+    mine = [[record.op for record in ops] for ops in report.trace.ops_by_device()]
+    assert mine == pytorch.orders()
+    assert report.trace.problem.pipeline.placement == pytorch.placement()

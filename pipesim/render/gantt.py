@@ -59,7 +59,7 @@ class GanttChart:
             if lanes is not None:
                 yield _transfer_lane(lanes[device], label_width, columns, scale, mono)
         yield from _time_axis(label_width, columns, scale, makespan)
-        yield _legend(trace, scale, fill if mono else None)
+        yield from _legend(trace, scale, fill if mono else None, options.max_width)
 
 
 def _transfers_by_sender(trace: Trace) -> list[list[TransferRecord]] | None:
@@ -259,20 +259,28 @@ def _time_axis(label_width: int, columns: int, scale: float, makespan: float) ->
     return [axis, labels]
 
 
-def _legend(trace: Trace, scale: float, fill: dict[Kind, str] | None) -> Text:
+def _legend(trace: Trace, scale: float, fill: dict[Kind, str] | None, width: int) -> list[Text]:
+    """The legend's entries, packed into as many lines of `width` as they need (an entry is
+    never cut)."""
     kinds = [Kind.F, Kind.B, Kind.W] if trace.problem.split_backward else [Kind.F, Kind.B]
-    legend = Text()
+    entries = []
     for kind in kinds:
         swatch = f" {kind.value} " if fill is None else f"{fill[kind]}{kind.value}{fill[kind]}"
-        legend.append(swatch, style=op_style(kind, 0))
-        legend.append(f" {KIND_NAMES[kind]}  ")
-    legend.append("blank idle   digits microbatch", style="dim")
+        entries.append(Text.assemble((swatch, op_style(kind, 0)), f" {KIND_NAMES[kind]}"))
+    notes = ["blank idle", "digits microbatch"]
     if trace.problem.pipeline.chunks > 1:
-        legend.append("   light = later chunk", style="dim")
+        notes.append("light = later chunk")
     if _transfers_by_sender(trace) is not None:
-        legend.append("   ╵ sends: ━ activation ═ gradient ┄ queued", style="dim")
+        notes.append("╵ sends: ━ activation ═ gradient ┄ queued")
     if scale > 0:
-        legend.append(f"   1 col = {ms(1 / scale)} ms", style="dim")
-    legend.no_wrap = True
-    legend.overflow = "ellipsis"
-    return legend
+        notes.append(f"1 col = {ms(1 / scale)} ms")
+    entries += [Text(note, style="dim") for note in notes]
+    lines = [Text(no_wrap=True, overflow="ellipsis")]
+    for entry in entries:
+        line = lines[-1]
+        if line.cell_len and line.cell_len + 3 + entry.cell_len > width:
+            lines.append(line := Text(no_wrap=True, overflow="ellipsis"))
+        if line.cell_len:
+            line.append("   ")
+        line.append_text(entry)
+    return lines
