@@ -28,70 +28,131 @@ class SweepFormat(StrEnum):
 # The options every simulating command shares. Defaults are None so that a TOML file's values
 # stand unless a flag was given; the real defaults live in `Settings`.
 Stages = Annotated[
-    int | None, typer.Option("-p", "--stages", help="Pipeline devices p. [default: 4]")
+    int | None,
+    typer.Option(
+        "-p", "--stages", rich_help_panel="Pipeline", help="Pipeline devices p.", show_default="4"
+    ),
 ]
 Microbatches = Annotated[
-    int | None, typer.Option("-m", "--microbatches", help="Microbatches m. [default: 8]")
+    int | None,
+    typer.Option(
+        "-m", "--microbatches", rich_help_panel="Pipeline", help="Microbatches m.", show_default="8"
+    ),
 ]
 Chunks = Annotated[
     int | None,
     typer.Option(
-        "-v", "--chunks", help="Model chunks per device, for interleaved schedules. [default: 2]"
+        "-v",
+        "--chunks",
+        rich_help_panel="Pipeline",
+        help="Model chunks per device, for interleaved schedules.",
+        show_default="2",
     ),
 ]
 Forward = Annotated[
     str | None,
-    typer.Option(help="Forward ms per microbatch: one value, one per device or one per stage."),
+    typer.Option(
+        rich_help_panel="Costs (ms per microbatch)",
+        help="Forward ms per microbatch: one value, one per device or one per stage.",
+        show_default="1",
+    ),
 ]
 Backward = Annotated[
     str | None,
-    typer.Option(help="Whole backward ms (input + weight gradient) per microbatch. [default: 2]"),
+    typer.Option(
+        rich_help_panel="Costs (ms per microbatch)",
+        help="Whole backward ms (input + weight gradient) per microbatch.",
+        show_default="2",
+    ),
 ]
 Weight = Annotated[
     str | None,
     typer.Option(
-        help="Weight-gradient part of the backward, for split-backward schedules. "
-        "[default: backward / 2]"
+        rich_help_panel="Costs (ms per microbatch)",
+        help="Weight-gradient part of the backward, for split-backward schedules.",
+        show_default="backward / 2",
     ),
 ]
 CommLatency = Annotated[
-    float | None, typer.Option(help="Milliseconds a message between devices takes. [default: 0]")
+    float | None,
+    typer.Option(
+        rich_help_panel="Communication",
+        help="Milliseconds a message between devices takes.",
+        show_default="0",
+    ),
 ]
 ActivationSize = Annotated[
     str | None,
     typer.Option(
-        help="Bytes of one microbatch's activation message: 64MB, 1.5GiB, ... [default: 0]"
+        rich_help_panel="Communication",
+        help="Bytes of one microbatch's activation message: 64MB, 1.5GiB, ...",
+        show_default="0",
     ),
 ]
 GradientSize = Annotated[
-    str | None, typer.Option(help="Bytes of a gradient message. [default: the activation's]")
+    str | None,
+    typer.Option(
+        rich_help_panel="Communication",
+        help="Bytes of a gradient message.",
+        show_default="the activation's",
+    ),
 ]
 Bandwidth = Annotated[
-    str | None, typer.Option(help="Link bandwidth within a node: 25GB/s, 200Gbit/s, ...")
+    str | None,
+    typer.Option(
+        rich_help_panel="Communication", help="Link bandwidth within a node: 25GB/s, 200Gbit/s, ..."
+    ),
 ]
 DevicesPerNode = Annotated[
-    int | None, typer.Option(help="Consecutive devices per node. [default: all in one node]")
+    int | None,
+    typer.Option(
+        rich_help_panel="Communication",
+        help="Consecutive devices per node.",
+        show_default="all in one node",
+    ),
 ]
 InterNodeBandwidth = Annotated[
-    str | None, typer.Option(help="Bandwidth of links between nodes. [default: --bandwidth]")
+    str | None,
+    typer.Option(
+        rich_help_panel="Communication",
+        help="Bandwidth of links between nodes.",
+        show_default="--bandwidth",
+    ),
 ]
 InterNodeLatency = Annotated[
     float | None,
-    typer.Option(help="Milliseconds per message between nodes. [default: --comm-latency]"),
+    typer.Option(
+        rich_help_panel="Communication",
+        help="Milliseconds per message between nodes.",
+        show_default="--comm-latency",
+    ),
 ]
 BlockingComm = Annotated[
     bool | None,
     typer.Option(
         "--blocking-comm/--overlap-comm",
-        help="Whether a send holds its device until the message arrives. [default: overlap]",
+        rich_help_panel="Communication",
+        help="Whether a send holds its device until the message arrives.",
+        show_default="overlap",
     ),
 ]
 Config = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="TOML file with these settings; flags override it."),
+    typer.Option(
+        "--config",
+        "-c",
+        rich_help_panel="Input and output",
+        help="TOML file with these settings; flags override it.",
+    ),
 ]
 Format = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="text: tables and charts; json: data.")
+    OutputFormat,
+    typer.Option(
+        "--format",
+        "-f",
+        rich_help_panel="Input and output",
+        help="text: tables and charts; json: data.",
+    ),
 ]
 
 
@@ -128,11 +189,17 @@ def settings_from(config: Path | None, **flags: Any) -> Settings:
 
 TraceFile = Annotated[
     Path | None,
-    typer.Option(help="Also write a Chrome trace (JSON) to open in Perfetto or chrome://tracing."),
+    typer.Option(
+        rich_help_panel="Input and output",
+        help="Also write a Chrome trace (JSON) to open in Perfetto or chrome://tracing.",
+    ),
 ]
 Schedule = Annotated[
     Path | None,
     typer.Option(
-        "--schedule", "-s", help="A PyTorch compute-only schedule CSV to simulate exactly."
+        "--schedule",
+        "-s",
+        rich_help_panel="Pipeline",
+        help="A PyTorch compute-only schedule CSV to simulate exactly.",
     ),
 ]

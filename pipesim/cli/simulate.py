@@ -54,8 +54,10 @@ def run(
     policy: Annotated[
         str | None,
         typer.Option(
+            rich_help_panel="Pipeline",
             help="Schedule to simulate (see `pipesim policies`), or module:Class / "
-            "file.py:Class for your own. [default: 1f1b]"
+            "file.py:Class for your own.",
+            show_default="1f1b",
         ),
     ] = None,
     schedule: Schedule = None,
@@ -77,15 +79,30 @@ def run(
     output_format: Format = OutputFormat.text,
     trace: TraceFile = None,
     svg: Annotated[
-        Path | None, typer.Option(help="Also save the chart and summary as SVG.")
+        Path | None,
+        typer.Option(
+            rich_help_panel="Input and output", help="Also save the chart and summary as SVG."
+        ),
     ] = None,
     html: Annotated[
-        Path | None, typer.Option(help="Also save the chart and summary as HTML.")
+        Path | None,
+        typer.Option(
+            rich_help_panel="Input and output", help="Also save the chart and summary as HTML."
+        ),
     ] = None,
-    width: Annotated[int, typer.Option(help="Columns of the --svg / --html rendering.")] = 120,
+    width: Annotated[
+        int,
+        typer.Option(
+            rich_help_panel="Input and output", help="Columns of the --svg / --html rendering."
+        ),
+    ] = 120,
     explain: Annotated[
         bool,
-        typer.Option("--explain", help="Say where the bubble comes from and what would change it."),
+        typer.Option(
+            "--explain",
+            rich_help_panel="Input and output",
+            help="Say where the bubble comes from and what would change it.",
+        ),
     ] = False,
 ) -> None:
     """Simulate one training step and show its timeline, bubbles and activation memory."""
@@ -217,8 +234,16 @@ def validate(
 
 @app.command()
 def export(
-    output: Annotated[Path, typer.Option("--output", "-o", help="The CSV file to write.")],
-    policy: Annotated[str, typer.Option(help="Schedule to export. [default: 1f1b]")] = "1f1b",
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", rich_help_panel="Input and output", help="The CSV file to write."
+        ),
+    ],
+    policy: Annotated[
+        str,
+        typer.Option(rich_help_panel="Pipeline", help="Schedule to export.", show_default="1f1b"),
+    ] = "1f1b",
     stages: Stages = None,
     microbatches: Microbatches = None,
     chunks: Chunks = None,

@@ -49,7 +49,11 @@ from pipesim.units import parse_rate, parse_size
 def compare(
     policies: Annotated[
         str | None,
-        typer.Option(help="Comma-separated policies to compare. [default: every registered one]"),
+        typer.Option(
+            rich_help_panel="Pipeline",
+            help="Comma-separated policies to compare.",
+            show_default="every registered one",
+        ),
     ] = None,
     stages: Stages = None,
     microbatches: Microbatches = None,
@@ -93,27 +97,41 @@ def compare(
 
 @app.command()
 def sweep(
-    policy: Annotated[str | None, typer.Option(help="Schedule to sweep. [default: 1f1b]")] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(rich_help_panel="Pipeline", help="Schedule to sweep.", show_default="1f1b"),
+    ] = None,
     policies: Annotated[
-        str | None, typer.Option(help="Comma-separated schedules to sweep side by side.")
+        str | None,
+        typer.Option(
+            rich_help_panel="Pipeline", help="Comma-separated schedules to sweep side by side."
+        ),
     ] = None,
     stages: Annotated[
-        str | None, typer.Option("-p", "--stages", help="p, or a list: 2,4,8")
+        str | None,
+        typer.Option("-p", "--stages", rich_help_panel="Pipeline", help="p, or a list: 2,4,8"),
     ] = None,
     microbatches: Annotated[
-        str | None, typer.Option("-m", "--microbatches", help="m, or a list: 1,2,4,8,16")
+        str | None,
+        typer.Option(
+            "-m", "--microbatches", rich_help_panel="Pipeline", help="m, or a list: 1,2,4,8,16"
+        ),
     ] = None,
     chunks: Annotated[
-        str | None, typer.Option("-v", "--chunks", help="v, or a list: 1,2,4")
+        str | None,
+        typer.Option("-v", "--chunks", rich_help_panel="Pipeline", help="v, or a list: 1,2,4"),
     ] = None,
     comm_latency: Annotated[
-        str | None, typer.Option(help="Latency in ms, or a list: 0,0.1,0.5")
+        str | None,
+        typer.Option(rich_help_panel="Communication", help="Latency in ms, or a list: 0,0.1,0.5"),
     ] = None,
     activation_size: Annotated[
-        str | None, typer.Option(help="Activation size, or a list: 16MB,64MB")
+        str | None,
+        typer.Option(rich_help_panel="Communication", help="Activation size, or a list: 16MB,64MB"),
     ] = None,
     bandwidth: Annotated[
-        str | None, typer.Option(help="Bandwidth, or a list: 10GB/s,50GB/s")
+        str | None,
+        typer.Option(rich_help_panel="Communication", help="Bandwidth, or a list: 10GB/s,50GB/s"),
     ] = None,
     forward: Forward = None,
     backward: Backward = None,
@@ -125,7 +143,10 @@ def sweep(
     blocking_comm: BlockingComm = None,
     config: Config = None,
     output_format: Annotated[
-        SweepFormat, typer.Option("--format", "-f", help="text, json or csv.")
+        SweepFormat,
+        typer.Option(
+            "--format", "-f", rich_help_panel="Input and output", help="text, json or csv."
+        ),
     ] = SweepFormat.text,
 ) -> None:
     """Vary one setting over a list of values and tabulate bubble, makespan and memory.
