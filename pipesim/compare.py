@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pipesim.analysis import Report, run
@@ -21,10 +21,15 @@ class Comparison:
     error: str | None = None
 
 
-def compare(settings: Settings, names: Sequence[str] | None = None) -> list[Comparison]:
+def compare(
+    settings: Settings,
+    names: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Comparison]:
     """Every registered policy (or those named) on `settings`. A user's -v applies to the
     policies that take a chunk count; the others keep theirs. Settings that are wrong for every
-    policy (a bad cost list, say) raise; a policy's own constraint becomes its row's error."""
+    policy (a bad cost list, say) raise; a policy's own constraint becomes its row's error.
+    `progress(done, total)` is called after each policy."""
     policies: list[Policy] = (
         [get_policy(name) for name in names] if names else registered_policies()
     )
@@ -38,6 +43,8 @@ def compare(settings: Settings, names: Sequence[str] | None = None) -> list[Comp
             rows.append(Comparison(policy.name, None, str(error)))
         else:
             rows.append(Comparison(policy.name, report))
+        if progress is not None:
+            progress(len(rows), len(policies))
     if all(row.report is None for row in rows):
         raise PipesimError(f"no policy can run this configuration: {rows[0].error}")
     return rows

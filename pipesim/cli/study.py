@@ -76,7 +76,8 @@ def compare(
     names = [name.strip() for name in policies.split(",") if name.strip()] if policies else None
     try:
         settings = settings_from(config, **setting_flags(locals()))
-        rows = compare_policies(settings, names)
+        with DeferredProgress("comparing", output_format is OutputFormat.text) as progress:
+            rows = compare_policies(settings, names, progress)
     except PipesimError as error:
         fail(str(error), error.exit_code)
         return

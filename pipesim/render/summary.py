@@ -33,10 +33,17 @@ class SummaryTable:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         report = self.report
         summary = report.summary
-        table = Table(title=None, show_edge=False, header_style="bold", pad_edge=False)
+        table = Table(
+            show_edge=False,
+            header_style="bold",
+            pad_edge=False,
+            caption="times in ms; peak act. in microbatches' worth of a device's activations",
+            caption_justify="left",
+            caption_style="dim",
+        )
         table.add_column("device", justify="right")
-        table.add_column("busy ms", justify="right")
-        table.add_column("idle ms", justify="right")
+        table.add_column("busy", justify="right")
+        table.add_column("idle", justify="right")
         table.add_column("bubble", justify="right")
         for header, _ in _CAUSE_COLUMNS:
             table.add_column(header, justify="right", style="dim")
