@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from pipesim import Kind, PolicyError, Settings, get_policy, registered_policies, run
@@ -252,3 +255,33 @@ def test_policies_order_ops_exactly_as_pytorch_does(path: Path) -> None:
     mine = [[record.op for record in ops] for ops in report.trace.ops_by_device()]
     assert mine == pytorch.orders()
     assert report.trace.problem.pipeline.placement == pytorch.placement()
+
+
+@given(
+    policy=st.sampled_from([policy.name for policy in registered_policies()]),
+    p=st.integers(1, 5),
+    m=st.integers(1, 12),
+    latency=st.sampled_from([0.0, 0.2]),
+)
+def test_any_simulated_order_survives_a_csv_round_trip(
+    policy: str, p: int, m: int, latency: float
+) -> None:
+    settings = Settings(
+        policy=policy,
+        stages=p,
+        microbatches=m,
+        comm_latency=latency,
+        forward=tuple(1.0 + 0.25 * d for d in range(p)),
+    )
+    try:
+        direct = run(settings)
+    except PolicyError:
+        assume(False)
+        raise
+    orders = [[record.op for record in ops] for ops in direct.trace.ops_by_device()]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "round.csv"
+        write_schedule(orders, direct.trace.problem.split_backward, path)
+        again = run(settings.replace(policy="file"), FileSchedule.load(path))
+    assert again.trace.ops == direct.trace.ops
+    assert again.trace.transfers == direct.trace.transfers
