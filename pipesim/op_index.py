@@ -88,12 +88,6 @@ class OpIndex:
             ends[key] = record.end
         return ends
 
-    def op_of(self, key: int) -> Op:
-        """The op numbered `key` (for diagnoses, not for the hot path)."""
-        position, code = divmod(key, 3)
-        stage, microbatch = divmod(position, self.microbatches)
-        return Op(KINDS[code], stage, microbatch)
-
     def need(self, op: Op, index: int) -> Need:
         """The `index`-th input of `op`, as `needs` states it."""
         return needs(op, self.num_stages)[index]

@@ -130,11 +130,6 @@ class Network:
     """Whether a send holds the sending device until the message has arrived."""
 
     @property
-    def latency(self) -> float:
-        """The latency within a node (the one closed forms care about)."""
-        return self.intra_node.latency
-
-    @property
     def free(self) -> bool:
         """Whether every message arrives at once (closed forms assume it)."""
         sizes = (self.activation_size, self.gradient_size)
