@@ -60,6 +60,10 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+MAX_OPS = 30_000_000
+"""The largest step simulated: beyond it memory, not patience, runs out (a 24 GB machine holds
+about 40 million ops with their trace)."""
+
 _INT_KEYS = ("stages", "microbatches", "chunks", "devices_per_node")
 _COST_KEYS = ("forward", "backward", "weight")
 _LATENCY_KEYS = ("comm_latency", "inter_node_latency")
@@ -153,6 +157,12 @@ def build_problem(settings: Settings, policy: Policy) -> Problem:
     stages = default_stages if settings.stages is None else settings.stages
     microbatches = default_microbatches if settings.microbatches is None else settings.microbatches
     chunks = policy.resolve_chunks(settings.chunks)
+    ops = 3 * stages * chunks * microbatches
+    if ops > MAX_OPS:
+        raise ConfigError(
+            f"p={stages}, v={chunks}, m={microbatches} is up to {ops:,} ops, more than the "
+            f"{MAX_OPS:,} pipesim simulates (about 450 MB and 5 s per million ops)"
+        )
     policy.check(stages, chunks, microbatches)
     pipeline = Pipeline(
         devices=stages,

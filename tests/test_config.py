@@ -97,3 +97,8 @@ def test_policy_names_are_case_insensitive_and_accept_aliases() -> None:
     assert get_policy("Schedule1F1B").name == "1f1b"
     with pytest.raises(PolicyError, match=r"unknown policy 'zz'; known policies: .*1f1b"):
         get_policy("zz")
+
+
+def test_steps_too_large_to_hold_are_refused_before_any_allocation() -> None:
+    with pytest.raises(ConfigError, match="more than the 30,000,000 pipesim simulates"):
+        build_problem(Settings(stages=99_999_999, microbatches=1), get_policy("gpipe"))
