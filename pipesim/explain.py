@@ -21,6 +21,7 @@ def explain(report: Report, settings: Settings) -> list[str]:
         line
         for line in (
             _where(report),
+            _links(report, settings),
             _closed_form(report),
             _more_microbatches(report, settings),
             *_other_policies(report, settings),
@@ -44,6 +45,43 @@ def _where(report: Report) -> str:
         f"of {len(summary.devices)} x {ms(summary.makespan)} ms): pipeline fill "
         f"{share('warmup')}, drain {share('drain')}, waiting for inputs still being computed "
         f"{share('wait_activation', 'wait_gradient')}, waiting on links {share(*LINK_CAUSES)}."
+    )
+
+
+def _links(report: Report, settings: Settings) -> str:
+    """The critical path's share on links, and what links twice as fast would give."""
+    summary = report.summary
+    critical = summary.critical
+    if critical.links <= 0:
+        return ""
+    text = (
+        f"Critical path: of the {ms(summary.makespan)} ms makespan, {ms(critical.compute)} ms "
+        f"is computing and {ms(critical.links)} ms is messages on links "
+        f"({percent(critical.links / summary.makespan)}); waits for inputs 'still being "
+        "computed' often sit downstream of those links."
+    )
+    faster = settings.replace(
+        comm_latency=settings.comm_latency / 2,
+        inter_node_latency=None
+        if settings.inter_node_latency is None
+        else settings.inter_node_latency / 2,
+        bandwidth=None if settings.bandwidth is None else settings.bandwidth * 2,
+        inter_node_bandwidth=None
+        if settings.inter_node_bandwidth is None
+        else settings.inter_node_bandwidth * 2,
+    )
+    pipeline = report.trace.problem.pipeline
+    try:
+        other = run(
+            faster.replace(stages=pipeline.devices, microbatches=pipeline.microbatches),
+            report.policy,
+        )
+    except PipesimError:
+        return text
+    gain = 1 - other.summary.makespan / summary.makespan
+    return (
+        f"{text} With every link twice as fast (half the latency, twice the bandwidth) the "
+        f"step would take {ms(other.summary.makespan)} ms ({percent(gain)} less)."
     )
 
 

@@ -196,3 +196,15 @@ def test_explain_says_where_the_bubble_comes_from_and_what_would_change_it() -> 
     assert "with m=16 instead of 8 the bubble goes from 27.3% to 15.8%" in out
     assert "Another schedule: zb-v would take 25.5 ms" in out
     assert "Memory trade-off" in out
+
+
+def test_explain_names_the_links_when_they_bound_the_step() -> None:
+    result = runner.invoke(
+        app, ["run", "--config", "examples/two_nodes.toml", "--explain"], env={"COLUMNS": "400"}
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "Critical path: of the 565.34 ms makespan, 63 ms is computing and 502.34 ms"
+        in result.output
+    )
+    assert "With every link twice as fast" in result.output
