@@ -10,9 +10,10 @@ link, and messages in flight. A schedule is communication-bound when links take 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
-from pipesim.op_index import OpIndex
-from pipesim.trace import OpRecord, Trace, TransferRecord
+from pipesim.readiness import Readiness
+from pipesim.trace import OpRecord, Trace
 
 
 @dataclass(frozen=True)
@@ -33,53 +34,37 @@ class CriticalPath:
         return self.queued + self.in_flight
 
 
-def critical_path(trace: Trace) -> CriticalPath:
+def critical_path(trace: Trace, readiness: Readiness | None = None) -> CriticalPath:
+    """Walk back from the last op to end; `readiness` may be passed in to reuse its lookups."""
     if not trace.ops:
         return CriticalPath(0.0, 0.0, 0.0, 0.0, 0)
-    index = OpIndex(trace.problem)
-    blocking = trace.problem.network.blocking
-    by_key: list[OpRecord | None] = [None] * index.size
+    readiness = readiness or Readiness(trace)
     previous: dict[int, OpRecord] = {}
     for ops in trace.ops_by_device():
-        earlier = None
-        for key, record in zip(index.keys(ops), ops, strict=True):
-            by_key[key] = record
-            if earlier is not None:
-                previous[key] = earlier
-            earlier = record
-    sent: dict[int, TransferRecord] = {index.key(t): t for t in trace.transfers}
+        for before, after in pairwise(ops):
+            previous[readiness.index.key(after)] = before
     compute = queued = in_flight = waiting = 0.0
     count = 0
     record = max(trace.ops, key=lambda r: (r.end, r.device))
     while True:
         compute += record.end - record.start
         count += 1
-        key = index.key(record)
-        # Each candidate: (time it freed this op, the op before it on the path, transfer crossed).
-        candidates: list[tuple[float, OpRecord, TransferRecord | None]] = []
-        earlier = previous.get(key)
-        if earlier is not None:
-            send = sent.get(index.key(earlier)) if blocking else None
-            freed = max(earlier.end, send.end) if send is not None else earlier.end
-            candidates.append((freed, earlier, send))
-        for is_message, offset in index.inputs[index.slot(key)]:
-            producer = by_key[key + offset]
-            if producer is None:
-                continue
-            transfer = sent.get(key + offset) if is_message else None
-            if transfer is not None and transfer.dst == record.device:
-                candidates.append((transfer.end, producer, transfer))
-            else:
-                candidates.append((producer.end, producer, None))
-        if not candidates:
+        earlier = previous.get(readiness.index.key(record))
+        device = readiness.device_freed(earlier) if earlier is not None else None
+        data = readiness.last_input(record)
+        # Whichever freed the op last is on the path (its device, on a tie).
+        cause = (
+            device if data is None or (device is not None and device.time >= data.time) else data
+        )
+        if cause is None:
             waiting += record.start
             break
-        freed, cause, transfer = max(candidates, key=lambda c: c[0])
-        gap = record.start - freed
+        gap = record.start - cause.time
+        transfer = cause.transfer
         if transfer is not None:
             in_flight += transfer.end - transfer.start
             queued += transfer.start - transfer.queued
-            gap += transfer.queued - cause.end
+            gap += transfer.queued - cause.producer.end
         waiting += max(0.0, gap)
-        record = cause
+        record = cause.producer
     return CriticalPath(compute, queued, in_flight, waiting, count)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from pipesim.critical_path import CriticalPath, critical_path
-from pipesim.op_index import OpIndex
 from pipesim.ops import ACTIVATION, GRADIENT, Kind, releases_activation
+from pipesim.readiness import Readiness
 from pipesim.trace import OpRecord, Trace
 
 IDLE_CAUSES = (
@@ -109,14 +109,15 @@ def summarize(trace: Trace) -> Summary:
     makespan = trace.makespan
     split = trace.problem.split_backward
     pipeline = trace.problem.pipeline
-    attribution = _IdleAttribution(trace)
+    readiness = Readiness(trace)
+    attribution = _IdleAttribution(readiness)
     devices = [
         device_stats(device, ops, makespan, split, pipeline.stages_on(device), attribution)
         for device, ops in enumerate(trace.ops_by_device())
     ]
     total_idle = sum(stats.idle for stats in devices)
     overall = total_idle / (len(devices) * makespan) if makespan > 0 else 0.0
-    return Summary(makespan, overall, devices, link_stats(trace), critical_path(trace))
+    return Summary(makespan, overall, devices, link_stats(trace), critical_path(trace, readiness))
 
 
 def link_stats(trace: Trace) -> list[LinkStats]:
@@ -168,13 +169,10 @@ def device_stats(
 
 
 class _IdleAttribution:
-    """Splits each device's idle time by cause, from the ops and transfers of one trace."""
+    """Splits each device's idle time by cause, from what released each op."""
 
-    def __init__(self, trace: Trace) -> None:
-        self._index = index = OpIndex(trace.problem)
-        self._blocking = trace.problem.network.blocking
-        self._end = index.end_times(trace.ops)
-        self._sent = {index.key(transfer): transfer for transfer in trace.transfers}
+    def __init__(self, readiness: Readiness) -> None:
+        self._readiness = readiness
 
     def device(self, device: int, ops: list[OpRecord], makespan: float) -> dict[str, float]:
         causes = dict.fromkeys(IDLE_CAUSES, 0.0)
@@ -193,32 +191,19 @@ class _IdleAttribution:
     def _held_by_send(self, record: OpRecord, until: float, causes: dict[str, float]) -> float:
         """With blocking sends, the device stays held after `record` until its output has
         arrived: count that as blocking_send and return when the device is free."""
-        transfer = self._sent.get(self._index.key(record)) if self._blocking else None
-        if transfer is None:
-            return record.end
-        free = min(max(transfer.end, record.end), until)
+        free = min(self._readiness.device_freed(record).time, until)
         causes["blocking_send"] += free - record.end
         return free
 
     def _wait(self, record: OpRecord, cursor: float, causes: dict[str, float]) -> None:
         """Attribute [cursor, record.start) to the input `record` waited for last."""
         message = ACTIVATION if record.kind is Kind.F else GRADIENT
-        latest, transfer = cursor, None
-        key = self._index.key(record)
-        for is_message, offset in self._index.inputs[self._index.slot(key)]:
-            ended = self._end[key + offset]
-            if ended < 0:
-                continue  # the producer never ran (the checker reports it)
-            sent = self._sent.get(key + offset) if is_message else None
-            if sent is not None and sent.dst == record.device:
-                if sent.end > latest:
-                    latest, transfer = sent.end, sent
-            elif ended > latest:
-                latest, transfer = ended, None
+        release = self._readiness.last_input(record)
         start = record.start
-        if transfer is None:
+        if release is None or release.transfer is None or release.time <= cursor:
             causes[f"wait_{message}"] += start - cursor
             return
+        transfer = release.transfer
         computing = max(0.0, min(transfer.queued, start) - cursor)
         queued = max(0.0, min(transfer.start, start) - max(transfer.queued, cursor))
         causes[f"wait_{message}"] += computing

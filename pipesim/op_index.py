@@ -81,13 +81,6 @@ class OpIndex:
             for r in records
         ]
 
-    def end_times(self, records: list[OpRecord]) -> list[float]:
-        """When each op ended, by key; -1 for ops that never ran."""
-        ends = [-1.0] * self.size
-        for key, record in zip(self.keys(records), records, strict=True):
-            ends[key] = record.end
-        return ends
-
     def need(self, op: Op, index: int) -> Need:
         """The `index`-th input of `op`, as `needs` states it."""
         return needs(op, self.num_stages)[index]

@@ -107,6 +107,7 @@ class Device:
             if dst < 0:
                 continue
             if free_message[slot]:
+                # NOTE: Simulation._deliver, inlined: this runs once per op.
                 delivered[key] = 1
                 event = waiting_delivered.pop(key, None)
                 if event is not None:

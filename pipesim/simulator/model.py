@@ -1,8 +1,9 @@
 """The SimPy model: devices, the channels between them, and what has arrived where.
 
 Readiness is bookkept in two flat arrays indexed by an integer op key (an op has completed; its
-message has reached the consumer's device), and a device that must wait gets one SimPy event for
-the one input it waits for. Nothing scans a store, so each op costs O(1).
+message has reached the consumer's device). A device that must wait for an op that is computing
+right now waits on that op's own timeout; otherwise it gets one SimPy event for the one input it
+waits for. Nothing scans a store, so each op costs O(1).
 """
 
 from __future__ import annotations
