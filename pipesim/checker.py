@@ -28,6 +28,7 @@ def check_trace(trace: Trace) -> list[str]:
         trace,
     )
     problems += _check_inputs(trace)
+    problems += _check_fused_steps(trace)
     return problems
 
 
@@ -55,10 +56,12 @@ def _check_placement_and_durations(trace: Trace) -> list[str]:
         op = record.op
         if 0 <= op.stage < len(placement) and placement[op.stage] != record.device:
             problems.append(f"{op} runs on device {record.device}, not on its stage's device")
-        elif abs((record.end - record.start) - trace.problem.duration(op)) > eps:
-            problems.append(
-                f"{op} lasts {record.end - record.start:g} ms, costs {trace.problem.duration(op):g}"
-            )
+        else:
+            step = trace.fused_step.get(op)
+            scale = 1.0 if step is None or not step.overlapped else trace.problem.costs.overlap
+            cost = scale * trace.problem.duration(op)
+            if abs((record.end - record.start) - cost) > eps:
+                problems.append(f"{op} lasts {record.end - record.start:g} ms, costs {cost:g}")
     return problems
 
 
@@ -95,7 +98,7 @@ def _check_inputs(trace: Trace) -> list[str]:
             producer = done.get(need.op)
             if producer is None:
                 continue  # reported as an op that never runs
-            ready = producer.end
+            ready = trace.output_ready(producer)
             if need.message and producer.device != record.device:
                 transfer = sent.get((need.op, record.device))
                 network = trace.problem.network
@@ -106,9 +109,14 @@ def _check_inputs(trace: Trace) -> list[str]:
                     # Only a message that crosses its link in no time goes unrecorded.
                     problems.append(f"{op} needs the {need.message} of {need.op}, never sent")
                     continue
-            if record.start < ready - eps:
+            step = trace.fused_step.get(op)
+            if step is not None and need.op in step.ops:
+                continue  # produced inside the step: checked by the step's order
+            started = record.start if step is None else step.start
+            if started < ready - eps:
+                what = f"{op}" if step is None else f"the fused step of {op}"
                 problems.append(
-                    f"{op} starts at {record.start:g} before its input from {need.op} is ready "
+                    f"{what} starts at {started:g} before its input from {need.op} is ready "
                     f"at {ready:g}"
                 )
     return problems
@@ -119,7 +127,7 @@ def _check_transfer(
 ) -> list[str]:
     problems = []
     label = f"message of {transfer.producer} {transfer.src}->{transfer.dst}"
-    if transfer.queued < producer.end - eps:
+    if transfer.queued < trace.output_ready(producer) - eps:
         problems.append(f"{label} is sent at {transfer.queued:g} before it is produced")
     if transfer.start < transfer.queued - eps:
         problems.append(f"{label} starts before it is sent")
@@ -128,6 +136,34 @@ def _check_transfer(
         problems.append(
             f"{label} takes {transfer.end - transfer.start:g} ms, expected {expected:g}"
         )
+    return problems
+
+
+def _check_fused_steps(trace: Trace) -> list[str]:
+    """Each fused step runs its ops back to back on one device, in its order, over its own
+    interval, an op's input produced inside the step coming before it."""
+    problems = []
+    eps = _tolerance(trace)
+    done: dict[Op, OpRecord] = {record.op: record for record in trace.ops}
+    for step in trace.fused:
+        label = "(" + ";".join(map(str, step.ops)) + ")"
+        records = [done.get(op) for op in step.ops]
+        ran = [record for record in records if record is not None]
+        if len(ran) != len(step.ops):
+            problems.append(f"fused step {label} lists an op that never runs")
+            continue
+        if any(record.device != step.device for record in ran):
+            problems.append(f"fused step {label} spans several devices")
+        if abs(ran[0].start - step.start) > eps or abs(ran[-1].end - step.end) > eps:
+            problems.append(f"fused step {label} does not cover its ops' interval")
+        for before, after in pairwise(ran):
+            if abs(after.start - before.end) > eps:
+                problems.append(f"fused step {label}: {after.op} does not follow {before.op}")
+        for index, op in enumerate(step.ops):
+            later = set(step.ops[index + 1 :])
+            for need in needs(op, trace.problem.pipeline.num_stages):
+                if need.op in later:
+                    problems.append(f"fused step {label}: {op} runs before {need.op}")
     return problems
 
 

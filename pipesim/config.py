@@ -54,6 +54,9 @@ class Settings:
     """Bytes per second between nodes; None: bandwidth."""
     blocking_comm: bool = False
     """A send holds its device until the message has arrived."""
+    overlap_cost: float = 1.0
+    """A fused forward-and-backward pair (DualPipe's overlapped chunks, PyTorch's OVERLAP_F_B)
+    takes this times the sum of its two halves' costs."""
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with `changes` applied (values already parsed)."""
@@ -67,6 +70,7 @@ about 40 million ops with their trace)."""
 _INT_KEYS = ("stages", "microbatches", "chunks", "devices_per_node")
 _COST_KEYS = ("forward", "backward", "weight")
 _LATENCY_KEYS = ("comm_latency", "inter_node_latency")
+_FACTOR_KEYS = ("overlap_cost",)
 _SIZE_KEYS = ("activation_size", "gradient_size")
 _RATE_KEYS = ("bandwidth", "inter_node_bandwidth")
 _FIELDS = {field.name for field in dataclasses.fields(Settings)}
@@ -114,7 +118,7 @@ def settings_from_mapping(data: Mapping[str, Any], origin: str, base: Settings) 
             changes[key] = value
         elif key in _COST_KEYS:
             changes[key] = _cost_value(where, value)
-        elif key in _LATENCY_KEYS:
+        elif key in _FACTOR_KEYS or key in _LATENCY_KEYS:
             values = _cost_value(where, value)
             if len(values) != 1:
                 raise ConfigError(f"{where} must be one number")
@@ -182,9 +186,12 @@ def build_problem(settings: Settings, policy: Policy) -> Problem:
                     f"weight ({w:g} ms) exceeds backward ({b:g} ms) on stage {stage}: "
                     "the weight gradient is part of the backward"
                 )
+    overlap = settings.overlap_cost
+    if not math.isfinite(overlap) or overlap <= 0:
+        raise ConfigError(f"overlap_cost must be a finite number > 0, got {overlap!r}")
     return Problem(
         pipeline=pipeline,
-        costs=StageCosts(forward, backward, weight),
+        costs=StageCosts(forward, backward, weight, overlap),
         network=network,
         split_backward=policy.split_backward,
     )

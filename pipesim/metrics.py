@@ -197,8 +197,11 @@ class _IdleAttribution:
 
     def _wait(self, record: OpRecord, cursor: float, causes: dict[str, float]) -> None:
         """Attribute [cursor, record.start) to the input `record` waited for last."""
-        message = ACTIVATION if record.kind is Kind.F else GRADIENT
         release = self._readiness.last_input(record)
+        if release is not None and release.message is not None:
+            message = release.message
+        else:
+            message = ACTIVATION if record.kind is Kind.F else GRADIENT
         start = record.start
         if release is None or release.transfer is None or release.time <= cursor:
             causes[f"wait_{message}"] += start - cursor

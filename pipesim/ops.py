@@ -4,12 +4,19 @@ An op is one stage's forward (F), backward (B) or weight-gradient (W) pass over 
 When a policy splits the backward, B computes only the input gradient (what the previous stage
 waits for) and W the weight gradient; otherwise B is the whole backward and there is no W.
 
-The simulator, the timeline checker and every policy ask `needs` and `all_ops`; nothing else
-encodes these rules.
+Ops a device runs as one step are `Fused`: a full backward inside a split schedule (B and W of
+one microbatch, PyTorch's FULL_BACKWARD) or an overlapped forward-and-backward pair (PyTorch's
+OVERLAP_F_B, DualPipe's steady state). A fused step starts once every input of its ops that is
+produced outside it has arrived, holds its device for all of its ops, and its outputs leave when
+the whole step ends: that is what both PyTorch's runtime and DeepSeek's reference do.
+
+The simulator, the timeline checker and every policy ask `needs`, `step_needs` and `all_ops`;
+nothing else encodes these rules.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -93,3 +100,59 @@ def releases_activation(kind: Kind, split_backward: bool) -> bool:
     """Whether an op of `kind` is the last backward op of its (stage, microbatch), so that the
     activation stashed by the forward can be freed when it ends."""
     return kind is (Kind.W if split_backward else Kind.B)
+
+
+@dataclass(frozen=True, slots=True)
+class Fused:
+    """Ops one device runs as one step, in this order (see the module docstring)."""
+
+    ops: tuple[Op, ...]
+
+    @property
+    def overlapped(self) -> bool:
+        """Whether this is a forward paired with a backward: its time is `--overlap-cost` times
+        the sum of its parts (a full backward alone is not overlapped)."""
+        kinds = {op.kind for op in self.ops}
+        return Kind.F in kinds and Kind.B in kinds
+
+    def __str__(self) -> str:
+        return "(" + ";".join(map(str, self.ops)) + ")"
+
+
+Step = Op | Fused
+"""What a device order lists: one op, or ops fused into one step."""
+
+
+def full_backward(stage: int, microbatch: int) -> Fused:
+    """A whole backward inside a split schedule: B and W run as one step, and the gradient
+    leaves when both are done."""
+    return Fused((Op(Kind.B, stage, microbatch), Op(Kind.W, stage, microbatch)))
+
+
+def step_ops(step: Step) -> tuple[Op, ...]:
+    """The ops of a step, in the order they run."""
+    return step.ops if isinstance(step, Fused) else (step,)
+
+
+def step_needs(fused: Fused, num_stages: int) -> list[tuple[Op, Need]]:
+    """The inputs a fused step waits for before it starts: every need of its ops that is not
+    produced inside the step, with the op that needs it."""
+    inside = set(fused.ops)
+    return [
+        (op, need) for op in fused.ops for need in needs(op, num_stages) if need.op not in inside
+    ]
+
+
+def fused_problem(fused: Fused, num_stages: int) -> str | None:
+    """Why `fused` cannot run as one step (an op twice, or an op before one it needs inside the
+    step), or None."""
+    if len(fused.ops) < 2:
+        return f"fused step {fused} has fewer than two ops"
+    if len(set(fused.ops)) != len(fused.ops):
+        return f"fused step {fused} lists an op twice"
+    for index, op in enumerate(fused.ops):
+        later = set(fused.ops[index + 1 :])
+        for need in needs(op, num_stages):
+            if need.op in later:
+                return f"fused step {fused}: {op} needs {need.op}, which comes after it"
+    return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from pipesim.errors import ConfigError, CostShapeError
-from pipesim.ops import Kind, Op
+from pipesim.ops import Fused, Kind, Op
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,10 @@ class StageCosts:
     forward: tuple[float, ...]
     backward: tuple[float, ...]
     weight: tuple[float, ...]
+    overlap: float = 1.0
+    """A fused forward-and-backward pair takes this times the sum of its ops' costs (1: no
+    overlap; 0.7: the halves hide 30% of each other, as DualPipe hides one microbatch's
+    all-to-all behind another's computation)."""
 
     def duration(self, op: Op, split_backward: bool) -> float:
         """How long `op` holds its device."""
@@ -165,6 +169,11 @@ class Problem:
 
     def duration(self, op: Op) -> float:
         return self.costs.duration(op, self.split_backward)
+
+    def step_scale(self, fused: Fused) -> float:
+        """What the costs of a fused step's ops are multiplied by: the overlap cost for a
+        forward-and-backward pair, 1 for a full backward."""
+        return self.costs.overlap if fused.overlapped else 1.0
 
 
 def check_cost(name: str, value: float) -> float:

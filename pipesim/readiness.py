@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from pipesim.op_index import OpIndex
+from pipesim.ops import ACTIVATION, GRADIENT
 from pipesim.trace import OpRecord, Trace, TransferRecord
 
 
@@ -21,10 +22,18 @@ class Release(NamedTuple):
     time: float
     producer: OpRecord
     transfer: TransferRecord | None
+    message: str | None = None
+    """ACTIVATION or GRADIENT for an input that travels between stages, None for one local to
+    the stage (or for a device freed)."""
 
 
 class Readiness:
-    """Lookups over one trace, built once: records and transfers by op key."""
+    """Lookups over one trace, built once: records and transfers by op key, and the fused steps.
+
+    A fused step starts once every input of its ops produced outside it is ready, and its
+    outputs leave when it ends, so what released its first op is the last of those inputs, and
+    what produced each of its outputs is, for this purpose, its last op.
+    """
 
     def __init__(self, trace: Trace) -> None:
         self.index = index = OpIndex(trace.problem)
@@ -33,29 +42,62 @@ class Readiness:
         for key, record in zip(index.keys(trace.ops), trace.ops, strict=True):
             self._by_key[key] = record
         self._sent = {index.key(transfer): transfer for transfer in trace.transfers}
+        self._step_of: dict[int, tuple[int, ...]] = {}
+        """For each op of a fused step, the keys of the step's ops, in order."""
+        for step in trace.fused:
+            keys = tuple(index.key(op) for op in step.ops)
+            for key in keys:
+                self._step_of[key] = keys
+
+    def _producer(self, key: int) -> OpRecord | None:
+        """The record whose end is when op `key`'s output could leave: its own, or that of the
+        last op of its fused step."""
+        step = self._step_of.get(key)
+        return self._by_key[key if step is None else step[-1]]
 
     def last_input(self, record: OpRecord) -> Release | None:
-        """The input of `record`'s op that became ready last (the first of equals), or None
-        for an op with no input that ran."""
+        """The input that became ready last (the first of equals) among those `record`'s op
+        waited for (for the first op of a fused step, those of every op in the step), or None
+        for an op that waited for no input."""
         key = self.index.key(record)
+        step = self._step_of.get(key)
+        if step is None:
+            keys: tuple[int, ...] = (key,)
+        elif step[0] == key:
+            keys = step
+        else:
+            return None  # started when the op before it in the step ended
         latest: Release | None = None
-        for is_message, offset in self.index.inputs[self.index.slot(key)]:
-            producer = self._by_key[key + offset]
-            if producer is None:
-                continue  # never ran: the checker reports it
-            sent = self._sent.get(key + offset) if is_message else None
-            if sent is not None and sent.dst == record.device:
-                candidate = Release(sent.end, producer, sent)
-            else:
-                candidate = Release(producer.end, producer, None)
-            if latest is None or candidate.time > latest.time:
-                latest = candidate
+        for consumer in keys:
+            for is_message, offset in self.index.inputs[self.index.slot(consumer)]:
+                needed = consumer + offset
+                if needed in keys:
+                    continue  # produced inside the step
+                producer = self._producer(needed)
+                if producer is None:
+                    continue  # never ran: the checker reports it
+                message = (ACTIVATION if needed % 3 == 0 else GRADIENT) if is_message else None
+                sent = self._sent.get(needed) if is_message else None
+                if sent is not None and sent.dst == record.device:
+                    candidate = Release(sent.end, producer, sent, message)
+                else:
+                    candidate = Release(producer.end, producer, None, message)
+                if latest is None or candidate.time > latest.time:
+                    latest = candidate
         return latest
 
     def device_freed(self, record: OpRecord) -> Release:
         """When `record`'s device could start its next op: at the op's end, or, with blocking
-        sends, when the op's output has arrived."""
-        transfer = self._sent.get(self.index.key(record)) if self._blocking else None
-        if transfer is None:
+        sends, when the op's output (every output of its fused step, for a step's last op) has
+        arrived."""
+        if not self._blocking:
             return Release(record.end, record, None)
+        key = self.index.key(record)
+        step = self._step_of.get(key)
+        if step is not None and step[-1] != key:
+            return Release(record.end, record, None)  # the step goes on
+        sent = [self._sent[k] for k in step or (key,) if k in self._sent]
+        if not sent:
+            return Release(record.end, record, None)
+        transfer = max(sent, key=lambda t: t.end)
         return Release(max(transfer.end, record.end), record, transfer)

@@ -2,8 +2,8 @@
 
 `torch.distributed.pipelining` describes a schedule as one row per rank and one cell per step:
 `0F0` is stage 0's forward of microbatch 0, `1B3` a full backward, `2I0` an input-gradient
-backward (pipesim's split B), `2W0` a weight gradient, `(0F7;7B3)OVERLAP_F_B` two ops paired in
-one step (run back to back here). Empty cells are idle steps and communication or sharding
+backward (pipesim's split B), `2W0` a weight gradient, `(0F7;7B3)OVERLAP_F_B` two ops run as one
+step (see `pipesim.ops.Fused`). Empty cells are idle steps and communication or sharding
 actions (`SEND_F`, `RECV_B`, `UNSHARD`, `REDUCE_GRAD`, ...) are skipped: timing comes from the
 simulation. The stages, their placement on ranks and m are inferred from the file.
 """
@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipesim.errors import ConfigError
-from pipesim.ops import Kind, Op
+from pipesim.ops import Fused, Kind, Op, Step, step_ops
 
-_COMPUTE = re.compile(r"(\d+)(F|I|B|W)(\d+)")
+_COMPUTE = re.compile(r"([0-9]+)(F|I|B|W)([0-9]+)")
 _OTHER = re.compile(
-    r"(\d+)(UNSHARD|RESHARD|REDUCE_GRAD|SEND_F|RECV_F|SEND_B|RECV_B|SEND_F_RECV_B|SEND_B_RECV_F)"
-    r"(\d*)"
+    r"([0-9]+)(UNSHARD|RESHARD|REDUCE_GRAD|SEND_F|RECV_F|SEND_B|RECV_B|SEND_F_RECV_B|SEND_B_RECV_F)"
+    r"([0-9]*)"
 )
-_OVERLAP = re.compile(r"\((.*)\)([A-Z_]+)")
+_OVERLAP = re.compile(r"\((.*)\)OVERLAP_F_B")
 
 
 @dataclass(frozen=True)
@@ -75,22 +75,32 @@ class ScheduleFile:
                 owner.setdefault(action.stage, rank)
         return tuple(owner.get(stage, 0) for stage in range(self.num_stages))
 
-    def orders(self) -> list[list[Op]]:
-        """Each rank's ops in pipesim's terms: I is B, and a full backward in a schedule that
-        splits the backward elsewhere is its B followed at once by its W."""
-        kinds = {"F": Kind.F, "I": Kind.B, "W": Kind.W}
-        orders = []
+    def orders(self) -> list[list[Step]]:
+        """Each rank's steps in pipesim's terms: I is B; a full backward in a schedule that
+        splits the backward elsewhere is its B and W fused into one step (PyTorch runs it as
+        one call and sends the gradient after it); the ops of an OVERLAP_F_B cell are one
+        fused step."""
+        orders: list[list[Step]] = []
         for row in self.ranks:
-            order = []
+            order: list[Step] = []
+            cells: dict[int, list[Op]] = {}
             for a in row:
-                if a.kind == "B":
-                    order.append(Op(Kind.B, a.stage, a.microbatch))
-                    if self.split_backward:
-                        order.append(Op(Kind.W, a.stage, a.microbatch))
+                ops = self._ops(a)
+                if a.column in cells:
+                    cells[a.column].extend(ops)
                 else:
-                    order.append(Op(kinds[a.kind], a.stage, a.microbatch))
+                    cells[a.column] = ops
+            for ops in cells.values():
+                order.append(ops[0] if len(ops) == 1 else Fused(tuple(ops)))
             orders.append(order)
         return orders
+
+    def _ops(self, action: Action) -> list[Op]:
+        kind = {"F": Kind.F, "I": Kind.B, "B": Kind.B, "W": Kind.W}[action.kind]
+        op = Op(kind, action.stage, action.microbatch)
+        if action.kind == "B" and self.split_backward:
+            return [op, Op(Kind.W, action.stage, action.microbatch)]
+        return [op]
 
     def problems(self, microbatches: int | None = None) -> list[str]:
         """Every structural problem, one line each; [] for a well-formed schedule."""
@@ -209,15 +219,30 @@ def _parse_cell(path: Path, rank: int, column: int, cell: str) -> list[Action]:
     return actions
 
 
-def write_schedule(orders: Sequence[Sequence[Op]], split_backward: bool, path: Path) -> None:
-    """Write per-device op orders as PyTorch's compute-only CSV: split backwards as I and W,
-    whole ones as B."""
-    backward = "I" if split_backward else "B"
-    names = {Kind.F: "F", Kind.B: backward, Kind.W: "W"}
+def write_schedule(orders: Sequence[Sequence[Step]], split_backward: bool, path: Path) -> None:
+    """Write per-device steps as PyTorch's compute-only CSV: split backwards as I and W, whole
+    ones as B (a fused B and W of one microbatch is a whole backward), other fused steps as
+    OVERLAP_F_B cells."""
     try:
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             for order in orders:
-                writer.writerow(f"{op.stage}{names[op.kind]}{op.microbatch}" for op in order)
+                writer.writerow(step_cell(step, split_backward) for step in order)
     except OSError as error:
         raise ConfigError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def step_cell(step: Step, split_backward: bool) -> str:
+    """One step as a CSV cell: `0F1`, `2I0`, `3B1` or `(0F3;3B1)OVERLAP_F_B`."""
+    backward = "I" if split_backward else "B"
+    names = {Kind.F: "F", Kind.B: backward, Kind.W: "W"}
+    ops = list(step_ops(step))
+    cells = []
+    while ops:
+        op = ops.pop(0)
+        if op.kind is Kind.B and ops and ops[0] == Op(Kind.W, op.stage, op.microbatch):
+            ops.pop(0)
+            cells.append(f"{op.stage}B{op.microbatch}")
+        else:
+            cells.append(f"{op.stage}{names[op.kind]}{op.microbatch}")
+    return cells[0] if len(cells) == 1 else "(" + ";".join(cells) + ")OVERLAP_F_B"

@@ -6,11 +6,11 @@ the checker and every renderer read a `Trace`; none of them knows how it was pro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
-from pipesim.ops import Kind, Op
+from pipesim.ops import Fused, Kind, Op, Step
 from pipesim.problem import Problem
 
 
@@ -48,6 +48,19 @@ class TransferRecord(NamedTuple):
         return Op(self.kind, self.stage, self.microbatch)
 
 
+class FusedRecord(NamedTuple):
+    """Ops that `device` ran as one step from `start` to `end` (ms): a full backward or an
+    overlapped forward-and-backward pair. Their op records share the step's interval, one after
+    another in the order listed; every output of the step left at `end`."""
+
+    device: int
+    start: float
+    end: float
+    ops: tuple[Op, ...]
+    overlapped: bool
+    """A forward paired with a backward (timed at the overlap cost), not a full backward."""
+
+
 @dataclass(frozen=True)
 class Trace:
     """The timeline of one simulated training step, with the problem and policy it came from.
@@ -60,6 +73,8 @@ class Trace:
     problem: Problem
     ops: list[OpRecord]
     transfers: list[TransferRecord]
+    fused: list[FusedRecord] = field(default_factory=list)
+    """The steps that ran several ops as one, in the order they ended."""
 
     @cached_property
     def makespan(self) -> float:
@@ -76,3 +91,29 @@ class Trace:
         for record in self.ops:
             by_device[record.device].append(record)
         return by_device
+
+    @cached_property
+    def fused_step(self) -> dict[Op, FusedRecord]:
+        """The fused step each fused op ran in (ops run alone are absent)."""
+        return {op: step for step in self.fused for op in step.ops}
+
+    def steps_by_device(self) -> list[list[Step]]:
+        """Each device's steps in the order it ran them: ops, and fused steps as one `Fused`
+        (what a schedule file lists)."""
+        steps: list[list[Step]] = []
+        for records in self.ops_by_device():
+            order: list[Step] = []
+            for record in records:
+                step = self.fused_step.get(record.op) if self.fused else None
+                if step is None:
+                    order.append(record.op)
+                elif record.op == step.ops[0]:
+                    order.append(Fused(step.ops))
+            steps.append(order)
+        return steps
+
+    def output_ready(self, record: OpRecord) -> float:
+        """When the op's output could leave its device: when the op ended or, for an op of a
+        fused step, when the whole step did."""
+        step = self.fused_step.get(record.op) if self.fused else None
+        return record.end if step is None else step.end

@@ -64,12 +64,23 @@ def test_every_op_starts_exactly_when_its_device_and_inputs_allow(
     assert check_trace(trace) == []
     done = {r.op: r for r in trace.ops}
     arrival = {(t.producer, t.dst): t.end for t in trace.transfers}
+    stages = trace.problem.pipeline.num_stages
     for ops in trace.ops_by_device():
         free = 0.0
         for record in ops:
+            step = trace.fused_step.get(record.op)
+            if step is not None and record.op != step.ops[0]:
+                assert record.start == free  # the step goes on
+                free = record.end
+                continue
+            # A step waits for every input produced outside it; an output leaves when the
+            # step that made it ends.
             ready = free
-            for need in needs(record.op, trace.problem.pipeline.num_stages):
-                producer = done[need.op]
-                ready = max(ready, arrival.get((need.op, record.device), producer.end))
+            for op in (record.op,) if step is None else step.ops:
+                for need in needs(op, stages):
+                    if step is not None and need.op in step.ops:
+                        continue
+                    producer = trace.output_ready(done[need.op])
+                    ready = max(ready, arrival.get((need.op, record.device), producer))
             assert record.start == pytest.approx(ready)
             free = record.end

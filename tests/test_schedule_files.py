@@ -55,24 +55,43 @@ def test_cells_pytorch_writes_are_read() -> None:
     assert schedule.problems() == []
 
 
-def test_overlap_cells_run_back_to_back_and_full_backwards_split(tmp_path: Path) -> None:
-    # One rank, two stages; the overlap cell is F of microbatch 1 then the backward of 0.
+def test_overlap_cells_and_full_backwards_are_fused_steps(tmp_path: Path) -> None:
+    # One rank, two stages; the overlap cell is one step, and so is each full backward (B).
     path = _csv(tmp_path, "0F0,1F0,1I0,1W0,(0F1;1F1)OVERLAP_F_B,0B0,1B1,1SEND_F1,0B1\n")
     schedule = read_schedule(path)
-    assert [f"{op.kind}{op.microbatch}@{op.stage}" for op in schedule.orders()[0]] == [
-        "F0@0",
-        "F0@1",
-        "B0@1",
-        "W0@1",
-        "F1@0",
-        "F1@1",
-        "B0@0",
-        "W0@0",
-        "B1@1",
-        "W1@1",
-        "B1@0",
-        "W1@0",
+    assert [str(step) for step in schedule.orders()[0]] == [
+        "F0@s0",
+        "F0@s1",
+        "B0@s1",
+        "W0@s1",
+        "(F1@s0;F1@s1)",
+        "(B0@s0;W0@s0)",
+        "(B1@s1;W1@s1)",
+        "(B1@s0;W1@s0)",
     ]
+
+
+def test_a_full_backward_sends_its_gradient_when_it_ends(tmp_path: Path) -> None:
+    # PyTorch runs a B cell as one backward_one_chunk(full_backward=True) call and sends the
+    # gradient after it: rank 0's I waits for the whole of 1B0 (F 1, I 1, W 1), so 1 + 1 + 2
+    # on rank 1, then I and W on rank 0: 6, not the 5 of sending after the input gradient.
+    path = _csv(tmp_path, "0F0,0I0,0W0\n1F0,1B0\n")
+    result = runner.invoke(
+        app,
+        ["run", "--schedule", str(path), "--forward", "1", "--backward", "2", "--weight", "1"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "makespan 6 ms" in result.output
+
+
+@pytest.mark.parametrize(
+    "cell", ["(0F1;0B0)OVERLAP_X", "(0F1;0B0)", "(0F1;)OVERLAP_F_B", "\u0660F\u0660"]
+)
+def test_malformed_cells_are_refused(tmp_path: Path, cell: str) -> None:
+    path = _csv(tmp_path, f"0F0,{cell}\n")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "is not a schedule action" in result.stderr
 
 
 def test_valid_file_validates(tmp_path: Path) -> None:
@@ -236,7 +255,7 @@ PYTORCH_NAMES = {
 
 
 @pytest.mark.parametrize("path", sorted(PYTORCH.glob("*.csv")), ids=lambda path: path.stem)
-def test_policies_order_ops_exactly_as_pytorch_does(path: Path) -> None:
+def test_policies_order_ops_exactly_as_pytorch_does(path: Path, tmp_path: Path) -> None:
     # The files are what PyTorch 2.13's schedule classes generate (their pipeline_order, two
     # stages per rank, written as compute-only CSV), so pipesim simulates the same schedules.
     name, shape_p, shape_m = path.stem.split("_")
@@ -252,9 +271,15 @@ def test_policies_order_ops_exactly_as_pytorch_does(path: Path) -> None:
             chunks=2 if policy.chunks is None else None,
         )
     )
-    mine = [[record.op for record in ops] for ops in report.trace.ops_by_device()]
+    mine = report.trace.steps_by_device()
     assert mine == pytorch.orders()
     assert report.trace.problem.pipeline.placement == pytorch.placement()
+    # Written back, cell for cell what PyTorch wrote (fused steps as B or OVERLAP_F_B cells),
+    # but for PyTorch's empty cells, which mark idle steps of its unit-time grid.
+    written = tmp_path / "mine.csv"
+    write_schedule(mine, report.trace.problem.split_backward, written)
+    theirs = [[cell for cell in line.split(",") if cell] for line in path.read_text().split()]
+    assert [line.split(",") for line in written.read_text().split()] == theirs
 
 
 @given(
@@ -278,10 +303,10 @@ def test_any_simulated_order_survives_a_csv_round_trip(
     except PolicyError:
         assume(False)
         raise
-    orders = [[record.op for record in ops] for ops in direct.trace.ops_by_device()]
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "round.csv"
-        write_schedule(orders, direct.trace.problem.split_backward, path)
+        write_schedule(direct.trace.steps_by_device(), direct.trace.problem.split_backward, path)
         again = run(settings.replace(policy="file"), FileSchedule.load(path))
     assert again.trace.ops == direct.trace.ops
     assert again.trace.transfers == direct.trace.transfers
+    assert again.trace.fused == direct.trace.fused

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipesim import Kind, PolicyError, Settings, get_policy, run
+from pipesim import Kind, PolicyError, Report, Settings, check_trace, get_policy, run
 from tests.conftest import simulate_settings
 
 durations = st.sampled_from([0.25, 0.5, 1.0, 1.5, 2.0, 3.0])
@@ -171,3 +171,69 @@ def test_per_stage_costs_for_chunked_policies() -> None:
     )
     assert report.trace.problem.costs.forward == (1, 2, 3, 4)
     assert report.trace.problem.costs.backward == (1, 1, 1, 1)  # a device's 2 ms over 2 chunks
+
+
+def _dualpipe_v(p: int, m: int, f: float, b: float, w: float, overlap: float) -> Report:
+    # Costs per stage (a chunk), as the DualPipe README states them: one value per device
+    # is split over its two chunks.
+    return run(
+        Settings(
+            policy="dualpipe-v",
+            stages=p,
+            microbatches=m,
+            forward=(2 * f,),
+            backward=(2 * b,),
+            weight=(2 * w,),
+            overlap_cost=overlap,
+        )
+    )
+
+
+def test_dualpipe_v_reproduces_the_readme_figure() -> None:
+    # "Example DualPipeV scheduling for 4 PP ranks (8 PP stages) and 10 micro-batches": F one
+    # cell, B two, W one, an overlapped F&B three; the figure is 66 cells wide, and
+    # (PP/2-1)(F&B+B-3W) = 3 * 2 = 6 of them are bubble on every rank.
+    report = _dualpipe_v(4, 10, 1, 2, 1, 1.0)
+    assert report.summary.makespan == 66
+    assert [stats.idle for stats in report.summary.devices] == [6, 6, 6, 6]
+    # 8 ranks, 20 microbatches: 7 * 2 = 14.
+    wide = _dualpipe_v(8, 20, 1, 2, 1, 1.0)
+    assert {stats.idle for stats in wide.summary.devices} == {14}
+
+
+@given(
+    p=st.integers(2, 6),
+    extra=st.integers(0, 6),
+    f=st.sampled_from([0.5, 1.0, 1.5, 2.0]),
+    w_share=st.sampled_from([0.25, 0.5, 1.0]),
+    overlap_share=st.floats(0, 1),
+)
+def test_dualpipe_v_bubble_and_memory_match_the_readme_table(
+    p: int, extra: int, f: float, w_share: float, overlap_share: float
+) -> None:
+    # Where the table's formula is exact (found by simulation, stated in the docstring): F
+    # equals the input gradient B-W, W <= F, and B <= F&B <= F+B. The most idle device idles
+    # (PP/2-1)(F&B+B-3W); every device holds at most PP+1 stage activations.
+    w = w_share * f
+    b = f + w
+    overlap = b / (f + b) + overlap_share * (1 - b / (f + b))
+    report = _dualpipe_v(p, 2 * p + extra, f, b, w, overlap)
+    pair = overlap * (f + b)
+    idle = max(stats.idle for stats in report.summary.devices)
+    assert idle == pytest.approx((p - 1) * (pair + b - 3 * w))
+    assert [2 * s.peak_activations for s in report.summary.devices] == [2 * p + 1] * p
+    assert report.closed_form is not None
+    if overlap == 1:
+        assert report.closed_form.bubble_fraction == pytest.approx(report.summary.bubble_fraction)
+
+
+def test_dualpipe_v_pairs_wait_for_both_inputs() -> None:
+    # A fused pair starts only when its forward's activation and its backward's gradient have
+    # both arrived, and its outputs leave when it ends.
+    report = _dualpipe_v(3, 8, 1, 2, 1, 0.7)
+    trace = report.trace
+    assert trace.fused and any(step.overlapped for step in trace.fused)
+    assert check_trace(trace) == []
+    for step in trace.fused:
+        if step.overlapped:
+            assert step.end - step.start == pytest.approx(0.7 * 3)

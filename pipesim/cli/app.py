@@ -42,6 +42,11 @@ class _OneLineErrors(TyperGroup):
         sys.exit(result if isinstance(result, int) else 0)
 
 
+def warn(message: str) -> None:
+    """One line on stderr about something the user gave that had no effect."""
+    print(f"pipesim: note: {message}", file=sys.stderr)
+
+
 def fail(message: str, code: int) -> None:
     print(f"pipesim: error: {message}", file=sys.stderr)
     sys.exit(code)

@@ -73,6 +73,15 @@ Weight = Annotated[
         show_default="backward / 2",
     ),
 ]
+OverlapCost = Annotated[
+    float | None,
+    typer.Option(
+        rich_help_panel="Costs (ms per microbatch)",
+        help="A fused forward-and-backward pair (DualPipe's, OVERLAP_F_B) takes this times "
+        "F+B of its halves: 1 runs them back to back, 0.7 hides 30%.",
+        show_default="1",
+    ),
+]
 CommLatency = Annotated[
     float | None,
     typer.Option(

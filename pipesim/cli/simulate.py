@@ -12,7 +12,7 @@ from rich.text import Text
 
 from pipesim.analysis import Report
 from pipesim.analysis import run as run_settings
-from pipesim.cli.app import app, fail
+from pipesim.cli.app import app, fail, warn
 from pipesim.cli.options import (
     ActivationSize,
     Backward,
@@ -29,6 +29,7 @@ from pipesim.cli.options import (
     InterNodeLatency,
     Microbatches,
     OutputFormat,
+    OverlapCost,
     Schedule,
     Stages,
     TraceFile,
@@ -67,6 +68,7 @@ def run(
     forward: Forward = None,
     backward: Backward = None,
     weight: Weight = None,
+    overlap_cost: OverlapCost = None,
     comm_latency: CommLatency = None,
     activation_size: ActivationSize = None,
     gradient_size: GradientSize = None,
@@ -117,6 +119,11 @@ def run(
         )
         with DeferredProgress("simulating", output_format is OutputFormat.text) as progress:
             report = run_settings(settings, chosen, progress)
+        if settings.overlap_cost != 1 and not any(s.overlapped for s in report.trace.fused):
+            warn(
+                f"--overlap-cost {settings.overlap_cost:g} changes nothing: "
+                f"{report.trace.policy} runs no fused forward-and-backward pairs"
+            )
         views = _views(report, explain_run(report, settings) if explain else [])
         _save_files(report, trace, [(svg, width), (html, width)], views)
     except PipesimError as error:
@@ -169,6 +176,7 @@ def validate(
     forward: Forward = None,
     backward: Backward = None,
     weight: Weight = None,
+    overlap_cost: OverlapCost = None,
     comm_latency: CommLatency = None,
     activation_size: ActivationSize = None,
     gradient_size: GradientSize = None,
@@ -256,8 +264,7 @@ def export(
         settings = Settings(policy=policy, stages=stages, microbatches=microbatches, chunks=chunks)
         report = run_settings(settings)
         trace = report.trace
-        orders = [[record.op for record in ops] for ops in trace.ops_by_device()]
-        write_schedule(orders, trace.problem.split_backward, output)
+        write_schedule(trace.steps_by_device(), trace.problem.split_backward, output)
     except PipesimError as error:
         fail(str(error), error.exit_code)
         return

@@ -56,6 +56,7 @@ def header(report: Report) -> dict[str, Any]:
             "forward": [num(v) for v in problem.costs.forward],
             "backward": [num(v) for v in problem.costs.backward],
             "weight": [num(v) for v in problem.costs.weight] if problem.split_backward else None,
+            "overlap": num(problem.costs.overlap),
         },
         "network": _network(problem.network),
         "critical_path": {
@@ -125,6 +126,22 @@ def transfer_rows(report: Report) -> Iterable[dict[str, Any]]:
         }
 
 
+def fused_rows(report: Report) -> Iterable[dict[str, Any]]:
+    """Steps that ran several ops as one (a full backward, a forward-and-backward pair), in
+    the order they ended; their ops are also in the timeline, one after another."""
+    for step in report.trace.fused:
+        yield {
+            "device": step.device,
+            "start": num(step.start),
+            "end": num(step.end),
+            "overlapped": step.overlapped,
+            "ops": [
+                {"stage": op.stage, "kind": op.kind.value, "microbatch": op.microbatch}
+                for op in step.ops
+            ],
+        }
+
+
 def timeline_rows(report: Report) -> Iterable[dict[str, Any]]:
     """Ops by device, each device's in the order it ran them."""
     records = (record for ops in report.trace.ops_by_device() for record in ops)
@@ -146,6 +163,8 @@ def write_json(report: Report, out: TextIO) -> None:
     _write_lines(out, "timeline", _timeline_lines(report))
     out.write(",")
     _write_lines(out, "transfers", (_dumps(row) for row in transfer_rows(report)))
+    out.write(",")
+    _write_lines(out, "fused_steps", (_dumps(row) for row in fused_rows(report)))
     out.write("}\n")
 
 

@@ -95,6 +95,22 @@ def headline(report: Report) -> list[Text]:
                 ),
             )
         )
+    fused = report.trace.fused
+    if fused:
+        pairs = sum(1 for step in fused if step.overlapped)
+        overlap = report.trace.problem.costs.overlap
+        parts = []
+        if pairs:
+            parts.append(f"{pairs} forward-and-backward pairs at {overlap:g} x (F+B)")
+        if len(fused) > pairs:
+            parts.append(f"{len(fused) - pairs} full backwards")
+        lines.append(
+            Text.assemble(
+                ("fused steps ", "bold"),
+                ", ".join(parts),
+                ("   (each waits for all its inputs; its outputs leave when it ends)", "dim"),
+            )
+        )
     closed = _closed_form_text(report)
     if closed:
         lines.append(Text.assemble(("closed form ", "bold"), closed))

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import ClassVar, NamedTuple, Protocol
 
 from pipesim.errors import PolicyError
-from pipesim.ops import Op
+from pipesim.ops import Op, Step
 from pipesim.problem import Pipeline, Problem, round_robin_placement
 
 
@@ -32,7 +32,9 @@ class DeviceView(Protocol):
 class DeviceProgram(Protocol):
     """One device's decisions. Called once per op; returns None when the device has finished."""
 
-    def next_op(self, view: DeviceView) -> Op | None: ...
+    def next_op(self, view: DeviceView) -> Step | None:
+        """The next op, or several ops fused into one step (`pipesim.ops.Fused`)."""
+        ...
 
 
 class ClosedForm(NamedTuple):
@@ -114,12 +116,12 @@ class OrderedProgram:
 
     __slots__ = ("_next", "ops")
 
-    def __init__(self, ops: Sequence[Op]) -> None:
+    def __init__(self, ops: Sequence[Step]) -> None:
         self.ops = ops
         """The whole order (the simulator iterates it directly)."""
-        self._next: Iterator[Op] = iter(ops)
+        self._next: Iterator[Step] = iter(ops)
 
-    def next_op(self, view: DeviceView) -> Op | None:
+    def next_op(self, view: DeviceView) -> Step | None:
         return next(self._next, None)
 
 
@@ -127,8 +129,8 @@ class StaticPolicy(Policy):
     """A schedule given as a fixed op order per device (GPipe, 1F1B, a CSV file...)."""
 
     @abstractmethod
-    def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
-        """Each device's ops, in the order it runs them."""
+    def device_orders(self, pipeline: Pipeline) -> Sequence[Sequence[Step]]:
+        """Each device's ops (or fused steps), in the order it runs them."""
 
     def programs(self, problem: Problem) -> list[DeviceProgram]:
         return [OrderedProgram(order) for order in self.device_orders(problem.pipeline)]

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from pipesim.errors import ConfigError, PolicyError
-from pipesim.ops import Op
+from pipesim.ops import Step
 from pipesim.problem import Pipeline
 from pipesim.schedule_file import ScheduleFile, read_schedule
 from pipesim.schedules.base import StaticPolicy
@@ -61,5 +61,5 @@ class FileSchedule(StaticPolicy):
     def placement(self, devices: int, chunks: int) -> tuple[int, ...]:
         return self._placement
 
-    def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
+    def device_orders(self, pipeline: Pipeline) -> list[list[Step]]:
         return self.schedule.orders()

@@ -11,21 +11,25 @@ steady state of F-B-W on each chunk in turn, then the remaining B and W passes. 
 about those of 1F1B. Closed form (F = B = W, free messages, m >= 2p-1): no bubble in the span
 view.
 
-DualPipeV. Source: DeepSeek's DualPipe repository (the V-shape "cut-in-half" DualPipe, after
-the DeepSeek-V3 technical report, section 3.2.1); PyTorch's `ScheduleDualPipeV`. Its steady
-state pairs one chunk's forward with the other chunk's backward (run back to back here; in
-DualPipe their communication overlaps), and only parts of the warm-up and drain split the
-backward. A full backward here is its B immediately followed by its W. Needs m >= 2p.
+DualPipeV. Source: DeepSeek's DualPipe repository (`dualpipev.py`, the V-shape "cut-in-half"
+DualPipe, after the DeepSeek-V3 technical report, section 3.2.1); PyTorch's `ScheduleDualPipeV`.
+Its steady state pairs one chunk's forward with the other chunk's full backward as one fused
+step (it starts when both inputs are there and takes `--overlap-cost` times F+B), and only
+parts of the warm-up and drain split the backward; a full backward is one fused step whose
+gradient leaves when its W is done. Needs m >= 2p. Closed form (the DualPipe README's table,
+PP = 2p): idle (p-1)(F&B+B-3W) per device, B the whole backward; peak activations PP+1 stage
+activations, (2p+1)/2 of a device's share.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import ClassVar
 
-from pipesim.ops import Kind, Op
+from pipesim.ops import Fused, Kind, Op, Step
 from pipesim.problem import Pipeline, Problem, v_shape_placement
-from pipesim.schedules.base import ClosedForm, StaticPolicy, require
+from pipesim.schedules.base import ClosedForm, StaticPolicy, require, split_stage_costs
 from pipesim.schedules.zero_bubble import zero_span_bubble
 
 
@@ -104,12 +108,33 @@ class DualPipeV(_VShape):
             f"dualpipe-v needs m >= 2p microbatches (m={microbatches}, p={devices})",
         )
 
-    def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
+    def device_orders(self, pipeline: Pipeline) -> list[list[Step]]:
         return [_DualPipeVOrder(pipeline, device).build() for device in range(pipeline.devices)]
+
+    def closed_form(self, problem: Problem) -> ClosedForm:
+        """The DualPipe README's (PP/2-1)(F&B+B-3W) with PP = 2p stages, B the whole backward
+        and F&B the overlap cost times F+B: every device's idle time. Simulation shows it exact
+        when F equals the input gradient B-W, W <= F and B <= F&B <= F+B (the README's figure:
+        F 1, B 2, W 1, F&B 3); it is a fraction of the step only when F&B = F+B, since devices
+        run different numbers of pairs."""
+        p, m = problem.pipeline.devices, problem.pipeline.microbatches
+        f, b_input, w = split_stage_costs(problem)
+        b, overlap = b_input + w, problem.costs.overlap
+        bubble = (p - 1) * (overlap * (f + b) + b - 3 * w)
+        busy = 2 * m * (f + b)
+        fraction = bubble / (busy + bubble) if busy + bubble > 0 else 0.0
+        exact = math.isclose(f, b_input) and w <= f
+        return (
+            ClosedForm.evaluate(problem, "(p-1)(F&B+B-3W) per device", fraction)
+            .withheld_if(None if exact else "F differs from B-W, or W exceeds F")
+            .withheld_if(None if overlap == 1 else "the overlap cost is not 1")
+        )
 
 
 class _DualPipeVOrder:
-    """One device's DualPipeV order, in the eight steps of the reference implementation."""
+    """One device's DualPipeV order, in the eight steps of the reference implementation
+    (`DualPipeV.step` in deepseek-ai/DualPipe's dualpipev.py): full backwards and overlapped
+    forward-and-backward pairs are fused steps, as there."""
 
     def __init__(self, pipeline: Pipeline, device: int) -> None:
         self.p, self.m, self.device = pipeline.devices, pipeline.microbatches, device
@@ -117,60 +142,74 @@ class _DualPipeVOrder:
         self.next_f = {self.first: 0, self.second: 0}
         self.next_b = {self.first: 0, self.second: 0}
         self.pending_w: deque[Op] = deque()
-        self.order: list[Op] = []
+        self.order: list[Step] = []
 
-    def forward(self, stage: int) -> None:
-        self.order.append(Op(Kind.F, stage, self.next_f[stage]))
+    def _forward_op(self, stage: int) -> Op:
+        op = Op(Kind.F, stage, self.next_f[stage])
         self.next_f[stage] += 1
+        return op
 
-    def backward(self, stage: int, split: bool) -> None:
-        """B alone (its W queued for later) or, for a full backward, B then W at once."""
+    def _backward_ops(self, stage: int, split: bool) -> tuple[Op, ...]:
+        """B alone (its W queued for a later weight step), or a full backward: B and W."""
         mb = self.next_b[stage]
         self.next_b[stage] += 1
-        self.order.append(Op(Kind.B, stage, mb))
         if split:
             self.pending_w.append(Op(Kind.W, stage, mb))
-        else:
-            self.order.append(Op(Kind.W, stage, mb))
+            return (Op(Kind.B, stage, mb),)
+        return (Op(Kind.B, stage, mb), Op(Kind.W, stage, mb))
+
+    def forward(self, stage: int) -> None:
+        self.order.append(self._forward_op(stage))
+
+    def backward(self, stage: int, split: bool = False) -> None:
+        ops = self._backward_ops(stage, split)
+        self.order.append(ops[0] if len(ops) == 1 else Fused(ops))
+
+    def forward_backward(self, forward_stage: int, backward_stage: int) -> None:
+        """One chunk's forward overlapped with the other chunk's full backward: one step."""
+        forward = self._forward_op(forward_stage)
+        self.order.append(Fused((forward, *self._backward_ops(backward_stage, split=False))))
 
     def weight(self) -> None:
         if self.pending_w:
             self.order.append(self.pending_w.popleft())
 
-    def build(self) -> list[Op]:
+    def build(self) -> list[Step]:
         p, m, d = self.p, self.m, self.device
         first, second = self.first, self.second
-        for _ in range((p - d - 1) * 2):
+        for _ in range((p - d - 1) * 2):  # step 1: nF0
             self.forward(first)
-        for _ in range(d + 1):
+        for _ in range(d + 1):  # step 2: nF0F1
             self.forward(first)
             self.forward(second)
-        for _ in range(p - d - 1):
+        for _ in range(p - d - 1):  # step 3: nB1W1F1, zero bubble
             self.backward(second, split=True)
             self.weight()
             self.forward(second)
-        for _ in range(m - 2 * p + d + 1):
-            # F on one chunk paired with the other chunk's full backward, both ways round.
-            self.forward(first)
-            self.backward(second, split=False)
-            self.forward(second)
-            self.backward(first, split=False)
-        for _ in range(p - d - 1):
-            self.backward(second, split=False)
-            self.forward(second)
-            self.backward(first, split=False)
+        for i in range(m - 2 * p + d + 1):  # step 4, the main step: nF0B1F1B0
+            if i == 0 and d == p - 1:
+                # The reference does not overlap these two on the last rank, to shorten the
+                # bubble: the turn of the V needs this forward's output at once.
+                self.forward(first)
+                self.backward(second)
+            else:
+                self.forward_backward(first, second)
+            self.forward_backward(second, first)
+        for _ in range(p - d - 1):  # step 5: nB1F1B0
+            self.backward(second)
+            self.forward_backward(second, first)
         split = False
         steps = d + 1
-        for i in range(steps):
+        for i in range(steps):  # step 6: nB1B0, the second half zero bubble
             if i == steps // 2 and d % 2 == 1:
                 split = True
             self.backward(second, split)
             if i == steps // 2 and d % 2 == 0:
                 split = True
             self.backward(first, split)
-        for _ in range(p - d - 1):
+        for _ in range(p - d - 1):  # step 7: nWB0
             self.weight()
-            self.backward(first, split)
-        while self.pending_w:
+            self.backward(first, split=True)
+        while self.pending_w:  # step 8: nW
             self.weight()
         return self.order

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from pipesim.errors import PolicyError
-from pipesim.ops import Kind, Need, Op
+from pipesim.ops import Fused, Kind, Need, Op, Step, fused_problem
 from pipesim.schedules.base import DeviceProgram, OrderedProgram
-from pipesim.trace import OpRecord
+from pipesim.trace import FusedRecord, OpRecord
 
 if TYPE_CHECKING:
     from pipesim.simulator.model import Simulation
@@ -27,6 +27,8 @@ class Device:
         self.finished = False
         self.waiting_for: tuple[Op, int] | None = None
         """The op this device waits to run and the index of the input it waits for."""
+        self.waiting_in: Fused | None = None
+        """The fused step that op belongs to, if any."""
 
     @property
     def now(self) -> float:
@@ -42,7 +44,7 @@ class Device:
             for message, offset in index.inputs[slot]
         )
 
-    def _decisions(self) -> Iterator[Op]:
+    def _decisions(self) -> Iterator[Step]:
         """A dynamic policy's decisions, one at a time (a fixed order is iterated directly); a
         policy that fails is reported, not propagated as a crash."""
         while True:
@@ -76,6 +78,9 @@ class Device:
         forward, backward = Kind.F, Kind.B
         ops = self.program.ops if isinstance(self.program, OrderedProgram) else self._decisions()
         for op in ops:
+            if isinstance(op, Fused):
+                yield from self._run_fused(op)
+                continue
             kind, stage, mb = op
             code = 0 if kind is forward else 1 if kind is backward else 2
             slot = stage * 3 + code
@@ -107,7 +112,7 @@ class Device:
             if dst < 0:
                 continue
             if free_message[slot]:
-                # NOTE: Simulation._deliver, inlined: this runs once per op.
+                # NOTE: Simulation.deliver, inlined: this runs once per op.
                 delivered[key] = 1
                 event = waiting_delivered.pop(key, None)
                 if event is not None:
@@ -117,6 +122,70 @@ class Device:
                 if blocking:
                     yield arrival
         self.finished = True
+
+    def _run_fused(self, fused: Fused) -> Generator[simpy.Event, Any, None]:
+        """Run ops as one step: wait for every input produced outside it, hold the device for
+        all of them, then let every output leave (rare enough not to need the inlined path)."""
+        sim = self.sim
+        table = sim.index
+        m = table.microbatches
+        problem = sim.problem
+        wrong = fused_problem(fused, table.num_stages)
+        if wrong is not None:
+            raise PolicyError(f"policy asked device {self.device} to run {wrong}")
+        keys = []
+        for op in fused.ops:
+            if not (0 <= op.stage < table.num_stages and 0 <= op.microbatch < m):
+                self._misplaced(op)
+            key = table.key(op)
+            if table.owner[table.slot(key)] != self.device:
+                self._misplaced(op)
+            if sim.completed[key] or key in keys:
+                raise PolicyError(f"policy asked device {self.device} to run {op} a second time")
+            keys.append(key)
+        for op, key in zip(fused.ops, keys, strict=True):
+            for index, (message, offset, at_compute_end) in enumerate(
+                sim.input_plan[table.slot(key)]
+            ):
+                needed = key + offset
+                if needed in keys:
+                    continue
+                if not (sim.delivered if message else sim.completed)[needed]:
+                    self.waiting_for, self.waiting_in = (op, index), fused
+                    computing = sim.running[needed] if at_compute_end else None
+                    yield computing if computing is not None else sim.wait_for(message, needed)
+        self.waiting_for = self.waiting_in = None
+        env = sim.env
+        scale = problem.step_scale(fused)
+        parts = [scale * table.duration[table.slot(key)] for key in keys]
+        start = env.now
+        compute = env.timeout(sum(parts))
+        for key in keys:
+            sim.running[key] = compute
+        yield compute
+        end = env.now
+        at = start
+        for index, (op, key, part) in enumerate(zip(fused.ops, keys, parts, strict=True)):
+            sim.running[key] = None
+            # The last op ends with the step (float sums may drift by an ulp either way).
+            until = end if index == len(keys) - 1 else min(at + part, end)
+            sim.ops.append(OpRecord(self.device, op.stage, op.kind, op.microbatch, at, until))
+            at = until
+        sim.fused.append(FusedRecord(self.device, start, end, fused.ops, fused.overlapped))
+        for key in keys:
+            sim.complete(key)
+        arrivals = []
+        for op, key in zip(fused.ops, keys, strict=True):
+            dst = table.target[table.slot(key)]
+            if dst < 0:
+                continue
+            if sim.free_message[table.slot(key)]:
+                sim.deliver(key)
+            else:
+                arrivals.append(sim.send(op, key, self.device, dst))
+        if sim.blocking_sends and arrivals:
+            # The step's sends leave together and hold the device until all have arrived.
+            yield env.all_of(arrivals)
 
     def waiting_need(self) -> tuple[Op, Need] | None:
         """What a stalled device waits for, in the terms of the dependency rules."""

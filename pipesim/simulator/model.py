@@ -20,7 +20,7 @@ from pipesim.problem import Problem
 from pipesim.schedules.base import Policy
 from pipesim.simulator.channel import Channel
 from pipesim.simulator.device import Device
-from pipesim.trace import OpRecord, Trace, TransferRecord
+from pipesim.trace import FusedRecord, OpRecord, Trace, TransferRecord
 
 _PROGRESS_EVERY = 50_000
 """Events between two progress reports: coarse, so that reporting costs nothing measurable."""
@@ -66,6 +66,7 @@ class Simulation:
         """running[key]: the timeout of op `key` while it computes."""
         self.ops: list[OpRecord] = []
         self.transfers: list[TransferRecord] = []
+        self.fused: list[FusedRecord] = []
         self._channels: dict[tuple[int, int], Channel] = {}
         try:
             programs = policy.programs(problem)
@@ -91,7 +92,15 @@ class Simulation:
             event = waiting[key] = self.env.event()
         return event
 
-    def _deliver(self, key: int) -> None:
+    def complete(self, key: int) -> None:
+        """Op `key` has run: wake whoever waits for it (the device loop inlines this)."""
+        self.completed[key] = 1
+        event = self.waiting_completed.pop(key, None)
+        if event is not None:
+            event.succeed()
+
+    def deliver(self, key: int) -> None:
+        """Op `key`'s output has reached its consumer's device."""
         self.delivered[key] = 1
         event = self.waiting_delivered.pop(key, None)
         if event is not None:
@@ -105,7 +114,7 @@ class Simulation:
             network = self.problem.network
             times = {kind: network.transfer_time(src, dst, kind) for kind in (Kind.F, Kind.B)}
             channel = self._channels[(src, dst)] = Channel(
-                self.env, src, dst, times, self._deliver, self.transfers
+                self.env, src, dst, times, self.deliver, self.transfers
             )
         return channel.send(producer, key)
 
@@ -121,7 +130,7 @@ class Simulation:
         stuck = [device for device in self.devices if not device.finished]
         if stuck:
             raise self._stall_report(stuck)
-        return Trace(self.policy.name, self.problem, self.ops, self.transfers)
+        return Trace(self.policy.name, self.problem, self.ops, self.transfers, self.fused)
 
     def _run_reporting(self, progress: Callable[[int, int], None]) -> None:
         pipeline = self.problem.pipeline
@@ -148,8 +157,9 @@ class Simulation:
             op, need = waiting
             producer_device = placement[need.op.stage]
             what = f"the {need.message} of {need.op}" if need.message else f"{need.op}"
+            step = f" (fused in {device.waiting_in})" if device.waiting_in is not None else ""
             waits.append(
-                f"device {device.device} waits to run {op}, which needs {what} "
+                f"device {device.device} waits to run {op}{step}, which needs {what} "
                 f"(device {producer_device})"
             )
             waits_on[device.device] = producer_device
