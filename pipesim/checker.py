@@ -22,9 +22,18 @@ def check_trace(trace: Trace) -> list[str]:
     problems += _check_no_overlap(
         "device", ((r.device, r.start, r.end, str(r.op)) for r in trace.ops), trace
     )
+    network = trace.problem.network
     problems += _check_no_overlap(
         "link",
-        ((f"{t.src}->{t.dst}", t.start, t.end, str(t.producer)) for t in trace.transfers),
+        (
+            (
+                f"{t.src}->{t.dst}",
+                t.start,
+                t.start + network.occupancy(t.src, t.dst, t.kind),
+                str(t.producer),
+            )
+            for t in trace.transfers
+        ),
         trace,
     )
     problems += _check_inputs(trace)

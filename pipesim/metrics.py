@@ -66,7 +66,8 @@ class LinkStats:
     dst: int
     messages: int
     busy: float
-    """Milliseconds the link carried a message."""
+    """Milliseconds the link carried a message (size / bandwidth each; latency delays a
+    message without occupying the link)."""
     queued: float
     """Milliseconds messages waited for the link, summed over messages."""
     utilization: float
@@ -123,13 +124,13 @@ def summarize(trace: Trace) -> Summary:
 def link_stats(trace: Trace) -> list[LinkStats]:
     """Per link direction: messages carried, time busy and queued, utilization."""
     totals: dict[tuple[int, int], list[float]] = {}
+    network = trace.problem.network
     for transfer in trace.transfers:
         entry = totals.setdefault((transfer.src, transfer.dst), [0, 0.0, 0.0])
         entry[0] += 1
-        entry[1] += transfer.end - transfer.start
+        entry[1] += network.occupancy(transfer.src, transfer.dst, transfer.kind)
         entry[2] += transfer.start - transfer.queued
     makespan = trace.makespan
-    network = trace.problem.network
     return [
         LinkStats(
             src,

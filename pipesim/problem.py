@@ -103,18 +103,25 @@ class StageCosts:
 
 @dataclass(frozen=True)
 class Link:
-    """One kind of link: a message occupies it for latency + size / bandwidth."""
+    """One kind of link, in the alpha-beta model: a message occupies the link for size /
+    bandwidth (one message at a time, first come first served) and arrives `latency` after
+    it started, so latency delays a message without holding the link for the next."""
 
     latency: float = 0.0
-    """Milliseconds per message."""
+    """Milliseconds from a message's start to its first byte arriving: propagation, software
+    and kernel launch."""
     bandwidth: float | None = None
     """Bytes per second; None for a link whose bandwidth costs nothing."""
 
-    def transfer_time(self, size: float) -> float:
-        """Milliseconds a message of `size` bytes occupies the link."""
+    def occupancy(self, size: float) -> float:
+        """Milliseconds a message of `size` bytes holds the link."""
         if size == 0 or self.bandwidth is None:
-            return self.latency
-        return self.latency + 1000.0 * size / self.bandwidth
+            return 0.0
+        return 1000.0 * size / self.bandwidth
+
+    def transfer_time(self, size: float) -> float:
+        """Milliseconds from a message's start on the link to its arrival."""
+        return self.latency + self.occupancy(size)
 
 
 @dataclass(frozen=True)
@@ -151,11 +158,18 @@ class Network:
     def link(self, src_device: int, dst_device: int) -> Link:
         return self.inter_node if self.crosses_nodes(src_device, dst_device) else self.intra_node
 
+    def message_size(self, kind: Kind) -> float:
+        """Bytes of the output of an op of `kind` (F: activation, B: gradient)."""
+        return self.activation_size if kind is Kind.F else self.gradient_size
+
     def transfer_time(self, src_device: int, dst_device: int, kind: Kind) -> float:
-        """Milliseconds the output of an op of `kind` (F: activation, B: gradient) occupies the
-        link from `src_device` to `dst_device`."""
-        size = self.activation_size if kind is Kind.F else self.gradient_size
-        return self.link(src_device, dst_device).transfer_time(size)
+        """Milliseconds from the start of the output of an op of `kind` on the link from
+        `src_device` to `dst_device` to its arrival: latency + size / bandwidth."""
+        return self.link(src_device, dst_device).transfer_time(self.message_size(kind))
+
+    def occupancy(self, src_device: int, dst_device: int, kind: Kind) -> float:
+        """Milliseconds that message holds its link: size / bandwidth."""
+        return self.link(src_device, dst_device).occupancy(self.message_size(kind))
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ class OpRecord(NamedTuple):
 
 class TransferRecord(NamedTuple):
     """One message on the link `src` -> `dst`: the output of op `kind` on `stage` for
-    `microbatch`. It was handed to the link at `queued`, occupied it from `start`, arrived at
-    `end`."""
+    `microbatch`. It was handed to the link at `queued`, started on it at `start` (occupying it
+    for size / bandwidth from then) and arrived at `end` (start + latency + size / bandwidth)."""
 
     src: int
     dst: int

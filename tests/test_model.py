@@ -42,17 +42,69 @@ def test_uneven_stages_with_latency_by_hand() -> None:
 
 
 def test_back_to_back_messages_queue_on_their_link() -> None:
-    # GPipe, p=2, m=4, F=0.1, B=0.2, 1 ms per message: activations leave device 0 at 0.1..0.4
-    # but the link carries one at a time, so they arrive at 1.1, 2.1, 3.1, 4.1; the gradients
-    # likewise, and device 0's last backward ends at 8.6.
+    # GPipe, p=2, m=4, F=0.1, B=0.2, 1 MB messages at 1 GB/s (1 ms on the link each):
+    # activations leave device 0 at 0.1..0.4 but the link carries one at a time, so they
+    # arrive at 1.1, 2.1, 3.1, 4.1; the gradients likewise, and device 0's last backward ends
+    # at 8.6.
     report = simulate_settings(
-        policy="gpipe", stages=2, microbatches=4, forward=0.1, backward=0.2, comm_latency=1.0
+        policy="gpipe",
+        stages=2,
+        microbatches=4,
+        forward=0.1,
+        backward=0.2,
+        activation_size=1e6,
+        bandwidth=1e9,
     )
     arrivals = [t.end for t in report.trace.transfers if t.kind is Kind.F]
     assert arrivals == pytest.approx([1.1, 2.1, 3.1, 4.1])
     assert report.summary.makespan == pytest.approx(8.6)
     queued = [t.start - t.queued for t in report.trace.transfers if t.kind is Kind.F]
     assert queued == pytest.approx([0.0, 0.9, 1.8, 2.7])
+    assert_valid(report.trace)
+
+
+def test_latency_delays_a_message_without_holding_its_link() -> None:
+    # The same step with 1 ms of latency and no size: nothing queues. Activations arrive at
+    # 1.1..1.4, device 1 runs F 1.1-1.5 and B 1.5-2.3, the gradients arrive at 2.7..3.3 and
+    # device 0's last backward ends at 3.5 (8.6 if latency held the link).
+    report = simulate_settings(
+        policy="gpipe", stages=2, microbatches=4, forward=0.1, backward=0.2, comm_latency=1.0
+    )
+    arrivals = [t.end for t in report.trace.transfers if t.kind is Kind.F]
+    assert arrivals == pytest.approx([1.1, 1.2, 1.3, 1.4])
+    assert all(t.start == t.queued for t in report.trace.transfers)
+    assert report.summary.makespan == pytest.approx(3.5)
+    assert all(link.busy == 0 and link.queued == 0 for link in report.summary.links)
+    assert_valid(report.trace)
+
+
+def test_the_issue_example_latency_is_delay() -> None:
+    # GPipe p=2 m=2, F 0.5, B 1, 2 ms of latency: F0 0-0.5 and F1 0.5-1 on device 0, arrive
+    # at 2.5 and 3; device 1 runs F 2.5-3.5 and B 3.5-5.5, gradients arrive at 6.5 and 7.5,
+    # device 0's B1 ends at 8.5 (11 when latency held the link).
+    report = simulate_settings(
+        policy="gpipe", stages=2, microbatches=2, forward=0.5, backward=1, comm_latency=2.0
+    )
+    assert report.summary.makespan == pytest.approx(8.5)
+
+
+def test_latency_and_bandwidth_add_but_only_bandwidth_queues() -> None:
+    # 1 ms of latency plus 1 MB at 1 GB/s: each message holds the link 1 ms and arrives 2 ms
+    # after its start; the second activation, sent at 0.2 while the first holds the link until
+    # 1.1, starts at 1.1 and arrives at 3.1.
+    report = simulate_settings(
+        policy="gpipe",
+        stages=2,
+        microbatches=2,
+        forward=0.1,
+        backward=0.2,
+        comm_latency=1.0,
+        activation_size=1e6,
+        bandwidth=1e9,
+    )
+    first, second = (t for t in report.trace.transfers if t.kind is Kind.F)
+    assert (first.queued, first.start, first.end) == pytest.approx((0.1, 0.1, 2.1))
+    assert (second.queued, second.start, second.end) == pytest.approx((0.2, 1.1, 3.1))
     assert_valid(report.trace)
 
 

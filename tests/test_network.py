@@ -106,15 +106,18 @@ def test_slow_inter_node_link_slows_exactly_the_hops_between_nodes() -> None:
 
 
 def test_idle_wait_split_into_computing_queued_and_in_flight() -> None:
-    # Device 1 runs F2 before F1. F2's activation is produced at 3, waits for the link until 5
-    # (F1 is on it), arrives at 7. Device 1, free at 4, waits 1 ms on the queue, 2 in flight.
+    # Device 1 runs F2 before F1; each activation holds the link 2 ms. F2's activation is
+    # produced at 3, waits for the link until 5 (F1 is on it), arrives at 7. Device 1, free at
+    # 4, waits 1 ms on the queue, 2 in flight.
     policy = FixedOrders(
         [
             [F(0, 0), F(0, 1), F(0, 2), B(0, 0), B(0, 1), B(0, 2)],
             [F(1, 0), F(1, 2), F(1, 1), B(1, 0), B(1, 1), B(1, 2)],
         ]
     )
-    settings = Settings(stages=2, microbatches=3, backward=(1.0,), comm_latency=2.0)
+    settings = Settings(
+        stages=2, microbatches=3, backward=(1.0,), activation_size=2e6, bandwidth=1e9
+    )
     summary = summarize(simulate(build_problem(settings, policy), policy))
     causes = summary.devices[1].idle_by_cause
     assert causes["warmup"] == 3
@@ -191,7 +194,13 @@ def test_critical_path_of_the_queueing_example() -> None:
     # 8.6 ms: 1.5 ms of compute (F0 on device 0, four F and four B on device 1, B3 on device 0),
     # 2 ms in flight (one activation, one gradient) and 5.1 ms queued behind other messages.
     summary = simulate_settings(
-        policy="gpipe", stages=2, microbatches=4, forward=0.1, backward=0.2, comm_latency=1.0
+        policy="gpipe",
+        stages=2,
+        microbatches=4,
+        forward=0.1,
+        backward=0.2,
+        activation_size=1e6,
+        bandwidth=1e9,
     ).summary
     assert summary.critical.compute == pytest.approx(1.5)
     assert summary.critical.in_flight == pytest.approx(2.0)

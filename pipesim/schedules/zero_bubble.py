@@ -11,10 +11,10 @@ form (equal stages, free messages, m >= p, W no longer than F or B): bubble time
 (p-1)(F+B-W), B the input gradient.
 
 ZB-H2 adds warm-up forwards so that no device waits for its first gradient, and defers W passes
-so that the last gradients return at the pace of B alone. Its order comes from a unit-time list
-schedule of the handcrafted rules (a ready B first, then a forward while fewer than 2p-1
-activations are held, then the oldest pending W), which reproduces the paper's schedule when
-F = B = W; with other costs that order is kept and simulated as is. Peak activations 2p-1 (about
+so that the last gradients return at the pace of B alone. Its order is the paper's Figure 3
+(bottom), as its authors' `get_hand_schedule(warmup_c=2)` builds it: 2(p-1-r) warm-up forwards
+on device r, then F, B and (from the 2r-th microbatch on) W per microbatch, then the deferred W
+passes; with other costs that order is kept and simulated as is. Peak activations 2p-1 (about
 twice 1F1B). Closed form (F = B = W, free messages, m >= 2p-1): no bubble in the span view,
 each device busy from its first op to its last; its makespan is still m(F+B+W) + (p-1)F, since
 the devices start p-1 forwards apart.
@@ -22,7 +22,9 @@ the devices start p-1 forwards apart.
 
 from __future__ import annotations
 
-from pipesim.ops import Kind, Op, needs
+from collections import deque
+
+from pipesim.ops import Kind, Op
 from pipesim.problem import Pipeline, Problem
 from pipesim.schedules.base import (
     ClosedForm,
@@ -61,7 +63,7 @@ class ZBH2(StaticPolicy):
     split_backward = True
 
     def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
-        return unit_time_list_schedule(pipeline, activation_cap=2 * pipeline.devices - 1)
+        return zb_h2_orders(pipeline)
 
     def closed_form(self, problem: Problem) -> ClosedForm:
         return zero_span_bubble(problem)
@@ -80,47 +82,29 @@ def zero_span_bubble(problem: Problem) -> ClosedForm:
     )
 
 
-def unit_time_list_schedule(pipeline: Pipeline, activation_cap: int) -> list[list[Op]]:
-    """Each device's order when every op takes one unit and messages are free, each device
-    picking at every step: a B whose inputs are there, else the next forward if it holds fewer
-    than `activation_cap` activations, else its oldest pending W."""
+def zb_h2_orders(pipeline: Pipeline) -> list[list[Op]]:
+    """ZB-H2 as the paper's Figure 3 draws it and its authors' `get_hand_schedule` (warmup_c=2)
+    builds it: device r runs 2(p-1-r) warm-up forwards, then per microbatch F, B and, from its
+    2r-th B on, the oldest deferred W; the 2r deferred W passes close the step.
+
+    The authors require m >= 2p. Below m = 2(p-1) pipesim shortens the warm-up to m and the
+    W lag by the microbatches missing, which keeps ZB-H2 at least as fast as ZB-H1 within 2p-1
+    activations (checked for p <= 8, every m >= p)."""
     p, m = pipeline.devices, pipeline.microbatches
-    stages = pipeline.num_stages
-    done_at: dict[Op, int] = {}
-    orders: list[list[Op]] = [[] for _ in range(p)]
-    next_f, next_b, held = [0] * p, [0] * p, [0] * p
-    pending_w: list[list[int]] = [[] for _ in range(p)]
-    remaining, time = 3 * stages * m, 0
-
-    def ready(op: Op) -> bool:
-        return all(done_at.get(need.op, time + 1) <= time for need in needs(op, stages))
-
-    while remaining:
-        chosen: list[Op] = []
-        for device in range(p):
-            (stage,) = pipeline.stages_by_device[device]
-            backward = Op(Kind.B, stage, next_b[device])
-            forward = Op(Kind.F, stage, next_f[device])
-            if next_b[device] < m and ready(backward):
-                chosen.append(backward)
-            elif next_f[device] < m and held[device] < activation_cap and ready(forward):
-                chosen.append(forward)
-            elif pending_w[device]:
-                chosen.append(Op(Kind.W, stage, pending_w[device][0]))
-        assert chosen, "the unit-time schedule always makes progress"
-        for op in chosen:
-            device = pipeline.placement[op.stage]
-            orders[device].append(op)
-            done_at[op] = time + 1
-            if op.kind is Kind.F:
-                next_f[device] += 1
-                held[device] += 1
-            elif op.kind is Kind.B:
-                next_b[device] += 1
-                pending_w[device].append(op.microbatch)
-            else:
-                pending_w[device].pop(0)
-                held[device] -= 1
-        remaining -= len(chosen)
-        time += 1
+    orders = []
+    for device in range(p):
+        (stage,) = pipeline.stages_by_device[device]
+        warmup = min(2 * (p - 1 - device), m)
+        lag = max(0, 2 * device - max(0, 2 * (p - 1) - m))
+        order = [Op(Kind.F, stage, mb) for mb in range(warmup)]
+        pending: deque[int] = deque()
+        for mb in range(m):
+            if warmup + mb < m:
+                order.append(Op(Kind.F, stage, warmup + mb))
+            order.append(Op(Kind.B, stage, mb))
+            pending.append(mb)
+            if mb >= lag:
+                order.append(Op(Kind.W, stage, pending.popleft()))
+        order += [Op(Kind.W, stage, mb) for mb in pending]
+        orders.append(order)
     return orders

@@ -1,10 +1,11 @@
 """A channel: one direction of the link between two devices.
 
-A message occupies the link for its transfer time, one message at a time, first come first
-served: a message handed over while the link is busy queues behind the ones before it. Since
-service is FIFO and each transfer time is known when the message is handed over, the channel
-computes when the link frees up instead of running a server process: one SimPy timeout per
-message, O(1) per send.
+A message occupies the link for size / bandwidth, one message at a time, first come first
+served: a message handed over while the link is busy queues behind the ones before it. It
+arrives latency + size / bandwidth after its start: latency delays it but does not hold the
+link (the alpha-beta model, and the Zero Bubble paper's T_comm). Since service is FIFO and
+each occupancy is known when the message is handed over, the channel computes when the link
+frees up instead of running a server process: one SimPy timeout per message, O(1) per send.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Channel:
         "_env",
         "_free_at",
         "_gradient",
+        "_latency",
         "_records",
         "dst",
         "src",
@@ -36,16 +38,18 @@ class Channel:
         env: simpy.Environment,
         src: int,
         dst: int,
-        transfer_times: dict[Kind, float],
+        latency: float,
+        occupancy: dict[Kind, float],
         deliver: Callable[[int], None],
         records: list[TransferRecord],
     ) -> None:
         self._env = env
         self.src = src
         self.dst = dst
+        self._latency = latency
         # How long an activation (output of F) or a gradient (output of B) occupies this link.
-        self._activation = transfer_times[Kind.F]
-        self._gradient = transfer_times[Kind.B]
+        self._activation = occupancy[Kind.F]
+        self._gradient = occupancy[Kind.B]
         self._deliver = deliver
         self._records = records
         self._free_at = 0.0
@@ -55,8 +59,8 @@ class Channel:
         now = self._env.now
         kind, stage, mb = producer
         start = max(now, self._free_at)
-        end = start + (self._activation if kind is Kind.F else self._gradient)
-        self._free_at = end
+        self._free_at = start + (self._activation if kind is Kind.F else self._gradient)
+        end = self._free_at + self._latency
         self._records.append(TransferRecord(self.src, self.dst, stage, kind, mb, now, start, end))
         arrival = self._env.timeout(end - now)
         arrival.callbacks.append(lambda _event: self._deliver(key))

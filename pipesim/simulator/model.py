@@ -112,9 +112,10 @@ class Simulation:
         channel = self._channels.get((src, dst))
         if channel is None:
             network = self.problem.network
-            times = {kind: network.transfer_time(src, dst, kind) for kind in (Kind.F, Kind.B)}
+            occupancy = {kind: network.occupancy(src, dst, kind) for kind in (Kind.F, Kind.B)}
+            latency = network.link(src, dst).latency
             channel = self._channels[(src, dst)] = Channel(
-                self.env, src, dst, times, self.deliver, self.transfers
+                self.env, src, dst, latency, occupancy, self.deliver, self.transfers
             )
         return channel.send(producer, key)
 
