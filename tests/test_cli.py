@@ -295,3 +295,21 @@ def test_streamed_timeline_lines_are_what_json_dumps_would_write() -> None:
         line.strip().rstrip(",") for line in lines[start + 1 : start + 1 + len(report.trace.ops)]
     ]
     assert written == [json.dumps(row, separators=(", ", ": ")) for row in timeline_rows(report)]
+
+
+def test_overlap_cost_times_dualpipe_v_pairs_and_is_refused_when_meaningless() -> None:
+    base = ["run", "--policy", "dualpipe-v", "-p", "4", "-m", "10"]
+    back_to_back = runner.invoke(app, [*base, "--forward", "2", "--backward", "4", "-f", "json"])
+    overlapped = runner.invoke(
+        app, [*base, "--forward", "2", "--backward", "4", "--overlap-cost", "0.7", "-f", "json"]
+    )
+    assert back_to_back.exit_code == overlapped.exit_code == 0
+    assert json.loads(back_to_back.stdout)["makespan"] == 66
+    assert json.loads(overlapped.stdout)["makespan"] < 66
+    ignored = runner.invoke(app, ["run", "-p", "4", "--overlap-cost", "0.7"])
+    assert ignored.exit_code == 0
+    assert "changes nothing" in ignored.stderr
+    for bad in ("0", "-1", "nan"):
+        refused = runner.invoke(app, [*base, "--overlap-cost", bad])
+        assert refused.exit_code == 2
+        assert "overlap_cost" in refused.stderr
