@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -313,3 +315,37 @@ def test_overlap_cost_times_dualpipe_v_pairs_and_is_refused_when_meaningless() -
         refused = runner.invoke(app, [*base, "--overlap-cost", bad])
         assert refused.exit_code == 2
         assert "overlap_cost" in refused.stderr
+
+
+@pytest.mark.parametrize("args", [["run"], ["policies"], ["run", "-f", "json"]])
+def test_a_full_standard_output_is_one_line_and_exit_1(args: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-c", "from pipesim.cli import main; main()", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "pipesim: error: cannot write the output: No space left on device"
+    ]
+
+
+def test_a_closed_standard_output_is_one_line_and_exit_1() -> None:
+    closed = subprocess.run(
+        [sys.executable, "-c", "import os; os.close(1); from pipesim.cli import main; main()"],
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    assert closed.returncode == 1
+    assert "Traceback" not in closed.stderr
+    assert len(closed.stderr.strip().splitlines()) == 1
+
+
+def test_an_absurd_width_is_refused() -> None:
+    result = runner.invoke(app, ["run", "--width", "1099511627776", "--svg", "x.svg"])
+    assert result.exit_code == 2
+    assert "--width" in result.stderr

@@ -3,6 +3,8 @@ traceback."""
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -32,7 +34,21 @@ class _OneLineErrors(TyperGroup):
             return invoke()
         try:
             result = invoke()
+        except KeyboardInterrupt:
+            _silence_stdout()
+            fail("interrupted", 130)
+        except OSError as error:
+            # What escapes here is the terminal's or the pipe's, not a file's (files are
+            # reported where they are written): a closed pipe ends quietly, as `head` expects;
+            # a full or closed standard output is one line.
+            _silence_stdout()
+            if error.errno == errno.EPIPE:
+                sys.exit(1)
+            fail(f"cannot write the output: {error.strerror or error}", 1)
         except Exception as error:
+            if type(error).__name__ == "Abort":  # click's wrapper of Ctrl-C at a prompt
+                _silence_stdout()
+                fail("interrupted", 130)
             # Typer vendors click privately, so its usage errors are known by their interface
             # (ClickException's format_message and exit_code), not by an importable class.
             format_message = getattr(error, "format_message", None)
@@ -40,6 +56,16 @@ class _OneLineErrors(TyperGroup):
                 raise
             fail(format_message(), getattr(error, "exit_code", 2))
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it at exit cannot fail again and
+    print a traceback after our one line."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def warn(message: str) -> None:

@@ -95,7 +95,10 @@ def run(
     width: Annotated[
         int,
         typer.Option(
-            rich_help_panel="Input and output", help="Columns of the --svg / --html rendering."
+            min=40,
+            max=10_000,
+            rich_help_panel="Input and output",
+            help="Columns of the --svg / --html rendering.",
         ),
     ] = 120,
     explain: Annotated[
