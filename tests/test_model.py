@@ -41,28 +41,6 @@ def test_uneven_stages_with_latency_by_hand() -> None:
     assert_valid(report.trace)
 
 
-def test_back_to_back_messages_queue_on_their_link() -> None:
-    # GPipe, p=2, m=4, F=0.1, B=0.2, 1 MB messages at 1 GB/s (1 ms on the link each):
-    # activations leave device 0 at 0.1..0.4 but the link carries one at a time, so they
-    # arrive at 1.1, 2.1, 3.1, 4.1; the gradients likewise, and device 0's last backward ends
-    # at 8.6.
-    report = simulate_settings(
-        policy="gpipe",
-        stages=2,
-        microbatches=4,
-        forward=0.1,
-        backward=0.2,
-        activation_size=1e6,
-        bandwidth=1e9,
-    )
-    arrivals = [t.end for t in report.trace.transfers if t.kind is Kind.F]
-    assert arrivals == pytest.approx([1.1, 2.1, 3.1, 4.1])
-    assert report.summary.makespan == pytest.approx(8.6)
-    queued = [t.start - t.queued for t in report.trace.transfers if t.kind is Kind.F]
-    assert queued == pytest.approx([0.0, 0.9, 1.8, 2.7])
-    assert_valid(report.trace)
-
-
 def test_latency_delays_a_message_without_holding_its_link() -> None:
     # The same step with 1 ms of latency and no size: nothing queues. Activations arrive at
     # 1.1..1.4, device 1 runs F 1.1-1.5 and B 1.5-2.3, the gradients arrive at 2.7..3.3 and

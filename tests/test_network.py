@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from pipesim import (
     ConfigError,
     Kind,
+    Report,
     Settings,
     build_problem,
     check_trace,
@@ -68,10 +69,9 @@ def test_transfer_is_latency_plus_size_over_bandwidth() -> None:
     assert check_trace(report.trace) == []
 
 
-def test_link_carries_one_message_at_a_time() -> None:
-    # GPipe, p=2, m=4, F=0.1, B=0.2, 1 MB at 1 GB/s = 1 ms per message: the activations leave
-    # at 0.1, 0.2, 0.3, 0.4 but arrive 1 ms apart, and so do the gradients.
-    report = simulate_settings(
+def _queueing_example() -> Report:
+    """GPipe, p=2, m=4, F=0.1, B=0.2, 1 MB messages at 1 GB/s: 1 ms on the link each."""
+    return simulate_settings(
         policy="gpipe",
         stages=2,
         microbatches=4,
@@ -80,6 +80,12 @@ def test_link_carries_one_message_at_a_time() -> None:
         activation_size=1e6,
         bandwidth=1e9,
     )
+
+
+def test_link_carries_one_message_at_a_time() -> None:
+    # GPipe, p=2, m=4, F=0.1, B=0.2, 1 MB at 1 GB/s = 1 ms per message: the activations leave
+    # at 0.1, 0.2, 0.3, 0.4 but arrive 1 ms apart, and so do the gradients.
+    report = _queueing_example()
     assert report.summary.makespan == pytest.approx(8.6)
     gradients = [t for t in report.trace.transfers if t.kind is Kind.B]
     assert [t.end for t in gradients] == pytest.approx([5.4, 6.4, 7.4, 8.4])
@@ -193,15 +199,7 @@ def test_critical_path_adds_up_to_the_makespan(settings: Settings, blocking: boo
 def test_critical_path_of_the_queueing_example() -> None:
     # 8.6 ms: 1.5 ms of compute (F0 on device 0, four F and four B on device 1, B3 on device 0),
     # 2 ms in flight (one activation, one gradient) and 5.1 ms queued behind other messages.
-    summary = simulate_settings(
-        policy="gpipe",
-        stages=2,
-        microbatches=4,
-        forward=0.1,
-        backward=0.2,
-        activation_size=1e6,
-        bandwidth=1e9,
-    ).summary
+    summary = _queueing_example().summary
     assert summary.critical.compute == pytest.approx(1.5)
     assert summary.critical.in_flight == pytest.approx(2.0)
     assert summary.critical.queued == pytest.approx(5.1)
