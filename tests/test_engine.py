@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipesim import Settings, build_problem, check_trace, get_policy
+from pipesim import Kind, Op, Policy, Settings, build_problem, check_trace, get_policy
 from pipesim.gc_pause import cyclic_gc_paused
-from pipesim.ops import needs
+from pipesim.ops import Fused, Step, needs
+from pipesim.problem import Problem
+from pipesim.schedules.base import DeviceProgram, DeviceView
 from pipesim.simulator import simulate
 
 
@@ -84,3 +86,37 @@ def test_every_op_starts_exactly_when_its_device_and_inputs_allow(
                     ready = max(ready, arrival.get((need.op, record.device), producer))
             assert record.start == pytest.approx(ready)
             free = record.end
+
+
+class _PairingPolicy(Policy):
+    """A dynamic policy (asked op by op) that fuses each microbatch's last-stage F and B."""
+
+    name = "pairing"
+    summary = "test policy"
+
+    def programs(self, problem: Problem) -> list[DeviceProgram]:
+        m = problem.pipeline.microbatches
+        first: list[Step] = [Op(Kind.F, 0, j) for j in range(m)]
+        first += [Op(Kind.B, 0, j) for j in range(m)]
+        last: list[Step] = [Fused((Op(Kind.F, 1, j), Op(Kind.B, 1, j))) for j in range(m)]
+        return [_AskedOpByOp(first), _AskedOpByOp(last)]
+
+
+class _AskedOpByOp:
+    def __init__(self, steps: list[Step]) -> None:
+        self.steps = iter(steps)
+
+    def next_op(self, view: DeviceView) -> Step | None:
+        return next(self.steps, None)
+
+
+def test_a_dynamic_policy_may_return_fused_steps() -> None:
+    # Device 1 runs F and B of each microbatch as one step of 1 + 2 ms: microbatch j's step
+    # starts when its activation arrives (at 1, then as soon as the previous step ends), and
+    # its gradient leaves at the step's end (4, 7, 10): device 0's backwards end at 6, 9, 12.
+    policy = _PairingPolicy()
+    trace = simulate(build_problem(Settings(stages=2, microbatches=3), policy), policy)
+    assert check_trace(trace) == []
+    assert [(s.start, s.end) for s in trace.fused] == [(1, 4), (4, 7), (7, 10)]
+    ends = [r.end for r in trace.ops_by_device()[0] if r.kind is Kind.B]
+    assert ends == [6, 9, 12]
