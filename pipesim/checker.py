@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from itertools import pairwise
 
-from pipesim.ops import Op, all_ops, needs
+from pipesim.ops import Fused, Op, all_ops, fused_problem, needs
 from pipesim.trace import OpRecord, Trace, TransferRecord
 
 
@@ -67,7 +67,7 @@ def _check_placement_and_durations(trace: Trace) -> list[str]:
             problems.append(f"{op} runs on device {record.device}, not on its stage's device")
         else:
             step = trace.fused_step.get(op)
-            scale = 1.0 if step is None or not step.overlapped else trace.problem.costs.overlap
+            scale = trace.problem.step_scale(step is not None and step.overlapped)
             cost = scale * trace.problem.duration(op)
             if abs((record.end - record.start) - cost) > eps:
                 problems.append(f"{op} lasts {record.end - record.start:g} ms, costs {cost:g}")
@@ -155,7 +155,7 @@ def _check_fused_steps(trace: Trace) -> list[str]:
     eps = _tolerance(trace)
     done: dict[Op, OpRecord] = {record.op: record for record in trace.ops}
     for step in trace.fused:
-        label = "(" + ";".join(map(str, step.ops)) + ")"
+        label = str(Fused(step.ops))
         records = [done.get(op) for op in step.ops]
         ran = [record for record in records if record is not None]
         if len(ran) != len(step.ops):
@@ -168,11 +168,9 @@ def _check_fused_steps(trace: Trace) -> list[str]:
         for before, after in pairwise(ran):
             if abs(after.start - before.end) > eps:
                 problems.append(f"fused step {label}: {after.op} does not follow {before.op}")
-        for index, op in enumerate(step.ops):
-            later = set(step.ops[index + 1 :])
-            for need in needs(op, trace.problem.pipeline.num_stages):
-                if need.op in later:
-                    problems.append(f"fused step {label}: {op} runs before {need.op}")
+        wrong = fused_problem(Fused(step.ops), trace.problem.pipeline.num_stages)
+        if wrong is not None:
+            problems.append(wrong)
     return problems
 
 

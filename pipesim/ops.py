@@ -10,7 +10,7 @@ OVERLAP_F_B, DualPipe's steady state). A fused step starts once every input of i
 produced outside it has arrived, holds its device for all of its ops, and its outputs leave when
 the whole step ends: that is what both PyTorch's runtime and DeepSeek's reference do.
 
-The simulator, the timeline checker and every policy ask `needs`, `step_needs` and `all_ops`;
+The simulator, the timeline checker and every policy ask `needs`, `fused_problem` and `all_ops`;
 nothing else encodes these rules.
 """
 
@@ -123,24 +123,9 @@ Step = Op | Fused
 """What a device order lists: one op, or ops fused into one step."""
 
 
-def full_backward(stage: int, microbatch: int) -> Fused:
-    """A whole backward inside a split schedule: B and W run as one step, and the gradient
-    leaves when both are done."""
-    return Fused((Op(Kind.B, stage, microbatch), Op(Kind.W, stage, microbatch)))
-
-
 def step_ops(step: Step) -> tuple[Op, ...]:
     """The ops of a step, in the order they run."""
     return step.ops if isinstance(step, Fused) else (step,)
-
-
-def step_needs(fused: Fused, num_stages: int) -> list[tuple[Op, Need]]:
-    """The inputs a fused step waits for before it starts: every need of its ops that is not
-    produced inside the step, with the op that needs it."""
-    inside = set(fused.ops)
-    return [
-        (op, need) for op in fused.ops for need in needs(op, num_stages) if need.op not in inside
-    ]
 
 
 def fused_problem(fused: Fused, num_stages: int) -> str | None:

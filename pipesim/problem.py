@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from pipesim.errors import ConfigError, CostShapeError
-from pipesim.ops import Fused, Kind, Op
+from pipesim.ops import Kind, Op
 
 
 @dataclass(frozen=True)
@@ -184,10 +184,10 @@ class Problem:
     def duration(self, op: Op) -> float:
         return self.costs.duration(op, self.split_backward)
 
-    def step_scale(self, fused: Fused) -> float:
-        """What the costs of a fused step's ops are multiplied by: the overlap cost for a
-        forward-and-backward pair, 1 for a full backward."""
-        return self.costs.overlap if fused.overlapped else 1.0
+    def step_scale(self, overlapped: bool) -> float:
+        """What the costs of a step's ops are multiplied by: the overlap cost for a fused
+        forward-and-backward pair (`overlapped`), 1 for anything else."""
+        return self.costs.overlap if overlapped else 1.0
 
 
 def check_cost(name: str, value: float) -> float:

@@ -156,7 +156,7 @@ class Device:
                     yield computing if computing is not None else sim.wait_for(message, needed)
         self.waiting_for = self.waiting_in = None
         env = sim.env
-        scale = problem.step_scale(fused)
+        scale = problem.step_scale(fused.overlapped)
         parts = [scale * table.duration[table.slot(key)] for key in keys]
         start = env.now
         compute = env.timeout(sum(parts))
