@@ -36,7 +36,7 @@ def test_idle_warmup_is_empty_and_ops_fill_their_time() -> None:
     text = _render(GanttChart(report.trace), width=120)
     rows = _rows(text)
     assert sorted(rows) == [0, 1, 2, 3]
-    per_ms = chart_scale(report.summary.makespan, 120 - 6 - 1 - 8)
+    per_ms = chart_scale(report.summary.makespan, 120 - 6 - 1 - 7)
     assert per_ms == int(per_ms)  # whole columns per ms at this width
     for device, row in rows.items():
         # device d waits d forwards (1 ms each) for the first activation: blank columns
@@ -75,3 +75,28 @@ def test_summary_table_has_every_device_and_the_closed_form(width: int) -> None:
 def test_summary_explains_when_the_closed_form_does_not_apply() -> None:
     report = simulate_settings(policy="1f1b", stages=4, microbatches=4, forward=[1, 1, 1.5, 2])
     assert "does not apply (stages are uneven)" in _render(SummaryTable(report), width=160)
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 200])
+@pytest.mark.parametrize(("policy", "m"), [("1f1b", 8), ("zb-h1", 8), ("gpipe", 4)])
+def test_without_color_labels_never_touch_and_every_op_keeps_its_glyph(
+    width: int, policy: str, m: int
+) -> None:
+    # Read as a person would: a digit run is a microbatch label, and it always sits inside its
+    # op, followed by that op's glyph; so reading a row's labels left to right gives the ops'
+    # microbatches in the order the device ran them (the trace's order, not the chart's), for
+    # every op wide enough to carry a label.
+    report = simulate_settings(policy=policy, stages=4, microbatches=m)
+    text = _render(GanttChart(report.trace), width=width)
+    glyphs = "░▓▒"
+    for device, row in _rows(text).items():
+        body = row.rsplit(" ", 1)[0].rstrip()
+        for match in re.finditer(r"\d+", body):
+            assert match.end() < len(body) and body[match.end()] in glyphs, (width, row)
+        labels = [int(label) for label in re.findall(r"\d+", body)]
+        ran = [record.microbatch for record in report.trace.ops_by_device()[device]]
+        if width >= 80:
+            assert labels == ran, (width, row)
+        else:
+            assert set(labels) <= set(ran)
+    assert max(len(line) for line in text.splitlines()) <= width

@@ -39,7 +39,7 @@ class GanttChart:
         makespan = trace.makespan
         by_device = trace.ops_by_device()
         label_width = len(f"dev {len(by_device) - 1}") + 1
-        suffix_width = 8  # " 100.0%"
+        suffix_width = 7  # " 100.0%"
         available = max(_MIN_COLUMNS, options.max_width - label_width - 1 - suffix_width)
         scale = chart_scale(makespan, available)
         columns = min(available, math.ceil(makespan * scale - 1e-9)) if scale > 0 else available
@@ -206,7 +206,11 @@ def _dense_row(
 def _append_op_run(
     text: Text, record: OpRecord, covered: list[float], fill: dict[Kind, str] | None, shade: int
 ) -> None:
-    """Cells owned by one op: its microbatch as a label if it fits, faint if mostly idle."""
+    """Cells owned by one op: its microbatch as a label if it fits, faint if mostly idle.
+
+    In color the background shows the kind, so a label may fill the op. Without color the
+    glyph is the only sign of the kind: a label needs one cell of glyph besides, and is never
+    last in its op, so that two labels never touch ("0▓4░", not "▓04")."""
     width = len(covered)
     if sum(covered) < width / 2:
         glyph = fill[record.kind] if fill else "▏"
@@ -214,7 +218,16 @@ def _append_op_run(
         return
     label = str(record.microbatch)
     pad = fill[record.kind] if fill else " "
-    body = label.center(width, pad) if len(label) <= width else pad * width
+    room = width - len(label)
+    if fill is None and room >= 0:
+        body = label.center(width, pad)
+    elif room == 1:
+        body = label + pad
+    elif room >= 2:
+        left = room // 2
+        body = pad * left + label + pad * (room - left)
+    else:
+        body = pad * width
     text.append(body, style=op_style(record.kind, shade))
 
 
