@@ -28,11 +28,11 @@ from rich.console import Console
 from rich.table import Table
 
 from pipesim import Settings, build_problem, get_policy
-from pipesim.analysis import analyze
-from pipesim.op_index import OpIndex
-from pipesim.ops import Kind, Op
+from pipesim.analysis.report import analyze
+from pipesim.problem.ops import Kind, Op
 from pipesim.render import GanttChart, write_json
 from pipesim.simulator import simulate
+from pipesim.simulator.op_index import OpIndex
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from pipesim import Settings, check_trace, run
+from pipesim import Settings, check_trace, simulate_step
 from pipesim.render import GanttChart
 
 
@@ -15,7 +15,7 @@ def main() -> None:
     base = Settings(stages=4, microbatches=8, forward=(1.0, 1.0, 1.5, 2.0), comm_latency=0.1)
     console = Console()
     for policy in ("gpipe", "1f1b"):
-        report = run(base.replace(policy=policy))
+        report = simulate_step(base.replace(policy=policy))
         assert check_trace(report.trace) == [], "the timeline checker found a problem"
         summary = report.summary
         console.print(

@@ -17,7 +17,7 @@ its stage, inputs before use, and a diagnosis instead of a hang if the schedule 
 from __future__ import annotations
 
 from pipesim import Kind, Op, StaticPolicy
-from pipesim.problem import Pipeline
+from pipesim.problem.pipeline import Pipeline
 
 
 class Eager1F1B(StaticPolicy):

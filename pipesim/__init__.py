@@ -1,18 +1,20 @@
 """pipesim: a discrete-event simulator of pipeline-parallel training schedules.
 
-The public API: build `Settings`, `run` them (or `build_problem` + `simulate` for control over
-each step), then read the `Report`'s summary or render it.
+The public API: build `Settings`, `simulate_step` them (or `build_problem`, `simulate` and
+`analyze` for control over each stage), then read the `Report`'s summary or render it.
 """
 
-from pipesim.analysis import Report, analyze, run
-from pipesim.checker import assert_valid, check_trace
-from pipesim.config import Settings, build_problem, load_settings
+from pipesim.analysis.checker import assert_valid, check_trace
+from pipesim.analysis.report import Report, analyze
+from pipesim.analysis.summary import DeviceStats, Summary, summarize
 from pipesim.errors import ConfigError, PipesimError, PolicyError, ScheduleStalled
-from pipesim.metrics import DeviceStats, Summary, summarize
-from pipesim.ops import Kind, Op, needs
+from pipesim.problem.build import build_problem
+from pipesim.problem.ops import Kind, Op, needs
+from pipesim.problem.settings import Settings, load_settings
 from pipesim.schedules import ClosedForm, Policy, StaticPolicy, get_policy, registered_policies
 from pipesim.simulator import simulate
-from pipesim.trace import OpRecord, Trace, TransferRecord
+from pipesim.simulator.trace import OpRecord, Trace, TransferRecord
+from pipesim.studies.step import simulate_step
 
 __all__ = [
     "ClosedForm",
@@ -39,7 +41,7 @@ __all__ = [
     "load_settings",
     "needs",
     "registered_policies",
-    "run",
     "simulate",
+    "simulate_step",
     "summarize",
 ]

@@ -34,6 +34,10 @@ class ScheduleStalled(PipesimError):
 
     exit_code = 1
 
-    def __init__(self, message: str, waits: list[str]) -> None:
+    def __init__(self, message: str, waits: list[str], cycle: list[int]) -> None:
         super().__init__(message)
         self.waits = waits
+        """One sentence per stuck device: which op it waits to run, and for what."""
+        self.cycle = cycle
+        """The devices that wait on each other in a circle, the first repeated at the end
+        (empty when the wait-for graph has no cycle)."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, settings
 
-from pipesim import Kind, Op, Report, Settings, StaticPolicy, run
-from pipesim.problem import Pipeline
+from pipesim import Kind, Op, Report, Settings, StaticPolicy, simulate_step
+from pipesim.problem.pipeline import Pipeline
 
 settings.register_profile(
     "default", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
@@ -21,7 +21,7 @@ def simulate_settings(**kwargs: object) -> Report:
             kwargs[key] = (float(value),)
         elif isinstance(value, list):
             kwargs[key] = tuple(float(v) for v in value)
-    return run(Settings(**kwargs))  # type: ignore[arg-type]
+    return simulate_step(Settings(**kwargs))  # type: ignore[arg-type]
 
 
 class FixedOrders(StaticPolicy):
@@ -32,7 +32,7 @@ class FixedOrders(StaticPolicy):
 
     def __init__(self, orders: list[list[Op]], split_backward: bool = False) -> None:
         self.orders = orders
-        self.split_backward = split_backward  # type: ignore[misc]
+        self.split_backward = split_backward
 
     def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
         return self.orders

@@ -94,7 +94,7 @@ def test_policies_lists_every_policy() -> None:
     [
         (["-p", "0"], "stages must be at least 1"),
         (["-m", "-2"], "microbatches must be at least 1"),
-        (["-p", "x"], "'-p' / '--stages'"),
+        (["-p", "x"], "stages: 'x' is not a whole number"),
         (["--forward", "-1"], "forward must be a finite number >= 0"),
         (["--backward", "nan"], "backward must be a finite number >= 0"),
         (["--forward", "inf"], "forward must be a finite number >= 0"),

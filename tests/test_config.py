@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipesim import ConfigError, PolicyError, Settings, build_problem, get_policy, load_settings
-from pipesim.config import parse_cost_list
+from pipesim.problem.values import costs_text
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -41,7 +41,7 @@ def test_toml_with_lists_strings_and_numbers(tmp_path: Path) -> None:
         ("stages = 2.5\n", "stages must be a whole number"),
         ("stages = true\n", "stages must be a whole number"),
         ("forward = -1\n", "forward must be a finite number >= 0"),
-        ("forward = nan\n", "forward must be a finite number >= 0, got nan"),
+        ("forward = nan\n", "forward must be a finite number >= 0 and <= 1e.09 ms, got nan"),
         ("forward = [1, 'x']\n", "'x' is not a number"),
         ("forward = []\n", "empty list"),
         ("comm_latency = [1, 2]\n", "must be one number"),
@@ -62,7 +62,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text", ["1,,2", "a", "1;2", "inf", "-0.5"])
 def test_bad_cost_lists(text: str) -> None:
     with pytest.raises(ConfigError):
-        parse_cost_list("forward", text)
+        costs_text("forward", text)
 
 
 @pytest.mark.parametrize(

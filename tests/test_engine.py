@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipesim import Kind, Op, Policy, Settings, build_problem, check_trace, get_policy
-from pipesim.gc_pause import cyclic_gc_paused
-from pipesim.ops import Fused, Step, needs
-from pipesim.problem import Problem
+from pipesim.problem.ops import Fused, Step, needs
+from pipesim.problem.pipeline import Problem
 from pipesim.schedules.base import DeviceProgram, DeviceView
 from pipesim.simulator import simulate
+from pipesim.simulator.gc_pause import cyclic_gc_paused
 
 
 def test_progress_is_reported_and_ends_at_the_total() -> None:

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipesim.cli import app
-from pipesim.ops import message_target
+from pipesim.problem.ops import message_target
 from tests.conftest import simulate_settings
 
 runner = CliRunner()
@@ -166,9 +166,9 @@ def test_sweep_text_has_a_bar_per_row() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-m", "2,4", "-p", "2,4"], "got stages, microbatches"),
+        (["-m", "2,4", "-p", "2,4"], "got --stages, --microbatches"),
         (["-m", "8"], "got none"),
-        (["-m", "2,x"], "'x' is not a valid value"),
+        (["-m", "2,x"], "microbatches: 'x' is not a whole number"),
         (["-m", "2,4", "--policy", "nope"], "unknown policy 'nope'"),
     ],
 )
@@ -207,8 +207,8 @@ def test_explain_names_the_links_when_they_bound_the_step() -> None:
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     match = re.search(
-        r"Critical path: of the ([\d.]+) ms makespan, ([\d.]+) ms is computing and ([\d.]+) ms "
-        r"is messages on links",
+        r"Critical path: of the ([\d.]+) ms critical path, ([\d.]+) ms is computing and "
+        r"([\d.]+) ms is messages on links",
         text,
     )
     assert match is not None

@@ -7,7 +7,15 @@ import itertools
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from pipesim import PolicyError, Report, Settings, check_trace, get_policy, registered_policies, run
+from pipesim import (
+    PolicyError,
+    Report,
+    Settings,
+    check_trace,
+    get_policy,
+    registered_policies,
+    simulate_step,
+)
 
 POLICIES = [policy.name for policy in registered_policies()]
 cost = st.floats(0.0, 4.0, allow_nan=False).map(lambda x: round(x, 3))
@@ -36,7 +44,7 @@ def problems(draw: st.DrawFn) -> Settings:
 
 def _run(settings: Settings) -> Report:
     try:
-        return run(settings)
+        return simulate_step(settings)
     except PolicyError:
         assume(False)
         raise

@@ -10,10 +10,10 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from pipesim import Kind, PolicyError, Settings, get_policy, registered_policies, run
+from pipesim import Kind, PolicyError, Settings, get_policy, registered_policies, simulate_step
 from pipesim.cli import app
-from pipesim.schedule_file import read_schedule, write_schedule
 from pipesim.schedules.from_file import FileSchedule
+from pipesim.schedules.schedule_file import read_schedule, write_schedule
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -35,13 +35,13 @@ def test_export_then_run_gives_the_same_timeline(policy: str, tmp_path: Path) ->
         backward=(2.0, 2.5, 1.8, 3.0),
         comm_latency=0.3,
     )
-    direct = run(settings)
+    direct = simulate_step(settings)
     path = tmp_path / f"{policy}.csv"
     result = runner.invoke(
         app, ["export", "--policy", policy, "-p", "4", "-m", "8", "-o", str(path)]
     )
     assert result.exit_code == 0, result.output
-    from_file = run(settings.replace(policy="file"), FileSchedule.load(path))
+    from_file = simulate_step(settings.replace(policy="file"), FileSchedule.load(path))
     assert from_file.trace.problem.pipeline.placement == direct.trace.problem.pipeline.placement
     assert sorted(from_file.trace.ops) == sorted(direct.trace.ops)
     assert from_file.summary.makespan == direct.summary.makespan
@@ -158,7 +158,11 @@ def test_microbatch_out_of_range_when_m_is_given(tmp_path: Path) -> None:
         ("0F0,0B0\n1F0,oops\n", [], "schedule.csv:2:2: 'oops' is not a schedule action"),
         ("\n,,\n", [], "no compute actions"),
         ("0F0,0B0\n1F0,1B0\n", ["-p", "4"], "has 2 ranks; got -p 4"),
-        ("0F0,0B0\n1F0,1B0\n", ["--policy", "1f1b"], "give --policy or --schedule, not both"),
+        (
+            "0F0,0B0\n1F0,1B0\n",
+            ["--policy", "1f1b"],
+            "give a policy (flag or config) or --schedule, not both",
+        ),
         ("0F0\n1F0,1B0\n", [], "invalid schedule: stage 0, microbatch 0: no backward"),
     ],
 )
@@ -178,7 +182,7 @@ def test_unreadable_schedule(tmp_path: Path) -> None:
 
 
 def test_written_file_names_split_backwards_i(tmp_path: Path) -> None:
-    report = run(Settings(policy="zb-h1", stages=2, microbatches=2))
+    report = simulate_step(Settings(policy="zb-h1", stages=2, microbatches=2))
     orders = [[r.op for r in ops] for ops in report.trace.ops_by_device()]
     write_schedule(orders, True, tmp_path / "zb.csv")
     first_row = (tmp_path / "zb.csv").read_text().splitlines()[0].split(",")
@@ -196,7 +200,7 @@ def test_custom_policy_from_a_file() -> None:
 
 def test_custom_policy_from_a_module(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(EXAMPLES))
-    report = run(Settings(policy="custom_policy:Eager1F1B", stages=4, microbatches=8))
+    report = simulate_step(Settings(policy="custom_policy:Eager1F1B", stages=4, microbatches=8))
     # One more warm-up forward than 1F1B: one more activation held on the first devices.
     assert [s.peak_activations for s in report.summary.devices] == [5, 4, 3, 1]
 
@@ -206,8 +210,8 @@ def test_custom_policy_from_a_module(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("no_such_module_xyz:Policy", "no module named 'no_such_module_xyz'"),
         ("missing/file.py:Policy", "no file missing/file.py"),
-        ("pipesim.ops:Nope", "pipesim.ops has no Nope"),
-        ("pipesim.ops:Op", "Op is not a pipesim Policy subclass"),
+        ("pipesim.problem.ops:Nope", "pipesim.problem.ops has no Nope"),
+        ("pipesim.problem.ops:Op", "Op is not a pipesim Policy subclass"),
         (":Foo", "expected module:ClassName"),
     ],
 )
@@ -263,7 +267,7 @@ def test_policies_order_ops_exactly_as_pytorch_does(path: Path, tmp_path: Path) 
     pytorch = read_schedule(path)
     assert pytorch.problems() == []
     policy = get_policy(PYTORCH_NAMES[name])
-    report = run(
+    report = simulate_step(
         Settings(
             policy=policy.name,
             stages=p,
@@ -299,14 +303,14 @@ def test_any_simulated_order_survives_a_csv_round_trip(
         forward=tuple(1.0 + 0.25 * d for d in range(p)),
     )
     try:
-        direct = run(settings)
+        direct = simulate_step(settings)
     except PolicyError:
         assume(False)
         raise
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "round.csv"
         write_schedule(direct.trace.steps_by_device(), direct.trace.problem.split_backward, path)
-        again = run(settings.replace(policy="file"), FileSchedule.load(path))
+        again = simulate_step(settings.replace(policy="file"), FileSchedule.load(path))
     assert again.trace.ops == direct.trace.ops
     assert again.trace.transfers == direct.trace.transfers
     assert again.trace.fused == direct.trace.fused

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipesim import Kind, PolicyError, Report, Settings, check_trace, get_policy, run
+from pipesim import Kind, PolicyError, Report, Settings, check_trace, get_policy, simulate_step
 from tests.conftest import simulate_settings
 
 durations = st.sampled_from([0.25, 0.5, 1.0, 1.5, 2.0, 3.0])
@@ -130,7 +130,7 @@ def test_split_backward_runs_w_after_b_and_frees_memory_at_w() -> None:
 
 def test_dualpipe_v_needs_2p_microbatches() -> None:
     with pytest.raises(PolicyError, match="needs m >= 2p"):
-        run(Settings(policy="dualpipe-v", stages=4, microbatches=7))
+        simulate_step(Settings(policy="dualpipe-v", stages=4, microbatches=7))
     report = simulate_settings(policy="dualpipe-v", stages=4, microbatches=8)
     assert (
         report.summary.makespan
@@ -140,12 +140,12 @@ def test_dualpipe_v_needs_2p_microbatches() -> None:
 
 def test_interleaved_needs_equal_rounds() -> None:
     with pytest.raises(PolicyError, match="equal rounds"):
-        run(Settings(policy="interleaved", stages=4, microbatches=9, chunks=2))
+        simulate_step(Settings(policy="interleaved", stages=4, microbatches=9, chunks=2))
 
 
 def test_fixed_chunk_policies_reject_another_v() -> None:
     with pytest.raises(PolicyError, match="places 2 chunk"):
-        run(Settings(policy="zb-v", chunks=3))
+        simulate_step(Settings(policy="zb-v", chunks=3))
 
 
 @pytest.mark.parametrize(
@@ -176,7 +176,7 @@ def test_per_stage_costs_for_chunked_policies() -> None:
 def _dualpipe_v(p: int, m: int, f: float, b: float, w: float, overlap: float) -> Report:
     # Costs per stage (a chunk), as the DualPipe README states them: one value per device
     # is split over its two chunks.
-    return run(
+    return simulate_step(
         Settings(
             policy="dualpipe-v",
             stages=p,

@@ -13,8 +13,8 @@ from itertools import pairwise
 
 import pytest
 
-from pipesim import Kind, Settings, run
-from pipesim.readiness import Readiness
+from pipesim import Kind, Settings, simulate_step
+from pipesim.analysis.readiness import Readiness
 
 # p, m, F, B (input gradient), W, c (microseconds), as the table's rows give them.
 ROWS = [
@@ -43,7 +43,7 @@ def test_zb_h2_span_is_the_authors_closed_form(
 ) -> None:
     # assert h2_cost - expected_time == (p - 1) * (f + b + 2 * c - 2 * w), h2_cost being the
     # longest device's span.
-    summary = run(_settings("zb-h2", p, m, f, b, w, c)).summary
+    summary = simulate_step(_settings("zb-h2", p, m, f, b, w, c)).summary
     assert summary.span - m * (f + b + w) == (p - 1) * (f + b + 2 * c - 2 * w)
 
 
@@ -52,8 +52,8 @@ def test_zb_h1_and_1f1b_are_the_authors_closed_forms(
     p: int, m: int, f: int, b: int, w: int, c: int
 ) -> None:
     # Without communication: ZB-H1 idles (p-1)(F+B-W), 1F1B (p-1)(F+B+W) per device.
-    h1 = run(_settings("zb-h1", p, m, f, b, w, 0)).summary
-    one_f = run(_settings("1f1b", p, m, f, b, w, 0)).summary
+    h1 = simulate_step(_settings("zb-h1", p, m, f, b, w, 0)).summary
+    one_f = simulate_step(_settings("1f1b", p, m, f, b, w, 0)).summary
     assert h1.makespan - m * (f + b + w) == (p - 1) * (f + b - w)
     assert one_f.makespan - m * (f + b + w) == (p - 1) * (f + b + w)
 
@@ -61,7 +61,7 @@ def test_zb_h1_and_1f1b_are_the_authors_closed_forms(
 def test_zb_h2_order_is_the_papers_figure() -> None:
     # Figure 3 (bottom), device 0 of p=4, m=8, microbatches numbered from 1: seven warm-up
     # forwards, then B1 W1 F8 B2 W2 B3 W3 ...
-    report = run(Settings(policy="zb-h2", stages=4, microbatches=8, backward=(2.0,)))
+    report = simulate_step(Settings(policy="zb-h2", stages=4, microbatches=8, backward=(2.0,)))
     first = report.trace.steps_by_device()[0]
     names = [f"{op.kind}{op.microbatch + 1}" for op in first]  # type: ignore[union-attr]
     assert names == [
@@ -89,7 +89,7 @@ def test_interleaved_is_above_the_papers_1f1b_i_column_and_why() -> None:
     # exists: a lower bound. Here that dependency is what starts such an op, idle until then.
     p, m, f, b, w, c = ROWS[0]
     settings = _settings("interleaved", p, m, f, b, w, c).replace(chunks=3, weight=None)
-    report = run(settings)
+    report = simulate_step(settings)
     busy = m * (f + b + w)
     rate = (report.summary.makespan - busy) / report.summary.makespan
     assert rate == pytest.approx(0.1090, abs=5e-5)

@@ -7,14 +7,17 @@ import errno
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
+from pipesim.errors import PipesimError
+
 
 class _OneLineErrors(TyperGroup):
-    """Report usage errors (a bad number, an unknown option) as one line, exit code 2."""
+    """The one place errors become exit codes: a `PipesimError` or a usage error (a bad number,
+    an unknown option) is one line and its code, Ctrl-C is 130, a broken standard output 1."""
 
     def main(
         self,
@@ -34,6 +37,8 @@ class _OneLineErrors(TyperGroup):
             return invoke()
         try:
             result = invoke()
+        except PipesimError as error:
+            fail(str(error), error.exit_code)
         except KeyboardInterrupt:
             _silence_stdout()
             fail("interrupted", 130)
@@ -73,7 +78,7 @@ def warn(message: str) -> None:
     print(f"pipesim: note: {message}", file=sys.stderr)
 
 
-def fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> NoReturn:
     print(f"pipesim: error: {message}", file=sys.stderr)
     sys.exit(code)
 

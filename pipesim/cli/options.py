@@ -1,17 +1,26 @@
-"""The options the commands share, and the settings they make."""
+"""The options the commands share, derived from the one declaration of each setting.
+
+`takes_settings` gives a command one option per setting (`pipesim.problem.settings.SETTINGS`)
+plus --config, parses what the user gave on top of the file, and calls the command with the
+resulting `Settings`: a command cannot forget a setting, and a new setting needs no edit here.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Collection
+import functools
+import inspect
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, get_args
 
 import typer
 
-from pipesim.config import Settings, load_settings, parse_cost_list
-from pipesim.units import parse_rate, parse_size
+from pipesim.errors import ConfigError
+from pipesim.problem.settings import BY_NAME, SETTINGS, Setting, Settings, load_settings, with_flags
+
+INPUT_OUTPUT = "Input and output"
 
 
 class OutputFormat(StrEnum):
@@ -25,181 +34,16 @@ class SweepFormat(StrEnum):
     csv = "csv"
 
 
-# The options every simulating command shares. Defaults are None so that a TOML file's values
-# stand unless a flag was given; the real defaults live in `Settings`.
-Stages = Annotated[
-    int | None,
-    typer.Option(
-        "-p", "--stages", rich_help_panel="Pipeline", help="Pipeline devices p.", show_default="4"
-    ),
-]
-Microbatches = Annotated[
-    int | None,
-    typer.Option(
-        "-m", "--microbatches", rich_help_panel="Pipeline", help="Microbatches m.", show_default="8"
-    ),
-]
-Chunks = Annotated[
-    int | None,
-    typer.Option(
-        "-v",
-        "--chunks",
-        rich_help_panel="Pipeline",
-        help="Model chunks per device, for interleaved schedules.",
-        show_default="2",
-    ),
-]
-Forward = Annotated[
-    str | None,
-    typer.Option(
-        rich_help_panel="Costs (ms per microbatch)",
-        help="Forward ms per microbatch: one value, one per device or one per stage.",
-        show_default="1",
-    ),
-]
-Backward = Annotated[
-    str | None,
-    typer.Option(
-        rich_help_panel="Costs (ms per microbatch)",
-        help="Whole backward ms (input + weight gradient) per microbatch.",
-        show_default="2",
-    ),
-]
-Weight = Annotated[
-    str | None,
-    typer.Option(
-        rich_help_panel="Costs (ms per microbatch)",
-        help="Weight-gradient part of the backward, for split-backward schedules.",
-        show_default="backward / 2",
-    ),
-]
-OverlapCost = Annotated[
-    float | None,
-    typer.Option(
-        rich_help_panel="Costs (ms per microbatch)",
-        help="A fused forward-and-backward pair (DualPipe's, OVERLAP_F_B) takes this times "
-        "F+B of its halves: 1 runs them back to back, 0.7 hides 30%.",
-        show_default="1",
-    ),
-]
-CommLatency = Annotated[
-    float | None,
-    typer.Option(
-        rich_help_panel="Communication",
-        help="Milliseconds a message between devices takes.",
-        show_default="0",
-    ),
-]
-ActivationSize = Annotated[
-    str | None,
-    typer.Option(
-        rich_help_panel="Communication",
-        help="Bytes of one microbatch's activation message: 64MB, 1.5GiB, ...",
-        show_default="0",
-    ),
-]
-GradientSize = Annotated[
-    str | None,
-    typer.Option(
-        rich_help_panel="Communication",
-        help="Bytes of a gradient message.",
-        show_default="the activation's",
-    ),
-]
-Bandwidth = Annotated[
-    str | None,
-    typer.Option(
-        rich_help_panel="Communication", help="Link bandwidth within a node: 25GB/s, 200Gbit/s, ..."
-    ),
-]
-DevicesPerNode = Annotated[
-    int | None,
-    typer.Option(
-        rich_help_panel="Communication",
-        help="Consecutive devices per node.",
-        show_default="all in one node",
-    ),
-]
-InterNodeBandwidth = Annotated[
-    str | None,
-    typer.Option(
-        rich_help_panel="Communication",
-        help="Bandwidth of links between nodes.",
-        show_default="--bandwidth",
-    ),
-]
-InterNodeLatency = Annotated[
-    float | None,
-    typer.Option(
-        rich_help_panel="Communication",
-        help="Milliseconds per message between nodes.",
-        show_default="--comm-latency",
-    ),
-]
-BlockingComm = Annotated[
-    bool | None,
-    typer.Option(
-        "--blocking-comm/--overlap-comm",
-        rich_help_panel="Communication",
-        help="Whether a send holds its device until the message arrives.",
-        show_default="overlap",
-    ),
-]
-Config = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        rich_help_panel="Input and output",
-        help="TOML file with these settings; flags override it.",
-    ),
-]
 Format = Annotated[
     OutputFormat,
     typer.Option(
-        "--format",
-        "-f",
-        rich_help_panel="Input and output",
-        help="text: tables and charts; json: data.",
+        "--format", "-f", rich_help_panel=INPUT_OUTPUT, help="text: tables and charts; json: data."
     ),
 ]
-
-
-_SETTING_NAMES = frozenset(field.name for field in dataclasses.fields(Settings))
-
-
-def setting_flags(values: dict[str, Any], exclude: Collection[str] = ()) -> dict[str, Any]:
-    """The entries of a command's parameters (its `locals()`) that name settings: commands
-    name their flags after `Settings` fields, so this is the one place they are matched."""
-    return {
-        name: value
-        for name, value in values.items()
-        if name in _SETTING_NAMES and name not in exclude
-    }
-
-
-def settings_from(config: Path | None, **flags: Any) -> Settings:
-    """The file's settings (if any) with every flag the user gave on top."""
-    base = load_settings(config) if config is not None else Settings()
-    parsers = {
-        "forward": parse_cost_list,
-        "backward": parse_cost_list,
-        "weight": parse_cost_list,
-        "activation_size": parse_size,
-        "gradient_size": parse_size,
-        "bandwidth": parse_rate,
-        "inter_node_bandwidth": parse_rate,
-    }
-    for name, parse in parsers.items():
-        if flags.get(name) is not None:
-            flags[name] = parse(name, flags[name])
-    return base.replace(**{key: value for key, value in flags.items() if value is not None})
-
-
 TraceFile = Annotated[
     Path | None,
     typer.Option(
-        rich_help_panel="Input and output",
+        rich_help_panel=INPUT_OUTPUT,
         help="Also write a Chrome trace (JSON) to open in Perfetto or chrome://tracing.",
     ),
 ]
@@ -212,3 +56,127 @@ Schedule = Annotated[
         help="A PyTorch compute-only schedule CSV to simulate exactly.",
     ),
 ]
+_CONFIG = inspect.Parameter(
+    "config",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=None,
+    annotation=Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            rich_help_panel=INPUT_OUTPUT,
+            help="TOML file with these settings; flags override it.",
+        ),
+    ],
+)
+
+
+@dataclass(frozen=True)
+class SweepAxis:
+    """The one setting a sweep varies, and its values in the order given."""
+
+    setting: str
+    values: tuple[Any, ...]
+
+
+def _option(setting: Setting, listed: bool) -> inspect.Parameter:
+    """The typer option of one setting; `listed`: it may take a comma list (sweep)."""
+    if setting.kind.metavar == "":  # an on/off switch
+        annotation: Any = bool | None
+        info = typer.Option(
+            *setting.flags,
+            rich_help_panel=setting.panel,
+            help=setting.help,
+            show_default=setting.shown_default or False,
+        )
+    else:
+        annotation = str | None
+        flags = setting.flags or ("--" + setting.name.replace("_", "-"),)
+        metavar = setting.kind.metavar
+        info = typer.Option(
+            *flags,
+            rich_help_panel=setting.panel,
+            help=setting.help + (" A comma list sweeps it." if listed else ""),
+            show_default=setting.shown_default or False,
+            metavar=f"{metavar}[,{metavar}...]" if listed else metavar,
+        )
+    return inspect.Parameter(
+        setting.name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[annotation, info],
+    )
+
+
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def takes_settings(
+    exclude: Collection[str] = (), sweep: bool = False
+) -> Callable[[Command], Command]:
+    """Give a command every setting (but those in `exclude`) as an option, and --config.
+
+    The command declares a `settings: Settings` parameter, and with `sweep` an `axis:
+    SweepAxis` one: the sweepable setting that was given as a comma list."""
+    chosen = [setting for setting in SETTINGS if setting.name not in exclude]
+
+    def wrap(command: Command) -> Command:
+        own = [
+            parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for parameter in inspect.signature(command, eval_str=True).parameters.values()
+            if parameter.name not in ("settings", "axis")
+        ]
+        options = [_option(setting, sweep and setting.sweepable) for setting in chosen]
+
+        @functools.wraps(command)
+        def forward(**given: Any) -> None:
+            config = given.pop("config")
+            texts = {setting.name: given.pop(setting.name) for setting in chosen}
+            base = load_settings(config) if config is not None else Settings()
+            if sweep:
+                axis = _axis(texts)
+                given["axis"] = axis
+                texts[axis.setting] = None
+                base = base.replace(**{axis.setting: axis.values[0]})
+            given["settings"] = with_flags(base, texts)
+            command(**given)
+
+        # --help lists panels in order of first appearance: the pipeline first, input and
+        # output last.
+        first = [parameter for parameter in own if _panel(parameter) != INPUT_OUTPUT]
+        last = [parameter for parameter in own if _panel(parameter) == INPUT_OUTPUT]
+        parameters = [*first, *options, *last, _CONFIG]
+        forward.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        forward.__annotations__ = {p.name: p.annotation for p in parameters}
+        del forward.__wrapped__
+        return forward  # type: ignore[return-value]
+
+    return wrap
+
+
+def _panel(parameter: inspect.Parameter) -> str | None:
+    """The --help section of a typer parameter declared with `Annotated`."""
+    for info in get_args(parameter.annotation)[1:]:
+        panel = getattr(info, "rich_help_panel", None)
+        if panel is not None:
+            return str(panel)
+    return None
+
+
+def _axis(texts: dict[str, Any]) -> SweepAxis:
+    """The one sweepable setting given as a comma list, parsed item by item."""
+    lists = [
+        name
+        for name, text in texts.items()
+        if isinstance(text, str) and BY_NAME[name].sweepable and "," in text
+    ]
+    if len(lists) != 1:
+        given = ", ".join(BY_NAME[name].flag for name in lists) or "none"
+        raise ConfigError(
+            f"sweep varies exactly one setting given as a comma list (e.g. -m 1,2,4,8); got {given}"
+        )
+    (name,) = lists
+    kind = BY_NAME[name].kind
+    values = tuple(kind.from_text(name, part) for part in texts[name].split(","))
+    return SweepAxis(name, values)

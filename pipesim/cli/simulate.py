@@ -10,94 +10,53 @@ import typer
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from pipesim.analysis import Report
-from pipesim.analysis import run as run_settings
-from pipesim.cli.app import app, fail, warn
+from pipesim.analysis.report import Report
+from pipesim.cli.app import app, warn
 from pipesim.cli.options import (
-    ActivationSize,
-    Backward,
-    Bandwidth,
-    BlockingComm,
-    Chunks,
-    CommLatency,
-    Config,
-    DevicesPerNode,
+    INPUT_OUTPUT,
     Format,
-    Forward,
-    GradientSize,
-    InterNodeBandwidth,
-    InterNodeLatency,
-    Microbatches,
     OutputFormat,
-    OverlapCost,
     Schedule,
-    Stages,
     TraceFile,
-    Weight,
-    setting_flags,
-    settings_from,
+    takes_settings,
 )
-from pipesim.config import Settings
-from pipesim.errors import ConfigError, PipesimError, ScheduleStalled
-from pipesim.explain import explain as explain_run
-from pipesim.problem import describe_placement
+from pipesim.errors import ConfigError, ScheduleStalled
+from pipesim.problem.pipeline import describe_placement
+from pipesim.problem.settings import DEFAULT_POLICY, Settings
 from pipesim.render import GanttChart, SummaryTable, write_json
+from pipesim.render.explanation import explanation_lines
 from pipesim.render.perfetto import write_chrome_trace
 from pipesim.render.progress import DeferredProgress
 from pipesim.render.recording import save_recording
-from pipesim.schedule_file import read_schedule, write_schedule
+from pipesim.schedules.base import Policy
 from pipesim.schedules.from_file import FileSchedule
 from pipesim.schedules.registry import get_policy
+from pipesim.schedules.schedule_file import read_schedule, write_schedule
+from pipesim.studies.explain import Explanation, explain_report
+from pipesim.studies.step import simulate_step
 
 
 @app.command()
+@takes_settings()
 def run(
-    policy: Annotated[
-        str | None,
-        typer.Option(
-            rich_help_panel="Pipeline",
-            help="Schedule to simulate (see `pipesim policies`), or module:Class / "
-            "file.py:Class for your own.",
-            show_default="1f1b",
-        ),
-    ] = None,
+    settings: Settings,
     schedule: Schedule = None,
-    stages: Stages = None,
-    microbatches: Microbatches = None,
-    chunks: Chunks = None,
-    forward: Forward = None,
-    backward: Backward = None,
-    weight: Weight = None,
-    overlap_cost: OverlapCost = None,
-    comm_latency: CommLatency = None,
-    activation_size: ActivationSize = None,
-    gradient_size: GradientSize = None,
-    bandwidth: Bandwidth = None,
-    devices_per_node: DevicesPerNode = None,
-    inter_node_bandwidth: InterNodeBandwidth = None,
-    inter_node_latency: InterNodeLatency = None,
-    blocking_comm: BlockingComm = None,
-    config: Config = None,
     output_format: Format = OutputFormat.text,
     trace: TraceFile = None,
     svg: Annotated[
         Path | None,
-        typer.Option(
-            rich_help_panel="Input and output", help="Also save the chart and summary as SVG."
-        ),
+        typer.Option(rich_help_panel=INPUT_OUTPUT, help="Also save the chart and summary as SVG."),
     ] = None,
     html: Annotated[
         Path | None,
-        typer.Option(
-            rich_help_panel="Input and output", help="Also save the chart and summary as HTML."
-        ),
+        typer.Option(rich_help_panel=INPUT_OUTPUT, help="Also save the chart and summary as HTML."),
     ] = None,
     width: Annotated[
         int,
         typer.Option(
             min=40,
             max=10_000,
-            rich_help_panel="Input and output",
+            rich_help_panel=INPUT_OUTPUT,
             help="Columns of the --svg / --html rendering.",
         ),
     ] = 120,
@@ -105,33 +64,28 @@ def run(
         bool,
         typer.Option(
             "--explain",
-            rich_help_panel="Input and output",
+            rich_help_panel=INPUT_OUTPUT,
             help="Say where the bubble comes from and what would change it.",
         ),
     ] = False,
 ) -> None:
     """Simulate one training step and show its timeline, bubbles and activation memory."""
-    try:
-        if policy is not None and schedule is not None:
-            raise ConfigError("give --policy or --schedule, not both")
-        settings = settings_from(config, **setting_flags(locals()))
-        chosen = (
-            FileSchedule.load(schedule, settings.microbatches)
-            if schedule is not None
-            else get_policy(settings.policy)
+    chosen: Policy
+    if schedule is not None:
+        if settings.policy is not None:
+            raise ConfigError("give a policy (flag or config) or --schedule, not both")
+        chosen = FileSchedule.load(schedule, settings.microbatches)
+    else:
+        chosen = get_policy(settings.policy or DEFAULT_POLICY)
+    with DeferredProgress("simulating", output_format is OutputFormat.text) as progress:
+        report = simulate_step(settings, chosen, progress)
+    if settings.overlap_cost != 1 and not any(step.overlapped for step in report.trace.fused):
+        warn(
+            f"--overlap-cost {settings.overlap_cost:g} changes nothing: "
+            f"{report.trace.policy} runs no fused forward-and-backward pairs"
         )
-        with DeferredProgress("simulating", output_format is OutputFormat.text) as progress:
-            report = run_settings(settings, chosen, progress)
-        if settings.overlap_cost != 1 and not any(s.overlapped for s in report.trace.fused):
-            warn(
-                f"--overlap-cost {settings.overlap_cost:g} changes nothing: "
-                f"{report.trace.policy} runs no fused forward-and-backward pairs"
-            )
-        views = _views(report, explain_run(report, settings) if explain else [])
-        _save_files(report, trace, [(svg, width), (html, width)], views)
-    except PipesimError as error:
-        fail(str(error), error.exit_code)
-        return
+    views = _views(report, explain_report(report, settings) if explain else None)
+    _save_files(report, trace, [(svg, width), (html, width)], views)
     if output_format is OutputFormat.json:
         write_json(report, sys.stdout)
         return
@@ -140,7 +94,7 @@ def run(
         console.print(view)
 
 
-def _views(report: Report, explanation: list[str]) -> list[RenderableType]:
+def _views(report: Report, explanation: Explanation | None) -> list[RenderableType]:
     """What the terminal shows for a run (and what --svg / --html save)."""
     pipeline = report.trace.problem.pipeline
     title = Text.assemble(
@@ -149,9 +103,10 @@ def _views(report: Report, explanation: list[str]) -> list[RenderableType]:
         + (f"  v={pipeline.chunks}" if pipeline.chunks > 1 else ""),
     )
     views: list[RenderableType] = [title, GanttChart(report.trace), Text(), SummaryTable(report)]
-    if explanation:
+    if explanation is not None:
         views.append(Text())
-        views += [Text.assemble(("• ", "bold"), line) for line in explanation]
+        lines = explanation_lines(report, explanation)
+        views += [Text.assemble(("• ", "bold"), line) for line in lines]
     return views
 
 
@@ -173,18 +128,10 @@ def _save_files(
 
 
 @app.command()
+@takes_settings(exclude=("policy",))
 def validate(
+    settings: Settings,
     schedule: Annotated[Path, typer.Argument(help="A PyTorch compute-only schedule CSV.")],
-    microbatches: Microbatches = None,
-    forward: Forward = None,
-    backward: Backward = None,
-    weight: Weight = None,
-    overlap_cost: OverlapCost = None,
-    comm_latency: CommLatency = None,
-    activation_size: ActivationSize = None,
-    gradient_size: GradientSize = None,
-    bandwidth: Bandwidth = None,
-    config: Config = None,
     output_format: Format = OutputFormat.text,
     trace: TraceFile = None,
 ) -> None:
@@ -192,88 +139,70 @@ def validate(
 
     Exit 0 when it is valid, 1 with every problem listed when it is not (a deadlock names
     each stuck device and what it waits for), 2 when the file cannot be read."""
-    try:
-        parsed = read_schedule(schedule)
-        problems = parsed.problems(microbatches)
-        settings = settings_from(config, **setting_flags(locals()))
-    except PipesimError as error:
-        fail(str(error), error.exit_code)
-        return
-    console = Console()
+    if settings.policy is not None:
+        warn(f"validate simulates {schedule}; the config's policy {settings.policy!r} is not used")
+    parsed = read_schedule(schedule)
+    problems = parsed.problems(settings.microbatches)
     if not problems:
         try:
-            report = run_settings(settings, FileSchedule(parsed))
-        except ScheduleStalled as error:
-            problems = ["deadlock: " + error.waits[0], *error.waits[1:]]
-            if "cycle:" in str(error):
-                problems.append("cycle: " + str(error).rsplit("cycle: ", 1)[1])
-        except PipesimError as error:
-            fail(str(error), error.exit_code)
-            return
+            report = simulate_step(settings, FileSchedule(parsed))
+        except ScheduleStalled as stalled:
+            problems = ["deadlock: " + stalled.waits[0], *stalled.waits[1:]]
+            if stalled.cycle:
+                problems.append("cycle: " + " -> ".join(f"device {d}" for d in stalled.cycle))
+    console = Console()
     if problems:
         console.print(
-            f"[bold red]invalid[/] {schedule}: {len(problems)} problem(s)",
-            highlight=False,
+            Text.assemble(("invalid", "bold red"), f" {schedule}: {len(problems)} problem(s)"),
             soft_wrap=True,
         )
         for problem in problems:
-            console.print(f"  {problem}", highlight=False, soft_wrap=True)
+            console.print(Text(f"  {problem}"), soft_wrap=True)
         raise typer.Exit(1)
-    try:
-        _save_files(report, trace, [], [])
-    except PipesimError as error:
-        fail(str(error), error.exit_code)
+    _save_files(report, trace, [], [])
     if output_format is OutputFormat.json:
         write_json(report, sys.stdout)
         return
     pipeline = report.trace.problem.pipeline
     console.print(
-        f"[bold green]valid[/] {schedule}: {pipeline.devices} ranks, {pipeline.num_stages} stages "
-        f"({describe_placement(pipeline)}), {pipeline.microbatches} microbatches, "
-        f"{'split' if parsed.split_backward else 'whole'} backward",
-        highlight=False,
+        Text.assemble(
+            ("valid", "bold green"),
+            f" {schedule}: {pipeline.devices} ranks, {pipeline.num_stages} stages "
+            f"({describe_placement(pipeline)}), {pipeline.microbatches} microbatches, "
+            f"{'split' if parsed.split_backward else 'whole'} backward",
+        ),
         soft_wrap=True,
     )
     summary = report.summary
     console.print(
-        f"makespan {summary.makespan:g} ms, bubble {summary.bubble_fraction:.1%}, "
-        f"peak activations {summary.peak_activations:g}",
-        highlight=False,
+        Text(
+            f"makespan {summary.makespan:g} ms, bubble {summary.bubble_fraction:.1%}, "
+            f"peak activations {summary.peak_activations:g}"
+        ),
         soft_wrap=True,
     )
 
 
 @app.command()
+@takes_settings()
 def export(
+    settings: Settings,
     output: Annotated[
         Path,
-        typer.Option(
-            "--output", "-o", rich_help_panel="Input and output", help="The CSV file to write."
-        ),
+        typer.Option("--output", "-o", rich_help_panel=INPUT_OUTPUT, help="The CSV file to write."),
     ],
-    policy: Annotated[
-        str,
-        typer.Option(rich_help_panel="Pipeline", help="Schedule to export.", show_default="1f1b"),
-    ] = "1f1b",
-    stages: Stages = None,
-    microbatches: Microbatches = None,
-    chunks: Chunks = None,
 ) -> None:
     """Write a policy's per-device op order as a PyTorch compute-only CSV.
 
     PyTorch's `_load_csv` reads it, and `pipesim run --schedule` on it gives the same
     timeline as running the policy."""
-    try:
-        settings = Settings(policy=policy, stages=stages, microbatches=microbatches, chunks=chunks)
-        report = run_settings(settings)
-        trace = report.trace
-        write_schedule(trace.steps_by_device(), trace.problem.split_backward, output)
-    except PipesimError as error:
-        fail(str(error), error.exit_code)
-        return
+    trace = simulate_step(settings).trace
+    write_schedule(trace.steps_by_device(), trace.problem.split_backward, output)
     pipeline = trace.problem.pipeline
     Console().print(
-        f"wrote {output}: {trace.policy}, {pipeline.devices} ranks, {pipeline.num_stages} stages, "
-        f"{pipeline.microbatches} microbatches, {len(trace.ops)} ops",
-        highlight=False,
+        Text(
+            f"wrote {output}: {trace.policy}, {pipeline.devices} ranks, "
+            f"{pipeline.num_stages} stages, {pipeline.microbatches} microbatches, "
+            f"{len(trace.ops)} ops"
+        )
     )

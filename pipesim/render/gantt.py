@@ -12,7 +12,7 @@ import math
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
-from pipesim.ops import Kind
+from pipesim.problem.ops import Kind
 from pipesim.render.style import (
     ASCII_FILL,
     KIND_NAMES,
@@ -23,7 +23,7 @@ from pipesim.render.style import (
     op_style,
     percent,
 )
-from pipesim.trace import OpRecord, Trace, TransferRecord
+from pipesim.simulator.trace import OpRecord, Trace, TransferRecord
 
 _MIN_COLUMNS = 10
 

@@ -10,9 +10,9 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-from pipesim.analysis import Report
-from pipesim.ops import Kind
-from pipesim.problem import Link, Network
+from pipesim.analysis.report import Report
+from pipesim.problem.network import Link, Network
+from pipesim.problem.ops import Kind
 
 
 def num(value: float) -> float | int:

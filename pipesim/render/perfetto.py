@@ -12,12 +12,11 @@ import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from pipesim.analysis import Report
-from pipesim.metrics import activation_timeline
-from pipesim.ops import Kind, message_target
+from pipesim.analysis.report import Report
+from pipesim.problem.ops import Kind, message_target
 from pipesim.render.json_report import num
 from pipesim.render.style import KIND_NAMES
-from pipesim.trace import OpRecord
+from pipesim.simulator.trace import OpRecord
 
 COMPUTE_THREAD = 0
 COMM_THREAD = 1
@@ -90,15 +89,14 @@ def trace_events(report: Report) -> Iterator[dict[str, Any]]:
             },
         }
     yield from _flows(report, by_op)
-    for device, ops in enumerate(trace.ops_by_device()):
-        share = pipeline.stages_on(device)
-        for time, held in activation_timeline(ops, trace.problem.split_backward):
+    for device, steps in enumerate(report.activations_over_time()):
+        for time, held in steps:
             yield {
                 "ph": "C",
                 "name": "activations",
                 "pid": device,
                 "ts": _us(time),
-                "args": {"held": num(held / share)},
+                "args": {"held": num(held)},
             }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipesim.ops import Kind
+from pipesim.problem.ops import Kind
 
 # Two shades per kind, alternating by microbatch, so that neighbouring ops of one kind stay
 # distinguishable in the chart.

@@ -6,8 +6,10 @@ from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from pipesim.analysis import Report
-from pipesim.metrics import IDLE_CAUSES, LINK_CAUSES, DeviceStats
+from pipesim.analysis.idle_causes import IDLE_CAUSES, LINK_CAUSES
+from pipesim.analysis.report import Report
+from pipesim.analysis.summary import DeviceStats
+from pipesim.render.explanation import critical_path_words
 from pipesim.render.style import activations, ms, percent
 
 # The table groups the idle causes into columns; the line under it lists every cause.
@@ -146,7 +148,7 @@ def _why(report: Report) -> Text:
         )
         if report.trace.problem.split_backward:
             text += " W passes, which no other stage waits for, fill part of it."
-        doubled = report.closed_form_at(2 * pipeline.microbatches)
+        doubled = report.closed_form_doubled
         if closed.view == "span":
             text += (
                 " Each device is busy from its first op to its last; what is left is the "
@@ -166,12 +168,7 @@ def _why(report: Report) -> Text:
     critical = summary.critical
     if critical.links > 0:
         label = "communication-bound: " if critical.links >= summary.makespan / 2 else ""
-        sentences.append(
-            f"{label}of the {ms(summary.makespan)} ms critical path, {ms(critical.compute)} ms is "
-            f"computing and {ms(critical.links)} ms is messages on links "
-            f"({ms(critical.in_flight)} ms in flight, {ms(critical.queued)} ms queued behind "
-            "others)"
-        )
+        sentences.append(label + critical_path_words(summary))
     if on_links > 0:
         queued = sum(_idle(s, ("wait_activation_queued", "wait_gradient_queued")) for s in devices)
         held = sum(s.idle_by_cause["blocking_send"] for s in devices)

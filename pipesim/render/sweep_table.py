@@ -12,7 +12,7 @@ from rich.text import Text
 
 from pipesim.render.json_report import num, peak
 from pipesim.render.style import activations, ms, percent
-from pipesim.sweep import SweepRow
+from pipesim.studies.sweep import SweepRow
 
 _BAR = 20
 

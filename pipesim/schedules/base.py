@@ -12,8 +12,8 @@ from collections.abc import Iterator, Sequence
 from typing import ClassVar, NamedTuple, Protocol
 
 from pipesim.errors import PolicyError
-from pipesim.ops import Op, Step
-from pipesim.problem import Pipeline, Problem, round_robin_placement
+from pipesim.problem.ops import Op, Step
+from pipesim.problem.pipeline import Pipeline, Problem, round_robin_placement
 
 
 class DeviceView(Protocol):
@@ -33,7 +33,7 @@ class DeviceProgram(Protocol):
     """One device's decisions. Called once per op; returns None when the device has finished."""
 
     def next_op(self, view: DeviceView) -> Step | None:
-        """The next op, or several ops fused into one step (`pipesim.ops.Fused`)."""
+        """The next op, or several ops fused into one step (`pipesim.problem.ops.Fused`)."""
         ...
 
 
@@ -66,12 +66,14 @@ class ClosedForm(NamedTuple):
 class Policy(ABC):
     """A pipeline schedule. Subclasses set the class attributes and implement `programs`."""
 
-    name: ClassVar[str]
+    name: str
+    """What `pipesim policies`, charts and reports call it (a file's or a class's name for
+    schedules read from a file or a user's module)."""
     summary: ClassVar[str]
     """One line for `pipesim policies`."""
     aliases: ClassVar[tuple[str, ...]] = ()
     """Other names accepted on the command line (PyTorch's class names, for instance)."""
-    split_backward: ClassVar[bool] = False
+    split_backward: bool = False
     """Whether the backward runs as separate B (input gradient) and W (weight gradient) ops."""
     chunks: ClassVar[int | None] = 1
     """Model chunks per device this schedule places (None: the user chooses with -v)."""

@@ -43,7 +43,7 @@ def load_custom_policy(reference: str) -> Policy:
             f"custom policy {reference!r}: {class_name}() failed: {_describe(error)}"
         ) from None
     if not getattr(policy, "name", None):
-        policy.name = class_name  # type: ignore[misc]
+        policy.name = class_name
     return policy
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from pipesim.errors import ConfigError, PolicyError
-from pipesim.ops import Step
-from pipesim.problem import Pipeline
-from pipesim.schedule_file import ScheduleFile, read_schedule
+from pipesim.problem.ops import Step
+from pipesim.problem.pipeline import Pipeline
 from pipesim.schedules.base import StaticPolicy
+from pipesim.schedules.schedule_file import ScheduleFile, read_schedule
 
 
 class FileSchedule(StaticPolicy):
@@ -20,8 +20,8 @@ class FileSchedule(StaticPolicy):
 
     def __init__(self, schedule: ScheduleFile) -> None:
         self.schedule = schedule
-        self.name = Path(schedule.path).name  # type: ignore[misc]
-        self.split_backward = schedule.split_backward  # type: ignore[misc]
+        self.name = Path(schedule.path).name
+        self.split_backward = schedule.split_backward
         self._placement = schedule.placement()
 
     @classmethod

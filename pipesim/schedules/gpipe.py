@@ -9,8 +9,8 @@ Closed form (equal stages, free messages): bubble fraction (p-1)/(m+p-1), makesp
 
 from __future__ import annotations
 
-from pipesim.ops import Kind, Op
-from pipesim.problem import Pipeline, Problem
+from pipesim.problem.ops import Kind, Op
+from pipesim.problem.pipeline import Pipeline, Problem
 from pipesim.schedules.base import ClosedForm, StaticPolicy
 
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pipesim.ops import Op
-from pipesim.problem import Pipeline, Problem
+from pipesim.problem.ops import Op
+from pipesim.problem.pipeline import Pipeline, Problem
 from pipesim.schedules.base import ClosedForm, StaticPolicy, require
 from pipesim.schedules.looped_1f1b import looped_1f1b_orders, microbatches_per_round
 
@@ -33,7 +33,7 @@ class Interleaved1F1B(StaticPolicy):
 
     def check(self, devices: int, chunks: int, microbatches: int) -> None:
         super().check(devices, chunks, microbatches)
-        microbatches_per_round(Pipeline(devices, chunks, microbatches, ()))
+        microbatches_per_round(devices, chunks, microbatches)
 
     def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
         return looped_1f1b_orders(pipeline, warmup_factor=2, zero_bubble=False)
@@ -53,7 +53,7 @@ class InterleavedZeroBubble(StaticPolicy):
 
     def check(self, devices: int, chunks: int, microbatches: int) -> None:
         super().check(devices, chunks, microbatches)
-        microbatches_per_round(Pipeline(devices, chunks, microbatches, ()))
+        microbatches_per_round(devices, chunks, microbatches)
         require(chunks >= 1, "interleaved-zb needs at least one chunk per device")
 
     def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:

@@ -18,18 +18,18 @@ of p, holding v chunks placed round-robin:
 from __future__ import annotations
 
 from pipesim.errors import PolicyError
-from pipesim.ops import Kind, Op
-from pipesim.problem import Pipeline
+from pipesim.problem.ops import Kind, Op
+from pipesim.problem.pipeline import Pipeline
 
 
-def microbatches_per_round(pipeline: Pipeline) -> int:
-    """Microbatches per round: p when m is a multiple of p; with other m, m divided into
-    max(1, m // p) equal rounds (PyTorch's relaxation of Megatron's m % p == 0)."""
-    p, m = pipeline.devices, pipeline.microbatches
+def microbatches_per_round(p: int, v: int, m: int) -> int:
+    """Microbatches per round on p devices with v chunks each: p when m is a multiple of p;
+    with other m, m divided into max(1, m // p) equal rounds (PyTorch's relaxation of
+    Megatron's m % p == 0)."""
     rounds = max(1, m // p)
-    if pipeline.chunks > 1 and m % rounds:
+    if v > 1 and m % rounds:
         raise PolicyError(
-            f"with {pipeline.chunks} chunks per device, m={m} must split into "
+            f"with {v} chunks per device, m={m} must split into "
             f"{rounds} equal rounds of about p={p} microbatches (m a multiple of {rounds})"
         )
     return m // rounds
@@ -37,7 +37,7 @@ def microbatches_per_round(pipeline: Pipeline) -> int:
 
 def looped_1f1b_orders(pipeline: Pipeline, warmup_factor: int, zero_bubble: bool) -> list[list[Op]]:
     """Each device's op order (see the module docstring)."""
-    per_round = microbatches_per_round(pipeline)
+    per_round = microbatches_per_round(pipeline.devices, pipeline.chunks, pipeline.microbatches)
     return [
         _device_order(pipeline, device, per_round, warmup_factor, zero_bubble)
         for device in range(pipeline.devices)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pipesim.ops import Kind, Op
-from pipesim.problem import Pipeline, Problem
+from pipesim.problem.ops import Kind, Op
+from pipesim.problem.pipeline import Pipeline, Problem
 from pipesim.schedules.base import ClosedForm, StaticPolicy
 
 

@@ -11,8 +11,8 @@ holds at most min(p-i, m) activations instead of m.
 
 from __future__ import annotations
 
-from pipesim.ops import Op
-from pipesim.problem import Pipeline, Problem
+from pipesim.problem.ops import Op
+from pipesim.problem.pipeline import Pipeline, Problem
 from pipesim.schedules.base import ClosedForm, StaticPolicy
 from pipesim.schedules.looped_1f1b import looped_1f1b_orders
 

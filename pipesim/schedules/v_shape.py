@@ -27,8 +27,8 @@ import math
 from collections import deque
 from typing import ClassVar
 
-from pipesim.ops import Fused, Kind, Op, Step
-from pipesim.problem import Pipeline, Problem, v_shape_placement
+from pipesim.problem.ops import Fused, Kind, Op, Step
+from pipesim.problem.pipeline import Pipeline, Problem, v_shape_placement
 from pipesim.schedules.base import ClosedForm, StaticPolicy, require, split_stage_costs
 from pipesim.schedules.zero_bubble import zero_span_bubble
 

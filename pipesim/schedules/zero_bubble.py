@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from pipesim.ops import Kind, Op
-from pipesim.problem import Pipeline, Problem
+from pipesim.problem.ops import Kind, Op
+from pipesim.problem.pipeline import Pipeline, Problem
 from pipesim.schedules.base import (
     ClosedForm,
     StaticPolicy,

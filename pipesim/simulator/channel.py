@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import simpy
 
-from pipesim.ops import Kind, Op
-from pipesim.trace import TransferRecord
+from pipesim.problem.ops import Kind, Op
+from pipesim.simulator.trace import TransferRecord
 
 
 class Channel:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from pipesim.errors import PolicyError
-from pipesim.ops import Fused, Kind, Need, Op, Step, fused_problem
+from pipesim.problem.ops import Fused, Kind, Need, Op, Step, fused_problem
 from pipesim.schedules.base import DeviceProgram, OrderedProgram
-from pipesim.trace import FusedRecord, OpRecord
+from pipesim.simulator.trace import FusedRecord, OpRecord
 
 if TYPE_CHECKING:
     from pipesim.simulator.model import Simulation

@@ -13,14 +13,14 @@ from collections.abc import Callable
 import simpy
 
 from pipesim.errors import PipesimError, PolicyError, ScheduleStalled
-from pipesim.gc_pause import cyclic_gc_paused
-from pipesim.op_index import KINDS, OpIndex
-from pipesim.ops import Kind, Op
-from pipesim.problem import Problem
+from pipesim.problem.ops import Kind, Op
+from pipesim.problem.pipeline import Problem
 from pipesim.schedules.base import Policy
 from pipesim.simulator.channel import Channel
 from pipesim.simulator.device import Device
-from pipesim.trace import FusedRecord, OpRecord, Trace, TransferRecord
+from pipesim.simulator.gc_pause import cyclic_gc_paused
+from pipesim.simulator.op_index import KINDS, OpIndex
+from pipesim.simulator.trace import FusedRecord, OpRecord, Trace, TransferRecord
 
 _PROGRESS_EVERY = 50_000
 """Events between two progress reports: coarse, so that reporting costs nothing measurable."""
@@ -170,7 +170,7 @@ class Simulation:
             summary += "; cycle: " + " -> ".join(f"device {d}" for d in cycle)
         now = float(self.env.now)
         return ScheduleStalled(
-            f"schedule can never finish (stalled at {now:g} ms): {summary}", waits
+            f"schedule can never finish (stalled at {now:g} ms): {summary}", waits, cycle
         )
 
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
-from pipesim.ops import Fused, Kind, Op, Step
-from pipesim.problem import Problem
+from pipesim.problem.ops import Fused, Kind, Op, Step
+from pipesim.problem.pipeline import Problem
 
 
 class OpRecord(NamedTuple):

@@ -3,7 +3,7 @@
 `torch.distributed.pipelining` describes a schedule as one row per rank and one cell per step:
 `0F0` is stage 0's forward of microbatch 0, `1B3` a full backward, `2I0` an input-gradient
 backward (pipesim's split B), `2W0` a weight gradient, `(0F7;7B3)OVERLAP_F_B` two ops run as one
-step (see `pipesim.ops.Fused`). Empty cells are idle steps and communication or sharding
+step (see `pipesim.problem.ops.Fused`). Empty cells are idle steps and communication or sharding
 actions (`SEND_F`, `RECV_B`, `UNSHARD`, `REDUCE_GRAD`, ...) are skipped: timing comes from the
 simulation. The stages, their placement on ranks and m are inferred from the file.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipesim.errors import ConfigError
-from pipesim.ops import Fused, Kind, Op, Step, step_ops
+from pipesim.problem.ops import Fused, Kind, Op, Step, step_ops
 
 _COMPUTE = re.compile(r"([0-9]+)(F|I|B|W)([0-9]+)")
 _OTHER = re.compile(

@@ -1,30 +1,39 @@
-"""`pipesim run --explain`: what this run's bubble is made of and what would change it.
+"""The sentences of `pipesim run --explain`, and the critical-path sentence the summary shares.
 
-Every sentence is computed: from this run's figures, from the closed form, and from a few more
-simulations on the same costs (twice the microbatches; the other registered schedules).
+Every figure comes from the report and the `Explanation` study; this module only words them.
 """
 
 from __future__ import annotations
 
-from pipesim.analysis import Report, run
-from pipesim.compare import compare, verdict
-from pipesim.config import Settings
-from pipesim.errors import PipesimError
-from pipesim.metrics import LINK_CAUSES
+from pipesim.analysis.idle_causes import LINK_CAUSES
+from pipesim.analysis.report import Report
+from pipesim.analysis.summary import Summary
 from pipesim.render.style import activations, ms, percent
-from pipesim.schedules.from_file import FileSchedule
+from pipesim.studies.compare import verdict
+from pipesim.studies.explain import Explanation
 
 
-def explain(report: Report, settings: Settings) -> list[str]:
-    """A few sentences about `report`, which was produced from `settings`."""
+def critical_path_words(summary: Summary) -> str:
+    """What the makespan's critical path is made of, when messages lie on it."""
+    critical = summary.critical
+    return (
+        f"of the {ms(summary.makespan)} ms critical path, {ms(critical.compute)} ms is computing "
+        f"and {ms(critical.links)} ms is messages on links "
+        f"({percent(critical.links / summary.makespan)}: {ms(critical.in_flight)} ms in flight, "
+        f"{ms(critical.queued)} ms queued behind others)"
+    )
+
+
+def explanation_lines(report: Report, explanation: Explanation) -> list[str]:
+    """A few sentences on where `report`'s bubble comes from and what would change it."""
     return [
         line
         for line in (
             _where(report),
-            _links(report, settings),
+            _links(report, explanation),
             _closed_form(report),
-            _more_microbatches(report, settings),
-            *_other_policies(report, settings),
+            _more_microbatches(report, explanation),
+            *_other_policies(report, explanation),
         )
         if line
     ]
@@ -48,40 +57,22 @@ def _where(report: Report) -> str:
     )
 
 
-def _links(report: Report, settings: Settings) -> str:
+def _links(report: Report, explanation: Explanation) -> str:
     """The critical path's share on links, and what links twice as fast would give."""
     summary = report.summary
-    critical = summary.critical
-    if critical.links <= 0:
+    if summary.critical.links <= 0:
         return ""
     text = (
-        f"Critical path: of the {ms(summary.makespan)} ms makespan, {ms(critical.compute)} ms "
-        f"is computing and {ms(critical.links)} ms is messages on links "
-        f"({percent(critical.links / summary.makespan)}); waits for inputs 'still being "
+        f"Critical path: {critical_path_words(summary)}; waits for inputs 'still being "
         "computed' often sit downstream of those links."
     )
-    faster = settings.replace(
-        comm_latency=settings.comm_latency / 2,
-        inter_node_latency=None
-        if settings.inter_node_latency is None
-        else settings.inter_node_latency / 2,
-        bandwidth=None if settings.bandwidth is None else settings.bandwidth * 2,
-        inter_node_bandwidth=None
-        if settings.inter_node_bandwidth is None
-        else settings.inter_node_bandwidth * 2,
-    )
-    pipeline = report.trace.problem.pipeline
-    try:
-        other = run(
-            faster.replace(stages=pipeline.devices, microbatches=pipeline.microbatches),
-            report.policy,
-        )
-    except PipesimError:
+    faster = explanation.faster_links
+    if faster is None:
         return text
-    gain = 1 - other.summary.makespan / summary.makespan
+    gain = 1 - faster.makespan / summary.makespan
     return (
         f"{text} With every link twice as fast (half the latency, twice the bandwidth) the "
-        f"step would take {ms(other.summary.makespan)} ms ({percent(gain)} less)."
+        f"step would take {ms(faster.makespan)} ms ({percent(gain)} less)."
     )
 
 
@@ -103,16 +94,12 @@ def _closed_form(report: Report) -> str:
     )
 
 
-def _more_microbatches(report: Report, settings: Settings) -> str:
-    if isinstance(report.policy, FileSchedule):
+def _more_microbatches(report: Report, explanation: Explanation) -> str:
+    then = explanation.doubled_microbatches
+    if then is None:
         return ""
-    pipeline = report.trace.problem.pipeline
-    doubled = 2 * pipeline.microbatches
-    try:
-        other = run(settings.replace(stages=pipeline.devices, microbatches=doubled), report.policy)
-    except PipesimError:
-        return ""
-    now, then = report.summary, other.summary
+    m = report.trace.problem.pipeline.microbatches
+    now = report.summary
     memory = (
         f"peak activations stay at {activations(now.peak_activations)}"
         if then.peak_activations == now.peak_activations
@@ -120,21 +107,16 @@ def _more_microbatches(report: Report, settings: Settings) -> str:
         f"{activations(then.peak_activations)}"
     )
     return (
-        f"More microbatches: with m={doubled} instead of {pipeline.microbatches} the bubble goes "
+        f"More microbatches: with m={2 * m} instead of {m} the bubble goes "
         f"from {percent(now.bubble_fraction)} to {percent(then.bubble_fraction)} and each "
-        f"microbatch costs {ms(then.makespan / doubled)} ms of makespan instead of "
-        f"{ms(now.makespan / pipeline.microbatches)}; {memory} "
+        f"microbatch costs {ms(then.makespan / (2 * m))} ms of makespan instead of "
+        f"{ms(now.makespan / m)}; {memory} "
         "(and a global batch twice as large, or microbatches half the size)."
     )
 
 
-def _other_policies(report: Report, settings: Settings) -> list[str]:
-    pipeline = report.trace.problem.pipeline
-    shape = settings.replace(stages=pipeline.devices, microbatches=pipeline.microbatches)
-    try:
-        rows = compare(shape)
-    except PipesimError:
-        return []
+def _other_policies(report: Report, explanation: Explanation) -> list[str]:
+    rows = explanation.others
     best = verdict(rows)
     if best is None or best.fastest.report is None:
         return []

@@ -1,7 +1,7 @@
 """The timeline checker: invariants every simulated step must satisfy, whatever the policy.
 
 Tests run it over every policy on random problems; it is independent of the simulator (it
-reads only the trace and the problem) and asks `pipesim.ops` for the dependency rules.
+reads only the trace and the problem) and asks `pipesim.problem.ops` for the dependency rules.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from itertools import pairwise
 
-from pipesim.ops import Fused, Op, all_ops, fused_problem, needs
-from pipesim.trace import OpRecord, Trace, TransferRecord
+from pipesim.problem.ops import Fused, Op, all_ops, fused_problem, needs
+from pipesim.simulator.trace import OpRecord, Trace, TransferRecord
 
 
 def check_trace(trace: Trace) -> list[str]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pipesim.analysis import Report, run
-from pipesim.config import Settings
-from pipesim.errors import CostShapeError, PipesimError, PolicyError, ScheduleStalled
+from pipesim.analysis.report import Report
+from pipesim.errors import ConfigError, CostShapeError, PipesimError, PolicyError, ScheduleStalled
+from pipesim.problem.settings import Settings
 from pipesim.schedules.base import Policy
 from pipesim.schedules.registry import get_policy, registered_policies
+from pipesim.studies.step import simulate_step
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Comparison:
     error: str | None = None
 
 
-def compare(
+def compare_policies(
     settings: Settings,
     names: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -33,11 +34,12 @@ def compare(
     policies: list[Policy] = (
         [get_policy(name) for name in names] if names else registered_policies()
     )
+    refuse_unused_chunks(settings, policies)
     rows = []
     for policy in policies:
         chunks = settings.chunks if policy.chunks is None else None
         try:
-            report = run(settings.replace(policy=policy.name, chunks=chunks), policy)
+            report = simulate_step(settings.replace(policy=policy.name, chunks=chunks), policy)
         except (PolicyError, ScheduleStalled, CostShapeError) as error:
             # A cost list of p*v values fits only the policies with v chunks per device.
             rows.append(Comparison(policy.name, None, str(error)))
@@ -48,6 +50,15 @@ def compare(
     if all(row.report is None for row in rows):
         raise PipesimError(f"no policy can run this configuration: {rows[0].error}")
     return rows
+
+
+def refuse_unused_chunks(settings: Settings, policies: Sequence[Policy]) -> None:
+    """A -v that none of `policies` takes would be silently dropped: refuse it instead."""
+    if settings.chunks is not None and all(policy.chunks is not None for policy in policies):
+        names = ", ".join(policy.name for policy in policies)
+        raise ConfigError(
+            f"--chunks {settings.chunks}: none of {names} lets you choose its chunks per device"
+        )
 
 
 def speedup_over(rows: Sequence[Comparison], baseline: str = "gpipe") -> dict[str, float]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import pairwise
 
-from pipesim.readiness import Readiness
-from pipesim.trace import OpRecord, Trace
+from pipesim.analysis.readiness import Readiness
+from pipesim.simulator.trace import OpRecord, Trace
 
 
 @dataclass(frozen=True)

@@ -5,21 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pipesim.analysis import Report, run
-from pipesim.config import Settings
+from pipesim.analysis.report import Report
 from pipesim.errors import ConfigError, CostShapeError, PolicyError, ScheduleStalled
+from pipesim.problem.settings import SETTINGS, Settings
 from pipesim.schedules.registry import get_policy
+from pipesim.studies.compare import refuse_unused_chunks
+from pipesim.studies.step import simulate_step
 
-SWEEPABLE = (
-    "stages",
-    "microbatches",
-    "chunks",
-    "comm_latency",
-    "activation_size",
-    "bandwidth",
-    "inter_node_latency",
-    "inter_node_bandwidth",
-)
+SWEEPABLE = tuple(setting.name for setting in SETTINGS if setting.sweepable)
 """Settings that take one value, so that a list of them is unambiguous."""
 
 
@@ -34,7 +27,7 @@ class SweepRow:
     error: str | None = None
 
 
-def sweep(
+def sweep_setting(
     settings: Settings,
     setting: str,
     values: Sequence[float],
@@ -47,16 +40,17 @@ def sweep(
     if not values:
         raise ConfigError(f"no values to sweep {setting} over")
     chosen = [get_policy(name) for name in policies]
+    if setting != "chunks":
+        refuse_unused_chunks(settings, chosen)
     rows = []
     total = len(values) * len(chosen)
     for value in values:
-        typed = int(value) if setting in ("stages", "microbatches", "chunks") else value
         for policy in chosen:
-            point = settings.replace(policy=policy.name, **{setting: typed})
+            point = settings.replace(policy=policy.name, **{setting: value})
             if setting != "chunks" and policy.chunks is not None:
                 point = point.replace(chunks=None)
             try:
-                rows.append(SweepRow(setting, value, policy.name, run(point, policy)))
+                rows.append(SweepRow(setting, value, policy.name, simulate_step(point, policy)))
             except (PolicyError, ScheduleStalled, CostShapeError) as error:
                 rows.append(SweepRow(setting, value, policy.name, None, str(error)))
             if progress is not None:

@@ -12,9 +12,9 @@ key = (stage * m + microbatch) * 3 + kind code; slot = stage * 3 + kind code.
 from __future__ import annotations
 
 from pipesim.errors import PolicyError
-from pipesim.ops import Kind, Need, Op, message_target, needs
-from pipesim.problem import Problem
-from pipesim.trace import OpRecord, TransferRecord
+from pipesim.problem.ops import Kind, Need, Op, message_target, needs
+from pipesim.problem.pipeline import Problem
+from pipesim.simulator.trace import OpRecord, TransferRecord
 
 KINDS = (Kind.F, Kind.B, Kind.W)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from pipesim.op_index import OpIndex
-from pipesim.ops import ACTIVATION, GRADIENT
-from pipesim.trace import OpRecord, Trace, TransferRecord
+from pipesim.problem.ops import ACTIVATION, GRADIENT
+from pipesim.simulator.op_index import OpIndex
+from pipesim.simulator.trace import OpRecord, Trace, TransferRecord
 
 
 class Release(NamedTuple):

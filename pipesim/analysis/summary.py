@@ -1,0 +1,145 @@
+"""The summary records of a step: makespan, busy and idle time, bubbles, links, peak memory.
+
+Pure functions of a trace, one pass over the ops per figure; the idle causes come from
+`idle_causes`, the memory from `memory`, the critical path from `critical_path`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipesim.analysis.critical_path import CriticalPath, critical_path
+from pipesim.analysis.idle_causes import IdleAttribution
+from pipesim.analysis.memory import peak_held
+from pipesim.analysis.readiness import Readiness
+from pipesim.simulator.trace import OpRecord, Trace
+
+
+@dataclass(frozen=True)
+class DeviceStats:
+    """One device's figures over a training step."""
+
+    device: int
+    busy: float
+    idle: float
+    bubble_fraction: float
+    """idle / makespan."""
+    start: float
+    """When its first op starts."""
+    end: float
+    """When its last op ends."""
+    peak_activations: float
+    """Most activations held at once, in units of one microbatch through the device's whole
+    share of the model (a chunk's activation counts 1/v)."""
+    idle_by_cause: dict[str, float]
+
+
+@dataclass(frozen=True)
+class LinkStats:
+    """One direction of one link over a training step."""
+
+    src: int
+    dst: int
+    messages: int
+    busy: float
+    """Milliseconds the link carried a message (size / bandwidth each; latency delays a
+    message without occupying the link)."""
+    queued: float
+    """Milliseconds messages waited for the link, summed over messages."""
+    utilization: float
+    """busy / makespan."""
+    crosses_nodes: bool
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The figures of a whole step."""
+
+    makespan: float
+    bubble_fraction: float
+    """Total idle / (devices x makespan)."""
+    devices: list[DeviceStats]
+    links: list[LinkStats]
+    """Every link direction that carried a message, by (src, dst)."""
+    critical: CriticalPath
+    """What the makespan is made of along its critical path."""
+
+    @property
+    def peak_activations(self) -> float:
+        return max((stats.peak_activations for stats in self.devices), default=0.0)
+
+    @property
+    def span(self) -> float:
+        """The longest device span, first op to last: what limits throughput when the next
+        step may start on a device as soon as it is free (no synchronized optimizer step)."""
+        return max((stats.end - stats.start for stats in self.devices), default=0.0)
+
+    @property
+    def span_bubble_fraction(self) -> float:
+        """(span - the busiest device's busy time) / span."""
+        span = self.span
+        busiest = max((stats.busy for stats in self.devices), default=0.0)
+        return (span - busiest) / span if span > 0 else 0.0
+
+
+def summarize(trace: Trace) -> Summary:
+    makespan = trace.makespan
+    split = trace.problem.split_backward
+    pipeline = trace.problem.pipeline
+    readiness = Readiness(trace)
+    attribution = IdleAttribution(readiness)
+    devices = [
+        device_stats(device, ops, makespan, split, pipeline.stages_on(device), attribution)
+        for device, ops in enumerate(trace.ops_by_device())
+    ]
+    total_idle = sum(stats.idle for stats in devices)
+    overall = total_idle / (len(devices) * makespan) if makespan > 0 else 0.0
+    return Summary(makespan, overall, devices, link_stats(trace), critical_path(trace, readiness))
+
+
+def link_stats(trace: Trace) -> list[LinkStats]:
+    """Per link direction: messages carried, time busy and queued, utilization."""
+    totals: dict[tuple[int, int], list[float]] = {}
+    network = trace.problem.network
+    for transfer in trace.transfers:
+        entry = totals.setdefault((transfer.src, transfer.dst), [0, 0.0, 0.0])
+        entry[0] += 1
+        entry[1] += network.occupancy(transfer.src, transfer.dst, transfer.kind)
+        entry[2] += transfer.start - transfer.queued
+    makespan = trace.makespan
+    return [
+        LinkStats(
+            src,
+            dst,
+            int(count),
+            busy,
+            queued,
+            busy / makespan if makespan > 0 else 0.0,
+            network.crosses_nodes(src, dst),
+        )
+        for (src, dst), (count, busy, queued) in sorted(totals.items())
+    ]
+
+
+def device_stats(
+    device: int,
+    ops: list[OpRecord],
+    makespan: float,
+    split: bool,
+    stages_held: int,
+    attribution: IdleAttribution,
+) -> DeviceStats:
+    busy = sum(record.end - record.start for record in ops)
+    idle = makespan - busy
+    start = ops[0].start if ops else 0.0
+    end = ops[-1].end if ops else 0.0
+    return DeviceStats(
+        device=device,
+        busy=busy,
+        idle=idle,
+        bubble_fraction=idle / makespan if makespan > 0 else 0.0,
+        start=start,
+        end=end,
+        peak_activations=peak_held(ops, split) / stages_held,
+        idle_by_cause=attribution.device(device, ops, makespan),
+    )

@@ -1,0 +1,89 @@
+"""The problem a simulation solves: the pipeline's shape (devices, chunks, microbatches and
+which device holds each stage), with its costs and links.
+
+Everything in `pipesim.problem` is plain, validated, immutable data. Costs are stored per
+stage (a model chunk), whatever form the user gave them in, so that the simulator never has
+to know about devices holding several chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from pipesim.problem.costs import StageCosts
+from pipesim.problem.network import Network
+from pipesim.problem.ops import Op
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """`devices` devices holding the stages of the model, fed `microbatches` microbatches.
+
+    `placement[s]` is the device that holds stage `s`; `chunks` is how many stages each device
+    holds (the most any device holds, for placements read from a file that are not uniform).
+    """
+
+    devices: int
+    chunks: int
+    microbatches: int
+    placement: tuple[int, ...]
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.placement)
+
+    @cached_property
+    def stages_by_device(self) -> tuple[tuple[int, ...], ...]:
+        """The stages each device holds, in increasing order."""
+        held: list[list[int]] = [[] for _ in range(self.devices)]
+        for stage, device in enumerate(self.placement):
+            held[device].append(stage)
+        return tuple(tuple(stages) for stages in held)
+
+    def stages_on(self, device: int) -> int:
+        """How many stages `device` holds: its cost and its memory are shared among them."""
+        return max(1, len(self.stages_by_device[device]))
+
+
+def describe_placement(pipeline: Pipeline) -> str:
+    """'one stage per device', 'looped', 'V-shape' or 'custom', for people."""
+    placement = pipeline.placement
+    if placement == round_robin_placement(pipeline.devices, 1):
+        return "one stage per device"
+    if len(placement) % pipeline.devices == 0 and placement == round_robin_placement(
+        pipeline.devices, len(placement) // pipeline.devices
+    ):
+        return "looped"
+    if len(placement) == 2 * pipeline.devices and placement == v_shape_placement(pipeline.devices):
+        return "V-shape"
+    return "custom placement"
+
+
+def round_robin_placement(devices: int, chunks: int) -> tuple[int, ...]:
+    """Stage s on device s mod p: plain pipelines (v=1) and looped/interleaved ones."""
+    return tuple(stage % devices for stage in range(devices * chunks))
+
+
+def v_shape_placement(devices: int) -> tuple[int, ...]:
+    """Two chunks per device in a V: device d holds stages d and 2p-1-d, so the last stage
+    sits on device 0 next to the first (ZB-V, DualPipeV)."""
+    return tuple(s if s < devices else 2 * devices - 1 - s for s in range(2 * devices))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything the simulator needs, for one policy."""
+
+    pipeline: Pipeline
+    costs: StageCosts
+    network: Network
+    split_backward: bool
+
+    def duration(self, op: Op) -> float:
+        return self.costs.duration(op, self.split_backward)
+
+    def step_scale(self, overlapped: bool) -> float:
+        """What the costs of a step's ops are multiplied by: the overlap cost for a fused
+        forward-and-backward pair (`overlapped`), 1 for anything else."""
+        return self.costs.overlap if overlapped else 1.0

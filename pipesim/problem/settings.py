@@ -1,0 +1,204 @@
+"""Settings as a user gives them (flags, a TOML file, a Python call), each declared once.
+
+Every field of `Settings` carries its declaration: the kind of value it takes (how it is
+written and checked, `values`), its help, its flags and whether `sweep` may vary it. The CLI's
+options, the TOML keys and sweep's lists are all derived from these declarations, so a new
+setting is one field here and no command can forget it. `Settings` keeps the user's values as
+given; `problem.build` resolves them for one policy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipesim.errors import ConfigError
+from pipesim.problem.values import (
+    COSTS,
+    COUNT,
+    DURATION,
+    FACTOR,
+    NAME,
+    RATE,
+    SIZE,
+    SWITCH,
+    ValueKind,
+)
+
+DEFAULT_POLICY = "1f1b"
+PIPELINE = "Pipeline"
+COSTS_PANEL = "Costs (ms per microbatch)"
+COMMUNICATION = "Communication"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The declaration of one setting: everything the CLI, TOML files and sweeps need."""
+
+    name: str
+    """The `Settings` field and the TOML key (dashes are accepted for underscores)."""
+    kind: ValueKind
+    help: str
+    panel: str
+    """The --help section it is listed in."""
+    flags: tuple[str, ...] = ()
+    """The flag names; empty: --name-with-dashes."""
+    shown_default: str | None = None
+    """What --help shows as the default."""
+    sweepable: bool = False
+    """Whether `pipesim sweep` may take a list of its values."""
+
+    @property
+    def flag(self) -> str:
+        """The long flag, as messages name it."""
+        long = [flag for flag in self.flags if flag.startswith("--")]
+        return long[0].split("/")[0] if long else "--" + self.name.replace("_", "-")
+
+
+def _declare(default: Any, kind: ValueKind, help: str, panel: str, **more: Any) -> Any:
+    """A `Settings` field with its declaration attached (the name is filled in below)."""
+    return dataclasses.field(
+        default=default, metadata={"setting": Setting("", kind, help, panel, **more)}
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run can be told. Costs are lists: one value, one per device, or one per
+    stage; `weight` None means half of the backward."""
+
+    policy: str | None = _declare(
+        None,
+        NAME,
+        "Schedule to simulate (see `pipesim policies`), or module:Class / file.py:Class for "
+        "your own.",
+        PIPELINE,
+        shown_default=DEFAULT_POLICY,
+    )
+    """None: `DEFAULT_POLICY`."""
+    stages: int | None = _declare(
+        None, COUNT, "Pipeline devices p.", PIPELINE, flags=("-p", "--stages"),
+        shown_default="4", sweepable=True,
+    )  # fmt: skip
+    """None: the policy's default (4, or a schedule file's ranks)."""
+    microbatches: int | None = _declare(
+        None, COUNT, "Microbatches m.", PIPELINE, flags=("-m", "--microbatches"),
+        shown_default="8", sweepable=True,
+    )  # fmt: skip
+    """None: the policy's default (8, or a schedule file's)."""
+    chunks: int | None = _declare(
+        None, COUNT, "Model chunks per device v, for interleaved schedules.", PIPELINE,
+        flags=("-v", "--chunks"), shown_default="2", sweepable=True,
+    )  # fmt: skip
+    """None: the policy decides (1, or 2 for those that interleave or fold into a V)."""
+    forward: tuple[float, ...] = _declare(
+        (1.0,), COSTS, "Forward ms per microbatch: one value, one per device or one per stage.",
+        COSTS_PANEL, shown_default="1",
+    )  # fmt: skip
+    backward: tuple[float, ...] = _declare(
+        (2.0,), COSTS, "Whole backward ms (input + weight gradient) per microbatch.",
+        COSTS_PANEL, shown_default="2",
+    )  # fmt: skip
+    weight: tuple[float, ...] | None = _declare(
+        None, COSTS, "Weight-gradient part of the backward, for split-backward schedules.",
+        COSTS_PANEL, shown_default="backward / 2",
+    )  # fmt: skip
+    overlap_cost: float = _declare(
+        1.0, FACTOR, "A fused forward-and-backward pair (DualPipe's, OVERLAP_F_B) takes this "
+        "times F+B of its halves: 1 runs them back to back, 0.7 hides 30%.",
+        COSTS_PANEL, shown_default="1", sweepable=True,
+    )  # fmt: skip
+    comm_latency: float = _declare(
+        0.0, DURATION, "Milliseconds a message between devices takes.", COMMUNICATION,
+        shown_default="0", sweepable=True,
+    )  # fmt: skip
+    activation_size: float = _declare(
+        0.0, SIZE, "Bytes of one microbatch's activation message: 64MB, 1.5GiB, ...",
+        COMMUNICATION, shown_default="0", sweepable=True,
+    )  # fmt: skip
+    """0: messages cost latency only."""
+    gradient_size: float | None = _declare(
+        None, SIZE, "Bytes of a gradient message.", COMMUNICATION,
+        shown_default="the activation's", sweepable=True,
+    )  # fmt: skip
+    bandwidth: float | None = _declare(
+        None, RATE, "Link bandwidth within a node: 25GB/s, 200Gbit/s, ...", COMMUNICATION,
+        sweepable=True,
+    )  # fmt: skip
+    """Needed when sizes are given."""
+    devices_per_node: int | None = _declare(
+        None, COUNT, "Consecutive devices per node.", COMMUNICATION,
+        shown_default="all in one node", sweepable=True,
+    )  # fmt: skip
+    inter_node_bandwidth: float | None = _declare(
+        None, RATE, "Bandwidth of links between nodes.", COMMUNICATION,
+        shown_default="--bandwidth", sweepable=True,
+    )  # fmt: skip
+    inter_node_latency: float | None = _declare(
+        None, DURATION, "Milliseconds per message between nodes.", COMMUNICATION,
+        shown_default="--comm-latency", sweepable=True,
+    )  # fmt: skip
+    blocking_comm: bool = _declare(
+        False, SWITCH, "Whether a send holds its device until the message arrives.",
+        COMMUNICATION, flags=("--blocking-comm/--overlap-comm",), shown_default="overlap",
+    )  # fmt: skip
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with `changes` applied (values already parsed)."""
+        return dataclasses.replace(self, **changes)
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    dataclasses.replace(field.metadata["setting"], name=field.name)
+    for field in dataclasses.fields(Settings)
+)
+"""Every setting, in the order --help lists them."""
+BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def check_settings(settings: Settings) -> None:
+    """Every value in its range, however it was given (a flag, a file or the Python API)."""
+    for setting in SETTINGS:
+        value = getattr(settings, setting.name)
+        if value is not None:
+            setting.kind.check(setting.name, value)
+
+
+def with_flags(base: Settings, texts: Mapping[str, str | bool | None]) -> Settings:
+    """`base` with each flag the user gave (its text, by setting name) parsed on top."""
+    changes = {}
+    for name, text in texts.items():
+        if text is None:
+            continue
+        setting = BY_NAME[name]
+        changes[name] = text if isinstance(text, bool) else setting.kind.from_text(name, text)
+    return base.replace(**changes)
+
+
+def settings_from_mapping(data: Mapping[str, Any], origin: str, base: Settings) -> Settings:
+    """`base` updated by the keys of a TOML table; unknown keys and wrong types are errors."""
+    changes: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        setting = BY_NAME.get(raw_key.replace("-", "_"))
+        if setting is None:
+            raise ConfigError(
+                f"{origin}: unknown key {raw_key[:40]!r}; known: {', '.join(sorted(BY_NAME))}"
+            )
+        changes[setting.name] = setting.kind.from_toml(f"{origin}: {raw_key}", value)
+    return base.replace(**changes)
+
+
+def load_settings(path: Path, base: Settings | None = None) -> Settings:
+    """Settings from a TOML file (flat keys, as `Settings` names them)."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    return settings_from_mapping(data, str(path), base or Settings())

@@ -1,0 +1,243 @@
+"""The kinds of value a setting takes: how each is written on a flag and in TOML, and its range.
+
+Every number a user gives passes through one of these before anything is allocated or
+simulated, so that a value that would overflow a figure (1e308 ms), divide by almost nothing
+(a bandwidth of 1e-320) or exhaust memory (a billion stages) is refused with one line that names
+the setting. Flags take ASCII digits only: `float` would also read '٣' and 'inf'.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pipesim.errors import ConfigError
+from pipesim.problem.units import parse_rate, parse_size
+
+MAX_COUNT = 1_000_000_000
+"""The largest p, m, v or devices per node (the ops cap refuses most products long before)."""
+MAX_MS = 1e9
+"""The longest op, latency or cost accepted: about 11.6 days."""
+MAX_FACTOR = 100.0
+"""The largest overlap factor."""
+MAX_BYTES = 1e18
+"""The largest message, in bytes."""
+MIN_RATE, MAX_RATE = 1.0, 1e18
+"""The slowest and fastest link, bytes per second (0 is accepted and means no bandwidth)."""
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,12}", re.ASCII)
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?", re.ASCII)
+
+
+@dataclass(frozen=True)
+class ValueKind:
+    """How one kind of setting is written, read and checked."""
+
+    metavar: str
+    """What the flag's value looks like in --help."""
+    from_text: Callable[[str, str], Any]
+    """(name, a flag's text, or one item of a sweep's list) -> the value."""
+    from_toml: Callable[[str, object], Any]
+    """(where, a TOML value) -> the value."""
+    check: Callable[[str, Any], None]
+    """(name, a value given any way, the Python API included) -> None, or `ConfigError`."""
+
+
+def number(name: str, text: str) -> float:
+    """A decimal number in ASCII digits ('1', '0.5', '2e-3')."""
+    body = text.strip()
+    if not _NUMBER.fullmatch(body):
+        raise ConfigError(f"{name}: {body[:40]!r} is not a number")
+    return float(body)
+
+
+def _count_text(name: str, text: str) -> int:
+    body = text.strip()
+    if not _INTEGER.fullmatch(body):
+        raise ConfigError(f"{name}: {body[:40]!r} is not a whole number")
+    value = int(body)
+    _check_count(name, value)
+    return value
+
+
+def _count_toml(where: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where} must be a whole number, got {_short(value)}")
+    _check_count(where, value)
+    return value
+
+
+def _check_count(name: str, value: int) -> None:
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    if value > MAX_COUNT:
+        raise ConfigError(f"{name} must be at most {MAX_COUNT:,}, got {value:,}")
+
+
+def _check_ms(name: str, value: float) -> None:
+    if not math.isfinite(value) or not 0 <= value <= MAX_MS:
+        raise ConfigError(
+            f"{name} must be a finite number >= 0 and <= {MAX_MS:g} ms, got {value!r}"
+        )
+
+
+def _ms_text(name: str, text: str) -> float:
+    value = _special(name, text)
+    value = number(name, text) if value is None else value
+    _check_ms(name, value)
+    return value
+
+
+def _special(name: str, text: str) -> float | None:
+    """nan and inf as the user wrote them, so that the range message can name them."""
+    body = text.strip().lower().lstrip("+-")
+    return float(text.strip()) if body in ("nan", "inf", "infinity") else None
+
+
+def _ms_toml(where: str, value: object) -> float:
+    items = _numbers(where, value)
+    if len(items) != 1:
+        raise ConfigError(f"{where} must be one number")
+    _check_ms(where, items[0])
+    return items[0]
+
+
+def _numbers(where: str, value: object) -> list[float]:
+    """A TOML number, list of numbers, or string of comma-separated numbers."""
+    if isinstance(value, str):
+        return [_ms_like(where, part) for part in value.split(",")]
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ConfigError(f"{where}: empty list")
+    result = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            raise ConfigError(f"{where}: {_short(item)} is not a number")
+        result.append(float(item))
+    return result
+
+
+def _ms_like(name: str, text: str) -> float:
+    special = _special(name, text)
+    return number(name, text) if special is None else special
+
+
+def costs_text(name: str, text: str) -> tuple[float, ...]:
+    """'1,1,1.5,2' -> (1.0, 1.0, 1.5, 2.0); every value a duration in range."""
+    values = []
+    for part in text.split(","):
+        value = _ms_like(f"{name}", part)
+        _check_ms(name, value)
+        values.append(value)
+    return tuple(values)
+
+
+def _costs_toml(where: str, value: object) -> tuple[float, ...]:
+    values = tuple(_numbers(where, value))
+    _check_costs(where, values)
+    return values
+
+
+def _check_costs(name: str, values: tuple[float, ...]) -> None:
+    if not values:
+        raise ConfigError(f"{name}: empty list")
+    for value in values:
+        _check_ms(name, value)
+
+
+def _check_factor(name: str, value: float) -> None:
+    if not math.isfinite(value) or not 0 < value <= MAX_FACTOR:
+        raise ConfigError(
+            f"{name} must be a finite number > 0 and <= {MAX_FACTOR:g}, got {value!r}"
+        )
+
+
+def _factor_text(name: str, text: str) -> float:
+    value = _ms_like(name, text)
+    _check_factor(name, value)
+    return value
+
+
+def _factor_toml(where: str, value: object) -> float:
+    items = _numbers(where, value)
+    if len(items) != 1:
+        raise ConfigError(f"{where} must be one number")
+    _check_factor(where, items[0])
+    return items[0]
+
+
+def _check_size(name: str, value: float) -> None:
+    if not math.isfinite(value) or not 0 <= value <= MAX_BYTES:
+        raise ConfigError(f"{name} must be a finite amount >= 0 and <= {MAX_BYTES:g} bytes")
+
+
+def _size(name: str, value: object) -> float:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ConfigError(f"{name}: expected a size such as '64MB', got {_short(value)}")
+    size = parse_size(name, value)
+    _check_size(name, size)
+    return size
+
+
+def _check_rate(name: str, value: float) -> None:
+    if value != 0 and (not math.isfinite(value) or not MIN_RATE <= value <= MAX_RATE):
+        raise ConfigError(
+            f"{name} must be 0 or between {MIN_RATE:g} and {MAX_RATE:g} bytes per second"
+        )
+
+
+def _rate(name: str, value: object) -> float:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ConfigError(f"{name}: expected a rate such as '25GB/s', got {_short(value)}")
+    rate = parse_rate(name, value)
+    _check_rate(name, rate)
+    return rate
+
+
+def _name_toml(where: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, got {_short(value)}")
+    return value
+
+
+def _switch_text(name: str, text: str) -> bool:
+    body = text.strip().lower()
+    if body not in ("true", "false"):
+        raise ConfigError(f"{name}: {body[:40]!r} is not true or false")
+    return body == "true"
+
+
+def _switch_toml(where: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, got {_short(value)}")
+    return value
+
+
+def _no_check(name: str, value: Any) -> None:
+    return None
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+COUNT = ValueKind("INT", _count_text, _count_toml, _check_count)
+"""A whole number >= 1: devices, microbatches, chunks."""
+DURATION = ValueKind("MS", _ms_text, _ms_toml, _check_ms)
+"""Milliseconds >= 0."""
+COSTS = ValueKind("MS[,MS...]", costs_text, _costs_toml, _check_costs)
+"""Milliseconds per microbatch: one value, one per device, or one per stage."""
+FACTOR = ValueKind("X", _factor_text, _factor_toml, _check_factor)
+"""A positive multiplier."""
+SIZE = ValueKind("BYTES", _size, _size, _check_size)
+"""Bytes, written as people do: 64MB, 1.5GiB, 4096."""
+RATE = ValueKind("RATE", _rate, _rate, _check_rate)
+"""Bytes per second: 25GB/s, 200Gbit/s."""
+NAME = ValueKind("NAME", lambda name, text: text, _name_toml, _no_check)
+"""A name, as given."""
+SWITCH = ValueKind("", _switch_text, _switch_toml, _no_check)
+"""On or off."""

@@ -1,0 +1,123 @@
+"""Every setting, given to every command as a flag or a TOML key, reaches the `Settings` that
+command simulates: the options are derived from one declaration, and this checks that none is
+lost on the way (as sweep once lost --inter-node-bandwidth)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import pipesim.studies.step
+from pipesim.cli import app
+from pipesim.errors import PolicyError
+from pipesim.problem.settings import SETTINGS, Settings
+
+runner = CliRunner()
+
+# (flag text, TOML text, the value `Settings` must then hold): one per setting, so that a new
+# setting without an entry here fails this test.
+SAMPLES: dict[str, tuple[str, str, Any]] = {
+    "policy": ("gpipe", '"gpipe"', "gpipe"),
+    "stages": ("3", "3", 3),
+    "microbatches": ("5", "5", 5),
+    "chunks": ("3", "3", 3),
+    "forward": ("1.5", "[1.5]", (1.5,)),
+    "backward": ("3", "3", (3.0,)),
+    "weight": ("1", '"1"', (1.0,)),
+    "overlap_cost": ("0.5", "0.5", 0.5),
+    "comm_latency": ("0.25", "0.25", 0.25),
+    "activation_size": ("1MB", '"1MB"', 1e6),
+    "gradient_size": ("2MB", "2e6", 2e6),
+    "bandwidth": ("10GB/s", '"10GB/s"', 1e10),
+    "devices_per_node": ("2", "2", 2),
+    "inter_node_bandwidth": ("1GB/s", "1e9", 1e9),
+    "inter_node_latency": ("3", "3", 3.0),
+    "blocking_comm": ("", "true", True),
+}
+SCHEDULE = "examples/zb1p_2rank_with_comms.csv"
+COMMANDS: dict[str, tuple[list[str], set[str]]] = {
+    # command: (its other arguments, the settings it does not take)
+    "run": ([], set()),
+    "validate": ([SCHEDULE], {"policy"}),
+    "export": (["-o", "unused.csv"], set()),
+    "compare": ([], {"policy"}),
+    "sweep": ([], set()),
+}
+
+
+@pytest.fixture
+def simulated(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
+    """The settings each simulation is asked to build, then stop there."""
+    seen: list[Settings] = []
+
+    def capture(settings: Settings, policy: object) -> None:
+        seen.append(settings)
+        # compare and sweep report a policy's refusal in its row and go on to the next one
+        raise PolicyError("captured")
+
+    monkeypatch.setattr(pipesim.studies.step, "build_problem", capture)
+    return seen
+
+
+def _sample(command: str, name: str) -> tuple[str, str, Any]:
+    """validate checks -m against the file's microbatches before simulating."""
+    return ("4", "4", 4) if (command, name) == ("validate", "microbatches") else SAMPLES[name]
+
+
+def _flag(command: str, name: str) -> list[str]:
+    setting = next(setting for setting in SETTINGS if setting.name == name)
+    text = _sample(command, name)[0]
+    if setting.kind.metavar == "":
+        return [setting.flag]
+    return [setting.flag, text]
+
+
+def _extra(command: str, name: str) -> list[str]:
+    """sweep needs one list (m, or p when m is the setting under test); -v needs a policy
+    that takes it."""
+    extra = []
+    if command == "sweep":
+        extra += ["-p", "2,4"] if name == "microbatches" else ["-m", "2,4"]
+    if name == "chunks" and command in ("sweep", "compare"):
+        extra += ["--policies", "interleaved"]
+    return extra
+
+
+def test_every_setting_has_a_sample() -> None:
+    assert set(SAMPLES) == {setting.name for setting in SETTINGS}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("name", [setting.name for setting in SETTINGS])
+def test_a_flag_reaches_the_simulated_settings(
+    command: str, name: str, simulated: list[Settings]
+) -> None:
+    arguments, excluded = COMMANDS[command]
+    args = [command, *arguments, *_flag(command, name), *_extra(command, name)]
+    result = runner.invoke(app, args)
+    if name in excluded:
+        assert result.exit_code == 2 and "No such option" in result.stderr
+        return
+    assert simulated, result.output
+    assert getattr(simulated[0], name) == _sample(command, name)[2]
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("name", [setting.name for setting in SETTINGS])
+def test_a_toml_key_reaches_the_simulated_settings(
+    command: str, name: str, simulated: list[Settings], tmp_path: Path
+) -> None:
+    config = tmp_path / "settings.toml"
+    config.write_text(f"{name} = {_sample(command, name)[1]}\n")
+    arguments, excluded = COMMANDS[command]
+    args = [command, *arguments, "--config", str(config), *_extra(command, name)]
+    result = runner.invoke(app, args)
+    assert simulated, result.output
+    if name in excluded:
+        # A key the command has no use for is said, not silently dropped.
+        assert "is not used" in result.stderr
+        return
+    assert getattr(simulated[0], name) == _sample(command, name)[2]
