@@ -10,8 +10,17 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from pipesim import Kind, PolicyError, Settings, get_policy, registered_policies, simulate_step
+from pipesim import (
+    Kind,
+    Op,
+    PolicyError,
+    Settings,
+    get_policy,
+    registered_policies,
+    simulate_step,
+)
 from pipesim.cli import app
+from pipesim.problem.ops import Step
 from pipesim.schedules.from_file import FileSchedule
 from pipesim.schedules.schedule_file import read_schedule, write_schedule
 
@@ -244,8 +253,14 @@ def test_failing_custom_policy_is_reported_not_raised(tmp_path: Path) -> None:
     assert "to run F0@s0 a second time" in twice.stderr
 
 
-def test_kinds_are_the_dependency_kinds() -> None:
-    assert {kind.value for kind in Kind} == {"F", "B", "W"}
+def test_every_kind_reads_as_its_letter_and_survives_a_csv(tmp_path: Path) -> None:
+    order: list[Step] = [Op(Kind.F, 0, 0), Op(Kind.B, 0, 0), Op(Kind.W, 0, 0)]
+    assert [str(op) for op in order] == ["F0@s0", "B0@s0", "W0@s0"]
+    assert f"{Kind.W}|{Kind.F:>2}" == "W| F"
+    path = tmp_path / "kinds.csv"
+    write_schedule([order], True, path)
+    assert path.read_text().split() == ["0F0,0I0,0W0"]
+    assert read_schedule(path).orders() == [order]
 
 
 PYTORCH = Path(__file__).resolve().parent / "data" / "pytorch"

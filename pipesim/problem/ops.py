@@ -17,20 +17,27 @@ nothing else encodes these rules.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum
 from typing import NamedTuple
 
 
-class Kind(StrEnum):
-    """What an op computes."""
+class Kind(IntEnum):
+    """What an op computes. The value numbers the kinds densely (F=0, B=1, W=2), for the
+    integer op keys of the simulator's hot path; the name is what people read."""
 
-    F = "F"
+    F = 0
     """Forward pass: consumes the previous stage's activation, produces this stage's."""
-    B = "B"
+    B = 1
     """Backward pass (input gradient only when the backward is split): produces the gradient
     the previous stage needs."""
-    W = "W"
+    W = 2
     """Weight-gradient pass of a split backward: needs only this stage's B."""
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __format__(self, spec: str) -> str:
+        return format(self.name, spec)
 
 
 class Op(NamedTuple):

@@ -166,10 +166,9 @@ def _dense_row(
     of arithmetic per op, so that a million-op chart draws in well under a second."""
     coverage = [[0.0] * columns, [0.0] * columns, [0.0] * columns]
     last_cell = columns - 1
-    forward, backward = Kind.F, Kind.B
     for record in ops:
         kind = record.kind
-        cells = coverage[0 if kind is forward else 1 if kind is backward else 2]
+        cells = coverage[kind]
         start, end = record.start * scale, record.end * scale
         cell = int(start)
         if cell >= last_cell:
@@ -278,7 +277,7 @@ def _legend(trace: Trace, scale: float, fill: dict[Kind, str] | None, width: int
     kinds = [Kind.F, Kind.B, Kind.W] if trace.problem.split_backward else [Kind.F, Kind.B]
     entries = []
     for kind in kinds:
-        swatch = f" {kind.value} " if fill is None else f"{fill[kind]}{kind.value}{fill[kind]}"
+        swatch = f" {kind.name} " if fill is None else f"{fill[kind]}{kind.name}{fill[kind]}"
         entries.append(Text.assemble((swatch, op_style(kind, 0)), f" {KIND_NAMES[kind]}"))
     notes = ["blank idle", "digits microbatch"]
     if trace.problem.pipeline.chunks > 1:

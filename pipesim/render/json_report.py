@@ -136,7 +136,7 @@ def fused_rows(report: Report) -> Iterable[dict[str, Any]]:
             "end": num(step.end),
             "overlapped": step.overlapped,
             "ops": [
-                {"stage": op.stage, "kind": op.kind.value, "microbatch": op.microbatch}
+                {"stage": op.stage, "kind": op.kind.name, "microbatch": op.microbatch}
                 for op in step.ops
             ],
         }
@@ -149,7 +149,7 @@ def timeline_rows(report: Report) -> Iterable[dict[str, Any]]:
         yield {
             "device": record.device,
             "stage": record.stage,
-            "kind": record.kind.value,
+            "kind": record.kind.name,
             "microbatch": record.microbatch,
             "start": num(record.start),
             "end": num(record.end),

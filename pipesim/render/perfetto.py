@@ -57,7 +57,7 @@ def trace_events(report: Report) -> Iterator[dict[str, Any]]:
             by_op[(record.kind, record.stage, record.microbatch)] = record
             yield {
                 "ph": "X",
-                "name": f"{record.kind.value}{record.microbatch} s{record.stage}",
+                "name": f"{record.kind.name}{record.microbatch} s{record.stage}",
                 "cat": KIND_NAMES[record.kind],
                 "pid": record.device,
                 "tid": COMPUTE_THREAD,
@@ -66,7 +66,7 @@ def trace_events(report: Report) -> Iterator[dict[str, Any]]:
                 "args": {
                     "stage": record.stage,
                     "microbatch": record.microbatch,
-                    "kind": record.kind.value,
+                    "kind": record.kind.name,
                 },
             }
     for transfer in trace.transfers:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from pipesim.errors import PolicyError
-from pipesim.problem.ops import Fused, Kind, Need, Op, Step, fused_problem
+from pipesim.problem.ops import Fused, Need, Op, Step, fused_problem
 from pipesim.schedules.base import DeviceProgram, OrderedProgram
 from pipesim.simulator.trace import FusedRecord, OpRecord
 
@@ -75,18 +75,16 @@ class Device:
         blocking = sim.blocking_sends
         free_message = sim.free_message
         waiting_completed, waiting_delivered = sim.waiting_completed, sim.waiting_delivered
-        forward, backward = Kind.F, Kind.B
         ops = self.program.ops if isinstance(self.program, OrderedProgram) else self._decisions()
         for op in ops:
             if isinstance(op, Fused):
                 yield from self._run_fused(op)
                 continue
             kind, stage, mb = op
-            code = 0 if kind is forward else 1 if kind is backward else 2
-            slot = stage * 3 + code
+            slot = stage * 3 + kind
             if not (0 <= stage < stages and 0 <= mb < m) or owner[slot] != device:
                 self._misplaced(op)
-            key = (stage * m + mb) * 3 + code
+            key = (stage * m + mb) * 3 + kind
             if completed[key]:
                 raise PolicyError(f"policy asked device {device} to run {op} a second time")
             for index, (message, offset, at_compute_end) in enumerate(plan[slot]):

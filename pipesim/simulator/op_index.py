@@ -16,12 +16,7 @@ from pipesim.problem.ops import Kind, Need, Op, message_target, needs
 from pipesim.problem.pipeline import Problem
 from pipesim.simulator.trace import OpRecord, TransferRecord
 
-KINDS = (Kind.F, Kind.B, Kind.W)
-
-
-def kind_code(kind: Kind) -> int:
-    # NOTE: identity tests, not a dict: hashing an Enum member runs Python code.
-    return 0 if kind is Kind.F else 1 if kind is Kind.B else 2
+KINDS = tuple(Kind)
 
 
 class OpIndex:
@@ -49,9 +44,7 @@ class OpIndex:
                 self.target.append(-1 if target is None else pipeline.placement[target])
                 inputs = needs(op, stages)
                 self.inputs.append(tuple(self._offset(op, need) for need in inputs))
-                self.input_slots.append(
-                    tuple(need.op.stage * 3 + kind_code(need.op.kind) for need in inputs)
-                )
+                self.input_slots.append(tuple(need.op.stage * 3 + need.op.kind for need in inputs))
 
     def _offset(self, op: Op, need: Need) -> tuple[bool, int]:
         if need.op.microbatch != op.microbatch:
@@ -65,7 +58,7 @@ class OpIndex:
             kind, stage, microbatch = op
         else:
             kind, stage, microbatch = op.kind, op.stage, op.microbatch
-        return (stage * self.microbatches + microbatch) * 3 + kind_code(kind)
+        return (stage * self.microbatches + microbatch) * 3 + kind
 
     def slot(self, key: int) -> int:
         """The slot (stage * 3 + kind code) of the op numbered `key`."""
@@ -74,12 +67,7 @@ class OpIndex:
     def keys(self, records: list[OpRecord]) -> list[int]:
         """The key of each record's op, in order (one pass, no tuples built)."""
         m = self.microbatches
-        forward, backward = Kind.F, Kind.B
-        return [
-            (r.stage * m + r.microbatch) * 3
-            + (0 if r.kind is forward else 1 if r.kind is backward else 2)
-            for r in records
-        ]
+        return [(r.stage * m + r.microbatch) * 3 + r.kind for r in records]
 
     def need(self, op: Op, index: int) -> Need:
         """The `index`-th input of `op`, as `needs` states it."""
