@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import simpy
 
+from pipesim.problem.network import Network
 from pipesim.problem.ops import Kind, Op
 from pipesim.simulator.trace import TransferRecord
 
@@ -65,3 +66,35 @@ class Channel:
         arrival = self._env.timeout(end - now)
         arrival.callbacks.append(lambda _event: self._deliver(key))
         return arrival
+
+
+class Links:
+    """Every link direction of the network, each a `Channel` made when first used."""
+
+    __slots__ = ("_channels", "_deliver", "_env", "_network", "_records")
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        network: Network,
+        deliver: Callable[[int], None],
+        records: list[TransferRecord],
+    ) -> None:
+        self._env = env
+        self._network = network
+        self._deliver = deliver
+        self._records = records
+        self._channels: dict[tuple[int, int], Channel] = {}
+
+    def send(self, producer: Op, key: int, src: int, dst: int) -> simpy.Event:
+        """Hand `producer`'s output to the link from `src` towards `dst`; return its arrival.
+        (Messages that take no time never get here: the device delivers them itself.)"""
+        channel = self._channels.get((src, dst))
+        if channel is None:
+            network = self._network
+            occupancy = {kind: network.occupancy(src, dst, kind) for kind in (Kind.F, Kind.B)}
+            latency = network.link(src, dst).latency
+            channel = self._channels[(src, dst)] = Channel(
+                self._env, src, dst, latency, occupancy, self._deliver, self._records
+            )
+        return channel.send(producer, key)

@@ -1,9 +1,8 @@
-"""The SimPy model: devices, the channels between them, and what has arrived where.
+"""The SimPy model: one process per device, the links between them, and the readiness board.
 
-Readiness is bookkept in two flat arrays indexed by an integer op key (an op has completed; its
-message has reached the consumer's device). A device that must wait for an op that is computing
-right now waits on that op's own timeout; otherwise it gets one SimPy event for the one input it
-waits for. Nothing scans a store, so each op costs O(1).
+`Simulation` wires them together: the board (what has run and arrived, who waits for it), the
+links (one FIFO channel per direction), the recording (the trace's lists) and a `Device`
+process per device, then runs the environment until every policy is done or nothing can move.
 """
 
 from __future__ import annotations
@@ -13,14 +12,14 @@ from collections.abc import Callable
 import simpy
 
 from pipesim.errors import PipesimError, PolicyError, ScheduleStalled
-from pipesim.problem.ops import Kind, Op
 from pipesim.problem.pipeline import Problem
 from pipesim.schedules.base import Policy
-from pipesim.simulator.channel import Channel
+from pipesim.simulator.board import Board
+from pipesim.simulator.channel import Links
 from pipesim.simulator.device import Device
 from pipesim.simulator.gc_pause import cyclic_gc_paused
-from pipesim.simulator.op_index import KINDS, OpIndex
-from pipesim.simulator.trace import FusedRecord, OpRecord, Trace, TransferRecord
+from pipesim.simulator.op_index import OpIndex
+from pipesim.simulator.trace import Recording, Trace
 
 _PROGRESS_EVERY = 50_000
 """Events between two progress reports: coarse, so that reporting costs nothing measurable."""
@@ -35,39 +34,10 @@ class Simulation:
         self.env = simpy.Environment(initial_time=0.0)
         self.problem = problem
         self.policy = policy
-        self.blocking_sends = problem.network.blocking
         self.index = OpIndex(problem)
-        self.completed = bytearray(self.index.size)
-        """completed[key]: the op has run."""
-        self.delivered = bytearray(self.index.size)
-        """delivered[key]: the op's output message has reached the consumer's device."""
-        self.waiting_completed: dict[int, simpy.Event] = {}
-        self.waiting_delivered: dict[int, simpy.Event] = {}
-        network = problem.network
-        self.free_message = [
-            dst < 0
-            or dst == self.index.owner[slot]
-            or network.transfer_time(self.index.owner[slot], dst, KINDS[slot % 3]) == 0
-            for slot, dst in enumerate(self.index.target)
-        ]
-        """Per slot: the op's output reaches its consumer at once (same device, or a link
-        that carries it in no time), so it takes no channel and no transfer record."""
-        self.input_plan = [
-            tuple(
-                (message, offset, not message or self.free_message[producer])
-                for (message, offset), producer in zip(inputs, producers, strict=True)
-            )
-            for inputs, producers in zip(self.index.inputs, self.index.input_slots, strict=True)
-        ]
-        """Per slot: (message?, key offset, available when its producer's compute ends?) per
-        input. For the last kind, a device waiting on an op that is running can wait on that
-        op's own timeout instead of an event of its own."""
-        self.running: list[simpy.Event | None] = [None] * self.index.size
-        """running[key]: the timeout of op `key` while it computes."""
-        self.ops: list[OpRecord] = []
-        self.transfers: list[TransferRecord] = []
-        self.fused: list[FusedRecord] = []
-        self._channels: dict[tuple[int, int], Channel] = {}
+        self.board = Board(self.env, self.index.size)
+        self.recording = Recording()
+        self.links = Links(self.env, problem.network, self.board.deliver, self.recording.transfers)
         try:
             programs = policy.programs(problem)
         except PipesimError:
@@ -81,43 +51,20 @@ class Simulation:
                 f"policy {policy.name!r} gave {len(programs)} device programs for "
                 f"{pipeline.devices} devices"
             )
-        self.devices = [Device(self, device, program) for device, program in enumerate(programs)]
-
-    def wait_for(self, message: bool, key: int) -> simpy.Event:
-        """The event that fires when op `key` completes (or, for a message, when its output
-        reaches the consumer): one per awaited input, shared."""
-        waiting = self.waiting_delivered if message else self.waiting_completed
-        event = waiting.get(key)
-        if event is None:
-            event = waiting[key] = self.env.event()
-        return event
-
-    def complete(self, key: int) -> None:
-        """Op `key` has run: wake whoever waits for it (the device loop inlines this)."""
-        self.completed[key] = 1
-        event = self.waiting_completed.pop(key, None)
-        if event is not None:
-            event.succeed()
-
-    def deliver(self, key: int) -> None:
-        """Op `key`'s output has reached its consumer's device."""
-        self.delivered[key] = 1
-        event = self.waiting_delivered.pop(key, None)
-        if event is not None:
-            event.succeed()
-
-    def send(self, producer: Op, key: int, src: int, dst: int) -> simpy.Event:
-        """Hand `producer`'s output to the link towards `dst`; return its arrival. (Messages
-        that take no time never get here: the device delivers them itself.)"""
-        channel = self._channels.get((src, dst))
-        if channel is None:
-            network = self.problem.network
-            occupancy = {kind: network.occupancy(src, dst, kind) for kind in (Kind.F, Kind.B)}
-            latency = network.link(src, dst).latency
-            channel = self._channels[(src, dst)] = Channel(
-                self.env, src, dst, latency, occupancy, self.deliver, self.transfers
+        self.devices = [
+            Device(
+                device,
+                program,
+                policy.name,
+                self.env,
+                problem,
+                self.index,
+                self.board,
+                self.links,
+                self.recording,
             )
-        return channel.send(producer, key)
+            for device, program in enumerate(programs)
+        ]
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> Trace:
         """Simulate to the end; `progress(ops done, ops in all)` is called every
@@ -131,7 +78,7 @@ class Simulation:
         stuck = [device for device in self.devices if not device.finished]
         if stuck:
             raise self._stall_report(stuck)
-        return Trace(self.policy.name, self.problem, self.ops, self.transfers, self.fused)
+        return self.recording.trace(self.policy.name, self.problem)
 
     def _run_reporting(self, progress: Callable[[int, int], None]) -> None:
         pipeline = self.problem.pipeline
@@ -143,9 +90,9 @@ class Simulation:
             while True:
                 for _ in range(_PROGRESS_EVERY):
                     step()
-                progress(len(self.ops), total)
+                progress(len(self.recording.ops), total)
         except simpy.core.EmptySchedule:
-            progress(len(self.ops), total)
+            progress(len(self.recording.ops), total)
 
     def _stall_report(self, stuck: list[Device]) -> ScheduleStalled:
         """Say, for each stuck device, which op it waits to run and what that op waits for."""

@@ -2,11 +2,11 @@
 simulator's hot path and the metrics over millions of ops do arithmetic instead of building
 tuples.
 
-`pipesim.ops.needs` stays the one statement of the rules. Since they relate ops of the same
+`pipesim.problem.ops.needs` stays the one statement of the rules. Since they relate ops of the same
 microbatch, what an op needs depends only on its kind and stage (its slot): this module asks
 `needs` and `message_target` once per slot and keeps the key offsets of the inputs, the op's
-duration, the device that holds it and the device its output goes to.
-key = (stage * m + microbatch) * 3 + kind code; slot = stage * 3 + kind code.
+duration, the device that holds it, the device its output goes to and whether that message
+takes any time. key = (stage * m + microbatch) * 3 + kind; slot = stage * 3 + kind.
 """
 
 from __future__ import annotations
@@ -45,6 +45,26 @@ class OpIndex:
                 inputs = needs(op, stages)
                 self.inputs.append(tuple(self._offset(op, need) for need in inputs))
                 self.input_slots.append(tuple(need.op.stage * 3 + need.op.kind for need in inputs))
+
+        network = problem.network
+        self.free_message = [
+            dst < 0
+            or dst == self.owner[slot]
+            or network.transfer_time(self.owner[slot], dst, KINDS[slot % 3]) == 0
+            for slot, dst in enumerate(self.target)
+        ]
+        """Per slot: the op's output reaches its consumer at once (same device, or a link
+        that carries it in no time), so it takes no channel and no transfer record."""
+        self.input_plan = [
+            tuple(
+                (message, offset, not message or self.free_message[producer])
+                for (message, offset), producer in zip(inputs, producers, strict=True)
+            )
+            for inputs, producers in zip(self.inputs, self.input_slots, strict=True)
+        ]
+        """Per slot: (message?, key offset, available when its producer's compute ends?) per
+        input. For the last kind, a device waiting on an op that is running can wait on that
+        op's own timeout instead of an event of its own."""
 
     def _offset(self, op: Op, need: Need) -> tuple[bool, int]:
         if need.op.microbatch != op.microbatch:

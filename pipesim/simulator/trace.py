@@ -117,3 +117,17 @@ class Trace:
         fused step, when the whole step did."""
         step = self.fused_step.get(record.op) if self.fused else None
         return record.end if step is None else step.end
+
+
+class Recording:
+    """The lists a simulation's processes append their records to, until they make a `Trace`."""
+
+    __slots__ = ("fused", "ops", "transfers")
+
+    def __init__(self) -> None:
+        self.ops: list[OpRecord] = []
+        self.transfers: list[TransferRecord] = []
+        self.fused: list[FusedRecord] = []
+
+    def trace(self, policy: str, problem: Problem) -> Trace:
+        return Trace(policy, problem, self.ops, self.transfers, self.fused)
