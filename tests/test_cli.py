@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from pipesim import registered_policies
 from pipesim.cli import app
 from pipesim.render import write_json
 from tests.conftest import simulate_settings
@@ -83,10 +84,16 @@ def test_flags_override_config_file(tmp_path: Path) -> None:
     assert data["costs"]["forward"] == [1.0, 2.0]
 
 
-def test_policies_lists_every_policy() -> None:
-    result = runner.invoke(app, ["policies"])
+def test_policies_lists_every_registered_policy_with_its_aliases() -> None:
+    result = runner.invoke(app, ["policies"], env={"COLUMNS": "300"})
     assert result.exit_code == 0
-    assert "gpipe" in result.output and "1f1b" in result.output
+    lines = result.output.splitlines()
+    assert len(lines) == len(registered_policies())
+    for line, policy in zip(lines, registered_policies(), strict=True):
+        assert line.split()[0] == policy.name
+        assert " ".join(policy.summary.split()) in " ".join(line.split())
+        for alias in policy.aliases:
+            assert alias in line
 
 
 @pytest.mark.parametrize(

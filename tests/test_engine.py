@@ -120,3 +120,55 @@ def test_a_dynamic_policy_may_return_fused_steps() -> None:
     assert [(s.start, s.end) for s in trace.fused] == [(1, 4), (4, 7), (7, 10)]
     ends = [r.end for r in trace.ops_by_device()[0] if r.kind is Kind.B]
     assert ends == [6, 9, 12]
+
+
+class _Greedy(Policy):
+    """A dynamic policy: a backward whose inputs are there, else the next forward, else the
+    oldest backward still to run; it reads the device's view at each decision."""
+
+    name = "greedy"
+    summary = "test policy"
+
+    def programs(self, problem: Problem) -> list[DeviceProgram]:
+        return [
+            _GreedyProgram(device, problem.pipeline.microbatches, self.asked)
+            for device in range(problem.pipeline.devices)
+        ]
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[float, int, str, bool]] = []
+
+
+class _GreedyProgram:
+    def __init__(self, stage: int, m: int, asked: list[tuple[float, int, str, bool]]) -> None:
+        self.stage, self.m, self.asked = stage, m, asked
+        self.forwards = 0
+        self.backwards: list[int] = []
+
+    def next_op(self, view: DeviceView) -> Step | None:
+        for mb in self.backwards:
+            op = Op(Kind.B, self.stage, mb)
+            ready = view.inputs_ready(op)
+            self.asked.append((view.now, view.device, str(op), ready))
+            if ready:
+                self.backwards.remove(mb)
+                return op
+        if self.forwards < self.m:
+            self.backwards.append(self.forwards)
+            self.forwards += 1
+            return Op(Kind.F, self.stage, self.forwards - 1)
+        return Op(Kind.B, self.stage, self.backwards.pop(0)) if self.backwards else None
+
+
+def test_a_dynamic_policy_decides_from_what_has_arrived() -> None:
+    # p=2, m=2, F=1, B=2. Device 1 gets F0 at 1, so F0 runs [1,2]; at 2 its B0 is ready and
+    # preferred over F1 (which arrived at 2): B0 [2,4], F1 [4,5], B1 [5,7]. Device 0 finds no
+    # gradient at 2 and waits on its oldest backward: B0 [4,6], B1 [7,9]. Makespan 9 = 1F1B's.
+    policy = _Greedy()
+    trace = simulate(build_problem(Settings(stages=2, microbatches=2), policy), policy)
+    assert check_trace(trace) == []
+    rows = [[(str(r.op), r.start, r.end) for r in ops] for ops in trace.ops_by_device()]
+    assert rows[1] == [("F0@s1", 1, 2), ("B0@s1", 2, 4), ("F1@s1", 4, 5), ("B1@s1", 5, 7)]
+    assert rows[0] == [("F0@s0", 0, 1), ("F1@s0", 1, 2), ("B0@s0", 4, 6), ("B1@s0", 7, 9)]
+    assert (2.0, 1, "B0@s1", True) in policy.asked
+    assert (2.0, 0, "B0@s0", False) in policy.asked

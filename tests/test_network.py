@@ -17,36 +17,7 @@ from pipesim import (
     simulate_step,
     summarize,
 )
-from pipesim.problem.units import parse_rate, parse_size
 from tests.conftest import B, F, FixedOrders, simulate_settings
-
-
-@pytest.mark.parametrize(
-    ("text", "size"),
-    [
-        ("64MB", 64e6),
-        ("1.5GiB", 1.5 * 2**30),
-        ("512KiB", 512 * 1024),
-        ("4096", 4096),
-        ("2 kB", 2000),
-    ],
-)
-def test_sizes(text: str, size: float) -> None:
-    assert parse_size("size", text) == size
-
-
-@pytest.mark.parametrize(
-    ("text", "rate"),
-    [("25GB/s", 25e9), ("200Gbit/s", 25e9), ("100Gbps", 12.5e9), ("1GiB/s", 2**30), ("1e9", 1e9)],
-)
-def test_rates(text: str, rate: float) -> None:
-    assert parse_rate("rate", text) == rate
-
-
-@pytest.mark.parametrize("text", ["64XB", "64mb", "MB", "-1MB", "1e400MB", "25GB"])
-def test_bad_sizes_and_rates(text: str) -> None:
-    with pytest.raises(ConfigError):
-        parse_rate("rate", text) if text == "25GB" else parse_size("size", text)
 
 
 def test_transfer_is_latency_plus_size_over_bandwidth() -> None:

@@ -9,7 +9,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from pipesim.render.json_report import num, peak
+from pipesim.render.numbers import num, peak
 from pipesim.render.style import activations, ms, percent
 from pipesim.studies.compare import Comparison, speedup_over, verdict
 

@@ -13,17 +13,7 @@ from typing import Any, TextIO
 from pipesim.analysis.report import Report
 from pipesim.problem.network import Link, Network
 from pipesim.problem.ops import Kind
-
-
-def num(value: float) -> float | int:
-    """Round away float noise (0.30000000000000004) and print whole numbers as floats."""
-    rounded = round(value, 9)
-    return 0.0 if rounded == 0 else rounded
-
-
-def peak(value: float) -> float | int:
-    """Peak activations: a whole count stays an int; a count of chunks may be fractional."""
-    return int(value) if value == int(value) else num(value)
+from pipesim.render.numbers import num, peak
 
 
 def header(report: Report) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from pipesim.analysis.report import Report
 from pipesim.problem.ops import Kind, message_target
-from pipesim.render.json_report import num
+from pipesim.render.numbers import num
 from pipesim.render.style import KIND_NAMES
 from pipesim.simulator.trace import OpRecord
 
