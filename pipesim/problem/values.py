@@ -84,25 +84,10 @@ def _check_ms(name: str, value: float) -> None:
         )
 
 
-def _ms_text(name: str, text: str) -> float:
-    value = _special(name, text)
-    value = number(name, text) if value is None else value
-    _check_ms(name, value)
-    return value
-
-
 def _special(name: str, text: str) -> float | None:
     """nan and inf as the user wrote them, so that the range message can name them."""
     body = text.strip().lower().lstrip("+-")
     return float(text.strip()) if body in ("nan", "inf", "infinity") else None
-
-
-def _ms_toml(where: str, value: object) -> float:
-    items = _numbers(where, value)
-    if len(items) != 1:
-        raise ConfigError(f"{where} must be one number")
-    _check_ms(where, items[0])
-    return items[0]
 
 
 def _numbers(where: str, value: object) -> list[float]:
@@ -129,7 +114,7 @@ def costs_text(name: str, text: str) -> tuple[float, ...]:
     """'1,1,1.5,2' -> (1.0, 1.0, 1.5, 2.0); every value a duration in range."""
     values = []
     for part in text.split(","):
-        value = _ms_like(f"{name}", part)
+        value = _ms_like(name, part)
         _check_ms(name, value)
         values.append(value)
     return tuple(values)
@@ -155,31 +140,9 @@ def _check_factor(name: str, value: float) -> None:
         )
 
 
-def _factor_text(name: str, text: str) -> float:
-    value = _ms_like(name, text)
-    _check_factor(name, value)
-    return value
-
-
-def _factor_toml(where: str, value: object) -> float:
-    items = _numbers(where, value)
-    if len(items) != 1:
-        raise ConfigError(f"{where} must be one number")
-    _check_factor(where, items[0])
-    return items[0]
-
-
 def _check_size(name: str, value: float) -> None:
     if not math.isfinite(value) or not 0 <= value <= MAX_BYTES:
         raise ConfigError(f"{name} must be a finite amount >= 0 and <= {MAX_BYTES:g} bytes")
-
-
-def _size(name: str, value: object) -> float:
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise ConfigError(f"{name}: expected a size such as '64MB', got {_short(value)}")
-    size = parse_size(name, value)
-    _check_size(name, size)
-    return size
 
 
 def _check_rate(name: str, value: float) -> None:
@@ -189,12 +152,23 @@ def _check_rate(name: str, value: float) -> None:
         )
 
 
-def _rate(name: str, value: object) -> float:
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise ConfigError(f"{name}: expected a rate such as '25GB/s', got {_short(value)}")
-    rate = parse_rate(name, value)
-    _check_rate(name, rate)
-    return rate
+def _amount(
+    parse: Callable[[str, str | float], float], check: Callable[[str, float], None], example: str
+) -> Callable[[str, object], float]:
+    """A reader of sizes or rates, from a flag's text or a TOML string or number."""
+
+    def read(name: str, value: object) -> float:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{name}: expected {example}, got {_short(value)}")
+        amount = parse(name, value)
+        check(name, amount)
+        return amount
+
+    return read
+
+
+_size = _amount(parse_size, _check_size, "a size such as '64MB'")
+_rate = _amount(parse_rate, _check_rate, "a rate such as '25GB/s'")
 
 
 def _name_toml(where: str, value: object) -> str:
@@ -220,6 +194,26 @@ def _no_check(name: str, value: Any) -> None:
     return None
 
 
+def _one_number(
+    check: Callable[[str, float], None],
+) -> tuple[Callable[[str, str], float], Callable[[str, object], float]]:
+    """Readers of a setting that is one number, from a flag's text and from TOML."""
+
+    def from_text(name: str, text: str) -> float:
+        value = _ms_like(name, text)
+        check(name, value)
+        return value
+
+    def from_toml(where: str, value: object) -> float:
+        items = _numbers(where, value)
+        if len(items) != 1:
+            raise ConfigError(f"{where} must be one number")
+        check(where, items[0])
+        return items[0]
+
+    return from_text, from_toml
+
+
 def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -227,11 +221,11 @@ def _short(value: object) -> str:
 
 COUNT = ValueKind("INT", _count_text, _count_toml, _check_count)
 """A whole number >= 1: devices, microbatches, chunks."""
-DURATION = ValueKind("MS", _ms_text, _ms_toml, _check_ms)
+DURATION = ValueKind("MS", *_one_number(_check_ms), _check_ms)
 """Milliseconds >= 0."""
 COSTS = ValueKind("MS[,MS...]", costs_text, _costs_toml, _check_costs)
 """Milliseconds per microbatch: one value, one per device, or one per stage."""
-FACTOR = ValueKind("X", _factor_text, _factor_toml, _check_factor)
+FACTOR = ValueKind("X", *_one_number(_check_factor), _check_factor)
 """A positive multiplier."""
 SIZE = ValueKind("BYTES", _size, _size, _check_size)
 """Bytes, written as people do: 64MB, 1.5GiB, 4096."""
