@@ -41,3 +41,12 @@ class ScheduleStalled(PipesimError):
         self.cycle = cycle
         """The devices that wait on each other in a circle, the first repeated at the end
         (empty when the wait-for graph has no cycle)."""
+
+
+class ScheduleIncomplete(PipesimError):
+    """Every device's policy finished, but some ops never ran: the step is not a training step.
+
+    Exit code 1, like a stall: the input was well-formed, the schedule itself is wrong.
+    """
+
+    exit_code = 1

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipesim import ConfigError, PolicyError, Settings, build_problem, get_policy, load_settings
+from pipesim.problem import capacity
 from pipesim.problem.values import costs_text
 
 
@@ -99,6 +100,15 @@ def test_policy_names_are_case_insensitive_and_accept_aliases() -> None:
         get_policy("zz")
 
 
-def test_steps_too_large_to_hold_are_refused_before_any_allocation() -> None:
-    with pytest.raises(ConfigError, match="more than the 30,000,000 pipesim simulates"):
-        build_problem(Settings(stages=99_999_999, microbatches=1), get_policy("gpipe"))
+def test_steps_too_large_to_hold_are_refused_before_any_allocation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 2 GB available: 4 million ops (about 1.8 GB) fit, 6 million do not; both figures are said.
+    monkeypatch.setattr(capacity, "available_memory", lambda: 2 * 10**9)
+    build_problem(Settings(stages=4, microbatches=500_000), get_policy("gpipe"))
+    with pytest.raises(ConfigError) as caught:
+        build_problem(Settings(stages=4, microbatches=500_000), get_policy("zb-h1"))
+    assert str(caught.value) == (
+        "p=4, v=1, m=500000 is up to 6,000,000 ops, which needs about 2.7 GB of memory; "
+        "2.0 GB is available"
+    )

@@ -103,7 +103,7 @@ def test_svg_width_sets_the_layout(tmp_path: Path) -> None:
     runner.invoke(app, ["run", "--svg", str(wide), "--width", "160", "-f", "json"])
     assert narrow.read_text() != wide.read_text()
     bad = runner.invoke(app, ["run", "--svg", str(tmp_path / "x.png")])
-    assert bad.exit_code == 2 and "choose a .svg or .html" in bad.stderr
+    assert bad.exit_code == 2 and "the file name must end in .svg" in bad.stderr
 
 
 def test_sweep_rows_match_the_closed_form_for_1f1b() -> None:

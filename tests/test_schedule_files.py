@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,13 @@ from pipesim.schedules.from_file import FileSchedule
 from pipesim.schedules.schedule_file import read_schedule, write_schedule
 
 runner = CliRunner()
+
+
+def _save(orders: Sequence[Sequence[Step]], split: bool, path: Path) -> None:
+    with path.open("w", newline="") as out:
+        write_schedule(orders, split, out)
+
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -193,7 +201,7 @@ def test_unreadable_schedule(tmp_path: Path) -> None:
 def test_written_file_names_split_backwards_i(tmp_path: Path) -> None:
     report = simulate_step(Settings(policy="zb-h1", stages=2, microbatches=2))
     orders = [[r.op for r in ops] for ops in report.trace.ops_by_device()]
-    write_schedule(orders, True, tmp_path / "zb.csv")
+    _save(orders, True, tmp_path / "zb.csv")
     first_row = (tmp_path / "zb.csv").read_text().splitlines()[0].split(",")
     assert first_row[:4] == ["0F0", "0F1", "0I0", "0W0"]
 
@@ -247,7 +255,7 @@ def test_failing_custom_policy_is_reported_not_raised(tmp_path: Path) -> None:
     )
     broken = runner.invoke(app, ["run", "--policy", f"{path}:Broken"])
     assert broken.exit_code == 2
-    assert "policy 'broken' failed to plan: ValueError: no idea" in broken.stderr
+    assert "policy 'broken': programs() failed: ValueError: no idea" in broken.stderr
     twice = runner.invoke(app, ["run", "--policy", f"{path}:Twice", "-p", "1", "-m", "1"])
     assert twice.exit_code == 2
     assert "to run F0@s0 a second time" in twice.stderr
@@ -258,7 +266,7 @@ def test_every_kind_reads_as_its_letter_and_survives_a_csv(tmp_path: Path) -> No
     assert [str(op) for op in order] == ["F0@s0", "B0@s0", "W0@s0"]
     assert f"{Kind.W}|{Kind.F:>2}" == "W| F"
     path = tmp_path / "kinds.csv"
-    write_schedule([order], True, path)
+    _save([order], True, path)
     assert path.read_text().split() == ["0F0,0I0,0W0"]
     assert read_schedule(path).orders() == [order]
 
@@ -296,7 +304,7 @@ def test_policies_order_ops_exactly_as_pytorch_does(path: Path, tmp_path: Path) 
     # Written back, cell for cell what PyTorch wrote (fused steps as B or OVERLAP_F_B cells),
     # but for PyTorch's empty cells, which mark idle steps of its unit-time grid.
     written = tmp_path / "mine.csv"
-    write_schedule(mine, report.trace.problem.split_backward, written)
+    _save(mine, report.trace.problem.split_backward, written)
     theirs = [[cell for cell in line.split(",") if cell] for line in path.read_text().split()]
     assert [line.split(",") for line in written.read_text().split()] == theirs
 
@@ -324,7 +332,7 @@ def test_any_simulated_order_survives_a_csv_round_trip(
         raise
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "round.csv"
-        write_schedule(direct.trace.steps_by_device(), direct.trace.problem.split_backward, path)
+        _save(direct.trace.steps_by_device(), direct.trace.problem.split_backward, path)
         again = simulate_step(settings.replace(policy="file"), FileSchedule.load(path))
     assert again.trace.ops == direct.trace.ops
     assert again.trace.transfers == direct.trace.transfers

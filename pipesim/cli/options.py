@@ -118,15 +118,17 @@ def takes_settings(
     """Give a command every setting (but those in `exclude`) as an option, and --config.
 
     The command declares a `settings: Settings` parameter, and with `sweep` an `axis:
-    SweepAxis` one: the sweepable setting that was given as a comma list."""
+    SweepAxis` one: the sweepable setting that was given as a comma list. A command that
+    declares `config: Path | None` also gets the file's path (to keep outputs off it)."""
     chosen = [setting for setting in SETTINGS if setting.name not in exclude]
 
     def wrap(command: Command) -> Command:
         own = [
             parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
             for parameter in inspect.signature(command, eval_str=True).parameters.values()
-            if parameter.name not in ("settings", "axis")
+            if parameter.name not in ("settings", "axis", "config")
         ]
+        wants_config = "config" in inspect.signature(command).parameters
         options = [_option(setting, sweep and setting.sweepable) for setting in chosen]
 
         @functools.wraps(command)
@@ -140,6 +142,8 @@ def takes_settings(
                 texts[axis.setting] = None
                 base = base.replace(**{axis.setting: axis.values[0]})
             given["settings"] = with_flags(base, texts)
+            if wants_config:
+                given["config"] = config
             command(**given)
 
         # --help lists panels in order of first appearance: the pipeline first, input and

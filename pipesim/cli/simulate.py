@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.console import Console, RenderableType
@@ -20,6 +20,7 @@ from pipesim.cli.options import (
     TraceFile,
     takes_settings,
 )
+from pipesim.cli.output_files import Writer, check_outputs, write_files
 from pipesim.errors import ConfigError, ScheduleStalled
 from pipesim.problem.pipeline import describe_placement
 from pipesim.problem.settings import DEFAULT_POLICY, Settings
@@ -27,7 +28,7 @@ from pipesim.render import GanttChart, SummaryTable, write_json
 from pipesim.render.explanation import explanation_lines
 from pipesim.render.perfetto import write_chrome_trace
 from pipesim.render.progress import DeferredProgress
-from pipesim.render.recording import save_recording
+from pipesim.render.recording import render_recording
 from pipesim.schedules.base import Policy
 from pipesim.schedules.from_file import FileSchedule
 from pipesim.schedules.registry import get_policy
@@ -35,11 +36,15 @@ from pipesim.schedules.schedule_file import read_schedule, write_schedule
 from pipesim.studies.explain import Explanation, explain_report
 from pipesim.studies.step import simulate_step
 
+_PROBLEMS_SHOWN = 50
+"""validate lists this many problems of an invalid file, then counts the rest."""
+
 
 @app.command()
 @takes_settings()
 def run(
     settings: Settings,
+    config: Path | None,
     schedule: Schedule = None,
     output_format: Format = OutputFormat.text,
     trace: TraceFile = None,
@@ -70,6 +75,9 @@ def run(
     ] = False,
 ) -> None:
     """Simulate one training step and show its timeline, bubbles and activation memory."""
+    _check_picture(svg, "svg")
+    _check_picture(html, "html")
+    check_outputs([trace, svg, html], inputs=[config, schedule, _policy_file(settings.policy)])
     chosen: Policy
     if schedule is not None:
         if settings.policy is not None:
@@ -85,7 +93,7 @@ def run(
             f"{report.trace.policy} runs no fused forward-and-backward pairs"
         )
     views = _views(report, explain_report(report, settings) if explain else None)
-    _save_files(report, trace, [(svg, width), (html, width)], views)
+    _save_files(report, trace, [(svg, "svg", width), (html, "html", width)], views)
     if output_format is OutputFormat.json:
         write_json(report, sys.stdout)
         return
@@ -110,27 +118,48 @@ def _views(report: Report, explanation: Explanation | None) -> list[RenderableTy
     return views
 
 
+def _policy_file(policy: str | None) -> Path | None:
+    """The file a `file.py:Class` policy is read from, to keep outputs off it."""
+    if policy is None or ".py:" not in policy:
+        return None
+    return Path(policy.rpartition(":")[0])
+
+
+def _text(document: str) -> Writer:
+    def write(out: TextIO) -> None:
+        out.write(document)
+
+    return write
+
+
+def _check_picture(path: Path | None, kind: str) -> None:
+    suffixes = (".svg",) if kind == "svg" else (".html", ".htm")
+    if path is not None and path.suffix.lower() not in suffixes:
+        raise ConfigError(f"--{kind} {path}: the file name must end in {' or '.join(suffixes)}")
+
+
 def _save_files(
     report: Report,
     trace: Path | None,
-    renderings: list[tuple[Path | None, int]],
+    pictures: list[tuple[Path | None, str, int]],
     views: list[RenderableType],
 ) -> None:
+    """Write the trace and the pictures asked for, all or none (see `output_files`)."""
+    outputs: list[tuple[Path, Writer]] = []
     if trace is not None:
-        try:
-            with trace.open("w") as handle:
-                write_chrome_trace(report, handle)
-        except OSError as error:
-            raise ConfigError(f"cannot write {trace}: {error.strerror or error}") from None
-    for path, width in renderings:
+        outputs.append((trace, lambda out: write_chrome_trace(report, out)))
+    for path, kind, width in pictures:
         if path is not None:
-            save_recording(views, path, width)
+            document = render_recording(views, width, kind)
+            outputs.append((path, _text(document)))
+    write_files(outputs)
 
 
 @app.command()
 @takes_settings(exclude=("policy",))
 def validate(
     settings: Settings,
+    config: Path | None,
     schedule: Annotated[Path, typer.Argument(help="A PyTorch compute-only schedule CSV.")],
     output_format: Format = OutputFormat.text,
     trace: TraceFile = None,
@@ -139,6 +168,7 @@ def validate(
 
     Exit 0 when it is valid, 1 with every problem listed when it is not (a deadlock names
     each stuck device and what it waits for), 2 when the file cannot be read."""
+    check_outputs([trace], inputs=[config, schedule])
     if settings.policy is not None:
         warn(f"validate simulates {schedule}; the config's policy {settings.policy!r} is not used")
     parsed = read_schedule(schedule)
@@ -156,8 +186,10 @@ def validate(
             Text.assemble(("invalid", "bold red"), f" {schedule}: {len(problems)} problem(s)"),
             soft_wrap=True,
         )
-        for problem in problems:
+        for problem in problems[:_PROBLEMS_SHOWN]:
             console.print(Text(f"  {problem}"), soft_wrap=True)
+        if len(problems) > _PROBLEMS_SHOWN:
+            console.print(Text(f"  and {len(problems) - _PROBLEMS_SHOWN} more"), soft_wrap=True)
         raise typer.Exit(1)
     _save_files(report, trace, [], [])
     if output_format is OutputFormat.json:
@@ -187,6 +219,7 @@ def validate(
 @takes_settings()
 def export(
     settings: Settings,
+    config: Path | None,
     output: Annotated[
         Path,
         typer.Option("--output", "-o", rich_help_panel=INPUT_OUTPUT, help="The CSV file to write."),
@@ -196,8 +229,10 @@ def export(
 
     PyTorch's `_load_csv` reads it, and `pipesim run --schedule` on it gives the same
     timeline as running the policy."""
+    check_outputs([output], inputs=[config, _policy_file(settings.policy)])
     trace = simulate_step(settings).trace
-    write_schedule(trace.steps_by_device(), trace.problem.split_backward, output)
+    steps, split = trace.steps_by_device(), trace.problem.split_backward
+    write_files([(output, lambda out: write_schedule(steps, split, out))])
     pipeline = trace.problem.pipeline
     Console().print(
         Text(

@@ -10,14 +10,11 @@ from __future__ import annotations
 from typing import Protocol
 
 from pipesim.errors import ConfigError
+from pipesim.problem.capacity import check_ops
 from pipesim.problem.costs import StageCosts, stage_costs
 from pipesim.problem.network import Link, Network
 from pipesim.problem.pipeline import Pipeline, Problem
 from pipesim.problem.settings import Settings, check_settings
-
-MAX_OPS = 30_000_000
-"""The largest step simulated: beyond it memory, not patience, runs out (a 24 GB machine holds
-about 40 million ops with their trace)."""
 
 
 class ShapesPipeline(Protocol):
@@ -43,12 +40,8 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
     stages = default_stages if settings.stages is None else settings.stages
     microbatches = default_microbatches if settings.microbatches is None else settings.microbatches
     chunks = policy.resolve_chunks(settings.chunks)
-    ops = 3 * stages * chunks * microbatches
-    if ops > MAX_OPS:
-        raise ConfigError(
-            f"p={stages}, v={chunks}, m={microbatches} is up to {ops:,} ops, more than the "
-            f"{MAX_OPS:,} pipesim simulates (about 450 MB and 5 s per million ops)"
-        )
+    kinds = 3 if policy.split_backward else 2
+    check_ops(kinds * stages * chunks * microbatches, f"p={stages}, v={chunks}, m={microbatches}")
     policy.check(stages, chunks, microbatches)
     pipeline = Pipeline(
         devices=stages,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipesim.errors import ConfigError
+from pipesim.problem.text_input import CONFIG_LIMIT, read_text
 from pipesim.problem.values import (
     COSTS,
     COUNT,
@@ -193,12 +194,29 @@ def settings_from_mapping(data: Mapping[str, Any], origin: str, base: Settings) 
 
 
 def load_settings(path: Path, base: Settings | None = None) -> Settings:
-    """Settings from a TOML file (flat keys, as `Settings` names them)."""
+    """Settings from a TOML file (flat keys, as `Settings` names them). A policy given as a
+    file (`file.py:Class`) is found relative to the config file, not the working directory."""
+    text = read_text(path, "config", CONFIG_LIMIT)
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as error:
-        raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}") from None
-    return settings_from_mapping(data, str(path), base or Settings())
+    except RecursionError:
+        raise ConfigError(f"{path} nests arrays or tables too deeply to be a config") from None
+    settings = settings_from_mapping(data, str(path), base or Settings())
+    if "policy" in data and settings.policy is not None:
+        settings = settings.replace(policy=_beside(path, settings.policy))
+    return settings
+
+
+def loads_code(policy: str | None) -> bool:
+    """Whether a policy setting names a user's module or file (which pipesim will run)."""
+    return policy is not None and ":" in policy
+
+
+def _beside(config: Path, policy: str) -> str:
+    """`dir/x.py:Class` relative to the config file's folder; other references unchanged."""
+    where, colon, name = policy.rpartition(":")
+    if not colon or not where.endswith(".py") or Path(where).is_absolute():
+        return policy
+    return f"{config.parent / where}:{name}"

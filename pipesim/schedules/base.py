@@ -75,9 +75,9 @@ class Policy(ABC):
     """Other names accepted on the command line (PyTorch's class names, for instance)."""
     split_backward: bool = False
     """Whether the backward runs as separate B (input gradient) and W (weight gradient) ops."""
-    chunks: ClassVar[int | None] = 1
+    chunks: int | None = 1
     """Model chunks per device this schedule places (None: the user chooses with -v)."""
-    default_chunks: ClassVar[int] = 2
+    default_chunks: int = 2
     """Chunks per device when the user chooses and did not say."""
 
     def default_shape(self) -> tuple[int, int]:

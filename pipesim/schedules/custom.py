@@ -14,6 +14,11 @@ from types import ModuleType
 
 from pipesim.errors import PolicyError
 from pipesim.schedules.base import Policy
+from pipesim.schedules.guarded import GuardedPolicy
+
+_USER_CODE_FAILURES = (Exception, SystemExit, KeyboardInterrupt)
+"""What a user's module may raise while it is imported or its class built: all of it is a
+failure to load the policy (a module that calls sys.exit() is not pipesim exiting)."""
 
 
 def is_custom_reference(name: str) -> bool:
@@ -21,8 +26,9 @@ def is_custom_reference(name: str) -> bool:
     return ":" in name
 
 
-def load_custom_policy(reference: str) -> Policy:
-    """Import the module or file, find the class, check it is a Policy, instantiate it."""
+def load_custom_policy(reference: str) -> GuardedPolicy:
+    """Import the module or file, find the class, check it is a Policy, instantiate it, and
+    guard it (see `guarded`)."""
     where, _, class_name = reference.rpartition(":")
     if not where or not class_name:
         raise PolicyError(
@@ -38,13 +44,11 @@ def load_custom_policy(reference: str) -> Policy:
         )
     try:
         policy = cls()
-    except Exception as error:
+    except _USER_CODE_FAILURES as error:
         raise PolicyError(
             f"custom policy {reference!r}: {class_name}() failed: {_describe(error)}"
         ) from None
-    if not getattr(policy, "name", None):
-        policy.name = class_name
-    return policy
+    return GuardedPolicy(policy, class_name)
 
 
 def _load_module(where: str, reference: str) -> ModuleType:
@@ -65,7 +69,7 @@ def _load_module(where: str, reference: str) -> ModuleType:
         raise
     except ModuleNotFoundError as error:
         raise PolicyError(f"custom policy {reference!r}: no module named {error.name!r}") from None
-    except Exception as error:
+    except _USER_CODE_FAILURES as error:
         raise PolicyError(
             f"custom policy {reference!r}: importing {where} failed: {_describe(error)}"
         ) from None

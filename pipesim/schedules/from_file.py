@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
 
 from pipesim.errors import ConfigError, PolicyError
 from pipesim.problem.ops import Step
@@ -16,7 +15,7 @@ class FileSchedule(StaticPolicy):
     """The per-rank op lists of a schedule file, followed in order."""
 
     summary = "a schedule read from a PyTorch compute-only CSV file"
-    chunks: ClassVar[int | None] = None
+    chunks: int | None = None
 
     def __init__(self, schedule: ScheduleFile) -> None:
         self.schedule = schedule

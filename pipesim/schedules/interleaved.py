@@ -17,8 +17,6 @@ steps behind their B so that they fill the drain.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from pipesim.problem.ops import Op
 from pipesim.problem.pipeline import Pipeline, Problem
 from pipesim.schedules.base import ClosedForm, StaticPolicy, require
@@ -29,7 +27,7 @@ class Interleaved1F1B(StaticPolicy):
     name = "interleaved"
     summary = "interleaved 1F1B (Megatron virtual pipeline): v chunks per device, bubble / v"
     aliases = ("Interleaved1F1B", "ScheduleInterleaved1F1B", "virtual-pipeline")
-    chunks: ClassVar[int | None] = None
+    chunks: int | None = None
 
     def check(self, devices: int, chunks: int, microbatches: int) -> None:
         super().check(devices, chunks, microbatches)
@@ -48,7 +46,7 @@ class InterleavedZeroBubble(StaticPolicy):
     name = "interleaved-zb"
     summary = "ZB-1P on looped chunks: interleaved placement, split backward, W fills the drain"
     aliases = ("InterleavedZeroBubble", "ScheduleInterleavedZeroBubble", "zb-1p")
-    chunks: ClassVar[int | None] = None
+    chunks: int | None = None
     split_backward = True
 
     def check(self, devices: int, chunks: int, microbatches: int) -> None:

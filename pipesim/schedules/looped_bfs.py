@@ -12,8 +12,6 @@ GPipe every device holds all v*m chunk activations (m units) at its peak.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from pipesim.problem.ops import Kind, Op
 from pipesim.problem.pipeline import Pipeline, Problem
 from pipesim.schedules.base import ClosedForm, StaticPolicy
@@ -23,7 +21,7 @@ class LoopedBFS(StaticPolicy):
     name = "looped-bfs"
     summary = "breadth-first looped: all microbatches through each chunk in turn; memory m"
     aliases = ("LoopedBFS", "ScheduleLoopedBFS", "bfs")
-    chunks: ClassVar[int | None] = None
+    chunks: int | None = None
 
     def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
         m = pipeline.microbatches

@@ -11,19 +11,25 @@ simulation. The stages, their placement on ranks and m are inferred from the fil
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from pipesim.errors import ConfigError
+from pipesim.problem.capacity import check_ops
 from pipesim.problem.ops import Fused, Kind, Op, Step, step_ops
+from pipesim.problem.text_input import SCHEDULE_LIMIT, read_text
 
-_COMPUTE = re.compile(r"([0-9]+)(F|I|B|W)([0-9]+)")
+# ASCII digits, at most nine: stage 10^9 is no schedule, and `int` must not see 5,000 digits.
+_COMPUTE = re.compile(r"([0-9]{1,9})(F|I|B|W)([0-9]{1,9})", re.ASCII)
 _OTHER = re.compile(
-    r"([0-9]+)(UNSHARD|RESHARD|REDUCE_GRAD|SEND_F|RECV_F|SEND_B|RECV_B|SEND_F_RECV_B|SEND_B_RECV_F)"
-    r"([0-9]*)"
+    r"([0-9]{1,9})(UNSHARD|RESHARD|REDUCE_GRAD|SEND_F|RECV_F|SEND_B|RECV_B|SEND_F_RECV_B|SEND_B_RECV_F)"
+    r"([0-9]{0,9})",
+    re.ASCII,
 )
 _OVERLAP = re.compile(r"\((.*)\)OVERLAP_F_B")
 
@@ -54,6 +60,16 @@ class ScheduleFile:
     def __post_init__(self) -> None:
         split = any(a.kind in ("I", "W") for row in self.ranks for a in row)
         object.__setattr__(self, "split_backward", split)
+        self.check_size(self.microbatches)
+
+    def check_size(self, microbatches: int) -> None:
+        """Refuse, before anything is enumerated, a step with more ops than this machine holds
+        (a cell naming stage 999999999 makes a billion stages)."""
+        kinds = 3 if self.split_backward else 2
+        check_ops(
+            self.num_stages * microbatches * kinds,
+            f"{self.path}'s {self.num_stages} stages with m={microbatches}",
+        )
 
     @property
     def devices(self) -> int:
@@ -105,6 +121,7 @@ class ScheduleFile:
     def problems(self, microbatches: int | None = None) -> list[str]:
         """Every structural problem, one line each; [] for a well-formed schedule."""
         m = self.microbatches if microbatches is None else microbatches
+        self.check_size(m)
         found: list[str] = []
         ranks_of: dict[int, list[int]] = defaultdict(list)
         for rank, row in enumerate(self.ranks):
@@ -176,14 +193,13 @@ def _before(a: Action, b: Action) -> bool:
 def read_schedule(path: Path) -> ScheduleFile:
     """Parse a schedule CSV; a cell that is not an action is an error naming file, row and
     column (both from 1, as an editor shows them)."""
+    text = read_text(path, "schedule", SCHEDULE_LIMIT)
     try:
-        with path.open(newline="") as handle:
-            rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or str(error)
-        raise ConfigError(f"cannot read {path}: {reason}") from None
+        rows = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as error:
         raise ConfigError(f"{path} is not a CSV file: {error}") from None
+    if len(rows) > 1_000_000:
+        raise ConfigError(f"{path} has {len(rows):,} rows; a schedule has one per rank")
     ranks = [
         [
             action
@@ -211,25 +227,26 @@ def _parse_cell(path: Path, rank: int, column: int, cell: str) -> list[Action]:
         if match:
             stage, kind, mb = match.groups()
             actions.append(Action(int(stage), kind, int(mb), rank, column))
-        elif not _OTHER.fullmatch(part):
-            raise ConfigError(
-                f"{path}:{rank + 1}:{column + 1}: {cell.strip()!r} is not a schedule action "
-                "(expected e.g. 0F0, 1B3, 2I0, 2W0 or (0F7;7B3)OVERLAP_F_B)"
-            )
+        elif overlap or not _OTHER.fullmatch(part):
+            # An overlapped cell holds compute actions only, and at least two of them.
+            actions = []
+            break
+    if (overlap and len(actions) < 2) or (not actions and not _OTHER.fullmatch(text)):
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise ConfigError(
+            f"{path}:{rank + 1}:{column + 1}: {shown!r} is not a schedule action "
+            "(expected e.g. 0F0, 1B3, 2I0, 2W0 or (0F7;7B3)OVERLAP_F_B)"
+        )
     return actions
 
 
-def write_schedule(orders: Sequence[Sequence[Step]], split_backward: bool, path: Path) -> None:
+def write_schedule(orders: Sequence[Sequence[Step]], split_backward: bool, out: TextIO) -> None:
     """Write per-device steps as PyTorch's compute-only CSV: split backwards as I and W, whole
     ones as B (a fused B and W of one microbatch is a whole backward), other fused steps as
     OVERLAP_F_B cells."""
-    try:
-        with path.open("w", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            for order in orders:
-                writer.writerow(step_cell(step, split_backward) for step in order)
-    except OSError as error:
-        raise ConfigError(f"cannot write {path}: {error.strerror or error}") from None
+    writer = csv.writer(out, lineterminator="\n")
+    for order in orders:
+        writer.writerow(step_cell(step, split_backward) for step in order)
 
 
 def step_cell(step: Step, split_backward: bool) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import ClassVar
 
 from pipesim.problem.ops import Fused, Kind, Op, Step
 from pipesim.problem.pipeline import Pipeline, Problem, v_shape_placement
@@ -34,7 +33,7 @@ from pipesim.schedules.zero_bubble import zero_span_bubble
 
 
 class _VShape(StaticPolicy):
-    chunks: ClassVar[int | None] = 2
+    chunks: int | None = 2
     split_backward = True
 
     def placement(self, devices: int, chunks: int) -> tuple[int, ...]:

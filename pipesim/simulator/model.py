@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import simpy
 
-from pipesim.errors import PipesimError, PolicyError, ScheduleStalled
+from pipesim.errors import PipesimError, PolicyError, ScheduleIncomplete, ScheduleStalled
+from pipesim.problem.ops import Kind, Op
 from pipesim.problem.pipeline import Problem
 from pipesim.schedules.base import Policy
 from pipesim.simulator.board import Board
@@ -78,6 +79,8 @@ class Simulation:
         stuck = [device for device in self.devices if not device.finished]
         if stuck:
             raise self._stall_report(stuck)
+        if len(self.recording.ops) < self._ops_in_step():
+            raise self._missing_report()
         return self.recording.trace(self.policy.name, self.problem)
 
     def _run_reporting(self, progress: Callable[[int, int], None]) -> None:
@@ -93,6 +96,35 @@ class Simulation:
                 progress(len(self.recording.ops), total)
         except simpy.core.EmptySchedule:
             progress(len(self.recording.ops), total)
+
+    def _ops_in_step(self) -> int:
+        pipeline = self.problem.pipeline
+        kinds = 3 if self.problem.split_backward else 2
+        return pipeline.num_stages * pipeline.microbatches * kinds
+
+    def _missing_report(self) -> ScheduleIncomplete:
+        """Name, per device, the ops its policy never ran (as `validate` does for files)."""
+        index = self.index
+        kinds = (Kind.F, Kind.B, Kind.W) if self.problem.split_backward else (Kind.F, Kind.B)
+        missing: dict[int, list[Op]] = {}
+        for stage in range(index.num_stages):
+            for mb in range(index.microbatches):
+                for kind in kinds:
+                    op = Op(kind, stage, mb)
+                    if not self.board.completed[index.key(op)]:
+                        owner = self.problem.pipeline.placement[stage]
+                        missing.setdefault(owner, []).append(op)
+        total = sum(len(ops) for ops in missing.values())
+        parts = []
+        for device, ops in sorted(missing.items()):
+            shown = ", ".join(map(str, ops[:4])) + (
+                f" and {len(ops) - 4} more" if len(ops) > 4 else ""
+            )
+            parts.append(f"device {device} never ran {shown}")
+        return ScheduleIncomplete(
+            f"policy {self.policy.name!r} ended the step with {total} op(s) never run: "
+            + "; ".join(parts)
+        )
 
     def _stall_report(self, stuck: list[Device]) -> ScheduleStalled:
         """Say, for each stuck device, which op it waits to run and what that op waits for."""

@@ -1,0 +1,86 @@
+"""Files a command writes: checked before any simulation, written whole or not at all.
+
+Each output is rendered into a temporary file beside its destination and renamed into place
+only once every output of the command is complete, so a failure (a full disk, a file size
+limit, Ctrl-C, an error in a later output) leaves every file the user had exactly as it was,
+and no partial file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from pipesim.errors import ConfigError
+
+Writer = Callable[[TextIO], None]
+
+
+def check_outputs(outputs: Sequence[Path | None], inputs: Sequence[Path | None] = ()) -> None:
+    """Refuse, up front, an output that cannot be written or that would overwrite an input or
+    another output of the same command."""
+    seen: dict[str, Path] = {}
+    for path in inputs:
+        if path is not None:
+            seen[_identity(path)] = path
+    for path in outputs:
+        if path is None:
+            continue
+        identity = _identity(path)
+        if identity in seen:
+            raise ConfigError(f"{path} would be written over {seen[identity]}: choose another name")
+        seen[identity] = path
+        if path.is_dir():
+            raise ConfigError(f"cannot write {path}: it is a directory")
+        folder = path.parent
+        if not folder.is_dir():
+            raise ConfigError(f"cannot write {path}: no directory {folder}")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"cannot write {path}: {folder} is not writable")
+
+
+def _identity(path: Path) -> str:
+    """The same file under any spelling (relative, with .., through a symlink)."""
+    return os.path.realpath(path)
+
+
+def write_files(outputs: Sequence[tuple[Path, Writer]]) -> None:
+    """Write each (path, writer) to a temporary file beside it, then rename them all into
+    place; on any failure (or Ctrl-C) remove the temporary files and touch nothing else."""
+    written: list[tuple[str, Path]] = []
+    try:
+        for path, writer in outputs:
+            written.append((_write_temporary(path, writer), path))
+        for temporary, path in written:
+            os.replace(temporary, path)
+    except OSError as error:
+        raise ConfigError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        for temporary, _ in written:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+
+
+def _write_temporary(path: Path, writer: Writer) -> str:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(temporary, _mode(path))
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            writer(out)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return temporary
+
+
+def _mode(path: Path) -> int:
+    """The permissions the file has now, or those a new file gets (mkstemp's are 0600)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
