@@ -7,7 +7,13 @@ The public API: build `Settings`, `simulate_step` them (or `build_problem`, `sim
 from pipesim.analysis.checker import assert_valid, check_trace
 from pipesim.analysis.report import Report, analyze
 from pipesim.analysis.summary import DeviceStats, Summary, summarize
-from pipesim.errors import ConfigError, PipesimError, PolicyError, ScheduleStalled
+from pipesim.errors import (
+    ConfigError,
+    PipesimError,
+    PolicyError,
+    ScheduleIncomplete,
+    ScheduleStalled,
+)
 from pipesim.problem.build import build_problem
 from pipesim.problem.ops import Kind, Op, needs
 from pipesim.problem.settings import Settings, load_settings
@@ -27,6 +33,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Report",
+    "ScheduleIncomplete",
     "ScheduleStalled",
     "Settings",
     "StaticPolicy",

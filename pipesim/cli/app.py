@@ -15,6 +15,10 @@ from typer.core import TyperGroup
 from pipesim.errors import PipesimError
 
 
+class _Interrupted(Exception):
+    """Ctrl-C, carried past typer (which would turn it into a silent exit 130)."""
+
+
 class _OneLineErrors(TyperGroup):
     """The one place errors become exit codes: a `PipesimError` or a usage error (a bad number,
     an unknown option) is one line and its code, Ctrl-C is 130, a broken standard output 1."""
@@ -39,9 +43,12 @@ class _OneLineErrors(TyperGroup):
             result = invoke()
         except PipesimError as error:
             fail(str(error), error.exit_code)
-        except KeyboardInterrupt:
+        except _Interrupted as interrupt:
             _silence_stdout()
-            fail("interrupted", 130)
+            fail(f"interrupted {interrupt}".strip(), 130)
+        except KeyboardInterrupt as interrupt:
+            _silence_stdout()
+            fail(f"interrupted {interrupt}".strip(), 130)
         except OSError as error:
             # What escapes here is the terminal's or the pipe's, not a file's (files are
             # reported where they are written): a closed pipe ends quietly, as `head` expects;
@@ -62,6 +69,12 @@ class _OneLineErrors(TyperGroup):
             fail(format_message(), getattr(error, "exit_code", 2))
         sys.exit(result if isinstance(result, int) else 0)
 
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as interrupt:
+            raise _Interrupted(str(interrupt)) from None
+
 
 def _silence_stdout() -> None:
     """Point standard output at /dev/null, so that flushing it at exit cannot fail again and
@@ -74,13 +87,22 @@ def _silence_stdout() -> None:
 
 
 def warn(message: str) -> None:
-    """One line on stderr about something the user gave that had no effect."""
-    print(f"pipesim: note: {message}", file=sys.stderr)
+    """One line on stderr about something the user gave that had no effect, or should know."""
+    print(f"pipesim: note: {one_line(message)}", file=sys.stderr)
 
 
 def fail(message: str, code: int) -> NoReturn:
-    print(f"pipesim: error: {message}", file=sys.stderr)
+    print(f"pipesim: error: {one_line(message)}", file=sys.stderr)
     sys.exit(code)
+
+
+def one_line(message: str) -> str:
+    """`message` with control characters (a newline in a file name, say) shown as escapes, so
+    that an error is always exactly one line."""
+    return "".join(
+        char if char.isprintable() or char == " " else char.encode("unicode_escape").decode()
+        for char in message
+    )
 
 
 app = typer.Typer(

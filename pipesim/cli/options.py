@@ -17,8 +17,17 @@ from typing import Annotated, Any, TypeVar, get_args
 
 import typer
 
+from pipesim.cli.app import warn
 from pipesim.errors import ConfigError
-from pipesim.problem.settings import BY_NAME, SETTINGS, Setting, Settings, load_settings, with_flags
+from pipesim.problem.settings import (
+    BY_NAME,
+    SETTINGS,
+    Setting,
+    Settings,
+    load_settings,
+    loads_code,
+    with_flags,
+)
 
 INPUT_OUTPUT = "Input and output"
 
@@ -136,6 +145,8 @@ def takes_settings(
             config = given.pop("config")
             texts = {setting.name: given.pop(setting.name) for setting in chosen}
             base = load_settings(config) if config is not None else Settings()
+            if loads_code(base.policy) and texts.get("policy") is None:
+                warn(f"{config} runs code: policy = {base.policy!r}")
             if sweep:
                 axis = _axis(texts)
                 given["axis"] = axis

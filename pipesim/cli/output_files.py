@@ -19,20 +19,24 @@ from pipesim.errors import ConfigError
 Writer = Callable[[TextIO], None]
 
 
-def check_outputs(outputs: Sequence[Path | None], inputs: Sequence[Path | None] = ()) -> None:
+Named = tuple[str, Path | None]
+"""A path and what the user called it: a flag (--trace) or a role (the schedule)."""
+
+
+def check_outputs(outputs: Sequence[Named], inputs: Sequence[Named] = ()) -> None:
     """Refuse, up front, an output that cannot be written or that would overwrite an input or
     another output of the same command."""
-    seen: dict[str, Path] = {}
-    for path in inputs:
+    seen: dict[str, str] = {}
+    for name, path in inputs:
         if path is not None:
-            seen[_identity(path)] = path
-    for path in outputs:
+            seen[_identity(path)] = f"{name} {path}"
+    for name, path in outputs:
         if path is None:
             continue
         identity = _identity(path)
         if identity in seen:
-            raise ConfigError(f"{path} would be written over {seen[identity]}: choose another name")
-        seen[identity] = path
+            raise ConfigError(f"{name} {path} would overwrite {seen[identity]}")
+        seen[identity] = f"{name} {path}"
         if path.is_dir():
             raise ConfigError(f"cannot write {path}: it is a directory")
         folder = path.parent

@@ -20,7 +20,7 @@ from pipesim.cli.options import (
     TraceFile,
     takes_settings,
 )
-from pipesim.cli.output_files import Writer, check_outputs, write_files
+from pipesim.cli.output_files import Named, Writer, check_outputs, write_files
 from pipesim.errors import ConfigError, ScheduleStalled
 from pipesim.problem.pipeline import describe_placement
 from pipesim.problem.settings import DEFAULT_POLICY, Settings
@@ -77,7 +77,10 @@ def run(
     """Simulate one training step and show its timeline, bubbles and activation memory."""
     _check_picture(svg, "svg")
     _check_picture(html, "html")
-    check_outputs([trace, svg, html], inputs=[config, schedule, _policy_file(settings.policy)])
+    check_outputs(
+        [("--trace", trace), ("--svg", svg), ("--html", html)],
+        inputs=[("--config", config), ("--schedule", schedule), _policy_file(settings.policy)],
+    )
     chosen: Policy
     if schedule is not None:
         if settings.policy is not None:
@@ -118,11 +121,11 @@ def _views(report: Report, explanation: Explanation | None) -> list[RenderableTy
     return views
 
 
-def _policy_file(policy: str | None) -> Path | None:
+def _policy_file(policy: str | None) -> Named:
     """The file a `file.py:Class` policy is read from, to keep outputs off it."""
     if policy is None or ".py:" not in policy:
-        return None
-    return Path(policy.rpartition(":")[0])
+        return ("the policy", None)
+    return ("the policy", Path(policy.rpartition(":")[0]))
 
 
 def _text(document: str) -> Writer:
@@ -168,7 +171,7 @@ def validate(
 
     Exit 0 when it is valid, 1 with every problem listed when it is not (a deadlock names
     each stuck device and what it waits for), 2 when the file cannot be read."""
-    check_outputs([trace], inputs=[config, schedule])
+    check_outputs([("--trace", trace)], inputs=[("--config", config), ("the schedule", schedule)])
     if settings.policy is not None:
         warn(f"validate simulates {schedule}; the config's policy {settings.policy!r} is not used")
     parsed = read_schedule(schedule)
@@ -229,7 +232,9 @@ def export(
 
     PyTorch's `_load_csv` reads it, and `pipesim run --schedule` on it gives the same
     timeline as running the policy."""
-    check_outputs([output], inputs=[config, _policy_file(settings.policy)])
+    check_outputs(
+        [("--output", output)], inputs=[("--config", config), _policy_file(settings.policy)]
+    )
     trace = simulate_step(settings).trace
     steps, split = trace.steps_by_device(), trace.problem.split_backward
     write_files([(output, lambda out: write_schedule(steps, split, out))])

@@ -55,7 +55,7 @@ def compare(
     with DeferredProgress("comparing", output_format is OutputFormat.text) as progress:
         rows = compare_policies(settings, _names(policies), progress)
     if output_format is OutputFormat.json:
-        json.dump(comparison_rows(rows), sys.stdout, indent=1)
+        json.dump(comparison_rows(rows), sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
         return
     console = Console()
@@ -98,7 +98,7 @@ def sweep(
     with DeferredProgress("sweeping", output_format is SweepFormat.text) as progress:
         rows = sweep_setting(settings, axis.setting, axis.values, names, progress)
     if output_format is SweepFormat.json:
-        json.dump(sweep_records(rows), sys.stdout, indent=1)
+        json.dump(sweep_records(rows), sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
     elif output_format is SweepFormat.csv:
         write_sweep_csv(rows, sys.stdout)

@@ -15,22 +15,29 @@ CONFIG_LIMIT = 1 << 20
 """The largest TOML config read (1 MiB): a real one is a few hundred bytes."""
 SCHEDULE_LIMIT = 256 << 20
 """The largest schedule CSV read (256 MiB): tens of millions of cells."""
+_CHUNK = 1 << 20
 
 
 def read_text(path: Path, what: str, limit: int) -> str:
     """The text of `path`, a `what` ("config", "schedule"), at most `limit` bytes, as UTF-8
     (a leading byte-order mark is accepted and dropped)."""
+    chunks: list[bytes] = []
+    size = 0
     try:
         with path.open("rb") as handle:
-            data = handle.read(limit + 1)
+            while chunk := handle.read(_CHUNK):
+                # NUL bytes mark a binary (or /dev/zero): refuse at the first chunk that has one.
+                if b"\0" in chunk:
+                    raise ConfigError(f"{path} is not a text file (it contains NUL bytes)")
+                size += len(chunk)
+                if size > limit:
+                    raise ConfigError(
+                        f"{path} is larger than {limit >> 20} MiB, more than any {what} file needs"
+                    )
+                chunks.append(chunk)
     except OSError as error:
         raise ConfigError(f"cannot read {path}: {error.strerror or error}") from None
-    if len(data) > limit:
-        raise ConfigError(
-            f"{path} is larger than {limit >> 20} MiB, more than any {what} file needs"
-        )
-    if b"\0" in data:
-        raise ConfigError(f"{path} is not a text file (it contains NUL bytes)")
+    data = b"".join(chunks)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

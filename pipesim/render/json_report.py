@@ -148,7 +148,7 @@ def timeline_rows(report: Report) -> Iterable[dict[str, Any]]:
 
 def write_json(report: Report, out: TextIO) -> None:
     """Write the report as one JSON object, streamed: each op and transfer on its own line."""
-    head = json.dumps(header(report), separators=(", ", ": "))
+    head = json.dumps(header(report), separators=(", ", ": "), allow_nan=False)
     out.write(head[:-1] + ",")
     _write_lines(out, "timeline", _timeline_lines(report))
     out.write(",")
@@ -159,7 +159,7 @@ def write_json(report: Report, out: TextIO) -> None:
 
 
 def _dumps(row: dict[str, Any]) -> str:
-    return json.dumps(row, separators=(", ", ": "))
+    return json.dumps(row, separators=(", ", ": "), allow_nan=False)
 
 
 def _timeline_lines(report: Report) -> Iterator[str]:

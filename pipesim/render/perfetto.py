@@ -141,5 +141,5 @@ def write_chrome_trace(report: Report, out: TextIO) -> None:
     out.write('{"displayTimeUnit": "ms", "traceEvents": [')
     for index, event in enumerate(trace_events(report)):
         out.write(",\n" if index else "\n")
-        out.write(json.dumps(event, separators=(",", ":")))
+        out.write(json.dumps(event, separators=(",", ":"), allow_nan=False))
     out.write("\n]}\n")

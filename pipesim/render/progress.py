@@ -1,13 +1,16 @@
 """A progress bar on stderr for work that takes more than about a second.
 
-It appears only once a second has passed, only when stderr is a terminal, and is updated in the
-coarse steps the caller reports (a sweep's rows, a simulation's batches of events); machine
-output on stdout is never touched.
+It appears once a second has passed (from a timer, so it appears even while a user's policy
+computes and no progress is reported), only when stderr is a terminal, and is updated in the
+coarse steps the caller reports (a sweep's rows, a simulation's batches of events). A
+simulation may also hand it a `status` to show, such as which device's policy it is waiting
+on. Machine output on stdout is never touched.
 """
 
 from __future__ import annotations
 
-import time
+import threading
+from collections.abc import Callable
 from types import TracebackType
 
 from rich.console import Console
@@ -15,10 +18,14 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
+from rich.text import Text
 
 _DELAY = 1.0
 
@@ -30,30 +37,48 @@ class DeferredProgress:
         self._console = Console(stderr=True)
         self._enabled = enabled and self._console.is_terminal
         self._description = description
-        self._started = time.monotonic()
+        self._lock = threading.Lock()
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        self._counts: tuple[int, int | None] = (0, None)
+        self._status: Callable[[], str | None] = lambda: None
+        self._timer: threading.Timer | None = None
 
     def __call__(self, done: int, total: int) -> None:
         if not self._enabled:
             return
-        if self._progress is None:
-            if time.monotonic() - self._started < _DELAY:
+        with self._lock:
+            self._counts = (done, total)
+            if self._progress is not None and self._task is not None:
+                self._progress.update(self._task, completed=done, total=total)
+
+    def describe(self, status: Callable[[], str | None]) -> None:
+        """Show `status()` beside the bar while it returns text."""
+        self._status = status
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._progress is not None:
                 return
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                _StatusColumn(lambda: self._status()),
                 console=self._console,
                 transient=True,
             )
-            self._task = self._progress.add_task(self._description, total=total)
+            done, total = self._counts
+            self._task = self._progress.add_task(self._description, total=total, completed=done)
             self._progress.start()
-        assert self._task is not None
-        self._progress.update(self._task, completed=done, total=total)
 
     def __enter__(self) -> DeferredProgress:
+        if self._enabled:
+            self._timer = threading.Timer(_DELAY, self._start)
+            self._timer.daemon = True
+            self._timer.start()
         return self
 
     def __exit__(
@@ -62,5 +87,17 @@ class DeferredProgress:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        if self._timer is not None:
+            self._timer.cancel()
+        with self._lock:
+            if self._progress is not None:
+                self._progress.stop()
+
+
+class _StatusColumn(ProgressColumn):
+    def __init__(self, status: Callable[[], str | None]) -> None:
+        super().__init__()
+        self._status = status
+
+    def render(self, task: Task) -> Text:
+        return Text(self._status() or "", style="dim")

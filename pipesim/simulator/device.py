@@ -7,7 +7,7 @@ from typing import Any
 
 import simpy
 
-from pipesim.errors import PolicyError
+from pipesim.errors import PipesimError, PolicyError
 from pipesim.problem.ops import Fused, Need, Op, Step, fused_problem
 from pipesim.problem.pipeline import Problem
 from pipesim.schedules.base import DeviceProgram, OrderedProgram
@@ -15,6 +15,20 @@ from pipesim.simulator.board import Board
 from pipesim.simulator.channel import Links
 from pipesim.simulator.op_index import OpIndex
 from pipesim.simulator.trace import FusedRecord, OpRecord, Recording
+
+
+class Activity:
+    """What the simulation is doing right now, for a progress display on another thread."""
+
+    __slots__ = ("asking", "interrupted")
+
+    def __init__(self) -> None:
+        self.asking: int | None = None
+        """The device whose (dynamic) policy is deciding its next op, if any."""
+        self.interrupted: str | None = None
+        """Set when Ctrl-C reached a policy: SimPy turns the exception into the failure of
+        one process, which the environment raises only after the events queued before it, so
+        every other policy must stop before it is asked again."""
 
 
 class Device:
@@ -32,6 +46,7 @@ class Device:
         board: Board,
         links: Links,
         records: Recording,
+        activity: Activity,
     ) -> None:
         self.device = device
         self.program = program
@@ -42,6 +57,7 @@ class Device:
         self.board = board
         self.links = links
         self.records = records
+        self.activity = activity
         self.finished = False
         self.waiting_for: tuple[Op, int] | None = None
         """The op this device waits to run and the index of the input it waits for."""
@@ -65,13 +81,25 @@ class Device:
         """A dynamic policy's decisions, one at a time (a fixed order is iterated directly); a
         policy that fails is reported, not propagated as a crash."""
         while True:
+            activity = self.activity
+            if activity.interrupted is not None:
+                raise KeyboardInterrupt(activity.interrupted)
+            activity.asking = self.device
             try:
                 op = self.program.next_op(self)
+            except KeyboardInterrupt:
+                activity.interrupted = (
+                    f"while policy {self.policy_name!r} decided device {self.device}'s next op"
+                )
+                raise KeyboardInterrupt(activity.interrupted) from None
+            except PipesimError:
+                raise
             except Exception as error:
                 raise PolicyError(
                     f"policy {self.policy_name!r} failed on device {self.device}: "
                     f"{type(error).__name__}: {error}"
                 ) from error
+            activity.asking = None
             if op is None:
                 return
             yield op

@@ -17,7 +17,7 @@ from pipesim.problem.pipeline import Problem
 from pipesim.schedules.base import Policy
 from pipesim.simulator.board import Board
 from pipesim.simulator.channel import Links
-from pipesim.simulator.device import Device
+from pipesim.simulator.device import Activity, Device
 from pipesim.simulator.gc_pause import cyclic_gc_paused
 from pipesim.simulator.op_index import OpIndex
 from pipesim.simulator.trace import Recording, Trace
@@ -38,6 +38,7 @@ class Simulation:
         self.index = OpIndex(problem)
         self.board = Board(self.env, self.index.size)
         self.recording = Recording()
+        self.activity = Activity()
         self.links = Links(self.env, problem.network, self.board.deliver, self.recording.transfers)
         try:
             programs = policy.programs(problem)
@@ -63,6 +64,7 @@ class Simulation:
                 self.board,
                 self.links,
                 self.recording,
+                self.activity,
             )
             for device, program in enumerate(programs)
         ]
@@ -72,6 +74,9 @@ class Simulation:
         `_PROGRESS_EVERY` events, never per op."""
         for device in self.devices:
             self.env.process(device.run())
+        describe = getattr(progress, "describe", None)
+        if callable(describe):
+            describe(self.status)
         if progress is None:
             self.env.run()
         else:
@@ -82,6 +87,13 @@ class Simulation:
         if len(self.recording.ops) < self._ops_in_step():
             raise self._missing_report()
         return self.recording.trace(self.policy.name, self.problem)
+
+    def status(self) -> str | None:
+        """What the simulation waits on now, when it is a policy's decision."""
+        asking = self.activity.asking
+        if asking is None:
+            return None
+        return f"waiting on policy {self.policy.name!r} for device {asking}'s next op"
 
     def _run_reporting(self, progress: Callable[[int, int], None]) -> None:
         pipeline = self.problem.pipeline

@@ -6,7 +6,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pipesim.analysis.report import Report
-from pipesim.errors import ConfigError, CostShapeError, PipesimError, PolicyError, ScheduleStalled
+from pipesim.errors import (
+    ConfigError,
+    CostShapeError,
+    PipesimError,
+    PolicyError,
+    ScheduleIncomplete,
+    ScheduleStalled,
+)
 from pipesim.problem.settings import Settings
 from pipesim.schedules.base import Policy
 from pipesim.schedules.registry import get_policy, registered_policies
@@ -40,7 +47,7 @@ def compare_policies(
         chunks = settings.chunks if policy.chunks is None else None
         try:
             report = simulate_step(settings.replace(policy=policy.name, chunks=chunks), policy)
-        except (PolicyError, ScheduleStalled, CostShapeError) as error:
+        except (PolicyError, ScheduleStalled, ScheduleIncomplete, CostShapeError) as error:
             # A cost list of p*v values fits only the policies with v chunks per device.
             rows.append(Comparison(policy.name, None, str(error)))
         else:

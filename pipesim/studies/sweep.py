@@ -6,7 +6,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pipesim.analysis.report import Report
-from pipesim.errors import ConfigError, CostShapeError, PolicyError, ScheduleStalled
+from pipesim.errors import (
+    ConfigError,
+    CostShapeError,
+    PolicyError,
+    ScheduleIncomplete,
+    ScheduleStalled,
+)
 from pipesim.problem.settings import SETTINGS, Settings
 from pipesim.schedules.registry import get_policy
 from pipesim.studies.compare import refuse_unused_chunks
@@ -51,7 +57,7 @@ def sweep_setting(
                 point = point.replace(chunks=None)
             try:
                 rows.append(SweepRow(setting, value, policy.name, simulate_step(point, policy)))
-            except (PolicyError, ScheduleStalled, CostShapeError) as error:
+            except (PolicyError, ScheduleStalled, ScheduleIncomplete, CostShapeError) as error:
                 rows.append(SweepRow(setting, value, policy.name, None, str(error)))
             if progress is not None:
                 progress(len(rows), total)

@@ -1,0 +1,104 @@
+"""Custom policies that misbehave in every way a user's code can: the guard must turn each
+into one line naming the policy (tests/test_bad_input.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipesim import Kind, Op, Policy, StaticPolicy
+from pipesim.problem.pipeline import Pipeline, Problem
+
+
+class _Returns:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def next_op(self, view: Any) -> Any:
+        return self.value
+
+
+class _Dynamic(Policy):
+    summary = "test"
+    value: Any = None
+
+    def programs(self, problem: Problem) -> Any:
+        return [_Returns(self.value) for _ in range(problem.pipeline.devices)]
+
+
+class ReturnsText(_Dynamic):
+    value = "F0@s0"
+
+
+class ReturnsShortTuple(_Dynamic):
+    value = (Kind.F, 0)
+
+
+class ReturnsFloatStage(_Dynamic):
+    value = Op(Kind.F, 0.0, 0)  # type: ignore[arg-type]
+
+
+class ProgramsNone(Policy):
+    summary = "test"
+
+    def programs(self, problem: Problem) -> Any:
+        return None
+
+
+class PlacementRaises(StaticPolicy):
+    summary = "test"
+
+    def placement(self, devices: int, chunks: int) -> tuple[int, ...]:
+        raise RuntimeError("no placement today")
+
+    def device_orders(self, pipeline: Pipeline) -> Any:
+        return []
+
+
+class PlacementWrong(PlacementRaises):
+    def placement(self, devices: int, chunks: int) -> Any:
+        return "0123"
+
+
+class CheckRaises(PlacementRaises):
+    def placement(self, devices: int, chunks: int) -> tuple[int, ...]:
+        return tuple(range(devices))
+
+    def check(self, devices: int, chunks: int, microbatches: int) -> None:
+        raise ZeroDivisionError("division by zero")
+
+
+class ClosedFormRaises(StaticPolicy):
+    summary = "test"
+
+    def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
+        m = pipeline.microbatches
+        return [
+            [Op(Kind.F, d, j) for j in range(m)] + [Op(Kind.B, d, j) for j in range(m)]
+            for d in range(pipeline.devices)
+        ]
+
+    def closed_form(self, problem: Problem) -> Any:
+        raise ValueError("no closed form")
+
+
+class NameNotText(ClosedFormRaises):
+    name = 42  # type: ignore[assignment]
+
+    def closed_form(self, problem: Problem) -> Any:
+        return "(p-1)/m"
+
+
+class StopsEarly(ClosedFormRaises):
+    def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
+        return [order[:-1] for order in super().device_orders(pipeline)]
+
+
+class OnlyForwards(ClosedFormRaises):
+    def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
+        return [
+            [op for op in order if op.kind is Kind.F] for order in super().device_orders(pipeline)
+        ]
+
+
+class SplitWithoutW(ClosedFormRaises):
+    split_backward = True
