@@ -1,0 +1,261 @@
+"""The seed corpus of bad input: every case an adversarial user found, each one line on stderr
+and the right exit code, or a correct result; no file a user had is ever damaged."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from pipesim.cli import app
+
+runner = CliRunner()
+POLICIES = Path(__file__).parent / "policies"
+MISBEHAVING = POLICIES / "misbehaving.py"
+PIPESIM = [sys.executable, "-m", "pipesim"]
+
+
+def _one_line(result: Result, code: int, words: str) -> None:
+    """Exit `code`, and exactly one line on stderr that contains `words`."""
+    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("pipesim: error: ")
+    assert words in lines[0], lines[0]
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    (tmp_path / "latin1.toml").write_bytes(b'policy = "caf\xe9"\n')
+    (tmp_path / "utf16.toml").write_text("stages = 4\n", encoding="utf-16")
+    (tmp_path / "binary.toml").write_bytes(bytes(range(256)) * 8)
+    (tmp_path / "deep.toml").write_text("a = " + "[" * 3000 + "]" * 3000 + "\n")
+    (tmp_path / "deeptable.toml").write_text("a = " + "{b=" * 3000 + "1" + "}" * 3000 + "\n")
+    (tmp_path / "digits.csv").write_text("0F" + "9" * 5000 + ",0B0\n")
+    (tmp_path / "stage.csv").write_text("999999999F0,999999999B0\n")
+    (tmp_path / "microbatch.csv").write_text("0F99999999,0B99999999\n")
+    (tmp_path / "arabic.csv").write_text("\u0660F\u0660,\u0660B\u0660\n")
+    (tmp_path / "suffix.csv").write_text("(0F0;0B0)OVERLAP_F_Bxx\n")
+    (tmp_path / "halfoverlap.csv").write_text("(0F0;0UNSHARD)OVERLAP_F_B\n")
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf0F0,0F1,0B0,0B1\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["run", "--forward", "1e308"], "forward must be a finite number >= 0 and <= 1e+09 ms"),
+        (["run", "--forward", "1e308", "--explain"], "forward must be a finite number"),
+        (["compare", "--forward", "1e308", "-f", "json"], "forward must be a finite number"),
+        (["sweep", "-m", "2,4", "--forward", "1e308", "-f", "json"], "forward must be"),
+        (["run", "--bandwidth", "1e-320", "--activation-size", "1MB"], "bandwidth must be 0 or"),
+        (["run", "--width", "1099511627776"], "--width"),
+        (["validate", "bom.csv", "-m", "0"], "microbatches must be at least 1, got 0"),
+        (["validate", "bom.csv", "-m", "-5"], "microbatches must be at least 1, got -5"),
+        (["run", "--config", "latin1.toml"], "is not UTF-8 text (byte 14 is 0xe9)"),
+        (["compare", "--config", "utf16.toml"], "is not a text file"),
+        (["sweep", "-m", "2,4", "--config", "binary.toml"], "is not a text file"),
+        (["validate", "bom.csv", "--config", "deep.toml"], "nests arrays or tables too deeply"),
+        (["run", "--config", "deeptable.toml"], "nests arrays or tables too deeply"),
+        (["validate", "digits.csv"], "is not a schedule action"),
+        (["run", "--schedule", "digits.csv"], "is not a schedule action"),
+        (["validate", "stage.csv"], "which needs about"),
+        (["validate", "microbatch.csv"], "which needs about"),
+        (["validate", "bom.csv", "-m", "100000000"], "GB is available"),
+        (["validate", "arabic.csv"], "'\u0660F\u0660' is not a schedule action"),
+        (["validate", "suffix.csv"], "is not a schedule action"),
+        (["validate", "halfoverlap.csv"], "is not a schedule action"),
+        (["run", "--config", "/dev/zero"], "/dev/zero is not a text file"),
+        (["validate", "/dev/zero"], "/dev/zero is not a text file"),
+        (["run", "--schedule", "/dev/zero"], "/dev/zero is not a text file"),
+        (["validate", "d[/]/x.csv"], "cannot read d[/]/x.csv"),
+        (["validate", "exp[v2]/s.csv"], "cannot read exp[v2]/s.csv"),
+        (["export", "-o", "d[/]/y.csv"], "cannot write d[/]/y.csv: no directory d[/]"),
+        (["run", "--trace", "new\nline/t.json"], "cannot write new\\nline/t.json"),
+        (["run", "--schedule", "bom.csv", "--trace", "bom.csv"], "would overwrite --schedule"),
+        (
+            ["run", "--trace", "x.svg", "--svg", "./x.svg"],
+            "--svg x.svg would overwrite --trace x.svg",
+        ),
+        (["run", "--svg", "x.png"], "--svg x.png: the file name must end in .svg"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    files: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], words: str
+) -> None:
+    monkeypatch.chdir(files)
+    _one_line(runner.invoke(app, args), 2, words)
+
+
+def test_a_bom_is_accepted(files: Path) -> None:
+    result = runner.invoke(app, ["validate", str(files / "bom.csv")])
+    assert result.exit_code == 0 and "valid" in result.stdout
+
+
+def test_a_path_with_markup_is_shown_literally(
+    files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(files)
+    result = runner.invoke(app, ["run", "--trace", "[red]y.json", "-f", "json"])
+    assert result.exit_code == 0
+    assert json.loads((files / "[red]y.json").read_text())["traceEvents"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "words"),
+    [
+        ("ReturnsText", "the step it gave device 0 is 'F0@s0', not an Op"),
+        ("ReturnsShortTuple", "the step it gave device 0 is (<Kind.F: 0>, 0), not an Op"),
+        ("ReturnsFloatStage", "stage=0.0"),
+        ("ProgramsNone", "programs() is None, not a list of device programs"),
+        ("PlacementRaises", "placement() failed: RuntimeError: no placement today"),
+        ("PlacementWrong", "placement() is '0123', not 2 device numbers in 0..1"),
+        ("CheckRaises", "check() failed: ZeroDivisionError: division by zero"),
+        ("ClosedFormRaises", "closed_form() failed: ValueError: no closed form"),
+        ("NameNotText", "policy 'NameNotText': closed_form() is '(p-1)/m'"),
+    ],
+)
+@pytest.mark.parametrize("command", ["run", "compare", "sweep", "export"])
+def test_a_misbehaving_policy_is_one_line(
+    tmp_path: Path, command: str, policy: str, words: str
+) -> None:
+    reference = f"{MISBEHAVING}:{policy}"
+    args = {
+        "run": ["run", "--policy", reference],
+        "compare": ["compare", "--policies", reference],
+        "sweep": ["sweep", "--policies", reference, "-m", "2,3", "-f", "json"],
+        "export": ["export", "--policy", reference, "-o", str(tmp_path / "x.csv")],
+    }[command]
+    result = runner.invoke(app, [*args, "-p", "2"])
+    if command == "sweep":
+        # sweep reports a policy that cannot run a point in that point's row
+        assert result.exit_code == 0, result.stderr
+        assert all(words in row["error"] for row in json.loads(result.stdout))
+        return
+    _one_line(result, 2, words)
+    assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("policy", "words"),
+    [
+        ("StopsEarly", "2 op(s) never run: device 0 never ran B1@s0; device 1 never ran B1@s1"),
+        ("OnlyForwards", "device 0 never ran B0@s0, B1@s0; device 1 never ran B0@s1, B1@s1"),
+        ("SplitWithoutW", "device 0 never ran W0@s0, W1@s0"),
+    ],
+)
+def test_an_incomplete_step_is_an_error_naming_the_missing_ops(policy: str, words: str) -> None:
+    result = runner.invoke(
+        app, ["run", "--policy", f"{MISBEHAVING}:{policy}", "-p", "2", "-m", "2"]
+    )
+    _one_line(result, 1, words)
+
+
+@pytest.mark.parametrize(
+    ("module", "words"),
+    [("exits_at_import", "SystemExit: 3"), ("interrupts_at_import", "KeyboardInterrupt")],
+)
+def test_a_module_that_exits_at_import_is_a_load_failure(module: str, words: str) -> None:
+    result = runner.invoke(app, ["run", "--policy", f"{POLICIES / module}.py:X"])
+    _one_line(result, 2, f"importing {POLICIES / module}.py failed: {words}")
+
+
+def test_a_failing_output_leaves_every_existing_file_as_it_was(tmp_path: Path) -> None:
+    trace = tmp_path / "t.json"
+    trace.write_text("mine")
+    # The picture is refused before anything runs, so the trace is not even rewritten.
+    result = runner.invoke(app, ["run", "--trace", str(trace), "--svg", str(tmp_path / "x.png")])
+    _one_line(result, 2, "must end in .svg")
+    assert trace.read_text() == "mine"
+    # A directory where the picture should go fails only when it is written: still nothing.
+    (tmp_path / "d.svg").mkdir()
+    result = runner.invoke(app, ["run", "--trace", str(trace), "--svg", str(tmp_path / "d.svg")])
+    _one_line(result, 2, "is a directory")
+    assert trace.read_text() == "mine"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["d.svg", "t.json"]
+
+
+def test_a_file_size_limit_leaves_the_previous_file_and_no_partial_one(tmp_path: Path) -> None:
+    trace = tmp_path / "t.json"
+    trace.write_text("mine")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    done = subprocess.run(
+        [*PIPESIM, "run", "-m", "64", "--trace", str(trace), "-f", "json"],
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == f"pipesim: error: cannot write {trace}: File too large\n"
+    assert trace.read_text() == "mine"
+    assert [path.name for path in tmp_path.iterdir()] == ["t.json"]
+
+
+def test_ctrl_c_in_a_policy_is_one_line_naming_the_device_and_exit_130(tmp_path: Path) -> None:
+    (tmp_path / "hang.py").write_text(
+        "import pathlib, time\nfrom pipesim import Policy\n\n"
+        "class Wait:\n    def next_op(self, view):\n        pathlib.Path('asked').touch()\n"
+        "        while True:\n            time.sleep(0.01)\n\n"
+        "class Hang(Policy):\n    summary = 'x'\n"
+        "    def programs(self, problem):\n        return [Wait() for _ in range(4)]\n"
+    )
+    started = subprocess.Popen(
+        [*PIPESIM, "run", "--policy", "hang.py:Hang", "--trace", "t.json"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    # Interrupt once the policy has been asked (the file appears), not during start-up.
+    for _ in range(3000):
+        if (tmp_path / "asked").exists():
+            break
+        time.sleep(0.01)
+    started.send_signal(signal.SIGINT)
+    out, err = started.communicate(timeout=30)
+    assert started.returncode == 130
+    assert err == "pipesim: error: interrupted while policy 'Hang' decided device 0's next op\n"
+    assert out == "" and not (tmp_path / "t.json").exists()
+
+
+def test_a_config_that_loads_code_says_so_and_finds_it_beside_itself(tmp_path: Path) -> None:
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "mine.py").write_text((Path("examples") / "custom_policy.py").read_text())
+    (folder / "run.toml").write_text('policy = "mine.py:Eager1F1B"\n')
+    result = runner.invoke(app, ["run", "--config", str(folder / "run.toml"), "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == (
+        f"pipesim: note: {folder / 'run.toml'} runs code: "
+        f"policy = '{folder / 'mine.py'}:Eager1F1B'\n"
+    )
+    assert json.loads(result.stdout)["policy"] == "eager-1f1b"
+
+
+def test_json_is_byte_identical_across_processes_and_hash_seeds() -> None:
+    outputs = set()
+    for seed in ("0", "1", "12345"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        for args in (
+            ["run", "--policy", "dualpipe-v", "-p", "4", "-m", "8", "-f", "json"],
+            ["compare", "-f", "json"],
+        ):
+            done = subprocess.run(
+                [*PIPESIM, *args], capture_output=True, text=True, env=env, check=True
+            )
+            outputs.add((args[0], done.stdout))
+    assert len(outputs) == 2
