@@ -137,7 +137,9 @@ CELLS = st.one_of(
         st.sampled_from(["F", "B", "I", "W", "SEND_F", "RECV_B", "X"]),
         st.integers(0, 3),
     ),
-    st.sampled_from(["", "(0F1;1B0)OVERLAP_F_B", "(0F0)OVERLAP_F_B", "\u0660F\u0660", "0F" + "9" * 30]),
+    st.sampled_from(
+        ["", "(0F1;1B0)OVERLAP_F_B", "(0F0)OVERLAP_F_B", "\u0660F\u0660", "0F" + "9" * 30]
+    ),
 )
 
 
