@@ -90,13 +90,13 @@ def run(
         chosen = get_policy(settings.policy or DEFAULT_POLICY)
     with DeferredProgress("simulating", output_format is OutputFormat.text) as progress:
         report = simulate_step(settings, chosen, progress)
+    views = _views(report, explain_report(report, settings) if explain else None)
+    _save_files(report, trace, [(svg, "svg", width), (html, "html", width)], views)
     if settings.overlap_cost != 1 and not any(step.overlapped for step in report.trace.fused):
         warn(
             f"--overlap-cost {settings.overlap_cost:g} changes nothing: "
             f"{report.trace.policy} runs no fused forward-and-backward pairs"
         )
-    views = _views(report, explain_report(report, settings) if explain else None)
-    _save_files(report, trace, [(svg, "svg", width), (html, "html", width)], views)
     if output_format is OutputFormat.json:
         write_json(report, sys.stdout)
         return

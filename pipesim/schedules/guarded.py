@@ -28,17 +28,19 @@ class GuardedPolicy(Policy):
 
     def __init__(self, inner: Policy, reference: str) -> None:
         self.inner = inner
-        name = getattr(inner, "name", None)
-        self.name = name if isinstance(name, str) and name.strip() else reference
+        self.name = reference
+        name = self._call("name", lambda: getattr(inner, "name", None))
+        if isinstance(name, str) and name.strip():
+            self.name = name
         self.split_backward = self._attribute("split_backward", bool)
-        chunks = getattr(inner, "chunks", 1)
+        chunks = self._call("chunks", lambda: getattr(inner, "chunks", 1))
         if chunks is not None and not _whole(chunks):
             raise self._wrong("chunks", chunks, "a whole number >= 1 or None")
         self.chunks = chunks
         self.default_chunks = self._attribute("default_chunks", int)
 
     def _attribute(self, name: str, kind: type) -> Any:
-        value = getattr(self.inner, name)
+        value = self._call(name, lambda: getattr(self.inner, name))
         if type(value) is not kind or (kind is int and not _whole(value)):
             raise self._wrong(
                 name, value, "True or False" if kind is bool else "a whole number >= 1"

@@ -102,3 +102,9 @@ class OnlyForwards(ClosedFormRaises):
 
 class SplitWithoutW(ClosedFormRaises):
     split_backward = True
+
+
+class NameRaises(ClosedFormRaises):
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        raise LookupError("nameless")
