@@ -50,3 +50,10 @@ class ScheduleIncomplete(PipesimError):
     """
 
     exit_code = 1
+
+
+class OutOfMemoryError(PipesimError):
+    """`--fail-on-oom`: some device needs more memory than the limit. Exit code 1: the inputs
+    were fine, the configuration does not fit."""
+
+    exit_code = 1

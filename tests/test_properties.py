@@ -72,7 +72,9 @@ def test_makespan_is_at_least_the_busiest_device_and_the_critical_path(settings:
         b - w if problem.split_backward else b
         for b, w in zip(problem.costs.backward, problem.costs.weight, strict=True)
     ]
-    critical = sum(problem.costs.forward) + sum(backward) + 2 * hops * settings.comm_latency
+    critical = (
+        sum(problem.costs.forward) + sum(backward) + 2 * hops * problem.network.intra_node.latency
+    )
     assert makespan >= critical - eps
 
 

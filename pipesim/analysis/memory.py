@@ -1,10 +1,17 @@
 """Activation memory over time, from when each op starts and ends: a microbatch's activation on
-a stage is held from the start of its forward to the end of its last backward op."""
+a stage is held from the start of its forward to the end of its last backward op. Counted in
+microbatches' worth always, and in bytes when the problem says how many each stage keeps
+(`StageMemory`): then a device's static bytes, its peak, and whether it runs out of memory."""
 
 from __future__ import annotations
 
-from pipesim.problem.ops import Kind, releases_activation
+from typing import NamedTuple
+
+from pipesim.problem.memory import StageMemory
+from pipesim.problem.ops import Kind, Op, releases_activation
 from pipesim.simulator.trace import OpRecord, Trace
+
+_Change = tuple[float, float, Op]
 
 
 def activation_changes(ops: list[OpRecord], split: bool) -> list[tuple[float, int]]:
@@ -51,3 +58,92 @@ def device_activations(trace: Trace) -> list[list[tuple[float, float]]]:
         ]
         for device, ops in enumerate(trace.ops_by_device())
     ]
+
+
+class DeviceMemory(NamedTuple):
+    """A device's bytes over a step: static plus the activations it holds."""
+
+    device: int
+    static: float
+    peak: float
+    """Static plus the most activation bytes held at once."""
+    peak_time: float
+    """When the peak is first reached."""
+    timeline: list[tuple[float, float]]
+    """(time, bytes held from then on), static included."""
+
+
+class OutOfMemory(NamedTuple):
+    """A device that needs more than its limit."""
+
+    device: int
+    time: float
+    """When it first exceeds the limit."""
+    bytes_over: float
+    """Its peak minus the limit."""
+    op: Op
+    """The op whose start pushed it over (a forward taking on a microbatch's activations)."""
+
+
+def byte_changes(ops: list[OpRecord], memory: StageMemory, split: bool) -> list[_Change]:
+    """(time, bytes, op) each time a device's activation bytes change, frees first at equal
+    times: a forward takes a stage's activation at its start; a whole backward frees it at
+    its end; a split B frees all but the weight-gradient part, which its W frees."""
+    activation, kept = memory.activation, memory.weight_activation
+    changes: list[_Change] = []
+    for record in ops:
+        stage = record.stage
+        if record.kind is Kind.F:
+            changes.append((record.start, activation[stage], record.op))
+        elif record.kind is Kind.B:
+            freed = activation[stage] - kept[stage] if split else activation[stage]
+            changes.append((record.end, -freed, record.op))
+        else:
+            changes.append((record.end, -kept[stage], record.op))
+    changes.sort(key=lambda change: (change[0], change[1]))
+    return changes
+
+
+def device_memory(trace: Trace, memory: StageMemory) -> list[DeviceMemory]:
+    """Every device's bytes over the step."""
+    pipeline = trace.problem.pipeline
+    split = trace.problem.split_backward
+    result = []
+    for device, ops in enumerate(trace.ops_by_device()):
+        static = sum(memory.static[stage] for stage in pipeline.stages_by_device[device])
+        held, peak, peak_time = static, static, 0.0
+        timeline = [(0.0, static)]
+        for time, delta, _ in byte_changes(ops, memory, split):
+            held += delta
+            if timeline[-1][0] == time:
+                timeline[-1] = (time, held)
+            else:
+                timeline.append((time, held))
+            if held > peak * (1 + 1e-12):
+                peak, peak_time = held, time
+        result.append(DeviceMemory(device, static, peak, peak_time, timeline))
+    return result
+
+
+def out_of_memory(
+    trace: Trace, memory: StageMemory, usage: list[DeviceMemory]
+) -> list[OutOfMemory]:
+    """The devices whose peak exceeds the limit: when, by how much, and which op did it."""
+    limit = memory.limit
+    if limit is None:
+        return []
+    split = trace.problem.split_backward
+    found = []
+    for use, ops in zip(usage, trace.ops_by_device(), strict=True):
+        if use.peak <= limit:
+            continue
+        over = (0.0, ops[0].op if ops else Op(Kind.F, 0, 0))  # static alone is over
+        held = use.static
+        if held <= limit:
+            for time, delta, op in byte_changes(ops, memory, split):
+                held += delta
+                if held > limit:
+                    over = (time, op)
+                    break
+        found.append(OutOfMemory(use.device, over[0], use.peak - limit, over[1]))
+    return found

@@ -6,11 +6,17 @@ Pure functions of a trace, one pass over the ops per figure; the idle causes com
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipesim.analysis.critical_path import CriticalPath, critical_path
 from pipesim.analysis.idle_causes import IdleAttribution
-from pipesim.analysis.memory import peak_held
+from pipesim.analysis.memory import (
+    DeviceMemory,
+    OutOfMemory,
+    device_memory,
+    out_of_memory,
+    peak_held,
+)
 from pipesim.analysis.readiness import Readiness
 from pipesim.simulator.trace import OpRecord, Trace
 
@@ -63,6 +69,13 @@ class Summary:
     """Every link direction that carried a message, by (src, dst)."""
     critical: CriticalPath
     """What the makespan is made of along its critical path."""
+    memory: list[DeviceMemory] | None = None
+    """Each device's bytes over the step, when the problem gives bytes per stage."""
+    memory_limit: float | None = None
+    oom: list[OutOfMemory] = field(default_factory=list)
+    """The devices that need more than `memory_limit`."""
+    throughput: Throughput | None = None
+    """Tokens per second and achieved MFU, when the costs come from a model."""
 
     @property
     def peak_activations(self) -> float:
@@ -94,7 +107,43 @@ def summarize(trace: Trace) -> Summary:
     ]
     total_idle = sum(stats.idle for stats in devices)
     overall = total_idle / (len(devices) * makespan) if makespan > 0 else 0.0
-    return Summary(makespan, overall, devices, link_stats(trace), critical_path(trace, readiness))
+    memory = trace.problem.memory
+    usage = device_memory(trace, memory) if memory is not None else None
+    return Summary(
+        makespan,
+        overall,
+        devices,
+        link_stats(trace),
+        critical_path(trace, readiness),
+        usage,
+        None if memory is None else memory.limit,
+        [] if memory is None or usage is None else out_of_memory(trace, memory, usage),
+        throughput(trace),
+    )
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """What a step of a model achieves."""
+
+    tokens_per_second: float
+    """Tokens of all data-parallel replicas per second of makespan."""
+    mfu: float
+    """Model FLOPs (recomputation excluded) over the peak of every GPU for the makespan."""
+
+
+def throughput(trace: Trace) -> Throughput | None:
+    workload = trace.problem.workload
+    makespan = trace.makespan
+    if workload is None or makespan <= 0:
+        return None
+    pipeline = trace.problem.pipeline
+    seconds = makespan / 1e3
+    shape = workload.shape
+    tokens = pipeline.microbatches * shape.tokens * workload.data_parallel
+    gpus = pipeline.devices * shape.tensor_parallel
+    flops = workload.flops_per_microbatch * pipeline.microbatches
+    return Throughput(tokens / seconds, flops / (seconds * gpus * workload.gpu.tflops * 1e12))
 
 
 def link_stats(trace: Trace) -> list[LinkStats]:

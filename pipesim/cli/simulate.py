@@ -21,11 +21,12 @@ from pipesim.cli.options import (
     takes_settings,
 )
 from pipesim.cli.output_files import Named, Writer, check_outputs, write_files
-from pipesim.errors import ConfigError, ScheduleStalled
+from pipesim.errors import ConfigError, OutOfMemoryError, ScheduleStalled
 from pipesim.problem.pipeline import describe_placement
 from pipesim.problem.settings import DEFAULT_POLICY, Settings
 from pipesim.render import GanttChart, SummaryTable, write_json
 from pipesim.render.explanation import explanation_lines
+from pipesim.render.memory_table import MemoryTable
 from pipesim.render.perfetto import write_chrome_trace
 from pipesim.render.progress import DeferredProgress
 from pipesim.render.recording import render_recording
@@ -73,6 +74,14 @@ def run(
             help="Say where the bubble comes from and what would change it.",
         ),
     ] = False,
+    fail_on_oom: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-oom",
+            rich_help_panel="Memory",
+            help="Exit 1 when a device needs more memory than the limit (after the report).",
+        ),
+    ] = False,
 ) -> None:
     """Simulate one training step and show its timeline, bubbles and activation memory."""
     _check_picture(svg, "svg")
@@ -99,10 +108,16 @@ def run(
         )
     if output_format is OutputFormat.json:
         write_json(report, sys.stdout)
-        return
-    console = Console()
-    for view in views:
-        console.print(view)
+    else:
+        console = Console()
+        for view in views:
+            console.print(view)
+    if fail_on_oom and report.summary.oom:
+        worst = max(report.summary.oom, key=lambda oom: oom.bytes_over)
+        raise OutOfMemoryError(
+            f"{len(report.summary.oom)} device(s) out of memory; device {worst.device} needs "
+            f"{worst.bytes_over / 1e9:.1f} GB more than the limit"
+        )
 
 
 def _views(report: Report, explanation: Explanation | None) -> list[RenderableType]:
@@ -114,6 +129,8 @@ def _views(report: Report, explanation: Explanation | None) -> list[RenderableTy
         + (f"  v={pipeline.chunks}" if pipeline.chunks > 1 else ""),
     )
     views: list[RenderableType] = [title, GanttChart(report.trace), Text(), SummaryTable(report)]
+    if report.summary.memory is not None:
+        views += [Text(), MemoryTable(report)]
     if explanation is not None:
         views.append(Text())
         lines = explanation_lines(report, explanation)

@@ -20,6 +20,7 @@ from pipesim.cli.options import (
     takes_settings,
 )
 from pipesim.errors import ConfigError
+from pipesim.problem.hardware import Gpu, Model, preset_tables
 from pipesim.problem.settings import DEFAULT_POLICY, Settings
 from pipesim.render.compare_table import ComparisonTable, comparison_rows
 from pipesim.render.progress import DeferredProgress
@@ -63,11 +64,18 @@ def compare(
     console.print(
         Text(
             f"compare  p={shape.devices}  m={shape.microbatches}  "
-            f"F={','.join(map(str, settings.forward))}  B={','.join(map(str, settings.backward))}"
+            + _costs_line(settings)
             + (f"  latency={settings.comm_latency} ms" if settings.comm_latency else "")
         )
     )
     console.print(ComparisonTable(rows))
+
+
+def _costs_line(settings: Settings) -> str:
+    if settings.model is not None:
+        return f"model={settings.model.name}"
+    forward = ",".join(map(str, settings.forward or (1.0,)))
+    return f"F={forward}  B={','.join(map(str, settings.backward or (2.0,)))}"
 
 
 @app.command()
@@ -116,3 +124,31 @@ def policies() -> None:
         aliases = f"  [dim](also: {', '.join(policy.aliases)})[/]" if policy.aliases else ""
         table.add_row(policy.name, policy.summary + aliases)
     Console().print(table, highlight=False)
+
+
+@app.command()
+def presets() -> None:
+    """List the model and GPU presets that --model and --gpu accept."""
+    console = Console()
+    models = Table("model", "layers", "hidden", "ffn", "heads", "kv", "vocab", "s", box=None)
+    for name, fields in preset_tables(Model).items():
+        models.add_row(
+            name,
+            *(str(fields[key]) for key in ("layers", "hidden", "ffn", "heads", "kv_heads")),
+            str(fields["vocab"]),
+            str(fields["seq_length"]),
+        )
+    gpus = Table("gpu", "TFLOPS", "memory", "NVLink", "network", "per node", box=None)
+    for name, fields in preset_tables(Gpu).items():
+        gpus.add_row(
+            name,
+            str(fields["tflops"]),
+            str(fields["memory"]),
+            str(fields["nvlink_bandwidth"]),
+            str(fields["network_bandwidth"]),
+            str(fields["gpus_per_node"]),
+        )
+    console.print(models, Text(), gpus, highlight=False)
+    console.print(
+        Text("sources: pipesim/problem/presets/*.toml; --model and --gpu also take a .toml file")
+    )

@@ -2,7 +2,8 @@
 
 The policy decides the shape (its default p and m, its chunks, its placement, whether it splits
 the backward); `build_problem` asks it through `ShapesPipeline`, which every `Policy` answers,
-so the problem stage never imports the schedules.
+so the problem stage never imports the schedules. With a model and a GPU, costs, messages,
+links and memory come from `workload`; a figure the user gives explicitly always wins.
 """
 
 from __future__ import annotations
@@ -12,9 +13,15 @@ from typing import Protocol
 from pipesim.errors import ConfigError
 from pipesim.problem.capacity import check_ops
 from pipesim.problem.costs import StageCosts, stage_costs
+from pipesim.problem.layout import even_layers, layers_from_counts, layers_from_layout
+from pipesim.problem.memory import StageMemory
 from pipesim.problem.network import Link, Network
 from pipesim.problem.pipeline import Pipeline, Problem
 from pipesim.problem.settings import Settings, check_settings
+from pipesim.problem.transformer import Shape
+from pipesim.problem.workload import Workload, derive
+
+DEFAULT_MFU = 0.5
 
 
 class ShapesPipeline(Protocol):
@@ -35,10 +42,10 @@ class ShapesPipeline(Protocol):
 def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
     """Validate `settings` and resolve them into the problem `policy` will run."""
     check_settings(settings)
-    network = build_network(settings)
+    _check_model_settings(settings)
     default_stages, default_microbatches = policy.default_shape()
     stages = default_stages if settings.stages is None else settings.stages
-    microbatches = default_microbatches if settings.microbatches is None else settings.microbatches
+    microbatches = _microbatches(settings, default_microbatches)
     chunks = policy.resolve_chunks(settings.chunks)
     kinds = 3 if policy.split_backward else 2
     check_ops(kinds * stages * chunks * microbatches, f"p={stages}, v={chunks}, m={microbatches}")
@@ -49,41 +56,183 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
         microbatches=microbatches,
         placement=policy.placement(stages, chunks),
     )
-    forward = stage_costs("forward", settings.forward, pipeline)
-    backward = stage_costs("backward", settings.backward, pipeline)
-    if settings.weight is None:
-        weight = tuple(value / 2 for value in backward)
-    else:
-        weight = stage_costs("weight", settings.weight, pipeline)
-        for stage, (w, b) in enumerate(zip(weight, backward, strict=True)):
-            if w > b:
-                raise ConfigError(
-                    f"weight ({w:g} ms) exceeds backward ({b:g} ms) on stage {stage}: "
-                    "the weight gradient is part of the backward"
-                )
-    overlap = settings.overlap_cost
+    workload = build_workload(settings, pipeline.num_stages)
+    costs = _costs(settings, pipeline, workload)
     return Problem(
         pipeline=pipeline,
-        costs=StageCosts(forward, backward, weight, overlap),
-        network=network,
+        costs=costs,
+        network=build_network(settings, workload),
         split_backward=policy.split_backward,
+        memory=_memory(settings, pipeline, workload, policy.split_backward),
+        workload=workload,
     )
 
 
-def build_network(settings: Settings) -> Network:
-    """The links and message sizes; every inconsistency is an error, nothing is dropped."""
-    if settings.devices_per_node is None:
+def _check_model_settings(settings: Settings) -> None:
+    model_only = (
+        "seq_length", "tensor_parallel", "sequence_parallel", "mfu", "recompute",
+        "layers_per_stage", "layout", "distributed_optimizer",
+    )  # fmt: skip
+    if settings.model is None:
+        for name in model_only:
+            if getattr(settings, name) is not None:
+                raise ConfigError(f"{name} needs a model (--model)")
+    elif settings.gpu is None:
+        raise ConfigError("a model needs a GPU (--gpu): its TFLOPS turn FLOPs into milliseconds")
+    if settings.model is not None and (
+        settings.activation_memory is not None or settings.static_memory is not None
+    ):
+        raise ConfigError(
+            "activation_memory and static_memory are for runs without a model; "
+            "with --model pipesim derives them"
+        )
+    if settings.layers_per_stage is not None and settings.layout is not None:
+        raise ConfigError("give layers_per_stage or layout, not both")
+
+
+def _microbatches(settings: Settings, default: int) -> int:
+    """m, given directly or as G / (b * d)."""
+    if settings.global_batch_size is None:
+        return default if settings.microbatches is None else settings.microbatches
+    g, b, d = (
+        settings.global_batch_size,
+        settings.micro_batch_size or 1,
+        settings.data_parallel or 1,
+    )
+    if g % (b * d):
+        raise ConfigError(
+            f"global batch {g} is not a multiple of micro-batch size {b} x data parallel {d}"
+        )
+    m = g // (b * d)
+    if settings.microbatches is not None and settings.microbatches != m:
+        raise ConfigError(
+            f"microbatches {settings.microbatches} disagrees with global batch {g} / "
+            f"(micro-batch {b} x data parallel {d}) = {m}"
+        )
+    return m
+
+
+def build_workload(settings: Settings, num_stages: int) -> Workload | None:
+    """The model's figures per stage, or None without a model."""
+    model, gpu = settings.model, settings.gpu
+    if model is None or gpu is None:
+        return None
+    t = settings.tensor_parallel or 1
+    if model.heads % t or (model.kv_heads % t and t % model.kv_heads):
+        raise ConfigError(
+            f"tensor_parallel {t} must divide the model's {model.heads} attention heads "
+            f"(and its {model.kv_heads} key/value heads, or be a multiple of them)"
+        )
+    shape = Shape(
+        micro_batch=settings.micro_batch_size or 1,
+        seq_length=settings.seq_length or model.seq_length,
+        tensor_parallel=t,
+        sequence_parallel=t > 1
+        if settings.sequence_parallel is None
+        else settings.sequence_parallel,
+        recompute=settings.recompute or "none",
+    )
+    if settings.layout is not None:
+        layers = layers_from_layout(settings.layout, model.layers, num_stages)
+    elif settings.layers_per_stage is not None:
+        layers = layers_from_counts(settings.layers_per_stage, model.layers, num_stages)
+    else:
+        if model.layers < num_stages:
+            raise ConfigError(
+                f"the model's {model.layers} layers cannot fill {num_stages} stages (p*v)"
+            )
+        layers = even_layers(model.layers, num_stages)
+    d = settings.data_parallel or 1
+    per_parameter = 6 + 12 / d if settings.distributed_optimizer else 18.0
+    return derive(model, gpu, shape, settings.mfu or DEFAULT_MFU, layers, per_parameter, d)
+
+
+def _costs(settings: Settings, pipeline: Pipeline, workload: Workload | None) -> StageCosts:
+    """Per-stage costs: the user's lists, else the model's, else 1 and 2 ms."""
+    derived = workload.stages if workload is not None else None
+
+    def given(name: str, values: tuple[float, ...] | None, fallback: float) -> tuple[float, ...]:
+        if values is not None:
+            return stage_costs(name, values, pipeline)
+        if derived is not None:
+            return tuple(getattr(stage, name) for stage in derived)
+        return stage_costs(name, (fallback,), pipeline)
+
+    forward = given("forward", settings.forward, 1.0)
+    backward = given("backward", settings.backward, 2.0)
+    if settings.weight is not None:
+        weight = stage_costs("weight", settings.weight, pipeline)
+    elif derived is not None and settings.backward is None:
+        weight = tuple(stage.weight for stage in derived)
+    else:
+        weight = tuple(value / 2 for value in backward)
+    for stage, (w, b) in enumerate(zip(weight, backward, strict=True)):
+        if w > b:
+            raise ConfigError(
+                f"weight ({w:g} ms) exceeds backward ({b:g} ms) on stage {stage}: "
+                "the weight gradient is part of the backward"
+            )
+    return StageCosts(forward, backward, weight, settings.overlap_cost)
+
+
+def _memory(
+    settings: Settings, pipeline: Pipeline, workload: Workload | None, split: bool
+) -> StageMemory | None:
+    """Bytes per stage: from the model, or a device's figures split over its stages."""
+    limit = settings.memory_limit
+    if limit is None and settings.gpu is not None:
+        limit = settings.gpu.memory
+    if workload is not None:
+        stages = workload.stages
+        return StageMemory(
+            tuple(stage.static for stage in stages),
+            tuple(stage.activation for stage in stages),
+            tuple(stage.weight_activation if split else 0.0 for stage in stages),
+            limit,
+        )
+    if settings.activation_memory is None and settings.static_memory is None:
+        if settings.memory_limit is not None:
+            raise ConfigError(
+                "memory_limit needs bytes to compare with: give --model and --gpu, or "
+                "--activation-memory and --static-memory"
+            )
+        return None
+    share = [pipeline.stages_on(device) for device in pipeline.placement]
+    activation = settings.activation_memory or 0.0
+    static = settings.static_memory or 0.0
+    return StageMemory(
+        tuple(static / n for n in share),
+        tuple(activation / n for n in share),
+        tuple(0.0 for _ in share),
+        limit,
+    )
+
+
+def build_network(settings: Settings, workload: Workload | None = None) -> Network:
+    """The links and message sizes; a GPU gives defaults, every inconsistency is an error."""
+    gpu = settings.gpu
+    t = settings.tensor_parallel or 1
+    per_node = settings.devices_per_node
+    if per_node is None and gpu is not None:
+        per_node = max(1, gpu.gpus_per_node // t)
+    if per_node is None:
         for name in ("inter_node_latency", "inter_node_bandwidth"):
             if getattr(settings, name) is not None:
                 raise ConfigError(
                     f"{name} given without devices_per_node: all devices are in one node"
                 )
-    activation = settings.activation_size
+    derived_size = workload.message_bytes if workload is not None else 0.0
+    activation = derived_size if settings.activation_size is None else settings.activation_size
     gradient = activation if settings.gradient_size is None else settings.gradient_size
-    intra = Link(settings.comm_latency, settings.bandwidth)
+    intra = Link(
+        _first(settings.comm_latency, gpu.nvlink_latency if gpu else None) or 0.0,
+        _first(settings.bandwidth, gpu.nvlink_bandwidth if gpu else None),
+    )
     inter = Link(
-        intra.latency if settings.inter_node_latency is None else settings.inter_node_latency,
-        intra.bandwidth if settings.inter_node_bandwidth is None else settings.inter_node_bandwidth,
+        _first(settings.inter_node_latency, gpu.network_latency if gpu else None) or intra.latency,
+        _first(
+            settings.inter_node_bandwidth, gpu.network_bandwidth if gpu else None, intra.bandwidth
+        ),
     )
     if max(activation, gradient) > 0:
         for name, link in (("bandwidth", intra), ("inter_node_bandwidth", inter)):
@@ -94,8 +243,13 @@ def build_network(settings: Settings) -> Network:
     return Network(
         intra_node=intra,
         inter_node=inter,
-        devices_per_node=settings.devices_per_node,
+        devices_per_node=per_node,
         activation_size=activation,
         gradient_size=gradient,
         blocking=settings.blocking_comm,
     )
+
+
+def _first(*values: float | None) -> float | None:
+    """The first value that is given."""
+    return next((value for value in values if value is not None), None)

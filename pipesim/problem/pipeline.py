@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from pipesim.problem.costs import StageCosts
+from pipesim.problem.memory import StageMemory
 from pipesim.problem.network import Network
 from pipesim.problem.ops import Op
+from pipesim.problem.workload import Workload
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ class Problem:
     costs: StageCosts
     network: Network
     split_backward: bool
+    memory: StageMemory | None = None
+    """Bytes per stage, when a model or hand-entered memory figures give them."""
+    workload: Workload | None = None
+    """The model and GPU the costs were derived from, if any."""
 
     def duration(self, op: Op) -> float:
         return self.costs.duration(op, self.split_backward)

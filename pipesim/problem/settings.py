@@ -17,23 +17,35 @@ from pathlib import Path
 from typing import Any
 
 from pipesim.errors import ConfigError
+from pipesim.problem.hardware import Gpu, Model
 from pipesim.problem.text_input import CONFIG_LIMIT, read_text
+from pipesim.problem.transformer import RECOMPUTE
 from pipesim.problem.values import (
     COSTS,
     COUNT,
+    COUNTS,
     DURATION,
     FACTOR,
+    FRACTION,
+    GPU,
+    MEMORY,
+    MODEL,
     NAME,
     RATE,
     SIZE,
     SWITCH,
     ValueKind,
+    choice,
 )
+
+RECOMPUTE_KIND = choice(RECOMPUTE)
 
 DEFAULT_POLICY = "1f1b"
 PIPELINE = "Pipeline"
 COSTS_PANEL = "Costs (ms per microbatch)"
 COMMUNICATION = "Communication"
+MODEL_PANEL = "Model and GPU"
+MEMORY_PANEL = "Memory"
 
 
 @dataclass(frozen=True)
@@ -96,30 +108,30 @@ class Settings:
         flags=("-v", "--chunks"), shown_default="2", sweepable=True,
     )  # fmt: skip
     """None: the policy decides (1, or 2 for those that interleave or fold into a V)."""
-    forward: tuple[float, ...] = _declare(
-        (1.0,), COSTS, "Forward ms per microbatch: one value, one per device or one per stage.",
-        COSTS_PANEL, shown_default="1",
+    forward: tuple[float, ...] | None = _declare(
+        None, COSTS, "Forward ms per microbatch: one value, one per device or one per stage.",
+        COSTS_PANEL, shown_default="1, or from --model",
     )  # fmt: skip
-    backward: tuple[float, ...] = _declare(
-        (2.0,), COSTS, "Whole backward ms (input + weight gradient) per microbatch.",
-        COSTS_PANEL, shown_default="2",
+    backward: tuple[float, ...] | None = _declare(
+        None, COSTS, "Whole backward ms (input + weight gradient) per microbatch.",
+        COSTS_PANEL, shown_default="2, or from --model",
     )  # fmt: skip
     weight: tuple[float, ...] | None = _declare(
         None, COSTS, "Weight-gradient part of the backward, for split-backward schedules.",
-        COSTS_PANEL, shown_default="backward / 2",
+        COSTS_PANEL, shown_default="backward / 2, or from --model",
     )  # fmt: skip
     overlap_cost: float = _declare(
         1.0, FACTOR, "A fused forward-and-backward pair (DualPipe's, OVERLAP_F_B) takes this "
         "times F+B of its halves: 1 runs them back to back, 0.7 hides 30%.",
         COSTS_PANEL, shown_default="1", sweepable=True,
     )  # fmt: skip
-    comm_latency: float = _declare(
-        0.0, DURATION, "Milliseconds a message between devices takes.", COMMUNICATION,
-        shown_default="0", sweepable=True,
+    comm_latency: float | None = _declare(
+        None, DURATION, "Milliseconds a message between devices takes.", COMMUNICATION,
+        shown_default="0, or the GPU's NVLink", sweepable=True,
     )  # fmt: skip
-    activation_size: float = _declare(
-        0.0, SIZE, "Bytes of one microbatch's activation message: 64MB, 1.5GiB, ...",
-        COMMUNICATION, shown_default="0", sweepable=True,
+    activation_size: float | None = _declare(
+        None, SIZE, "Bytes of one microbatch's activation message: 64MB, 1.5GiB, ...",
+        COMMUNICATION, shown_default="0, or s*b*h*2 from --model", sweepable=True,
     )  # fmt: skip
     """0: messages cost latency only."""
     gradient_size: float | None = _declare(
@@ -128,12 +140,12 @@ class Settings:
     )  # fmt: skip
     bandwidth: float | None = _declare(
         None, RATE, "Link bandwidth within a node: 25GB/s, 200Gbit/s, ...", COMMUNICATION,
-        sweepable=True,
+        shown_default="the GPU's NVLink", sweepable=True,
     )  # fmt: skip
     """Needed when sizes are given."""
     devices_per_node: int | None = _declare(
-        None, COUNT, "Consecutive devices per node.", COMMUNICATION,
-        shown_default="all in one node", sweepable=True,
+        None, COUNT, "Consecutive pipeline devices per node.", COMMUNICATION,
+        shown_default="all in one node, or the GPU's per node / TP", sweepable=True,
     )  # fmt: skip
     inter_node_bandwidth: float | None = _declare(
         None, RATE, "Bandwidth of links between nodes.", COMMUNICATION,
@@ -146,6 +158,73 @@ class Settings:
     blocking_comm: bool = _declare(
         False, SWITCH, "Whether a send holds its device until the message arrives.",
         COMMUNICATION, flags=("--blocking-comm/--overlap-comm",), shown_default="overlap",
+    )  # fmt: skip
+
+    model: Model | None = _declare(  # noqa: RUF009 (a field with its declaration)
+        None, MODEL, "A model: a preset (see `pipesim presets`) or a .toml file; costs, "
+        "messages and memory are then derived from it.", MODEL_PANEL,
+    )  # fmt: skip
+    gpu: Gpu | None = _declare(  # noqa: RUF009
+        None, GPU, "A GPU: a preset (see `pipesim presets`) or a .toml file: its TFLOPS, "
+        "memory and links.", MODEL_PANEL,
+    )  # fmt: skip
+    seq_length: int | None = _declare(
+        None, COUNT, "Tokens per sequence s.", MODEL_PANEL, shown_default="the model's",
+        sweepable=True,
+    )  # fmt: skip
+    micro_batch_size: int | None = _declare(
+        None, COUNT, "Sequences per microbatch b.", MODEL_PANEL, shown_default="1",
+        sweepable=True,
+    )  # fmt: skip
+    global_batch_size: int | None = _declare(
+        None, COUNT, "Sequences per step G: sets m = G / (b * data parallel).", MODEL_PANEL,
+        sweepable=True,
+    )  # fmt: skip
+    data_parallel: int | None = _declare(
+        None, COUNT, "Data-parallel replicas d of the pipeline.", MODEL_PANEL,
+        shown_default="1", sweepable=True,
+    )  # fmt: skip
+    tensor_parallel: int | None = _declare(
+        None, COUNT, "Tensor-parallel degree t of each pipeline device.", MODEL_PANEL,
+        shown_default="1", sweepable=True,
+    )  # fmt: skip
+    sequence_parallel: bool | None = _declare(
+        None, SWITCH, "Sequence parallelism: activations and messages divided by t.",
+        MODEL_PANEL, flags=("--sequence-parallel/--no-sequence-parallel",),
+        shown_default="on when t > 1",
+    )  # fmt: skip
+    mfu: float | None = _declare(
+        None, FRACTION, "Model FLOPs utilization: the share of the GPU's peak an op achieves.",
+        MODEL_PANEL, shown_default="0.5", sweepable=True,
+    )  # fmt: skip
+    recompute: str | None = _declare(
+        None, RECOMPUTE_KIND, "Activation recomputation: none, selective (the attention core) "
+        "or full (the whole layer).", MODEL_PANEL, shown_default="none",
+    )  # fmt: skip
+    layers_per_stage: tuple[int, ...] | None = _declare(
+        None, COUNTS, "Transformer layers on each stage (p*v values).", MODEL_PANEL,
+        shown_default="as even as possible",
+    )  # fmt: skip
+    layout: str | None = _declare(
+        None, NAME, "Layers per stage in Megatron-LM's layout grammar: \"Et*9|t*10|t*9L\".",
+        MODEL_PANEL,
+    )  # fmt: skip
+    distributed_optimizer: bool | None = _declare(
+        None, SWITCH, "Optimizer state sharded over the data-parallel replicas: 6 + 12/d "
+        "bytes per parameter instead of 18.", MODEL_PANEL,
+        flags=("--distributed-optimizer/--no-distributed-optimizer",), shown_default="off",
+    )  # fmt: skip
+    activation_memory: float | None = _declare(
+        None, MEMORY, "Without a model: bytes one microbatch's activations take on a device.",
+        MEMORY_PANEL,
+    )  # fmt: skip
+    static_memory: float | None = _declare(
+        None, MEMORY, "Without a model: bytes of weights, gradients and optimizer state per "
+        "device.", MEMORY_PANEL,
+    )  # fmt: skip
+    memory_limit: float | None = _declare(
+        None, MEMORY, "Bytes a device holds; a device that needs more is out of memory.",
+        MEMORY_PANEL, shown_default="the GPU's memory", sweepable=True,
     )  # fmt: skip
 
     def replace(self, **changes: Any) -> Settings:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipesim.errors import ConfigError
+from pipesim.problem.hardware import load_gpu, load_model
 from pipesim.problem.units import parse_rate, parse_size
 
 MAX_COUNT = 1_000_000_000
@@ -168,6 +169,15 @@ def _amount(
 
 
 _size = _amount(parse_size, _check_size, "a size such as '64MB'")
+
+
+def _memory(name: str, value: object) -> float:
+    """A memory figure needs its unit: '80' is far more likely a slip for 80GB than 80 bytes."""
+    if not isinstance(value, str) or not re.search(r"[A-Za-z]", value):
+        raise ConfigError(f"{name}: give a unit, e.g. '80GB' or '1.5GiB' (got {_short(value)})")
+    return _size(name, value)
+
+
 _rate = _amount(parse_rate, _check_rate, "a rate such as '25GB/s'")
 
 
@@ -229,9 +239,78 @@ FACTOR = ValueKind("X", *_one_number(_check_factor), _check_factor)
 """A positive multiplier."""
 SIZE = ValueKind("BYTES", _size, _size, _check_size)
 """Bytes, written as people do: 64MB, 1.5GiB, 4096."""
+MEMORY = ValueKind("SIZE", _memory, _memory, _check_size)
+"""Bytes of device memory, with a unit: 80GB, 1.5GiB."""
 RATE = ValueKind("RATE", _rate, _rate, _check_rate)
 """Bytes per second: 25GB/s, 200Gbit/s."""
 NAME = ValueKind("NAME", lambda name, text: text, _name_toml, _no_check)
 """A name, as given."""
 SWITCH = ValueKind("", _switch_text, _switch_toml, _no_check)
 """On or off."""
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if not math.isfinite(value) or not 0 < value <= 1:
+        raise ConfigError(f"{name} must be a number in (0, 1], got {value!r}")
+
+
+def _counts_text(name: str, text: str) -> tuple[int, ...]:
+    counts = []
+    for part in text.split(","):
+        body = part.strip()
+        if not _INTEGER.fullmatch(body) or int(body) < 0:
+            raise ConfigError(f"{name}: {body[:40]!r} is not a whole number >= 0")
+        counts.append(int(body))
+    return tuple(counts)
+
+
+def _counts_toml(where: str, value: object) -> tuple[int, ...]:
+    if isinstance(value, str):
+        return _counts_text(where, value)
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where} must be a list of whole numbers >= 0")
+    for item in value:
+        if type(item) is not int or item < 0:
+            raise ConfigError(f"{where}: {_short(item)} is not a whole number >= 0")
+    return tuple(value)
+
+
+def _check_counts(name: str, values: tuple[int, ...]) -> None:
+    if not values or any(type(v) is not int or v < 0 for v in values):
+        raise ConfigError(f"{name} must be whole numbers >= 0, got {values!r}")
+
+
+def choice(options: tuple[str, ...]) -> ValueKind:
+    """One of `options`, as written."""
+
+    def read(name: str, value: object) -> str:
+        if not isinstance(value, str) or value.strip().lower() not in options:
+            raise ConfigError(f"{name} must be one of {', '.join(options)}, got {_short(value)}")
+        return value.strip().lower()
+
+    def check(name: str, value: object) -> None:
+        read(name, value)
+
+    return ValueKind("|".join(options), read, read, check)
+
+
+def _loader(load: Callable[[object, str], Any]) -> ValueKind:
+    """A model or a GPU: a preset name, a .toml file, or (in a config) a table."""
+
+    def from_text(name: str, text: str) -> Any:
+        return load(text.strip(), name)
+
+    def from_toml(where: str, value: object) -> Any:
+        return load(value, where)
+
+    return ValueKind("NAME|FILE", from_text, from_toml, _no_check)
+
+
+FRACTION = ValueKind("X", *_one_number(_check_fraction), _check_fraction)
+"""A number in (0, 1]."""
+COUNTS = ValueKind("N[,N...]", _counts_text, _counts_toml, _check_counts)
+"""Whole numbers >= 0, one per stage."""
+MODEL = _loader(load_model)
+"""A transformer model (see `hardware`)."""
+GPU = _loader(load_gpu)
+"""A GPU (see `hardware`)."""

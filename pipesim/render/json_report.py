@@ -21,6 +21,7 @@ def header(report: Report) -> dict[str, Any]:
     trace, summary, closed = report.trace, report.summary, report.closed_form
     problem = trace.problem
     pipeline = problem.pipeline
+    memory = summary.memory
     return {
         "policy": trace.policy,
         "stages": pipeline.devices,
@@ -78,8 +79,61 @@ def header(report: Report) -> dict[str, Any]:
                 "end": num(stats.end),
                 "peak_activations": peak(stats.peak_activations),
                 "idle_by_cause": {cause: num(v) for cause, v in stats.idle_by_cause.items()},
+                "static_memory_bytes": None if memory is None else num(memory[i].static),
+                "peak_memory_bytes": None if memory is None else num(memory[i].peak),
+                "peak_memory_time": None if memory is None else num(memory[i].peak_time),
             }
-            for stats in summary.devices
+            for i, stats in enumerate(summary.devices)
+        ],
+        "memory_limit_bytes": None if summary.memory_limit is None else num(summary.memory_limit),
+        "oom": [
+            {
+                "device": oom.device,
+                "time": num(oom.time),
+                "bytes_over": num(oom.bytes_over),
+                "op": str(oom.op),
+            }
+            for oom in summary.oom
+        ],
+        **_workload(report),
+    }
+
+
+def _workload(report: Report) -> dict[str, Any]:
+    """What the costs were derived from, and what the step achieves (None without a model)."""
+    workload = report.trace.problem.workload
+    rate = report.summary.throughput
+    if workload is None or rate is None:
+        return {"model": None, "gpu": None, "mfu": None}
+    shape = workload.shape
+    return {
+        "model": {
+            "name": workload.model.name,
+            "seq_length": shape.seq_length,
+            "micro_batch_size": shape.micro_batch,
+            "tensor_parallel": shape.tensor_parallel,
+            "sequence_parallel": shape.sequence_parallel,
+            "recompute": shape.recompute,
+            "data_parallel": workload.data_parallel,
+            "bytes_per_parameter": num(workload.bytes_per_parameter),
+            "message_bytes": num(workload.message_bytes),
+        },
+        "gpu": {"name": workload.gpu.name, "tflops": num(workload.gpu.tflops)},
+        "mfu": num(workload.mfu),
+        "achieved_mfu": num(rate.mfu),
+        "tokens_per_second": num(rate.tokens_per_second),
+        "stage_work": [
+            {
+                "stage": index,
+                "layers": stage.layers,
+                "parameters": stage.parameters,
+                "forward": num(stage.forward),
+                "backward": num(stage.backward),
+                "weight": num(stage.weight),
+                "activation_bytes": num(stage.activation),
+                "static_bytes": num(stage.static),
+            }
+            for index, stage in enumerate(workload.stages)
         ],
     }
 

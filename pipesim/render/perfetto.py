@@ -98,6 +98,15 @@ def trace_events(report: Report) -> Iterator[dict[str, Any]]:
                 "ts": _us(time),
                 "args": {"held": num(held)},
             }
+    for use in report.summary.memory or []:
+        for time, held in use.timeline:
+            yield {
+                "ph": "C",
+                "name": "memory bytes",
+                "pid": use.device,
+                "ts": _us(time),
+                "args": {"bytes": num(held)},
+            }
 
 
 def _flows(

@@ -32,9 +32,18 @@ def percent(fraction: float) -> str:
 
 
 def ms(value: float) -> str:
-    """A duration for people: no trailing zeros, at most 3 decimals."""
-    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    """A duration for people: no trailing zeros, at most 3 decimals, and fewer as the value
+    grows (4 significant digits past 100: 3935.412 is 3935)."""
+    decimals = 3 if abs(value) < 100 else 1 if abs(value) < 1000 else 0
+    text = f"{value:.{decimals}f}"
+    if decimals:
+        text = text.rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
+
+
+def gigabytes(size: float) -> str:
+    """Bytes as GB (10^9), one decimal."""
+    return f"{size / 1e9:.1f}"
 
 
 def activations(value: float) -> str:

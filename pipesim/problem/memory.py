@@ -1,0 +1,20 @@
+"""The bytes each stage keeps on its device: static (parameters, gradients, optimizer state)
+and per microbatch in flight (activations), with the device's limit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StageMemory:
+    """Bytes per stage; a device holds the sum over the stages placed on it."""
+
+    static: tuple[float, ...]
+    activation: tuple[float, ...]
+    """Bytes one microbatch keeps from the start of the stage's forward to the end of its
+    backward (its W, when split)."""
+    weight_activation: tuple[float, ...]
+    """Of `activation`, what a split backward keeps after B until W (0 when not split)."""
+    limit: float | None
+    """Bytes a device holds; None: no limit given."""

@@ -1,0 +1,82 @@
+"""Memory in bytes per device, against the limit, and what a model's step achieves."""
+
+from __future__ import annotations
+
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.table import Table
+from rich.text import Text
+
+from pipesim.analysis.report import Report
+from pipesim.render.style import gigabytes, ms, percent
+
+
+class MemoryTable:
+    """Static and peak GB per device, when the peak is reached, and the headroom or the
+    shortfall against the limit; then the out-of-memory devices, and the model's figures."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        summary = self.report.summary
+        if summary.memory is None:
+            return
+        limit = summary.memory_limit
+        table = Table(
+            show_edge=False,
+            header_style="bold",
+            pad_edge=False,
+            caption="GB = 10^9 bytes; peak = static + activations held at once",
+            caption_justify="left",
+            caption_style="dim",
+        )
+        for header in ("device", "static GB", "peak GB", "peak at ms"):
+            table.add_column(header, justify="right")
+        if limit is not None:
+            table.add_column(f"vs {gigabytes(limit)} GB", justify="right")
+        for use in summary.memory:
+            row: list[str | Text] = [
+                str(use.device),
+                gigabytes(use.static),
+                gigabytes(use.peak),
+                ms(use.peak_time),
+            ]
+            if limit is not None:
+                left = limit - use.peak
+                row.append(
+                    Text(f"{gigabytes(-left)} over", style="bold red")
+                    if left < 0
+                    else Text(f"{gigabytes(left)} free")
+                )
+            table.add_row(*row)
+        yield Group(table, *memory_lines(self.report))
+
+
+def memory_lines(report: Report) -> list[Text]:
+    """The out-of-memory verdict and the model's throughput, one line each."""
+    summary = report.summary
+    lines = []
+    for oom in summary.oom:
+        lines.append(
+            Text.assemble(
+                ("out of memory ", "bold red"),
+                f"device {oom.device} needs {gigabytes(oom.bytes_over)} GB more than the limit; "
+                f"it crosses it at {ms(oom.time)} ms when {oom.op} starts",
+            )
+        )
+    workload = report.trace.problem.workload
+    rate = summary.throughput
+    if workload is not None and rate is not None:
+        shape = workload.shape
+        lines.append(
+            Text.assemble(
+                ("model ", "bold"),
+                f"{workload.model.name} on {workload.gpu.name}: s={shape.seq_length} "
+                f"b={shape.micro_batch} t={shape.tensor_parallel}"
+                + (" (sequence parallel)" if shape.sequence_parallel else "")
+                + f", recompute {shape.recompute}; every op at MFU {percent(workload.mfu)} "
+                f"(--mfu) gives {rate.tokens_per_second:,.0f} tokens/s and "
+                f"{percent(rate.mfu)} MFU for the step",
+            )
+        )
+    return lines
