@@ -310,3 +310,15 @@ def test_a_config_takes_model_and_gpu_tables(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["model"]["name"] == "tiny" and data["gpu"]["name"] == "h200"
     assert data["memory_limit_bytes"] == 141e9
+
+
+def test_perfetto_counts_memory_in_bytes(tmp_path: Path) -> None:
+    trace = tmp_path / "t.json"
+    args = ["run", "--policy", "gpipe", "-p", "2", "-m", "2", "--trace", str(trace)]
+    result = runner.invoke(app, [*args, "--activation-memory", "1GB", "--static-memory", "3GB"])
+    assert result.exit_code == 0, result.stderr
+    events = json.loads(trace.read_text())["traceEvents"]
+    device0 = [e["args"]["bytes"] for e in events if e["name"] == "memory bytes" and e["pid"] == 0]
+    # 3 GB static; gpipe's two forwards add 1 GB each (the first at 0 ms, so the counter
+    # starts at 4 GB), and each backward frees its microbatch's.
+    assert device0 == [4e9, 5e9, 4e9, 3e9]
