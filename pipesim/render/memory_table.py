@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
-from rich.table import Table
 from rich.text import Text
 
 from pipesim.analysis.report import Report
-from pipesim.render.style import gigabytes, ms, percent
+from pipesim.render.style import figures_table, gigabytes, ms, percent
 
 
 class MemoryTable:
@@ -22,14 +21,7 @@ class MemoryTable:
         if summary.memory is None:
             return
         limit = summary.memory_limit
-        table = Table(
-            show_edge=False,
-            header_style="bold",
-            pad_edge=False,
-            caption="GB = 10^9 bytes; peak = static + activations held at once",
-            caption_justify="left",
-            caption_style="dim",
-        )
+        table = figures_table("GB = 10^9 bytes; peak = static + activations held at once")
         for header in ("device", "static GB", "peak GB", "peak at ms"):
             table.add_column(header, justify="right")
         if limit is not None:

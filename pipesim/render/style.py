@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.table import Table
+
 from pipesim.problem.ops import Kind
 
 # Two shades per kind, alternating by microbatch, so that neighbouring ops of one kind stay
@@ -48,3 +50,15 @@ def gigabytes(size: float) -> str:
 
 def activations(value: float) -> str:
     return ms(value)
+
+
+def figures_table(caption: str) -> Table:
+    """The borderless table of figures the summaries use, with a dim caption below."""
+    return Table(
+        show_edge=False,
+        header_style="bold",
+        pad_edge=False,
+        caption=caption,
+        caption_justify="left",
+        caption_style="dim",
+    )

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
-from rich.table import Table
 from rich.text import Text
 
 from pipesim.analysis.idle_causes import IDLE_CAUSES, LINK_CAUSES
 from pipesim.analysis.report import Report
 from pipesim.analysis.summary import DeviceStats
 from pipesim.render.explanation import critical_path_words
-from pipesim.render.style import activations, ms, percent
+from pipesim.render.style import activations, figures_table, ms, percent
 
 # The table groups the idle causes into columns; the line under it lists every cause.
 _CAUSE_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -35,13 +34,8 @@ class SummaryTable:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         report = self.report
         summary = report.summary
-        table = Table(
-            show_edge=False,
-            header_style="bold",
-            pad_edge=False,
-            caption="times in ms; peak act. in microbatches' worth of a device's activations",
-            caption_justify="left",
-            caption_style="dim",
+        table = figures_table(
+            "times in ms; peak act. in microbatches' worth of a device's activations"
         )
         table.add_column("device", justify="right")
         table.add_column("busy", justify="right")
