@@ -322,3 +322,17 @@ def test_perfetto_counts_memory_in_bytes(tmp_path: Path) -> None:
     # 3 GB static; gpipe's two forwards add 1 GB each (the first at 0 ms, so the counter
     # starts at 4 GB), and each backward frees its microbatch's.
     assert device0 == [4e9, 5e9, 4e9, 3e9]
+
+
+def test_compare_says_which_schedule_fits() -> None:
+    # 20 GB static + 10 GB per microbatch in flight, limit 80 GB, p=4 m=8: gpipe holds all 8
+    # on every device (100 GB) and does not fit; 1F1B holds at most 4 (60 GB) and does.
+    args = ["compare", "--policies", "gpipe,1f1b", "--activation-memory", "10GB"]
+    args += ["--static-memory", "20GB", "--memory-limit", "80GB"]
+    data = json.loads(runner.invoke(app, [*args, "-f", "json"]).stdout)
+    assert [(row["policy"], row["peak_memory_bytes"], row["oom_devices"]) for row in data] == [
+        ("gpipe", 100e9, [0, 1, 2, 3]),
+        ("1f1b", 60e9, []),
+    ]
+    text = runner.invoke(app, args, env={"COLUMNS": "120"}).stdout
+    assert "fits in memory: 1f1b is the fastest whose every device stays within 80.0 GB" in text

@@ -9,8 +9,9 @@ from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.table import Table
 from rich.text import Text
 
+from pipesim.analysis.summary import Summary
 from pipesim.render.numbers import num, peak
-from pipesim.render.style import activations, ms, percent
+from pipesim.render.style import activations, gigabytes, ms, percent
 from pipesim.studies.compare import Comparison, speedup_over, verdict
 
 
@@ -23,9 +24,11 @@ class ComparisonTable:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         speedups = speedup_over(self.rows)
+        in_bytes = _peak_bytes(self.rows)
         table = Table(show_edge=False, header_style="bold", pad_edge=False)
         table.add_column("policy", no_wrap=True)
-        for header in ("v", "makespan", "bubble", "formula", "span", "peak", "speed-up"):
+        peak_header = "peak GB" if in_bytes else "peak"
+        for header in ("v", "makespan", "bubble", "formula", "span", peak_header, "speed-up"):
             table.add_column(header, justify="right", no_wrap=True)
         for row in self.rows:
             report = row.report
@@ -47,10 +50,22 @@ class ComparisonTable:
                 percent(summary.bubble_fraction),
                 closed_text,
                 percent(summary.span_bubble_fraction),
-                activations(summary.peak_activations),
+                _peak_cell(report.summary) if in_bytes else activations(summary.peak_activations),
                 f"{speedup:.2f}x" if speedup is not None else "—",
             )
         yield Group(table, *_verdict_lines(self.rows))
+
+
+def _peak_bytes(rows: Sequence[Comparison]) -> bool:
+    return any(row.report is not None and row.report.summary.memory for row in rows)
+
+
+def _peak_cell(summary: Summary) -> Text:
+    """The largest device's peak GB, red and marked when some device is out of memory."""
+    largest = max((use.peak for use in summary.memory or []), default=0.0)
+    if summary.oom:
+        return Text(f"{gigabytes(largest)} OOM", style="bold red")
+    return Text(gigabytes(largest))
 
 
 def _verdict_lines(rows: Sequence[Comparison]) -> list[Text]:
@@ -76,12 +91,30 @@ def _verdict_lines(rows: Sequence[Comparison]) -> list[Text]:
                 f"{activations(result.memory_budget or 0)} activations)",
             )
         )
+    if result.memory_limit is not None:
+        limit = gigabytes(result.memory_limit)
+        fitting = result.fastest_that_fits
+        lines.append(
+            Text.assemble(("fits in memory: ", "bold"), f"none within {limit} GB")
+            if fitting is None or fitting.report is None
+            else Text.assemble(
+                ("fits in memory: ", "bold"),
+                f"{fitting.policy} is the fastest whose every device stays within {limit} GB "
+                f"({ms(fitting.report.summary.makespan)} ms)",
+            )
+        )
     lines.append(
         Text(
             "makespan in ms; formula: the closed-form bubble where its assumptions hold (* of "
             "the span); span: the bubble within each device's first-to-last op, what counts "
-            "without a synchronized optimizer step; peak: activations held, in microbatches "
-            "through a device's whole share of the model; speed-up over gpipe",
+            "without a synchronized optimizer step; "
+            + (
+                "peak GB: the most any device holds, static included (OOM: over the limit); "
+                if _peak_bytes(rows)
+                else "peak: activations held, in microbatches through a device's whole share "
+                "of the model; "
+            )
+            + "speed-up over gpipe",
             style="dim",
         )
     )
@@ -113,6 +146,10 @@ def comparison_rows(rows: Sequence[Comparison]) -> list[dict[str, Any]]:
                 "span": num(summary.span),
                 "span_bubble_fraction": num(summary.span_bubble_fraction),
                 "peak_activations": peak(summary.peak_activations),
+                "peak_memory_bytes": None
+                if summary.memory is None
+                else num(max(use.peak for use in summary.memory)),
+                "oom_devices": [oom.device for oom in summary.oom],
                 "speedup_over_gpipe": None
                 if row.policy not in speedups
                 else num(speedups[row.policy]),

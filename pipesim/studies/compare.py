@@ -88,6 +88,10 @@ class Verdict:
     fastest: Comparison
     fastest_in_1f1b_memory: Comparison | None
     memory_budget: float | None
+    memory_limit: float | None = None
+    """Bytes per device, when the problem has a limit."""
+    fastest_that_fits: Comparison | None = None
+    """The fastest policy whose every device stays within `memory_limit`."""
 
 
 def verdict(rows: Sequence[Comparison]) -> Verdict | None:
@@ -100,13 +104,17 @@ def verdict(rows: Sequence[Comparison]) -> Verdict | None:
         return (row.report.summary.makespan, row.report.summary.peak_activations)
 
     fastest = min(ran, key=key)
+    limits = [row.report.summary.memory_limit for row in ran if row.report is not None]
+    limit = limits[0] if limits and limits[0] is not None else None
+    fitting_limit = [row for row in ran if row.report is not None and not row.report.summary.oom]
+    fits = min(fitting_limit, key=key) if limit is not None and fitting_limit else None
     budget_row = next((row for row in ran if row.policy == "1f1b"), None)
     if budget_row is None or budget_row.report is None:
-        return Verdict(fastest, None, None)
+        return Verdict(fastest, None, None, limit, fits)
     budget = budget_row.report.summary.peak_activations
     fitting = [
         row
         for row in ran
         if row.report is not None and row.report.summary.peak_activations <= budget + 1e-9
     ]
-    return Verdict(fastest, min(fitting, key=key), budget)
+    return Verdict(fastest, min(fitting, key=key), budget, limit, fits)
