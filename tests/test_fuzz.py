@@ -37,7 +37,7 @@ FLAGS = [
     flag for setting in SETTINGS for flag in (setting.flags or (setting.flag,)) if "/" not in flag
 ]
 SWITCHES = ["--blocking-comm", "--overlap-comm", "--explain"]
-COMMANDS = ["run", "compare", "sweep", "validate", "export", "policies"]
+COMMANDS = ["run", "compare", "sweep", "validate", "export", "policies", "plan", "presets"]
 
 
 def _check(result: Result, out_dir: Path, json_out: bool) -> None:

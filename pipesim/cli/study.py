@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,12 +21,17 @@ from pipesim.cli.options import (
 )
 from pipesim.errors import ConfigError
 from pipesim.problem.hardware import Gpu, Model, preset_tables
-from pipesim.problem.settings import DEFAULT_POLICY, Settings
+from pipesim.problem.settings import DEFAULT_POLICY, RECOMPUTE_KIND, Settings
+from pipesim.problem.transformer import RECOMPUTE
+from pipesim.problem.values import COUNT, ValueKind
 from pipesim.render.compare_table import ComparisonTable, comparison_rows
+from pipesim.render.plan_table import PlanReport, plan_records, write_plan_csv
 from pipesim.render.progress import DeferredProgress
 from pipesim.render.sweep_table import SweepTable, sweep_records, write_sweep_csv
-from pipesim.schedules.registry import registered_policies
+from pipesim.schedules.registry import get_policy, registered_policies
 from pipesim.studies.compare import compare_policies
+from pipesim.studies.executor import default_workers
+from pipesim.studies.plan import PlanSpace, plan_configurations
 from pipesim.studies.sweep import sweep_setting
 
 Names = Annotated[
@@ -152,3 +157,111 @@ def presets() -> None:
     console.print(
         Text("sources: pipesim/problem/presets/*.toml; --model and --gpu also take a .toml file")
     )
+
+
+def _list(
+    name: str, text: str | None, default: tuple[Any, ...], kind: ValueKind
+) -> tuple[Any, ...]:
+    if text is None:
+        return default
+    values = tuple(kind.from_text(name, part) for part in text.split(",") if part.strip())
+    if not values:
+        raise ConfigError(f"{name}: no values in {text!r}")
+    return tuple(dict.fromkeys(values))
+
+
+@app.command()
+@takes_settings(
+    exclude=(
+        "policy", "stages", "chunks", "microbatches", "micro_batch_size", "recompute",
+        "layers_per_stage", "layout",
+    )
+)  # fmt: skip
+def plan(
+    settings: Settings,
+    pipeline_parallel: Annotated[
+        str,
+        typer.Option(
+            "--pipeline-parallel",
+            "-p",
+            rich_help_panel="Search",
+            help="Pipeline degrees p to try: 4 or 4,8,16.",
+        ),
+    ],
+    policies: Annotated[
+        str | None,
+        typer.Option(rich_help_panel="Search", help="Schedules to try.", show_default="all"),
+    ] = None,
+    chunks: Annotated[
+        str | None,
+        typer.Option(
+            "--chunks",
+            "-v",
+            rich_help_panel="Search",
+            help="Chunks per device for schedules that take them.",
+            show_default="1,2,3,4",
+        ),
+    ] = None,
+    micro_batch_sizes: Annotated[
+        str | None,
+        typer.Option(rich_help_panel="Search", help="Micro-batch sizes b.", show_default="1,2,4"),
+    ] = None,
+    recompute: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel="Search",
+            help="Recompute modes.",
+            show_default="none,selective,full",
+        ),
+    ] = None,
+    top: Annotated[
+        int, typer.Option(min=1, max=10_000, rich_help_panel="Input and output", help="Rows shown.")
+    ] = 10,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=1024,
+            rich_help_panel="Search",
+            help="Worker processes on this machine.",
+            show_default="the CPU count",
+        ),
+    ] = None,
+    dask_scheduler: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel="Search",
+            help="Run the evaluations on a Dask cluster: tcp://host:8786.",
+        ),
+    ] = None,
+    output_format: Annotated[
+        SweepFormat,
+        typer.Option(
+            "--format", "-f", rich_help_panel="Input and output", help="text, json or csv."
+        ),
+    ] = SweepFormat.text,
+) -> None:
+    """Search pipeline configurations of a model on a GPU: the fastest that fits in memory.
+
+    Every combination of -p, policy, -v, micro-batch size, recompute mode and layout (even, or
+    balanced by simulated stage times) is simulated; configurations whose static memory alone
+    exceeds the limit are pruned. Needs --model, --gpu and --global-batch-size."""
+    names = _names(policies) or [policy.name for policy in registered_policies()]
+    space = PlanSpace(
+        pipeline=_list("pipeline_parallel", pipeline_parallel, (), COUNT),
+        policies=tuple(get_policy(name).name for name in names),
+        chunks=_list("chunks", chunks, (1, 2, 3, 4), COUNT),
+        micro_batch_sizes=_list("micro_batch_sizes", micro_batch_sizes, (1, 2, 4), COUNT),
+        recompute=_list("recompute", recompute, RECOMPUTE, RECOMPUTE_KIND),
+    )
+    with DeferredProgress("planning", output_format is SweepFormat.text) as progress:
+        rows = plan_configurations(
+            settings, space, workers or default_workers(), dask_scheduler, progress
+        )
+    if output_format is SweepFormat.json:
+        json.dump(plan_records(rows), sys.stdout, indent=1, allow_nan=False)
+        sys.stdout.write("\n")
+    elif output_format is SweepFormat.csv:
+        write_plan_csv(rows, sys.stdout)
+    else:
+        Console().print(PlanReport(rows, settings, top))

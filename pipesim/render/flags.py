@@ -1,0 +1,53 @@
+"""Settings written back as the `pipesim run` flags that reproduce them, from the same
+declarations the flags were made from."""
+
+from __future__ import annotations
+
+import shlex
+
+from pipesim.problem.hardware import Gpu, Model, preset_tables
+from pipesim.problem.settings import SETTINGS, Setting, Settings
+from pipesim.problem.values import MEMORY
+
+
+def as_flags(settings: Settings) -> list[str]:
+    """The flags, in declaration order, for every setting that differs from its default."""
+    default = Settings()
+    flags: list[str] = []
+    for setting in SETTINGS:
+        value = getattr(settings, setting.name)
+        if value == getattr(default, setting.name) or value is None:
+            continue
+        flags += _flag(setting, value)
+    return flags
+
+
+def as_command(settings: Settings) -> str:
+    return shlex.join(["pipesim", "run", *as_flags(settings)])
+
+
+def _flag(setting: Setting, value: object) -> list[str]:
+    names = setting.flags or (setting.flag,)
+    long = next(name for name in names if name.startswith("--"))
+    if isinstance(value, bool):
+        on, _, off = long.partition("/")
+        return [on if value else (off or f"--no-{on[2:]}")]
+    return [long, _text(setting, value)]
+
+
+def _text(setting: Setting, value: object) -> str:
+    if isinstance(value, Model):
+        return value.name if value.name in preset_tables(Model) else f"{value.name}.toml"
+    if isinstance(value, Gpu):
+        return value.name if value.name in preset_tables(Gpu) else f"{value.name}.toml"
+    if isinstance(value, tuple):
+        return ",".join(_number(item) for item in value)
+    if isinstance(value, float):
+        return _number(value) + ("B" if setting.kind is MEMORY else "")
+    return str(value)
+
+
+def _number(value: object) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value) if isinstance(value, float) else str(value)

@@ -1,0 +1,154 @@
+"""`pipesim plan`: the best configuration is the fastest that fits, every row's flags replay to
+its step time, pruning drops nothing that fits, balancing beats the even split where the output
+layer makes stages uneven, and the answer is the same on one worker, two, or a Dask cluster."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipesim import Settings, simulate_step
+from pipesim.cli import app
+from pipesim.problem.hardware import load_gpu, load_model
+from pipesim.render.flags import as_flags
+from pipesim.render.plan_table import plan_settings
+from pipesim.studies.plan import PlanRow, PlanSpace, plan_configurations, ranked
+
+runner = CliRunner()
+TINY = {
+    "name": "tiny", "layers": 8, "hidden": 512, "ffn": 2048, "heads": 8, "kv_heads": 8,
+    "vocab": 64000, "tied": False, "gated": False, "norm": "layernorm", "seq_length": 1024,
+}  # fmt: skip
+BASE = Settings(
+    model=load_model(TINY, "test"),
+    gpu=load_gpu("h100", "test"),
+    global_batch_size=16,
+    memory_limit=1.2e9,
+)
+SPACE = PlanSpace(
+    pipeline=(2, 4),
+    policies=("1f1b", "zb-h1", "interleaved", "zb-v"),
+    chunks=(1, 2),
+    micro_batch_sizes=(1, 2),
+    recompute=("none", "selective", "full"),
+)
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[PlanRow]:
+    return plan_configurations(BASE, SPACE)
+
+
+def test_the_best_is_the_fastest_configuration_that_fits(rows: list[PlanRow]) -> None:
+    fitting = [row for row in rows if row.fits]
+    assert fitting and ranked(rows)[0].step_ms == min(row.step_ms or 0 for row in fitting)
+    assert all(not row.fits for row in rows if row.pruned or row.error)
+
+
+def test_every_row_replays_to_its_step_time_from_its_flags(rows: list[PlanRow]) -> None:
+    for row in ranked(rows)[:5] + [row for row in rows if row.ran and not row.fits][:3]:
+        report = simulate_step(plan_settings(BASE, row))
+        assert report.summary.makespan == row.step_ms
+
+
+def test_pruning_never_drops_a_configuration_that_fits(rows: list[PlanRow]) -> None:
+    pruned = [row for row in rows if row.pruned]
+    assert pruned
+    for row in pruned[:6]:
+        report = simulate_step(plan_settings(BASE, row))
+        assert report.summary.oom, f"{row} was pruned but fits"
+
+
+def test_the_balanced_layout_is_never_slower_than_the_even_one(rows: list[PlanRow]) -> None:
+    pairs: dict[tuple[object, ...], dict[str, float]] = {}
+    for row in rows:
+        if row.ran:
+            key = (row.policy, row.stages, row.chunks, row.micro_batch_size, row.recompute)
+            pairs.setdefault(key, {})[row.layout] = row.step_ms or 0.0
+    compared = [times for times in pairs.values() if len(times) == 2]
+    assert compared
+    for times in compared:
+        assert times["balanced"] <= times["even"] * (1 + 1e-9)
+    # The 64000-word output layer weighs on the last stage: balancing moves layers off it.
+    assert any(times["balanced"] < times["even"] for times in compared)
+
+
+def test_the_answer_does_not_depend_on_the_workers(rows: list[PlanRow]) -> None:
+    assert plan_configurations(BASE, SPACE, workers=2) == rows
+
+
+def test_a_dask_cluster_gives_the_same_answer(rows: list[PlanRow]) -> None:
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        assert plan_configurations(BASE, SPACE, dask_scheduler=cluster.scheduler_address) == rows
+
+
+def _cli(tmp_path: Path, *more: str) -> list[str]:
+    model = tmp_path / "tiny.toml"
+    model.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items() if k != "name"))
+    return ["plan", "--model", str(model), "--gpu", "h100", "-p", "2,4",
+            "--global-batch-size", "16", "--memory-limit", "1.2GB", *more]  # fmt: skip
+
+
+def test_the_cli_prints_a_ranked_plan_whose_best_flags_replay(tmp_path: Path) -> None:
+    result = runner.invoke(app, _cli(tmp_path, "--policies", "1f1b,zb-h1"), env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.stderr
+    assert "fit" in result.stdout and "Pareto front" in result.stdout
+    command = next(line for line in result.stdout.splitlines() if line.startswith("best: "))
+    args = shlex.split(command.removeprefix("best: "))[1:]
+    args = [str(tmp_path / "tiny.toml") if arg == "tiny.toml" else arg for arg in args]
+    replay = runner.invoke(app, [*args, "-f", "json"])
+    assert replay.exit_code == 0, replay.stderr
+    records = json.loads(
+        runner.invoke(app, [*_cli(tmp_path, "--policies", "1f1b,zb-h1"), "-f", "json"]).stdout
+    )
+    best = min((r for r in records if r["fits"]), key=lambda r: r["step_ms"])
+    assert json.loads(replay.stdout)["makespan"] == best["step_ms"]
+
+
+def test_csv_has_a_row_per_configuration(tmp_path: Path) -> None:
+    result = runner.invoke(app, [*_cli(tmp_path, "--policies", "1f1b"), "-f", "csv"])
+    lines = result.stdout.splitlines()
+    assert (
+        lines[0].startswith("policy,stages,chunks") and len(lines) == 1 + 2 * 3 * 3 * 2
+    )  # p x b x recompute x layout
+
+
+@pytest.mark.parametrize(
+    ("more", "words"),
+    [
+        (["--micro-batch-sizes", "3,5"], "for none of the micro-batch sizes 3, 5"),
+        (["--memory-limit", "0.01GB"], "none fits"),
+        (
+            ["--dask-scheduler", "tcp://127.0.0.1:1"],
+            "cannot reach the Dask scheduler at tcp://127.0.0.1:1",
+        ),
+        (["-p", "16"], "fill none of p*v"),
+    ],
+)
+def test_bad_plans_are_one_line(tmp_path: Path, more: list[str], words: str) -> None:
+    args = _cli(tmp_path, "--policies", "1f1b", *more)
+    if "-p" in more:
+        args = [
+            a for i, a in enumerate(args) if not (a == "2,4" or (a == "-p" and i < len(args) - 2))
+        ]
+    result = runner.invoke(app, args)
+    if words == "none fits":
+        assert result.exit_code == 0 and "none fits" in result.stdout
+        assert "over the memory limit by" in " ".join(result.stdout.split())
+        return
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1 and words in result.stderr
+
+
+def test_flags_round_trip_through_the_declarations() -> None:
+    settings = BASE.replace(
+        policy="zb-v", stages=4, recompute="full", layers_per_stage=(2, 2, 2, 2)
+    )
+    assert "--memory-limit" in as_flags(settings)
