@@ -29,7 +29,7 @@ from rich.table import Table
 
 from pipesim import Settings, build_problem, get_policy
 from pipesim.analysis.report import analyze
-from pipesim.problem.ops import Kind, Op
+from pipesim.problem.ops import Op
 from pipesim.render import GanttChart, write_json
 from pipesim.simulator import simulate
 from pipesim.simulator.op_index import OpIndex
@@ -73,9 +73,8 @@ def bare_replay(orders: list[list[Op]], rules: OpIndex) -> float:
             ready_at = free[device]
             while index < len(order):
                 kind, stage, mb = order[index]
-                code = 0 if kind is Kind.F else 1 if kind is Kind.B else 2
-                slot = stage * 3 + code
-                key = (stage * m + mb) * 3 + code
+                slot = stage * 3 + kind
+                key = (stage * m + mb) * 3 + kind
                 start = ready_at
                 for _, offset in inputs[slot]:
                     finished = done[key + offset]
