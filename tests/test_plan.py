@@ -152,3 +152,17 @@ def test_flags_round_trip_through_the_declarations() -> None:
         policy="zb-v", stages=4, recompute="full", layers_per_stage=(2, 2, 2, 2)
     )
     assert "--memory-limit" in as_flags(settings)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["compare", "-p", "4", "-m", "8", "--comm-latency", "0.1", "-f", "json"],
+        ["sweep", "-m", "4,8,16", "--policies", "1f1b,zb-v", "-f", "json"],
+    ],
+)
+def test_compare_and_sweep_give_the_same_bytes_on_any_number_of_workers(args: list[str]) -> None:
+    one = runner.invoke(app, [*args, "--workers", "1"])
+    two = runner.invoke(app, [*args, "--workers", "2"])
+    assert one.exit_code == two.exit_code == 0
+    assert one.stdout == two.stdout and json.loads(one.stdout)

@@ -101,7 +101,8 @@ def _flag(command: str, name: str) -> list[str]:
 def _extra(command: str, name: str) -> list[str]:
     """sweep needs one list (m, or p when m is the setting under test); -v needs a policy
     that takes it."""
-    extra = []
+    # compare and sweep run in this process only with one worker: the capture is in-process.
+    extra = ["--workers", "1"] if command in ("compare", "sweep") else []
     if command == "sweep":
         extra += ["-p", "2,4"] if name == "microbatches" else ["-m", "2,4"]
     if name == "chunks" and command in ("sweep", "compare"):

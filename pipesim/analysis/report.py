@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from pipesim.analysis.memory import device_activations
 from pipesim.analysis.summary import Summary, summarize
+from pipesim.problem.pipeline import Problem
 from pipesim.schedules.base import ClosedForm, Policy
 from pipesim.simulator.gc_pause import cyclic_gc_paused
 from pipesim.simulator.trace import Trace
@@ -27,9 +28,28 @@ class Report:
     """What the closed form predicts for the same problem with twice the microbatches (None
     if it does not apply): how much more microbatches would buy."""
 
+    def figures(self) -> Figures:
+        """This report without its trace: what a study keeps and a worker sends back."""
+        trace = self.trace
+        return Figures(
+            trace.policy, trace.problem, self.summary, self.closed_form, self.closed_form_doubled
+        )
+
     def activations_over_time(self) -> list[list[tuple[float, float]]]:
         """Per device, (time, activations held from then on) steps (see `memory`)."""
         return device_activations(self.trace)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """A step's figures without its timeline: small and picklable, so studies that run many
+    steps (on other processes or machines) keep and send these, never traces."""
+
+    policy: str
+    problem: Problem
+    summary: Summary
+    closed_form: ClosedForm | None
+    closed_form_doubled: float | None
 
 
 def analyze(trace: Trace, policy: Policy) -> Report:

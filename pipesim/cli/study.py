@@ -44,6 +44,18 @@ Names = Annotated[
 ]
 
 
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=1024,
+        rich_help_panel="Pipeline",
+        help="Worker processes; the output is the same for any number.",
+        show_default="the CPU count",
+    ),
+]
+
+
 def _names(text: str | None) -> list[str] | None:
     return [name.strip() for name in text.split(",") if name.strip()] if text else None
 
@@ -53,19 +65,20 @@ def _names(text: str | None) -> list[str] | None:
 def compare(
     settings: Settings,
     policies: Names = None,
+    workers: Workers = None,
     output_format: Format = OutputFormat.text,
 ) -> None:
     """Run several schedules on the same costs and say which one to use."""
     if settings.policy is not None:
         warn(f"compare runs --policies; the config's policy {settings.policy!r} is not used")
     with DeferredProgress("comparing", output_format is OutputFormat.text) as progress:
-        rows = compare_policies(settings, _names(policies), progress)
+        rows = compare_policies(settings, _names(policies), progress, workers or default_workers())
     if output_format is OutputFormat.json:
         json.dump(comparison_rows(rows), sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
         return
     console = Console()
-    shape = next(row.report.trace.problem.pipeline for row in rows if row.report is not None)
+    shape = next(row.figures.problem.pipeline for row in rows if row.figures is not None)
     console.print(
         Text(
             f"compare  p={shape.devices}  m={shape.microbatches}  "
@@ -94,6 +107,7 @@ def sweep(
             rich_help_panel="Pipeline", help="Comma-separated schedules to sweep side by side."
         ),
     ] = None,
+    workers: Workers = None,
     output_format: Annotated[
         SweepFormat,
         typer.Option(
@@ -109,7 +123,9 @@ def sweep(
         raise ConfigError("give a policy (flag or config) or --policies, not both")
     names = _names(policies) or [settings.policy or DEFAULT_POLICY]
     with DeferredProgress("sweeping", output_format is SweepFormat.text) as progress:
-        rows = sweep_setting(settings, axis.setting, axis.values, names, progress)
+        rows = sweep_setting(
+            settings, axis.setting, axis.values, names, progress, workers or default_workers()
+        )
     if output_format is SweepFormat.json:
         json.dump(sweep_records(rows), sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")

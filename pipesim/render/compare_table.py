@@ -31,12 +31,12 @@ class ComparisonTable:
         for header in ("v", "makespan", "bubble", "formula", "span", peak_header, "speed-up"):
             table.add_column(header, justify="right", no_wrap=True)
         for row in self.rows:
-            report = row.report
-            if report is None:
+            figures = row.figures
+            if figures is None:
                 table.add_row(row.policy, "", Text(row.error or "", style="red"), end_section=False)
                 continue
-            summary = report.summary
-            closed = report.closed_form
+            summary = figures.summary
+            closed = figures.closed_form
             closed_text = (
                 "—"
                 if closed is None or closed.bubble_fraction is None
@@ -45,19 +45,19 @@ class ComparisonTable:
             speedup = speedups.get(row.policy)
             table.add_row(
                 row.policy,
-                str(report.trace.problem.pipeline.chunks),
+                str(figures.problem.pipeline.chunks),
                 ms(summary.makespan),
                 percent(summary.bubble_fraction),
                 closed_text,
                 percent(summary.span_bubble_fraction),
-                _peak_cell(report.summary) if in_bytes else activations(summary.peak_activations),
+                _peak_cell(figures.summary) if in_bytes else activations(summary.peak_activations),
                 f"{speedup:.2f}x" if speedup is not None else "—",
             )
         yield Group(table, *_verdict_lines(self.rows))
 
 
 def _peak_bytes(rows: Sequence[Comparison]) -> bool:
-    return any(row.report is not None and row.report.summary.memory for row in rows)
+    return any(row.figures is not None and row.figures.summary.memory for row in rows)
 
 
 def _peak_cell(summary: Summary) -> Text:
@@ -72,7 +72,7 @@ def _verdict_lines(rows: Sequence[Comparison]) -> list[Text]:
     result = verdict(rows)
     if result is None:
         return []
-    fastest = result.fastest.report
+    fastest = result.fastest.figures
     assert fastest is not None
     lines = [
         Text.assemble(
@@ -82,12 +82,12 @@ def _verdict_lines(rows: Sequence[Comparison]) -> list[Text]:
         )
     ]
     fits = result.fastest_in_1f1b_memory
-    if fits is not None and fits is not result.fastest and fits.report is not None:
+    if fits is not None and fits is not result.fastest and fits.figures is not None:
         lines.append(
             Text.assemble(
                 ("within 1F1B's memory: ", "bold"),
-                f"{fits.policy} ({ms(fits.report.summary.makespan)} ms, peak "
-                f"{activations(fits.report.summary.peak_activations)} <= "
+                f"{fits.policy} ({ms(fits.figures.summary.makespan)} ms, peak "
+                f"{activations(fits.figures.summary.peak_activations)} <= "
                 f"{activations(result.memory_budget or 0)} activations)",
             )
         )
@@ -96,11 +96,11 @@ def _verdict_lines(rows: Sequence[Comparison]) -> list[Text]:
         fitting = result.fastest_that_fits
         lines.append(
             Text.assemble(("fits in memory: ", "bold"), f"none within {limit} GB")
-            if fitting is None or fitting.report is None
+            if fitting is None or fitting.figures is None
             else Text.assemble(
                 ("fits in memory: ", "bold"),
                 f"{fitting.policy} is the fastest whose every device stays within {limit} GB "
-                f"({ms(fitting.report.summary.makespan)} ms)",
+                f"({ms(fitting.figures.summary.makespan)} ms)",
             )
         )
     lines.append(
@@ -126,12 +126,12 @@ def comparison_rows(rows: Sequence[Comparison]) -> list[dict[str, Any]]:
     speedups = speedup_over(rows)
     result: list[dict[str, Any]] = []
     for row in rows:
-        if row.report is None:
+        if row.figures is None:
             result.append({"policy": row.policy, "error": row.error})
             continue
-        summary = row.report.summary
-        closed = row.report.closed_form
-        pipeline = row.report.trace.problem.pipeline
+        summary = row.figures.summary
+        closed = row.figures.closed_form
+        pipeline = row.figures.problem.pipeline
         result.append(
             {
                 "policy": row.policy,

@@ -118,10 +118,10 @@ def _more_microbatches(report: Report, explanation: Explanation) -> str:
 def _other_policies(report: Report, explanation: Explanation) -> list[str]:
     rows = explanation.others
     best = verdict(rows)
-    if best is None or best.fastest.report is None:
+    if best is None or best.fastest.figures is None:
         return []
     mine = report.summary
-    fastest = best.fastest.report.summary
+    fastest = best.fastest.figures.summary
     lines = []
     if fastest.makespan < mine.makespan * (1 - 1e-9):
         gain = 1 - fastest.makespan / mine.makespan
@@ -138,19 +138,19 @@ def _other_policies(report: Report, explanation: Explanation) -> list[str]:
     fitting = [
         row
         for row in rows
-        if row.report is not None
-        and row.report.summary.peak_activations <= mine.peak_activations + 1e-9
-        and row.report.summary.makespan < mine.makespan * (1 - 1e-9)
+        if row.figures is not None
+        and row.figures.summary.peak_activations <= mine.peak_activations + 1e-9
+        and row.figures.summary.makespan < mine.makespan * (1 - 1e-9)
     ]
     if fitting:
-        pick = min(fitting, key=lambda row: row.report.summary.makespan if row.report else 0.0)
-        assert pick.report is not None
+        pick = min(fitting, key=lambda row: row.figures.summary.makespan if row.figures else 0.0)
+        assert pick.figures is not None
         lines.append(
             f"Memory trade-off: within this run's {activations(mine.peak_activations)} "
-            f"activations, {pick.policy} is fastest ({ms(pick.report.summary.makespan)} ms)."
+            f"activations, {pick.policy} is fastest ({ms(pick.figures.summary.makespan)} ms)."
         )
     else:
-        peaks = {row.policy: row.report.summary.peak_activations for row in rows if row.report}
+        peaks = {row.policy: row.figures.summary.peak_activations for row in rows if row.figures}
         known = ", ".join(
             f"{name} {activations(value)}"
             for name, value in peaks.items()

@@ -36,11 +36,11 @@ class SweepTable:
         for row in self.rows:
             label = ms(row.value) if row.value != previous else ""
             previous = row.value
-            if row.report is None:
+            if row.figures is None:
                 table.add_row(label, row.policy, Text(row.error or "", style="red"))
                 continue
-            summary = row.report.summary
-            closed = row.report.closed_form
+            summary = row.figures.summary
+            closed = row.figures.closed_form
             formula = (
                 "—"
                 if closed is None or closed.bubble_fraction is None
@@ -70,13 +70,13 @@ def sweep_records(rows: Sequence[SweepRow]) -> list[dict[str, Any]]:
             "value": num(row.value),
             "policy": row.policy,
         }
-        if row.report is None:
+        if row.figures is None:
             record.update(dict.fromkeys(_FIGURES))
             record["error"] = row.error
         else:
-            pipeline = row.report.trace.problem.pipeline
-            summary = row.report.summary
-            closed = row.report.closed_form
+            pipeline = row.figures.problem.pipeline
+            summary = row.figures.summary
+            closed = row.figures.closed_form
             record.update(
                 stages=pipeline.devices,
                 microbatches=pipeline.microbatches,

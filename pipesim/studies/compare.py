@@ -5,27 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pipesim.analysis.report import Report
-from pipesim.errors import (
-    ConfigError,
-    CostShapeError,
-    PipesimError,
-    PolicyError,
-    ScheduleIncomplete,
-    ScheduleStalled,
-)
+from pipesim.analysis.report import Figures
+from pipesim.errors import ConfigError, PipesimError
 from pipesim.problem.settings import Settings
 from pipesim.schedules.base import Policy
 from pipesim.schedules.registry import get_policy, registered_policies
-from pipesim.studies.step import simulate_step
+from pipesim.studies.executor import run_all
+from pipesim.studies.step import StepJob, raise_fatal, step_figures
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One policy's result, or why it could not run this configuration."""
+    """One policy's figures, or why it could not run this configuration."""
 
     policy: str
-    report: Report | None
+    figures: Figures | None
     error: str | None = None
 
 
@@ -33,28 +27,32 @@ def compare_policies(
     settings: Settings,
     names: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> list[Comparison]:
     """Every registered policy (or those named) on `settings`. A user's -v applies to the
     policies that take a chunk count; the others keep theirs. Settings that are wrong for every
     policy (a bad cost list, say) raise; a policy's own constraint becomes its row's error.
-    `progress(done, total)` is called after each policy."""
-    policies: list[Policy] = (
-        [get_policy(name) for name in names] if names else registered_policies()
-    )
+    `progress(done, total)` is called as policies finish; `workers` > 1 runs them on that many
+    processes, with the same result."""
+    references = list(names) if names else [policy.name for policy in registered_policies()]
+    policies: list[Policy] = [get_policy(name) for name in references]
     refuse_unused_chunks(settings, policies)
-    rows = []
-    for policy in policies:
-        chunks = settings.chunks if policy.chunks is None else None
-        try:
-            report = simulate_step(settings.replace(policy=policy.name, chunks=chunks), policy)
-        except (PolicyError, ScheduleStalled, ScheduleIncomplete, CostShapeError) as error:
-            # A cost list of p*v values fits only the policies with v chunks per device.
-            rows.append(Comparison(policy.name, None, str(error)))
-        else:
-            rows.append(Comparison(policy.name, report))
-        if progress is not None:
-            progress(len(rows), len(policies))
-    if all(row.report is None for row in rows):
+    jobs = [
+        StepJob(
+            settings.replace(
+                policy=policy.name, chunks=settings.chunks if policy.chunks is None else None
+            ),
+            reference,
+        )
+        for policy, reference in zip(policies, references, strict=True)
+    ]
+    outcomes = run_all(step_figures, jobs, min(workers, len(jobs)), progress=progress)
+    raise_fatal(outcomes)
+    rows = [
+        Comparison(policy.name, outcome.figures, outcome.error)
+        for policy, outcome in zip(policies, outcomes, strict=True)
+    ]
+    if all(row.figures is None for row in rows):
         raise PipesimError(f"no policy can run this configuration: {rows[0].error}")
     return rows
 
@@ -71,13 +69,13 @@ def refuse_unused_chunks(settings: Settings, policies: Sequence[Policy]) -> None
 def speedup_over(rows: Sequence[Comparison], baseline: str = "gpipe") -> dict[str, float]:
     """baseline makespan / each policy's makespan, for the policies that ran (empty if the
     baseline did not)."""
-    base = next((row.report for row in rows if row.policy == baseline and row.report), None)
+    base = next((row.figures for row in rows if row.policy == baseline and row.figures), None)
     if base is None:
         return {}
     return {
-        row.policy: base.summary.makespan / row.report.summary.makespan
+        row.policy: base.summary.makespan / row.figures.summary.makespan
         for row in rows
-        if row.report is not None and row.report.summary.makespan > 0
+        if row.figures is not None and row.figures.summary.makespan > 0
     }
 
 
@@ -95,26 +93,26 @@ class Verdict:
 
 
 def verdict(rows: Sequence[Comparison]) -> Verdict | None:
-    ran = [row for row in rows if row.report is not None]
+    ran = [row for row in rows if row.figures is not None]
     if not ran:
         return None
 
     def key(row: Comparison) -> tuple[float, float]:
-        assert row.report is not None
-        return (row.report.summary.makespan, row.report.summary.peak_activations)
+        assert row.figures is not None
+        return (row.figures.summary.makespan, row.figures.summary.peak_activations)
 
     fastest = min(ran, key=key)
-    limits = [row.report.summary.memory_limit for row in ran if row.report is not None]
+    limits = [row.figures.summary.memory_limit for row in ran if row.figures is not None]
     limit = limits[0] if limits and limits[0] is not None else None
-    fitting_limit = [row for row in ran if row.report is not None and not row.report.summary.oom]
+    fitting_limit = [row for row in ran if row.figures is not None and not row.figures.summary.oom]
     fits = min(fitting_limit, key=key) if limit is not None and fitting_limit else None
     budget_row = next((row for row in ran if row.policy == "1f1b"), None)
-    if budget_row is None or budget_row.report is None:
+    if budget_row is None or budget_row.figures is None:
         return Verdict(fastest, None, None, limit, fits)
-    budget = budget_row.report.summary.peak_activations
+    budget = budget_row.figures.summary.peak_activations
     fitting = [
         row
         for row in ran
-        if row.report is not None and row.report.summary.peak_activations <= budget + 1e-9
+        if row.figures is not None and row.figures.summary.peak_activations <= budget + 1e-9
     ]
     return Verdict(fastest, min(fitting, key=key), budget, limit, fits)

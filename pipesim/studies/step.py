@@ -6,9 +6,17 @@ Settings and a policy make the problem; the SimPy model makes the trace; the ana
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from pipesim.analysis.report import Report, analyze
+from pipesim.analysis.report import Figures, Report, analyze
+from pipesim.errors import (
+    CostShapeError,
+    PipesimError,
+    PolicyError,
+    ScheduleIncomplete,
+    ScheduleStalled,
+)
 from pipesim.problem.build import build_problem
 from pipesim.problem.settings import DEFAULT_POLICY, Settings
 from pipesim.schedules.base import Policy
@@ -26,3 +34,45 @@ def simulate_step(
     chosen = policy or get_policy(settings.policy or DEFAULT_POLICY)
     trace = simulate(build_problem(settings, chosen), chosen, progress)
     return analyze(trace, chosen)
+
+
+@dataclass(frozen=True)
+class StepJob:
+    """One step a study runs, as a worker process receives it: settings and a policy name
+    (a registered one or a user's module:Class reference), both picklable."""
+
+    settings: Settings
+    policy: str
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What a worker sends back: the figures, or why this policy cannot run the step (`error`,
+    the study goes on), or why no policy can (`fatal` and its exit code, the study stops).
+    Errors travel as text: exceptions with extra fields do not survive pickling."""
+
+    figures: Figures | None = None
+    error: str | None = None
+    fatal: str | None = None
+    exit_code: int = 2
+
+
+def step_figures(job: StepJob) -> StepOutcome:
+    """Simulate one job and keep its figures (module-level: workers pickle it by name)."""
+    try:
+        return StepOutcome(simulate_step(job.settings, get_policy(job.policy)).figures())
+    except (PolicyError, ScheduleStalled, ScheduleIncomplete, CostShapeError) as error:
+        # A policy's own constraint, or a cost list of p*v values that fits only the policies
+        # with v chunks per device: that policy's row says so.
+        return StepOutcome(error=str(error))
+    except PipesimError as error:
+        return StepOutcome(fatal=str(error), exit_code=error.exit_code)
+
+
+def raise_fatal(outcomes: Sequence[StepOutcome]) -> None:
+    """Stop the study with the first outcome that no policy could survive."""
+    for outcome in outcomes:
+        if outcome.fatal is not None:
+            error = PipesimError(outcome.fatal)
+            error.exit_code = outcome.exit_code
+            raise error

@@ -5,18 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pipesim.analysis.report import Report
-from pipesim.errors import (
-    ConfigError,
-    CostShapeError,
-    PolicyError,
-    ScheduleIncomplete,
-    ScheduleStalled,
-)
+from pipesim.analysis.report import Figures
+from pipesim.errors import ConfigError
 from pipesim.problem.settings import SETTINGS, Settings
 from pipesim.schedules.registry import get_policy
 from pipesim.studies.compare import refuse_unused_chunks
-from pipesim.studies.step import simulate_step
+from pipesim.studies.executor import run_all
+from pipesim.studies.step import StepJob, raise_fatal, step_figures
 
 SWEEPABLE = tuple(setting.name for setting in SETTINGS if setting.sweepable)
 """Settings that take one value, so that a list of them is unambiguous."""
@@ -24,12 +19,12 @@ SWEEPABLE = tuple(setting.name for setting in SETTINGS if setting.sweepable)
 
 @dataclass(frozen=True)
 class SweepRow:
-    """One (value, policy) point: its report, or why the policy cannot run it."""
+    """One (value, policy) point: its figures, or why the policy cannot run it."""
 
     setting: str
     value: float
     policy: str
-    report: Report | None
+    figures: Figures | None
     error: str | None = None
 
 
@@ -39,8 +34,10 @@ def sweep_setting(
     values: Sequence[float],
     policies: Sequence[str],
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> list[SweepRow]:
-    """Run every policy at every value of `setting`; `progress(done, total)` after each run."""
+    """Run every policy at every value of `setting`; `progress(done, total)` as points finish;
+    `workers` > 1 runs the points on that many processes, with the same result."""
     if setting not in SWEEPABLE:
         raise ConfigError(f"cannot sweep {setting}; sweepable: {', '.join(SWEEPABLE)}")
     if not values:
@@ -48,17 +45,18 @@ def sweep_setting(
     chosen = [get_policy(name) for name in policies]
     if setting != "chunks":
         refuse_unused_chunks(settings, chosen)
-    rows = []
-    total = len(values) * len(chosen)
+    points = []
+    jobs = []
     for value in values:
-        for policy in chosen:
+        for policy, reference in zip(chosen, policies, strict=True):
             point = settings.replace(policy=policy.name, **{setting: value})
             if setting != "chunks" and policy.chunks is not None:
                 point = point.replace(chunks=None)
-            try:
-                rows.append(SweepRow(setting, value, policy.name, simulate_step(point, policy)))
-            except (PolicyError, ScheduleStalled, ScheduleIncomplete, CostShapeError) as error:
-                rows.append(SweepRow(setting, value, policy.name, None, str(error)))
-            if progress is not None:
-                progress(len(rows), total)
-    return rows
+            points.append((value, policy.name))
+            jobs.append(StepJob(point, reference))
+    outcomes = run_all(step_figures, jobs, min(workers, len(jobs)), progress=progress)
+    raise_fatal(outcomes)
+    return [
+        SweepRow(setting, value, name, outcome.figures, outcome.error)
+        for (value, name), outcome in zip(points, outcomes, strict=True)
+    ]
