@@ -110,13 +110,19 @@ def test_the_cli_prints_a_ranked_plan_whose_best_flags_replay(tmp_path: Path) ->
     )
     best = min((r for r in records if r["fits"]), key=lambda r: r["step_ms"])
     assert json.loads(replay.stdout)["makespan"] == best["step_ms"]
+    # Every record carries the command that reproduces it.
+    for record in [r for r in records if r["step_ms"] is not None][:4]:
+        args = shlex.split(record["command"])[1:]
+        args = [str(tmp_path / "tiny.toml") if arg == "tiny.toml" else arg for arg in args]
+        again = json.loads(runner.invoke(app, [*args, "-f", "json"]).stdout)
+        assert again["makespan"] == record["step_ms"]
 
 
 def test_csv_has_a_row_per_configuration(tmp_path: Path) -> None:
     result = runner.invoke(app, [*_cli(tmp_path, "--policies", "1f1b"), "-f", "csv"])
     lines = result.stdout.splitlines()
     assert (
-        lines[0].startswith("policy,stages,chunks") and len(lines) == 1 + 2 * 3 * 3 * 2
+        lines[0].startswith("command,policy,stages,chunks") and len(lines) == 1 + 2 * 3 * 3 * 2
     )  # p x b x recompute x layout
 
 

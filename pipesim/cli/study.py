@@ -275,9 +275,9 @@ def plan(
             settings, space, workers or default_workers(), dask_scheduler, progress
         )
     if output_format is SweepFormat.json:
-        json.dump(plan_records(rows), sys.stdout, indent=1, allow_nan=False)
+        json.dump(plan_records(rows, settings), sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
     elif output_format is SweepFormat.csv:
-        write_plan_csv(rows, sys.stdout)
+        write_plan_csv(rows, settings, sys.stdout)
     else:
         Console().print(PlanReport(rows, settings, top))

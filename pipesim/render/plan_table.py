@@ -144,11 +144,12 @@ _FIELDS = (
 )  # fmt: skip
 
 
-def plan_records(rows: Sequence[PlanRow]) -> list[dict[str, Any]]:
-    """Every evaluated configuration, in evaluation order, JSON-ready."""
+def plan_records(rows: Sequence[PlanRow], base: Settings) -> list[dict[str, Any]]:
+    """Every evaluated configuration, in evaluation order, JSON-ready, with the `pipesim run`
+    command that reproduces it."""
     records = []
     for row in rows:
-        record: dict[str, Any] = {}
+        record: dict[str, Any] = {"command": as_command(plan_settings(base, row))}
         for name in _FIELDS:
             value = getattr(row, name)
             if isinstance(value, float):
@@ -160,10 +161,10 @@ def plan_records(rows: Sequence[PlanRow]) -> list[dict[str, Any]]:
     return records
 
 
-def write_plan_csv(rows: Sequence[PlanRow], out: TextIO) -> None:
+def write_plan_csv(rows: Sequence[PlanRow], base: Settings, out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(_FIELDS)
-    for record in plan_records(rows):
+    writer.writerow(("command", *_FIELDS))
+    for record in plan_records(rows, base):
         writer.writerow(
             " ".join(map(str, value)) if isinstance(value, list) else "" if value is None else value
             for value in record.values()
