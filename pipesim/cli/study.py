@@ -259,9 +259,10 @@ def plan(
 ) -> None:
     """Search pipeline configurations of a model on a GPU: the fastest that fits in memory.
 
-    Every combination of -p, policy, -v, micro-batch size, recompute mode and layout (even, or
-    balanced by simulated stage times) is simulated; configurations whose static memory alone
-    exceeds the limit are pruned. Needs --model, --gpu and --global-batch-size."""
+    Simulates every combination of -p, policy, -v, micro-batch size and recompute mode,
+    each with the even layer split and the one balanced by simulated stage times.
+    Configurations whose static memory alone exceeds the limit are pruned.
+    Needs --model, --gpu and --global-batch-size."""
     names = _names(policies) or [policy.name for policy in registered_policies()]
     space = PlanSpace(
         pipeline=_list("pipeline_parallel", pipeline_parallel, (), COUNT),
