@@ -13,7 +13,7 @@ from pipesim.render.style import activations, figures_table, ms, percent
 
 # The table groups the idle causes into columns; the line under it lists every cause.
 _CAUSE_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("warm-up", ("warmup",)),
+    ("warm up", ("warmup",)),
     ("wait act.", ("wait_activation",)),
     ("wait grad.", ("wait_gradient",)),
     ("on links", LINK_CAUSES),
