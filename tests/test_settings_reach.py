@@ -15,6 +15,7 @@ from pipesim.cli import app
 from pipesim.errors import PolicyError
 from pipesim.problem.hardware import Gpu, load_model
 from pipesim.problem.settings import SETTINGS, Settings
+from pipesim.problem.variability import Straggler
 
 runner = CliRunner()
 
@@ -59,6 +60,11 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "activation_memory": ("1GB", '"1GB"', 1e9),
     "static_memory": ("2GB", '"2e9B"', 2e9),
     "memory_limit": ("80GB", '"80GB"', 80e9),
+    "jitter": ("0.1", "0.1", 0.1),
+    "link_jitter": ("0.2", '"0.2"', 0.2),
+    "seed": ("42", "42", 42),
+    "stragglers": ("1:1.5", '["1:1.5", "0:2:0.5"]', None),
+    "slow_links": ("0-1:2", '"0-1:2"', ((0, 1, 2.0),)),
 }
 SCHEDULE = "examples/zb1p_2rank_with_comms.csv"
 COMMANDS: dict[str, tuple[list[str], set[str]]] = {
@@ -114,6 +120,10 @@ def _same(value: Any, expected: Any, via_flag: bool) -> bool:
     """The flag gives the h100 preset, the TOML sample a table of its own."""
     if isinstance(value, Gpu):
         return value.name == ("h100" if via_flag else "mine")
+    if expected is None and value is not None and value and isinstance(value[0], Straggler):
+        # The flag gives one straggler, the TOML sample two.
+        wanted = [Straggler(1, 1.5)] + ([] if via_flag else [Straggler(0, 2.0, 0.5)])
+        return list(value) == wanted
     return bool(value == expected)
 
 

@@ -68,7 +68,7 @@ def _check_placement_and_durations(trace: Trace) -> list[str]:
         else:
             step = trace.fused_step.get(op)
             scale = trace.problem.step_scale(step is not None and step.overlapped)
-            cost = scale * trace.problem.duration(op)
+            cost = scale * trace.problem.op_time(op)
             if abs((record.end - record.start) - cost) > eps:
                 problems.append(f"{op} lasts {record.end - record.start:g} ms, costs {cost:g}")
     return problems
@@ -140,7 +140,7 @@ def _check_transfer(
         problems.append(f"{label} is sent at {transfer.queued:g} before it is produced")
     if transfer.start < transfer.queued - eps:
         problems.append(f"{label} starts before it is sent")
-    expected = trace.problem.network.transfer_time(transfer.src, transfer.dst, transfer.kind)
+    expected = trace.problem.message_time(transfer.producer, transfer.src, transfer.dst)
     if abs((transfer.end - transfer.start) - expected) > eps:
         problems.append(
             f"{label} takes {transfer.end - transfer.start:g} ms, expected {expected:g}"

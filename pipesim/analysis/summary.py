@@ -18,6 +18,7 @@ from pipesim.analysis.memory import (
     peak_held,
 )
 from pipesim.analysis.readiness import Readiness
+from pipesim.problem.ops import op_key
 from pipesim.simulator.trace import OpRecord, Trace
 
 
@@ -149,11 +150,17 @@ def throughput(trace: Trace) -> Throughput | None:
 def link_stats(trace: Trace) -> list[LinkStats]:
     """Per link direction: messages carried, time busy and queued, utilization."""
     totals: dict[tuple[int, int], list[float]] = {}
-    network = trace.problem.network
+    problem = trace.problem
+    network = problem.network
+    scales = problem.message_scales
+    m = problem.pipeline.microbatches
     for transfer in trace.transfers:
         entry = totals.setdefault((transfer.src, transfer.dst), [0, 0.0, 0.0])
         entry[0] += 1
-        entry[1] += network.occupancy(transfer.src, transfer.dst, transfer.kind)
+        occupancy = network.occupancy(transfer.src, transfer.dst, transfer.kind)
+        if scales is not None:
+            occupancy *= scales[op_key(transfer.kind, transfer.stage, transfer.microbatch, m)]
+        entry[1] += occupancy
         entry[2] += transfer.start - transfer.queued
     makespan = trace.makespan
     return [

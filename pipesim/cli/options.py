@@ -65,6 +65,33 @@ Schedule = Annotated[
         help="A PyTorch compute-only schedule CSV to simulate exactly.",
     ),
 ]
+Runs = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=1_000_000,
+        rich_help_panel="Variability",
+        help="Simulate this many steps, each with its own draws (seeded from --seed), and "
+        "show the distribution of step times.",
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=1024,
+        rich_help_panel="Pipeline",
+        help="Worker processes; the output is the same for any number.",
+        show_default="the CPU count",
+    ),
+]
+DaskScheduler = Annotated[
+    str | None,
+    typer.Option(
+        rich_help_panel="Pipeline",
+        help="Run the simulations on a Dask cluster: tcp://host:8786.",
+    ),
+]
 _CONFIG = inspect.Parameter(
     "config",
     inspect.Parameter.KEYWORD_ONLY,
@@ -100,7 +127,7 @@ def _option(setting: Setting, listed: bool) -> inspect.Parameter:
             show_default=setting.shown_default or False,
         )
     else:
-        annotation = str | None
+        annotation = list[str] | None if setting.repeatable else str | None
         flags = setting.flags or ("--" + setting.name.replace("_", "-"),)
         metavar = setting.kind.metavar
         info = typer.Option(

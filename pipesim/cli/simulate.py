@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, TextIO
@@ -14,10 +15,13 @@ from pipesim.analysis.report import Report
 from pipesim.cli.app import app, warn
 from pipesim.cli.options import (
     INPUT_OUTPUT,
+    DaskScheduler,
     Format,
     OutputFormat,
+    Runs,
     Schedule,
     TraceFile,
+    Workers,
     takes_settings,
 )
 from pipesim.cli.output_files import Named, Writer, check_outputs, write_files
@@ -26,7 +30,9 @@ from pipesim.problem.pipeline import describe_placement
 from pipesim.problem.settings import DEFAULT_POLICY, Settings
 from pipesim.render import GanttChart, SummaryTable, write_json
 from pipesim.render.explanation import explanation_lines
+from pipesim.render.json_report import header
 from pipesim.render.memory_table import MemoryTable
+from pipesim.render.monte_carlo import MonteCarloReport, monte_carlo_record
 from pipesim.render.perfetto import write_chrome_trace
 from pipesim.render.progress import DeferredProgress
 from pipesim.render.recording import render_recording
@@ -34,7 +40,9 @@ from pipesim.schedules.base import Policy
 from pipesim.schedules.from_file import FileSchedule
 from pipesim.schedules.registry import get_policy
 from pipesim.schedules.schedule_file import read_schedule, write_schedule
+from pipesim.studies.executor import default_workers
 from pipesim.studies.explain import Explanation, explain_report
+from pipesim.studies.monte_carlo import monte_carlo
 from pipesim.studies.step import simulate_step
 
 _PROBLEMS_SHOWN = 50
@@ -82,6 +90,9 @@ def run(
             help="Exit 1 when a device needs more memory than the limit (after the report).",
         ),
     ] = False,
+    runs: Runs = None,
+    workers: Workers = None,
+    dask_scheduler: DaskScheduler = None,
 ) -> None:
     """Simulate one training step and show its timeline, bubbles and activation memory."""
     _check_picture(svg, "svg")
@@ -97,16 +108,36 @@ def run(
         chosen = FileSchedule.load(schedule, settings.microbatches)
     else:
         chosen = get_policy(settings.policy or DEFAULT_POLICY)
+    study = None
+    if runs is not None:
+        if schedule is not None:
+            raise ConfigError("--runs simulates a policy (--policy), not a schedule file")
+        with DeferredProgress("runs", output_format is OutputFormat.text) as progress:
+            (study,) = monte_carlo(
+                settings,
+                [settings.policy or DEFAULT_POLICY],
+                runs,
+                workers or default_workers(),
+                dask_scheduler,
+                progress,
+            )
+        settings = settings.replace(seed=study.median.seed)
     with DeferredProgress("simulating", output_format is OutputFormat.text) as progress:
         report = simulate_step(settings, chosen, progress)
     views = _views(report, explain_report(report, settings) if explain else None)
+    if study is not None:
+        views = [MonteCarloReport(study), Text(), *views]
     _save_files(report, trace, [(svg, "svg", width), (html, "html", width)], views)
     if settings.overlap_cost != 1 and not any(step.overlapped for step in report.trace.fused):
         warn(
             f"--overlap-cost {settings.overlap_cost:g} changes nothing: "
             f"{report.trace.policy} runs no fused forward-and-backward pairs"
         )
-    if output_format is OutputFormat.json:
+    if output_format is OutputFormat.json and study is not None:
+        record = {**monte_carlo_record(study), "median_run": header(report)}
+        json.dump(record, sys.stdout, indent=1, allow_nan=False)
+        sys.stdout.write("\n")
+    elif output_format is OutputFormat.json:
         write_json(report, sys.stdout)
     else:
         console = Console()

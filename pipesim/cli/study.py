@@ -13,10 +13,13 @@ from rich.text import Text
 
 from pipesim.cli.app import app, warn
 from pipesim.cli.options import (
+    DaskScheduler,
     Format,
     OutputFormat,
+    Runs,
     SweepAxis,
     SweepFormat,
+    Workers,
     takes_settings,
 )
 from pipesim.errors import ConfigError
@@ -25,12 +28,14 @@ from pipesim.problem.settings import DEFAULT_POLICY, RECOMPUTE_KIND, Settings
 from pipesim.problem.transformer import RECOMPUTE
 from pipesim.problem.values import COUNT, ValueKind
 from pipesim.render.compare_table import ComparisonTable, comparison_rows
+from pipesim.render.monte_carlo import MonteCarloComparison, monte_carlo_record
 from pipesim.render.plan_table import PlanReport, plan_records, write_plan_csv
 from pipesim.render.progress import DeferredProgress
 from pipesim.render.sweep_table import SweepTable, sweep_records, write_sweep_csv
 from pipesim.schedules.registry import get_policy, registered_policies
 from pipesim.studies.compare import compare_policies
 from pipesim.studies.executor import default_workers
+from pipesim.studies.monte_carlo import monte_carlo
 from pipesim.studies.plan import PlanSpace, plan_configurations
 from pipesim.studies.sweep import sweep_setting
 
@@ -40,18 +45,6 @@ Names = Annotated[
         rich_help_panel="Pipeline",
         help="Comma-separated policies.",
         show_default="every registered one",
-    ),
-]
-
-
-Workers = Annotated[
-    int | None,
-    typer.Option(
-        min=1,
-        max=1024,
-        rich_help_panel="Pipeline",
-        help="Worker processes; the output is the same for any number.",
-        show_default="the CPU count",
     ),
 ]
 
@@ -66,11 +59,28 @@ def compare(
     settings: Settings,
     policies: Names = None,
     workers: Workers = None,
+    runs: Runs = None,
+    dask_scheduler: DaskScheduler = None,
     output_format: Format = OutputFormat.text,
 ) -> None:
     """Run several schedules on the same costs and say which one to use."""
     if settings.policy is not None:
         warn(f"compare runs --policies; the config's policy {settings.policy!r} is not used")
+    if runs is not None:
+        references = _names(policies) or [policy.name for policy in registered_policies()]
+        with DeferredProgress("runs", output_format is OutputFormat.text) as progress:
+            studies = monte_carlo(
+                settings, references, runs, workers or default_workers(), dask_scheduler, progress
+            )
+        if all(study.error is not None for study in studies):
+            raise ConfigError(f"no policy can run this configuration: {studies[0].error}")
+        if output_format is OutputFormat.json:
+            records = [monte_carlo_record(study) for study in studies]
+            json.dump(records, sys.stdout, indent=1, allow_nan=False)
+            sys.stdout.write("\n")
+        else:
+            Console().print(MonteCarloComparison(studies))
+        return
     with DeferredProgress("comparing", output_format is OutputFormat.text) as progress:
         rows = compare_policies(settings, _names(policies), progress, workers or default_workers())
     if output_format is OutputFormat.json:

@@ -19,6 +19,7 @@ from pipesim.problem.network import Link, Network
 from pipesim.problem.pipeline import Pipeline, Problem
 from pipesim.problem.settings import Settings, check_settings
 from pipesim.problem.transformer import Shape
+from pipesim.problem.variability import Variability
 from pipesim.problem.workload import Workload, derive
 
 DEFAULT_MFU = 0.5
@@ -58,13 +59,42 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
     )
     workload = build_workload(settings, pipeline.num_stages)
     costs = _costs(settings, pipeline, workload)
+    network = build_network(settings, workload)
+    for src, dst, _ in network.slow_links:
+        for device in (src, dst):
+            if device >= stages:
+                raise ConfigError(
+                    f"slow link {src}-{dst}: there is no device {device} (p={stages})"
+                )
+        if src == dst:
+            raise ConfigError(f"slow link {src}-{dst}: a link joins two different devices")
     return Problem(
         pipeline=pipeline,
         costs=costs,
-        network=build_network(settings, workload),
+        network=network,
         split_backward=policy.split_backward,
         memory=_memory(settings, pipeline, workload, policy.split_backward),
         workload=workload,
+        variability=_variability(settings, stages),
+    )
+
+
+def _variability(settings: Settings, devices: int) -> Variability | None:
+    """Jitter, stragglers and the seed; None when every op takes its mean."""
+    stragglers = settings.stragglers or ()
+    for straggler in stragglers:
+        if straggler.device >= devices:
+            raise ConfigError(
+                f"straggler {straggler.device}: there is no device {straggler.device} "
+                f"(p={devices}, devices 0-{devices - 1})"
+            )
+    if not (settings.jitter or settings.link_jitter or stragglers):
+        return None
+    return Variability(
+        jitter=settings.jitter or 0.0,
+        link_jitter=settings.link_jitter or 0.0,
+        seed=settings.seed or 0,
+        stragglers=stragglers,
     )
 
 
@@ -247,6 +277,7 @@ def build_network(settings: Settings, workload: Workload | None = None) -> Netwo
         activation_size=activation,
         gradient_size=gradient,
         blocking=settings.blocking_comm,
+        slow_links=settings.slow_links or (),
     )
 
 

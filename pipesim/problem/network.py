@@ -45,6 +45,9 @@ class Network:
     """Bytes of one microbatch's gradient message between stages."""
     blocking: bool = False
     """Whether a send holds the sending device until the message has arrived."""
+    slow_links: tuple[tuple[int, int, float], ...] = ()
+    """(src, dst, factor): that link direction's messages take factor times as long (its
+    latency times factor, its bandwidth divided by it): a link shared with other traffic."""
 
     @property
     def free(self) -> bool:
@@ -62,7 +65,12 @@ class Network:
         return per_node is not None and src_device // per_node != dst_device // per_node
 
     def link(self, src_device: int, dst_device: int) -> Link:
-        return self.inter_node if self.crosses_nodes(src_device, dst_device) else self.intra_node
+        link = self.inter_node if self.crosses_nodes(src_device, dst_device) else self.intra_node
+        for src, dst, factor in self.slow_links:
+            if (src, dst) == (src_device, dst_device):
+                bandwidth = None if link.bandwidth is None else link.bandwidth / factor
+                return Link(link.latency * factor, bandwidth)
+        return link
 
     def message_size(self, kind: Kind) -> float:
         """Bytes of the output of an op of `kind` (F: activation, B: gradient)."""

@@ -63,6 +63,12 @@ ACTIVATION = "activation"
 GRADIENT = "gradient"
 
 
+def op_key(kind: int, stage: int, microbatch: int, microbatches: int) -> int:
+    """Ops numbered densely: (stage * m + microbatch) * 3 + kind. The simulator's tables and
+    per-op draws (`variability`) are indexed by it."""
+    return (stage * microbatches + microbatch) * 3 + kind
+
+
 def needs(op: Op, num_stages: int) -> tuple[Need, ...]:
     """The inputs `op` waits for, on a pipeline of `num_stages` stages.
 

@@ -14,7 +14,8 @@ from functools import cached_property
 from pipesim.problem.costs import StageCosts
 from pipesim.problem.memory import StageMemory
 from pipesim.problem.network import Network
-from pipesim.problem.ops import Op
+from pipesim.problem.ops import Op, op_key
+from pipesim.problem.variability import Variability
 from pipesim.problem.workload import Workload
 
 
@@ -85,9 +86,46 @@ class Problem:
     """Bytes per stage, when a model or hand-entered memory figures give them."""
     workload: Workload | None = None
     """The model and GPU the costs were derived from, if any."""
+    variability: Variability | None = None
+    """Jitter and stragglers, drawn from a seed; None: every op takes its mean."""
 
     def duration(self, op: Op) -> float:
+        """What `op` costs on average (its stage's cost)."""
         return self.costs.duration(op, self.split_backward)
+
+    @cached_property
+    def op_scales(self) -> list[float] | None:
+        """Per op key, this run's multiplier of its duration; None when none differs from 1."""
+        if self.variability is None:
+            return None
+        pipeline = self.pipeline
+        return self.variability.op_scales(pipeline.placement, pipeline.microbatches)
+
+    @cached_property
+    def message_scales(self) -> list[float] | None:
+        """Per producer op key, this run's multiplier of its message's time, or None."""
+        if self.variability is None:
+            return None
+        return self.variability.message_scales(self.pipeline.num_stages, self.pipeline.microbatches)
+
+    def op_time(self, op: Op) -> float:
+        """How long `op` takes in this run: its cost times its draw and any straggler."""
+        scales = self.op_scales
+        duration = self.duration(op)
+        if scales is None:
+            return duration
+        return (
+            duration * scales[op_key(op.kind, op.stage, op.microbatch, self.pipeline.microbatches)]
+        )
+
+    def message_time(self, producer: Op, src: int, dst: int) -> float:
+        """How long `producer`'s output takes from src to dst in this run."""
+        time = self.network.transfer_time(src, dst, producer.kind)
+        scales = self.message_scales
+        if scales is None:
+            return time
+        m = self.pipeline.microbatches
+        return time * scales[op_key(producer.kind, producer.stage, producer.microbatch, m)]
 
     def step_scale(self, overlapped: bool) -> float:
         """What the costs of a step's ops are multiplied by: the overlap cost for a fused

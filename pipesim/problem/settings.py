@@ -24,6 +24,7 @@ from pipesim.problem.values import (
     COSTS,
     COUNT,
     COUNTS,
+    CV,
     DURATION,
     FACTOR,
     FRACTION,
@@ -32,11 +33,15 @@ from pipesim.problem.values import (
     MODEL,
     NAME,
     RATE,
+    SEED,
     SIZE,
+    SLOW_LINKS,
+    STRAGGLERS,
     SWITCH,
     ValueKind,
     choice,
 )
+from pipesim.problem.variability import Straggler
 
 RECOMPUTE_KIND = choice(RECOMPUTE)
 
@@ -46,6 +51,7 @@ COSTS_PANEL = "Costs (ms per microbatch)"
 COMMUNICATION = "Communication"
 MODEL_PANEL = "Model and GPU"
 MEMORY_PANEL = "Memory"
+VARIABILITY_PANEL = "Variability"
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,8 @@ class Setting:
     """What --help shows as the default."""
     sweepable: bool = False
     """Whether `pipesim sweep` may take a list of its values."""
+    repeatable: bool = False
+    """Whether the flag may be given several times (each adds entries to the list)."""
 
     @property
     def flag(self) -> str:
@@ -227,6 +235,28 @@ class Settings:
         MEMORY_PANEL, shown_default="the GPU's memory", sweepable=True,
     )  # fmt: skip
 
+    jitter: float | None = _declare(
+        None, CV, "Each op's duration drawn around its cost with this coefficient of variation "
+        "(lognormal).", VARIABILITY_PANEL, shown_default="0", sweepable=True,
+    )  # fmt: skip
+    link_jitter: float | None = _declare(
+        None, CV, "Each message's time drawn with this coefficient of variation.",
+        VARIABILITY_PANEL, shown_default="0", sweepable=True,
+    )  # fmt: skip
+    seed: int | None = _declare(
+        None, SEED, "Seed of the draws: the same seed gives the same run.", VARIABILITY_PANEL,
+        shown_default="0",
+    )  # fmt: skip
+    stragglers: tuple[Straggler, ...] | None = _declare(
+        None, STRAGGLERS, "A slow device: 3:1.3 (always 1.3x) or 3:2:0.1 (each op 2x with "
+        "probability 0.1). Repeatable.", VARIABILITY_PANEL, flags=("--straggler",),
+        repeatable=True,
+    )  # fmt: skip
+    slow_links: tuple[tuple[int, int, float], ...] | None = _declare(
+        None, SLOW_LINKS, "A slow link direction: 3-4:2 (messages from 3 to 4 take twice as "
+        "long). Repeatable.", VARIABILITY_PANEL, flags=("--slow-link",), repeatable=True,
+    )  # fmt: skip
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with `changes` applied (values already parsed)."""
         return dataclasses.replace(self, **changes)
@@ -248,12 +278,14 @@ def check_settings(settings: Settings) -> None:
             setting.kind.check(setting.name, value)
 
 
-def with_flags(base: Settings, texts: Mapping[str, str | bool | None]) -> Settings:
+def with_flags(base: Settings, texts: Mapping[str, str | list[str] | bool | None]) -> Settings:
     """`base` with each flag the user gave (its text, by setting name) parsed on top."""
     changes = {}
     for name, text in texts.items():
-        if text is None:
+        if text is None or text == []:
             continue
+        if isinstance(text, list):
+            text = ",".join(text)
         setting = BY_NAME[name]
         changes[name] = text if isinstance(text, bool) else setting.kind.from_text(name, text)
     return base.replace(**changes)

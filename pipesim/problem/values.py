@@ -17,6 +17,7 @@ from typing import Any
 from pipesim.errors import ConfigError
 from pipesim.problem.hardware import load_gpu, load_model
 from pipesim.problem.units import parse_rate, parse_size
+from pipesim.problem.variability import Straggler
 
 MAX_COUNT = 1_000_000_000
 """The largest p, m, v or devices per node (the ops cap refuses most products long before)."""
@@ -314,3 +315,79 @@ MODEL = _loader(load_model)
 """A transformer model (see `hardware`)."""
 GPU = _loader(load_gpu)
 """A GPU (see `hardware`)."""
+
+
+def _check_cv(name: str, value: float) -> None:
+    if not math.isfinite(value) or not 0 <= value <= 10:
+        raise ConfigError(f"{name} must be a coefficient of variation in [0, 10], got {value!r}")
+
+
+def _seed_text(name: str, text: str) -> int:
+    body = text.strip()
+    if not _INTEGER.fullmatch(body) or not 0 <= int(body) < 2**31:
+        raise ConfigError(f"{name}: {body[:40]!r} is not a whole number in [0, 2^31)")
+    return int(body)
+
+
+def _seed_toml(where: str, value: object) -> int:
+    if type(value) is not int or not 0 <= value < 2**31:
+        raise ConfigError(f"{where} must be a whole number in [0, 2^31), got {_short(value)}")
+    return value
+
+
+def _check_seed(name: str, value: int) -> None:
+    _seed_toml(name, value)
+
+
+def _entries(name: str, value: object) -> list[str]:
+    """A list given as one comma-separated string, or as a TOML list of strings."""
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        parts = [item.strip() for item in value]
+    else:
+        raise ConfigError(f"{name}: expected text such as '3:1.3', got {_short(value)}")
+    if not parts:
+        raise ConfigError(f"{name}: empty")
+    return parts
+
+
+def _factor(name: str, text: str) -> float:
+    value = number(name, text)
+    if not math.isfinite(value) or not 0 < value <= 1000:
+        raise ConfigError(f"{name}: the factor must be > 0 and <= 1000, got {text.strip()!r}")
+    return value
+
+
+def _stragglers(name: str, value: object) -> tuple[Straggler, ...]:
+    found = []
+    for entry in _entries(name, value):
+        parts = entry.split(":")
+        if len(parts) not in (2, 3) or not _INTEGER.fullmatch(parts[0].strip()):
+            raise ConfigError(f"{name}: {entry[:40]!r} is not DEVICE:FACTOR or DEVICE:FACTOR:PROB")
+        probability = number(name, parts[2]) if len(parts) == 3 else 1.0
+        if not 0 <= probability <= 1:
+            raise ConfigError(f"{name}: the probability must be in [0, 1], got {parts[2]!r}")
+        found.append(Straggler(int(parts[0]), _factor(name, parts[1]), probability))
+    return tuple(found)
+
+
+def _slow_links(name: str, value: object) -> tuple[tuple[int, int, float], ...]:
+    found = []
+    for entry in _entries(name, value):
+        link, _, factor = entry.partition(":")
+        src, _, dst = link.partition("-")
+        if not (_INTEGER.fullmatch(src.strip()) and _INTEGER.fullmatch(dst.strip()) and factor):
+            raise ConfigError(f"{name}: {entry[:40]!r} is not SRC-DST:FACTOR")
+        found.append((int(src), int(dst), _factor(name, factor)))
+    return tuple(found)
+
+
+CV = ValueKind("CV", *_one_number(_check_cv), _check_cv)
+"""A coefficient of variation: standard deviation over mean, 0 to 10."""
+SEED = ValueKind("INT", _seed_text, _seed_toml, _check_seed)
+"""A random seed."""
+STRAGGLERS = ValueKind("DEVICE:FACTOR[:PROB]", _stragglers, _stragglers, _no_check)
+"""Slow devices."""
+SLOW_LINKS = ValueKind("SRC-DST:FACTOR", _slow_links, _slow_links, _no_check)
+"""Slow link directions."""

@@ -145,6 +145,8 @@ def textbook_conditions(problem: Problem) -> str | None:
         return "stages are uneven"
     if not problem.network.free:
         return "communication takes time"
+    if problem.variability is not None:
+        return "op times vary (jitter or stragglers)"
     return None
 
 

@@ -30,6 +30,7 @@ class Channel:
         "_gradient",
         "_latency",
         "_records",
+        "_scales",
         "dst",
         "src",
     )
@@ -43,8 +44,11 @@ class Channel:
         occupancy: dict[Kind, float],
         deliver: Callable[[int], None],
         records: list[TransferRecord],
+        scales: list[float] | None = None,
     ) -> None:
         self._env = env
+        self._scales = scales
+        """Per producer key, this run's multiplier of a message's time (link jitter)."""
         self.src = src
         self.dst = dst
         self._latency = latency
@@ -60,8 +64,13 @@ class Channel:
         now = self._env.now
         kind, stage, mb = producer
         start = max(now, self._free_at)
-        self._free_at = start + (self._activation if kind is Kind.F else self._gradient)
-        end = self._free_at + self._latency
+        occupancy = self._activation if kind is Kind.F else self._gradient
+        latency = self._latency
+        if self._scales is not None:
+            scale = self._scales[key]
+            occupancy, latency = occupancy * scale, latency * scale
+        self._free_at = start + occupancy
+        end = self._free_at + latency
         self._records.append(TransferRecord(self.src, self.dst, stage, kind, mb, now, start, end))
         arrival = self._env.timeout(end - now)
         arrival.callbacks.append(lambda _event: self._deliver(key))
@@ -71,7 +80,7 @@ class Channel:
 class Links:
     """Every link direction of the network, each a `Channel` made when first used."""
 
-    __slots__ = ("_channels", "_deliver", "_env", "_network", "_records")
+    __slots__ = ("_channels", "_deliver", "_env", "_network", "_records", "_scales")
 
     def __init__(
         self,
@@ -79,8 +88,10 @@ class Links:
         network: Network,
         deliver: Callable[[int], None],
         records: list[TransferRecord],
+        scales: list[float] | None = None,
     ) -> None:
         self._env = env
+        self._scales = scales
         self._network = network
         self._deliver = deliver
         self._records = records
@@ -95,6 +106,6 @@ class Links:
             occupancy = {kind: network.occupancy(src, dst, kind) for kind in (Kind.F, Kind.B)}
             latency = network.link(src, dst).latency
             channel = self._channels[(src, dst)] = Channel(
-                self._env, src, dst, latency, occupancy, self._deliver, self._records
+                self._env, src, dst, latency, occupancy, self._deliver, self._records, self._scales
             )
         return channel.send(producer, key)

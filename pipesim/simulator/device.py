@@ -122,6 +122,7 @@ class Device:
         send = self.links.send
         device = self.device
         blocking = self.problem.network.blocking
+        scales = self.problem.op_scales
         ops = self.program.ops if isinstance(self.program, OrderedProgram) else self._decisions()
         for op in ops:
             if isinstance(op, Fused):
@@ -145,7 +146,8 @@ class Device:
                     yield computing if computing is not None else input_event(message, needed)
             self.waiting_for = None
             start = env.now
-            running[key] = compute = timeout(duration[slot])
+            cost = duration[slot] if scales is None else duration[slot] * scales[key]
+            running[key] = compute = timeout(cost)
             yield compute
             running[key] = None
             record(OpRecord(device, stage, kind, mb, start, env.now))
@@ -179,7 +181,11 @@ class Device:
         self.waiting_for = self.waiting_in = None
         env = self.env
         scale = self.problem.step_scale(fused.overlapped)
-        parts = [scale * index.duration[index.slot(key)] for key in keys]
+        draws = self.problem.op_scales
+        parts = [
+            scale * index.duration[index.slot(key)] * (1.0 if draws is None else draws[key])
+            for key in keys
+        ]
         start = env.now
         compute = env.timeout(sum(parts))
         for key in keys:

@@ -39,7 +39,13 @@ class Simulation:
         self.board = Board(self.env, self.index.size)
         self.recording = Recording()
         self.activity = Activity()
-        self.links = Links(self.env, problem.network, self.board.deliver, self.recording.transfers)
+        self.links = Links(
+            self.env,
+            problem.network,
+            self.board.deliver,
+            self.recording.transfers,
+            problem.message_scales,
+        )
         try:
             programs = policy.programs(problem)
         except PipesimError:

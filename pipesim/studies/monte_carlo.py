@@ -1,0 +1,140 @@
+"""Monte Carlo: many steps of the same configuration, each with its own draws, and the
+distribution of their step times.
+
+Run i is seeded with `variability.run_seed(seed, i)`, so the runs do not depend on how they
+are spread over workers, and any one of them is reproduced alone with `--seed` its seed.
+Percentiles interpolate linearly between order statistics (numpy's default).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pipesim.errors import ConfigError
+from pipesim.problem.settings import Settings
+from pipesim.problem.variability import run_seed
+from pipesim.schedules.registry import get_policy
+from pipesim.studies.executor import run_all
+from pipesim.studies.step import StepJob, raise_fatal, step_figures
+
+QUANTILES = (0.5, 0.95, 0.99)
+MAX_RUNS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Run:
+    """One step of a Monte Carlo study."""
+
+    seed: int
+    makespan: float
+    bubble: float
+    device_bubbles: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Mean, percentiles and maximum of one figure over the runs."""
+
+    mean: float
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+
+@dataclass(frozen=True)
+class MonteCarlo:
+    """The runs of one policy and what they add up to."""
+
+    policy: str
+    seed: int
+    runs: tuple[Run, ...]
+    makespan: Distribution
+    bubble: Distribution
+    device_bubbles: tuple[Distribution, ...]
+    median: Run
+    """The run at the median step time (the lower one for an even count): the one to draw."""
+    error: str | None = None
+
+
+def distribution(values: Sequence[float]) -> Distribution:
+    ordered = sorted(values)
+    mean = math.fsum(ordered) / len(ordered)
+    p50, p95, p99 = (_quantile(ordered, q) for q in QUANTILES)
+    return Distribution(mean, p50, p95, p99, ordered[-1])
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float:
+    position = (len(ordered) - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def monte_carlo(
+    settings: Settings,
+    policies: Sequence[str],
+    runs: int,
+    workers: int = 1,
+    dask_scheduler: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[MonteCarlo]:
+    """`runs` steps of each policy, seeded from `settings.seed` (0 if not given)."""
+    if not 1 <= runs <= MAX_RUNS:
+        raise ConfigError(f"runs must be between 1 and {MAX_RUNS:,}, got {runs}")
+    seed = settings.seed or 0
+    seeds = [run_seed(seed, run) for run in range(runs)]
+    jobs = []
+    for reference in policies:
+        takes_chunks = get_policy(reference).chunks is None
+        chunks = settings.chunks if takes_chunks else None
+        jobs += [
+            StepJob(settings.replace(policy=None, seed=run, chunks=chunks), reference)
+            for run in seeds
+        ]
+    outcomes = run_all(step_figures, jobs, min(workers, len(jobs)), dask_scheduler, progress)
+    raise_fatal(outcomes)
+    studies = []
+    for index, policy in enumerate(policies):
+        chunk = outcomes[index * runs : (index + 1) * runs]
+        failed = next((outcome.error for outcome in chunk if outcome.error is not None), None)
+        if failed is not None:
+            studies.append(_failed(policy, seed, failed))
+            continue
+        done = []
+        for run_seed_, outcome in zip(seeds, chunk, strict=True):
+            figures = outcome.figures
+            assert figures is not None
+            summary = figures.summary
+            done.append(
+                Run(
+                    run_seed_,
+                    summary.makespan,
+                    summary.bubble_fraction,
+                    tuple(stats.bubble_fraction for stats in summary.devices),
+                )
+            )
+        name = chunk[0].figures.policy if chunk[0].figures is not None else policy
+        studies.append(_study(name, seed, done))
+    return studies
+
+
+def _study(policy: str, seed: int, runs: list[Run]) -> MonteCarlo:
+    by_time = sorted(runs, key=lambda run: (run.makespan, run.seed))
+    devices = len(runs[0].device_bubbles)
+    return MonteCarlo(
+        policy,
+        seed,
+        tuple(runs),
+        distribution([run.makespan for run in runs]),
+        distribution([run.bubble for run in runs]),
+        tuple(distribution([run.device_bubbles[d] for run in runs]) for d in range(devices)),
+        by_time[(len(by_time) - 1) // 2],
+    )
+
+
+def _failed(policy: str, seed: int, error: str) -> MonteCarlo:
+    empty = Distribution(0.0, 0.0, 0.0, 0.0, 0.0)
+    return MonteCarlo(policy, seed, (), empty, empty, (), Run(seed, 0.0, 0.0, ()), error)
