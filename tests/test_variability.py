@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 from typing import Any
 
@@ -181,3 +182,16 @@ def test_bad_variability_is_one_line_exit_2(args: list[str], words: str) -> None
     result = runner.invoke(app, ["run", "-p", "4", *args])
     assert result.exit_code == 2, result.output
     assert len(result.stderr.splitlines()) == 1 and words in result.stderr
+
+
+def test_explain_says_how_much_each_source_adds_to_the_p95() -> None:
+    # With a straggler as the only source, removing it gives back the deterministic run.
+    args = ["run", "-p", "4", "-m", "8", "--straggler", "2:1.5", "--runs", "5", "--explain"]
+    result = runner.invoke(app, args, env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    found = re.search(r"the p95 step time, ([\d.]+) ms, is ([\d.]+) ms over the 33 ms", text)
+    assert found is not None
+    p95, extra = float(found.group(1)), float(found.group(2))
+    assert p95 - 33 == pytest.approx(extra) and p95 >= 36  # the slow device's own work
+    assert f"without the stragglers it would be 33 ms ({found.group(2)} ms less)" in text

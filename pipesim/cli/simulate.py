@@ -32,7 +32,7 @@ from pipesim.render import GanttChart, SummaryTable, write_json
 from pipesim.render.explanation import explanation_lines
 from pipesim.render.json_report import header
 from pipesim.render.memory_table import MemoryTable
-from pipesim.render.monte_carlo import MonteCarloReport, monte_carlo_record
+from pipesim.render.monte_carlo import MonteCarloReport, damage_lines, monte_carlo_record
 from pipesim.render.perfetto import write_chrome_trace
 from pipesim.render.progress import DeferredProgress
 from pipesim.render.recording import render_recording
@@ -42,7 +42,7 @@ from pipesim.schedules.registry import get_policy
 from pipesim.schedules.schedule_file import read_schedule, write_schedule
 from pipesim.studies.executor import default_workers
 from pipesim.studies.explain import Explanation, explain_report
-from pipesim.studies.monte_carlo import monte_carlo
+from pipesim.studies.monte_carlo import damage, monte_carlo
 from pipesim.studies.step import simulate_step
 
 _PROBLEMS_SHOWN = 50
@@ -127,6 +127,11 @@ def run(
     views = _views(report, explain_report(report, settings) if explain else None)
     if study is not None:
         views = [MonteCarloReport(study), Text(), *views]
+        if explain:
+            found = damage(
+                settings, settings.policy or DEFAULT_POLICY, study, workers or default_workers()
+            )
+            views += [Text.assemble(("• ", "bold"), line) for line in damage_lines(found)]
     _save_files(report, trace, [(svg, "svg", width), (html, "html", width)], views)
     if settings.overlap_cost != 1 and not any(step.overlapped for step in report.trace.fused):
         warn(

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from pipesim.render.numbers import num
 from pipesim.render.style import figures_table, ms, percent
-from pipesim.studies.monte_carlo import Distribution, MonteCarlo
+from pipesim.studies.monte_carlo import Damage, Distribution, MonteCarlo
 
 _BINS = 12
 _BAR = 30
@@ -141,3 +141,28 @@ def _distribution(values: Distribution) -> dict[str, float | int]:
         "p99": num(values.p99),
         "max": num(values.max),
     }
+
+
+_SOURCES = {
+    "stragglers": "the stragglers",
+    "jitter": "op jitter",
+    "links": "link jitter and slow links",
+}
+
+
+def damage_lines(damage: Damage) -> list[str]:
+    """Sentences for --explain with --runs: how much each source adds to the p95 step time."""
+    extra = damage.p95 - damage.deterministic
+    parts = [
+        f"without {_SOURCES[source]} it would be {ms(p95)} ms ({ms(damage.p95 - p95)} ms less)"
+        for source, p95 in damage.without.items()
+    ]
+    text = (
+        f"Variability: the p95 step time, {ms(damage.p95)} ms, is {ms(extra)} ms over the "
+        f"{ms(damage.deterministic)} ms of the run without any"
+    )
+    if parts:
+        text += (
+            "; " + "; ".join(parts) + " (same seeds; the parts overlap, so they need not add up)"
+        )
+    return [text + "."]

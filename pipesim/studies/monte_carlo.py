@@ -138,3 +138,45 @@ def _study(policy: str, seed: int, runs: list[Run]) -> MonteCarlo:
 def _failed(policy: str, seed: int, error: str) -> MonteCarlo:
     empty = Distribution(0.0, 0.0, 0.0, 0.0, 0.0)
     return MonteCarlo(policy, seed, (), empty, empty, (), Run(seed, 0.0, 0.0, ()), error)
+
+
+@dataclass(frozen=True)
+class Damage:
+    """Where a varied run's p95 step time comes from: the same runs (same seeds) with each
+    source of variability removed, and the run without any."""
+
+    deterministic: float
+    p95: float
+    without: dict[str, float]
+    """p95 with one source removed, by source: "stragglers", "jitter", "links"."""
+
+
+def damage(
+    settings: Settings,
+    policy: str,
+    study: MonteCarlo,
+    workers: int = 1,
+    dask_scheduler: str | None = None,
+) -> Damage:
+    """Rerun `study`'s seeds without each source of variability present in `settings`."""
+    runs = len(study.runs)
+    removals = {
+        "stragglers": {"stragglers": None} if settings.stragglers else None,
+        "jitter": {"jitter": None} if settings.jitter else None,
+        "links": {"link_jitter": None, "slow_links": None}
+        if settings.link_jitter or settings.slow_links
+        else None,
+    }
+    without = {}
+    for source, change in removals.items():
+        if change is not None:
+            (rerun,) = monte_carlo(
+                settings.replace(**change), [policy], runs, workers, dask_scheduler
+            )
+            without[source] = rerun.makespan.p95
+    (plain,) = monte_carlo(
+        settings.replace(stragglers=None, jitter=None, link_jitter=None, slow_links=None),
+        [policy],
+        1,
+    )
+    return Damage(plain.makespan.max, study.makespan.p95, without)
