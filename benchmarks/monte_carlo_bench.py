@@ -1,0 +1,52 @@
+"""Speed of Monte Carlo runs: p=8, m=32 under 1F1B and ZB-V with 10% jitter. Not a test.
+
+    python benchmarks/monte_carlo_bench.py [--runs N] [--workers N]
+
+Prints runs per second on all cores (default: the CPU count), the CPU time, and, measured in
+the same process as the reference, the runs one after another in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import time
+
+from pipesim import Settings
+from pipesim.studies.executor import default_workers
+from pipesim.studies.monte_carlo import monte_carlo
+
+
+def cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=400)
+    parser.add_argument("--workers", type=int, default=default_workers())
+    args = parser.parse_args()
+    print(f"CPU cores {os.cpu_count()}, workers {args.workers}, {args.runs} runs per policy")
+    for policy in ("1f1b", "zb-v"):
+        settings = Settings(stages=8, microbatches=32, jitter=0.1, seed=1)
+        cpu = cpu_seconds()
+        started = time.perf_counter()
+        (pooled,) = monte_carlo(settings, [policy], args.runs, args.workers)
+        wall = time.perf_counter() - started
+        cpu = cpu_seconds() - cpu
+        started = time.perf_counter()
+        (serial,) = monte_carlo(settings, [policy], args.runs, 1)
+        reference = time.perf_counter() - started
+        assert pooled == serial, "the pool's runs differ from the serial ones"
+        print(
+            f"{policy:5} p=8 m=32: {args.runs / wall:6.0f} runs/s on {args.workers} workers "
+            f"({wall:.2f} s wall, {cpu:.2f} s CPU); one process {args.runs / reference:6.0f} "
+            f"runs/s; speed-up {reference / wall:.2f}x; p95 {pooled.makespan.p95:.2f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()
