@@ -243,23 +243,8 @@ def plan(
     top: Annotated[
         int, typer.Option(min=1, max=10_000, rich_help_panel="Input and output", help="Rows shown.")
     ] = 10,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            max=1024,
-            rich_help_panel="Search",
-            help="Worker processes on this machine.",
-            show_default="the CPU count",
-        ),
-    ] = None,
-    dask_scheduler: Annotated[
-        str | None,
-        typer.Option(
-            rich_help_panel="Search",
-            help="Run the evaluations on a Dask cluster: tcp://host:8786.",
-        ),
-    ] = None,
+    workers: Workers = None,
+    dask_scheduler: DaskScheduler = None,
     output_format: Annotated[
         SweepFormat,
         typer.Option(
