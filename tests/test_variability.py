@@ -195,3 +195,13 @@ def test_explain_says_how_much_each_source_adds_to_the_p95() -> None:
     p95, extra = float(found.group(1)), float(found.group(2))
     assert p95 - 33 == pytest.approx(extra) and p95 >= 36  # the slow device's own work
     assert f"without the stragglers it would be 33 ms ({found.group(2)} ms less)" in text
+
+
+def test_sweep_varies_a_stragglers_factor() -> None:
+    result = runner.invoke(
+        app, ["sweep", "--straggler", "3:1,3:1.5", "-p", "4", "-m", "8", "-f", "json"]
+    )
+    rows = json.loads(result.stdout)
+    assert [row["value"] for row in rows] == ["3:1", "3:1.5"]
+    # Balanced 1F1B, p=4, m=8, F=1, B=2: the slow last device does 8 x 3 x 1.5 = 36 ms.
+    assert rows[0]["makespan"] == 33 and rows[1]["makespan"] >= 36

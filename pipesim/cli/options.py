@@ -207,7 +207,11 @@ def _panel(parameter: inspect.Parameter) -> str | None:
 
 
 def _axis(texts: dict[str, Any]) -> SweepAxis:
-    """The one sweepable setting given as a comma list, parsed item by item."""
+    """The one sweepable setting given as a comma list, parsed item by item (a repeatable
+    flag's entries count as items: `--straggler 3:1.1,3:1.3` sweeps device 3's factor)."""
+    texts = {
+        name: ",".join(text) if isinstance(text, list) else text for name, text in texts.items()
+    }
     lists = [
         name
         for name, text in texts.items()

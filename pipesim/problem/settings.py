@@ -250,11 +250,12 @@ class Settings:
     stragglers: tuple[Straggler, ...] | None = _declare(
         None, STRAGGLERS, "A slow device: 3:1.3 (always 1.3x) or 3:2:0.1 (each op 2x with "
         "probability 0.1). Repeatable.", VARIABILITY_PANEL, flags=("--straggler",),
-        repeatable=True,
+        repeatable=True, sweepable=True,
     )  # fmt: skip
     slow_links: tuple[tuple[int, int, float], ...] | None = _declare(
         None, SLOW_LINKS, "A slow link direction: 3-4:2 (messages from 3 to 4 take twice as "
         "long). Repeatable.", VARIABILITY_PANEL, flags=("--slow-link",), repeatable=True,
+        sweepable=True,
     )  # fmt: skip
 
     def replace(self, **changes: Any) -> Settings:

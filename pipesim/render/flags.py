@@ -8,6 +8,7 @@ import shlex
 from pipesim.problem.hardware import Gpu, Model, preset_tables
 from pipesim.problem.settings import SETTINGS, Setting, Settings
 from pipesim.problem.values import MEMORY
+from pipesim.problem.variability import Straggler
 
 
 def as_flags(settings: Settings) -> list[str]:
@@ -32,19 +33,30 @@ def _flag(setting: Setting, value: object) -> list[str]:
     if isinstance(value, bool):
         on, _, off = long.partition("/")
         return [on if value else (off or f"--no-{on[2:]}")]
-    return [long, _text(setting, value)]
+    return [long, setting_text(setting, value)]
 
 
-def _text(setting: Setting, value: object) -> str:
+def setting_text(setting: Setting, value: object) -> str:
+    """A setting's value as its flag takes it."""
     if isinstance(value, Model):
         return value.name if value.name in preset_tables(Model) else f"{value.name}.toml"
     if isinstance(value, Gpu):
         return value.name if value.name in preset_tables(Gpu) else f"{value.name}.toml"
     if isinstance(value, tuple):
-        return ",".join(_number(item) for item in value)
+        return ",".join(_entry(item) for item in value)
     if isinstance(value, float):
         return _number(value) + ("B" if setting.kind is MEMORY else "")
     return str(value)
+
+
+def _entry(item: object) -> str:
+    if isinstance(item, Straggler):
+        probability = "" if item.probability >= 1 else f":{_number(item.probability)}"
+        return f"{item.device}:{_number(item.factor)}{probability}"
+    if isinstance(item, tuple):  # a slow link (src, dst, factor)
+        src, dst, factor = item
+        return f"{src}-{dst}:{_number(factor)}"
+    return _number(item)
 
 
 def _number(value: object) -> str:

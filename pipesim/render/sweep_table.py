@@ -10,6 +10,8 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 
+from pipesim.problem.settings import BY_NAME
+from pipesim.render.flags import setting_text
 from pipesim.render.numbers import num, peak
 from pipesim.render.style import activations, ms, percent
 from pipesim.studies.sweep import SweepRow
@@ -34,7 +36,7 @@ class SweepTable:
         table.add_column("bubble", no_wrap=True, min_width=_BAR)
         previous = None
         for row in self.rows:
-            label = ms(row.value) if row.value != previous else ""
+            label = value_text(row.setting, row.value) if row.value != previous else ""
             previous = row.value
             if row.figures is None:
                 table.add_row(label, row.policy, Text(row.error or "", style="red"))
@@ -61,13 +63,22 @@ class SweepTable:
         yield table
 
 
+def value_text(setting: str, value: object) -> str:
+    """A swept value as the flag that sets it would write it."""
+    if isinstance(value, int | float):
+        return ms(value)
+    return setting_text(BY_NAME[setting], value)
+
+
 def sweep_records(rows: Sequence[SweepRow]) -> list[dict[str, Any]]:
     """Plain rows for JSON and CSV: the swept value, the shape, and the figures."""
     records = []
     for row in rows:
         record: dict[str, Any] = {
             "setting": row.setting,
-            "value": num(row.value),
+            "value": num(row.value)
+            if isinstance(row.value, int | float)
+            else value_text(row.setting, row.value),
             "policy": row.policy,
         }
         if row.figures is None:
