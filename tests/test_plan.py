@@ -172,3 +172,50 @@ def test_compare_and_sweep_give_the_same_bytes_on_any_number_of_workers(args: li
     two = runner.invoke(app, [*args, "--workers", "2"])
     assert one.exit_code == two.exit_code == 0
     assert one.stdout == two.stdout and json.loads(one.stdout)
+
+
+def test_plot_draws_the_plan_and_refuses_other_files(tmp_path: Path) -> None:
+    picture = tmp_path / "plan.png"
+    result = runner.invoke(app, [*_cli(tmp_path, "--policies", "1f1b"), "--plot", str(picture)])
+    assert result.exit_code == 0, result.stderr
+    assert picture.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    vector = tmp_path / "plan.svg"
+    drawings = []
+    for _ in range(2):  # no date, no random ids inside: the same inputs give the same file
+        runner.invoke(app, [*_cli(tmp_path, "--policies", "1f1b"), "--plot", str(vector)])
+        drawings.append(vector.read_bytes())
+    assert drawings[0] == drawings[1] and b"<svg" in drawings[0]
+    bad = runner.invoke(app, [*_cli(tmp_path, "--policies", "1f1b"), "--plot", "x.gif"])
+    assert bad.exit_code == 2 and "must end in .png, .svg, .pdf" in bad.stderr
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name: str, *args: object, **kwargs: object) -> object:
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    result = runner.invoke(app, [*_cli(tmp_path), "--plot", str(tmp_path / "p.png")])
+    assert result.exit_code == 2
+    assert result.stderr == "pipesim: error: --plot needs matplotlib: pip install 'pipesim[plot]'\n"
+
+
+def test_brute_force_over_the_space_finds_nothing_faster_that_fits(rows: list[PlanRow]) -> None:
+    # Every configuration of the space simulated on its own, with `pipesim run`'s code path:
+    # none that fits beats the plan's best, and the plan's verdict on fitting is the run's.
+    best = ranked(rows)[0]
+    for row in rows:
+        if row.error is not None:
+            continue
+        report = simulate_step(plan_settings(BASE, row))
+        fits = not report.summary.oom
+        assert fits == row.fits, row
+        if fits:
+            assert report.summary.makespan >= (best.step_ms or 0)

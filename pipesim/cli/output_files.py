@@ -68,12 +68,25 @@ def write_files(outputs: Sequence[tuple[Path, Writer]]) -> None:
                 os.unlink(temporary)
 
 
-def _write_temporary(path: Path, writer: Writer) -> str:
+def write_bytes(path: Path, data: bytes) -> None:
+    """`data` into `path`, whole or not at all (as `write_files`)."""
+    try:
+        temporary = _write_temporary(path, data)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise ConfigError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _write_temporary(path: Path, writer: Writer | bytes) -> str:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(temporary, _mode(path))
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            writer(out)
+        if isinstance(writer, bytes):
+            with os.fdopen(handle, "wb") as raw:
+                raw.write(writer)
+        else:
+            with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+                writer(out)
     except BaseException:
         os.unlink(temporary)
         raise

@@ -1,9 +1,10 @@
-"""Commands that set schedules side by side: compare, sweep, policies."""
+"""Commands that run many simulations: compare, sweep, plan; and the lists: policies, presets."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -22,14 +23,17 @@ from pipesim.cli.options import (
     Workers,
     takes_settings,
 )
+from pipesim.cli.output_files import check_outputs, write_bytes
 from pipesim.errors import ConfigError
 from pipesim.problem.hardware import Gpu, Model, preset_tables
 from pipesim.problem.settings import DEFAULT_POLICY, RECOMPUTE_KIND, Settings
 from pipesim.problem.transformer import RECOMPUTE
 from pipesim.problem.values import COUNT, ValueKind
 from pipesim.render.compare_table import ComparisonTable, comparison_rows
+from pipesim.render.flags import as_command
 from pipesim.render.monte_carlo import MonteCarloComparison, monte_carlo_record
 from pipesim.render.plan_table import PlanReport, plan_records, write_plan_csv
+from pipesim.render.plots import check_plot_path, plan_plot
 from pipesim.render.progress import DeferredProgress
 from pipesim.render.sweep_table import SweepTable, sweep_records, write_sweep_csv
 from pipesim.schedules.registry import get_policy, registered_policies
@@ -245,6 +249,14 @@ def plan(
     ] = 10,
     workers: Workers = None,
     dask_scheduler: DaskScheduler = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            rich_help_panel="Input and output",
+            help="Also draw step time against peak memory (.png, .svg or .pdf; needs "
+            "pipesim[plot]).",
+        ),
+    ] = None,
     output_format: Annotated[
         SweepFormat,
         typer.Option(
@@ -258,6 +270,9 @@ def plan(
     each with the even layer split and the one balanced by simulated stage times.
     Configurations whose static memory alone exceeds the limit are pruned.
     Needs --model, --gpu and --global-batch-size."""
+    if plot is not None:
+        check_plot_path(plot)
+        check_outputs([("--plot", plot)])
     names = _names(policies) or [policy.name for policy in registered_policies()]
     space = PlanSpace(
         pipeline=_list("pipeline_parallel", pipeline_parallel, (), COUNT),
@@ -270,6 +285,10 @@ def plan(
         rows = plan_configurations(
             settings, space, workers or default_workers(), dask_scheduler, progress
         )
+    if plot is not None:
+        limit = settings.memory_limit or (settings.gpu.memory if settings.gpu else None)
+        title = f"pipesim plan: {as_command(settings).replace('pipesim run ', '')}"
+        write_bytes(plot, plan_plot(rows, limit, title, plot))
     if output_format is SweepFormat.json:
         json.dump(plan_records(rows, settings), sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")

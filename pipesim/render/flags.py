@@ -44,8 +44,13 @@ def setting_text(setting: Setting, value: object) -> str:
         return value.name if value.name in preset_tables(Gpu) else f"{value.name}.toml"
     if isinstance(value, tuple):
         return ",".join(_entry(item) for item in value)
+    if isinstance(value, float) and setting.kind is MEMORY:
+        for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+            if value >= size and (value / size) == round(value / size, 3):
+                return f"{round(value / size, 3):g}{unit}"
+        return f"{_number(value)}B"
     if isinstance(value, float):
-        return _number(value) + ("B" if setting.kind is MEMORY else "")
+        return _number(value)
     return str(value)
 
 
