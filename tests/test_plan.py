@@ -5,6 +5,7 @@ layer makes stages uneven, and the answer is the same on one worker, two, or a D
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -219,3 +220,22 @@ def test_brute_force_over_the_space_finds_nothing_faster_that_fits(rows: list[Pl
         assert fits == row.fits, row
         if fits:
             assert report.summary.makespan >= (best.step_ms or 0)
+
+
+def test_run_and_compare_plot_true_time_timelines(tmp_path: Path) -> None:
+    picture = tmp_path / "run.svg"
+    args = ["run", "--policy", "gpipe", "-p", "2", "-m", "2", "--plot", str(picture)]
+    assert runner.invoke(app, args).exit_code == 0
+    svg = picture.read_text()
+    # A person sees the two devices, the title with the flags that reproduce it, and each of
+    # the eight ops' microbatch numbers (gpipe p=2 m=2: F0 F1 B0 B1 on each device).
+    assert "dev 0" in svg and "dev 1" in svg
+    assert "gpipe, v=1: --stages 2 --microbatches 2 (defaults: F=1 B=2 ms)" in svg
+    labels = re.findall(r">([0-9])</text>", svg)
+    assert labels.count("0") >= 4 and labels.count("1") >= 4  # (the time axis adds at most one)
+    both = tmp_path / "compare.png"
+    result = runner.invoke(
+        app, ["compare", "-p", "4", "-m", "8", "--policies", "1f1b,zb-v", "--plot", str(both)]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert both.read_bytes().startswith(b"\x89PNG")

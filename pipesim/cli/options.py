@@ -92,6 +92,13 @@ DaskScheduler = Annotated[
         help="Run the simulations on a Dask cluster: tcp://host:8786.",
     ),
 ]
+PlotFile = Annotated[
+    Path | None,
+    typer.Option(
+        rich_help_panel=INPUT_OUTPUT,
+        help="Also draw it with matplotlib: .png, .svg or .pdf (pip install 'pipesim[plot]').",
+    ),
+]
 _CONFIG = inspect.Parameter(
     "config",
     inspect.Parameter.KEYWORD_ONLY,

@@ -18,13 +18,14 @@ from pipesim.cli.options import (
     DaskScheduler,
     Format,
     OutputFormat,
+    PlotFile,
     Runs,
     Schedule,
     TraceFile,
     Workers,
     takes_settings,
 )
-from pipesim.cli.output_files import Named, Writer, check_outputs, write_files
+from pipesim.cli.output_files import Named, Writer, check_outputs, write_bytes, write_files
 from pipesim.errors import ConfigError, OutOfMemoryError, ScheduleStalled
 from pipesim.problem.pipeline import describe_placement
 from pipesim.problem.settings import DEFAULT_POLICY, Settings
@@ -34,6 +35,7 @@ from pipesim.render.json_report import header
 from pipesim.render.memory_table import MemoryTable
 from pipesim.render.monte_carlo import MonteCarloReport, damage_lines, monte_carlo_record
 from pipesim.render.perfetto import write_chrome_trace
+from pipesim.render.plots import check_plot_path, plot_title, timeline_plot
 from pipesim.render.progress import DeferredProgress
 from pipesim.render.recording import render_recording
 from pipesim.schedules.base import Policy
@@ -93,12 +95,15 @@ def run(
     runs: Runs = None,
     workers: Workers = None,
     dask_scheduler: DaskScheduler = None,
+    plot: PlotFile = None,
 ) -> None:
     """Simulate one training step and show its timeline, bubbles and activation memory."""
     _check_picture(svg, "svg")
     _check_picture(html, "html")
+    if plot is not None:
+        check_plot_path(plot)
     check_outputs(
-        [("--trace", trace), ("--svg", svg), ("--html", html)],
+        [("--trace", trace), ("--svg", svg), ("--html", html), ("--plot", plot)],
         inputs=[("--config", config), ("--schedule", schedule), _policy_file(settings.policy)],
     )
     chosen: Policy
@@ -133,6 +138,8 @@ def run(
             )
             views += [Text.assemble(("• ", "bold"), line) for line in damage_lines(found)]
     _save_files(report, trace, [(svg, "svg", width), (html, "html", width)], views)
+    if plot is not None:
+        write_bytes(plot, timeline_plot([report], [plot_title(report, settings)], plot))
     if settings.overlap_cost != 1 and not any(step.overlapped for step in report.trace.fused):
         warn(
             f"--overlap-cost {settings.overlap_cost:g} changes nothing: "

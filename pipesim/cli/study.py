@@ -17,6 +17,7 @@ from pipesim.cli.options import (
     DaskScheduler,
     Format,
     OutputFormat,
+    PlotFile,
     Runs,
     SweepAxis,
     SweepFormat,
@@ -33,7 +34,7 @@ from pipesim.render.compare_table import ComparisonTable, comparison_rows
 from pipesim.render.flags import as_command
 from pipesim.render.monte_carlo import MonteCarloComparison, monte_carlo_record
 from pipesim.render.plan_table import PlanReport, plan_records, write_plan_csv
-from pipesim.render.plots import check_plot_path, plan_plot
+from pipesim.render.plots import check_plot_path, plan_plot, plot_title, timeline_plot
 from pipesim.render.progress import DeferredProgress
 from pipesim.render.sweep_table import SweepTable, sweep_records, write_sweep_csv
 from pipesim.schedules.registry import get_policy, registered_policies
@@ -41,6 +42,7 @@ from pipesim.studies.compare import compare_policies
 from pipesim.studies.executor import default_workers
 from pipesim.studies.monte_carlo import monte_carlo
 from pipesim.studies.plan import PlanSpace, plan_configurations
+from pipesim.studies.step import simulate_step
 from pipesim.studies.sweep import sweep_setting
 
 Names = Annotated[
@@ -65,9 +67,13 @@ def compare(
     workers: Workers = None,
     runs: Runs = None,
     dask_scheduler: DaskScheduler = None,
+    plot: PlotFile = None,
     output_format: Format = OutputFormat.text,
 ) -> None:
     """Run several schedules on the same costs and say which one to use."""
+    if plot is not None:
+        check_plot_path(plot)
+        check_outputs([("--plot", plot)])
     if settings.policy is not None:
         warn(f"compare runs --policies; the config's policy {settings.policy!r} is not used")
     if runs is not None:
@@ -87,6 +93,20 @@ def compare(
         return
     with DeferredProgress("comparing", output_format is OutputFormat.text) as progress:
         rows = compare_policies(settings, _names(policies), progress, workers or default_workers())
+    if plot is not None:
+        # The timelines are drawn from traces, which workers do not send: rerun each here.
+        reports = [
+            simulate_step(
+                settings.replace(
+                    policy=row.policy,
+                    chunks=settings.chunks if get_policy(row.policy).chunks is None else None,
+                )
+            )
+            for row in rows
+            if row.figures is not None
+        ]
+        titles = [plot_title(report, settings) for report in reports]
+        write_bytes(plot, timeline_plot(reports, titles, plot))
     if output_format is OutputFormat.json:
         json.dump(comparison_rows(rows), sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")

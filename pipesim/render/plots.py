@@ -9,7 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pipesim.analysis.report import Report
 from pipesim.errors import ConfigError
+from pipesim.problem.ops import Kind
+from pipesim.problem.settings import Settings
+from pipesim.render.flags import as_flags
 from pipesim.studies.plan import PlanRow, pareto
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -30,6 +34,7 @@ def _pyplot() -> Any:
         matplotlib.use("Agg")
         # SVG ids are salted with randomness unless told otherwise: fix it for same bytes.
         matplotlib.rcParams["svg.hashsalt"] = "pipesim"
+        matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: searchable, smaller
         import matplotlib.pyplot as pyplot
     except ImportError:
         raise ConfigError("--plot needs matplotlib: pip install 'pipesim[plot]'") from None
@@ -85,3 +90,153 @@ def _metadata(path: Path) -> dict[str, Any]:
     if suffix == ".pdf":
         return {"CreationDate": None}
     return {}
+
+
+_COLORS = {Kind.F: "#4C72B0", Kind.B: "#DD8452", Kind.W: "#55A868"}
+"""Forward, backward (input gradient when split) and weight gradient."""
+
+
+def timeline_plot(reports: Sequence[Report], titles: Sequence[str], path: Path) -> bytes:
+    """Each report's timeline on a true time axis, one panel per report (all sharing the time
+    axis), and under them one memory panel per report: ops as rectangles colored by kind
+    (later chunks lighter, fused forward-and-backward pairs hatched), the microbatch inside
+    when it fits, each device's sends as a thin lane under its row (queued part grey), and
+    the memory each device holds over time, against the limit when there is one."""
+    pyplot = _pyplot()
+    panels = len(reports)
+    heights = [max(2.0, 0.45 * r.trace.problem.pipeline.devices) for r in reports]
+    figure, axes = pyplot.subplots(
+        2 * panels,
+        1,
+        figsize=(11, sum(heights) + 1.6 * panels + 0.6),
+        dpi=110,
+        sharex=True,
+        gridspec_kw={"height_ratios": [h for height in heights for h in (height, 1.4)]},
+        squeeze=False,
+    )
+    end = max(report.summary.makespan for report in reports) or 1.0
+    for index, (report, title) in enumerate(zip(reports, titles, strict=True)):
+        _draw_timeline(axes[2 * index][0], report, title, end)
+        _draw_memory(axes[2 * index + 1][0], report)
+    axes[-1][0].set_xlabel("time (ms)")
+    axes[-1][0].set_xlim(0, end * 1.01)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=path.suffix.lower().lstrip("."), metadata=_metadata(path))
+    pyplot.close(figure)
+    return buffer.getvalue()
+
+
+def _draw_timeline(axes: Any, report: Report, title: str, end: float) -> None:
+    from matplotlib.patches import Patch  # optional dependency, present once _pyplot ran
+
+    trace = report.trace
+    pipeline = trace.problem.pipeline
+    chunk_of = {
+        stage: position
+        for stages in pipeline.stages_by_device
+        for position, stage in enumerate(stages)
+    }
+    overlapped = {op for step in trace.fused if step.overlapped for op in step.ops}
+    for device, ops in enumerate(trace.ops_by_device()):
+        for kind in (Kind.F, Kind.B, Kind.W):
+            for chunk in range(pipeline.chunks):
+                for paired in (False, True):
+                    spans = [
+                        (r.start, r.end - r.start)
+                        for r in ops
+                        if r.kind is kind
+                        and chunk_of[r.stage] == chunk
+                        and (r.op in overlapped) == paired
+                    ]
+                    if spans:
+                        axes.broken_barh(
+                            spans,
+                            (device - 0.4, 0.6),
+                            facecolors=_COLORS[kind],
+                            alpha=1.0 - 0.45 * chunk / max(1, pipeline.chunks - 1),
+                            edgecolor="white",
+                            linewidth=0.3,
+                            hatch="///" if paired else None,
+                        )
+        for r in ops:
+            if (r.end - r.start) / end > 0.012:
+                axes.text(
+                    (r.start + r.end) / 2, device - 0.1, str(r.microbatch),
+                    ha="center", va="center", fontsize=6, color="white",
+                )  # fmt: skip
+    for transfer in trace.transfers:
+        lane = transfer.src + 0.3
+        if transfer.start > transfer.queued:
+            axes.broken_barh(
+                [(transfer.queued, transfer.start - transfer.queued)], (lane, 0.08),
+                facecolors="#BBBBBB",
+            )  # fmt: skip
+        axes.broken_barh(
+            [(transfer.start, transfer.end - transfer.start)], (lane, 0.08),
+            facecolors=_COLORS[transfer.kind], alpha=0.7,
+        )  # fmt: skip
+    axes.set_yticks(range(pipeline.devices), [f"dev {d}" for d in range(pipeline.devices)])
+    axes.set_ylim(pipeline.devices - 0.5, -0.6)
+    axes.set_title(title, fontsize=8, loc="left")
+    axes.grid(axis="x", alpha=0.3)
+    handles = [
+        Patch(facecolor=_COLORS[kind], label=name)
+        for kind, name in ((Kind.F, "F"), (Kind.B, "B"), (Kind.W, "W"))
+        if kind is not Kind.W or trace.problem.split_backward
+    ]
+    if overlapped:
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch="///", label="F&B pair"))
+    if trace.transfers:
+        handles.append(Patch(facecolor="#BBBBBB", label="queued send"))
+    axes.legend(
+        handles=handles,
+        fontsize=7,
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        ncol=len(handles),
+        frameon=False,
+    )
+
+
+def _draw_memory(axes: Any, report: Report) -> None:
+    summary = report.summary
+    if summary.memory is not None:
+        for use in summary.memory:
+            times = [time for time, _ in use.timeline] + [summary.makespan]
+            held = [held / 1e9 for _, held in use.timeline]
+            axes.step(
+                times, [*held, held[-1]], where="post", linewidth=0.8, label=f"dev {use.device}"
+            )
+        if summary.memory_limit is not None:
+            axes.axhline(summary.memory_limit / 1e9, color="tab:red", linestyle="--", linewidth=1)
+        axes.set_ylabel("GB held", fontsize=8)
+    else:
+        for device, steps in enumerate(report.activations_over_time()):
+            if steps:
+                times = [time for time, _ in steps] + [summary.makespan]
+                held = [held for _, held in steps]
+                axes.step(
+                    times, [*held, held[-1]], where="post", linewidth=0.8, label=f"dev {device}"
+                )
+        axes.set_ylabel("activations", fontsize=8)
+    axes.grid(alpha=0.3)
+    if report.trace.problem.pipeline.devices <= 8:
+        axes.legend(fontsize=6, ncol=8, loc="upper right")
+
+
+def plot_title(report: Report, settings: Settings) -> str:
+    """Everything needed to reproduce the picture: the policy, the shape and the flags."""
+    pipeline = report.trace.problem.pipeline
+    shape = settings.replace(
+        policy=None, stages=pipeline.devices, microbatches=pipeline.microbatches
+    )
+    flags = " ".join(as_flags(shape))
+    costs = report.trace.problem.costs
+    stated = []
+    if settings.forward is None and settings.model is None:
+        stated.append(f"F={costs.forward[0]:g}")
+    if settings.backward is None and settings.model is None:
+        stated.append(f"B={costs.backward[0] * pipeline.stages_on(0):g}")
+    extra = f" (defaults: {' '.join(stated)} ms)" if stated else ""
+    return f"{report.trace.policy}, v={pipeline.chunks}: {flags}{extra}"
