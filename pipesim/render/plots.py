@@ -235,7 +235,7 @@ def plot_title(report: Report, settings: Settings) -> str:
     costs = report.trace.problem.costs
     stated = []
     if settings.forward is None and settings.model is None:
-        stated.append(f"F={costs.forward[0]:g}")
+        stated.append(f"F={costs.forward[0] * pipeline.stages_on(0):g}")
     if settings.backward is None and settings.model is None:
         stated.append(f"B={costs.backward[0] * pipeline.stages_on(0):g}")
     extra = f" (defaults: {' '.join(stated)} ms)" if stated else ""
