@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 from pathlib import Path
@@ -32,7 +33,7 @@ def test_trace_has_one_slice_per_op_and_transfer_and_named_processes(tmp_path: P
     report = simulate_settings(policy="zb-v", stages=3, microbatches=6, comm_latency=0.2)
     slices = [e for e in events if e["ph"] == "X"]
     compute = [e for e in slices if e["tid"] == 0]
-    comm = [e for e in slices if e["tid"] == 1]
+    comm = [e for e in slices if e["tid"] != 0 and e["cat"] != "queued"]
     assert len(compute) == len(report.trace.ops) == 3 * 6 * 6
     assert len(comm) == len(report.trace.transfers)
     names = {(e["pid"], e["args"]["name"]) for e in events if e.get("name") == "process_name"}
@@ -44,6 +45,32 @@ def test_trace_has_one_slice_per_op_and_transfer_and_named_processes(tmp_path: P
     counters = [e for e in events if e["ph"] == "C"]
     assert {e["pid"] for e in counters} == {0, 1, 2}
     assert max(e["args"]["held"] for e in counters) == report.summary.peak_activations
+
+
+def test_link_tracks_never_overlap_and_show_queueing(tmp_path: Path) -> None:
+    data, _ = _trace(tmp_path, "--config", "examples/two_nodes.toml")
+    events = data["traceEvents"]
+    slices = sorted(
+        (e for e in events if e["ph"] == "X" and e["tid"] != 0),
+        key=lambda e: (e["pid"], e["tid"], e["ts"]),
+    )
+    queued = [e for e in slices if e["cat"] == "queued"]
+    assert queued  # the example's slow inter-node link makes messages queue
+    for before, after in itertools.pairwise(slices):
+        if (before["pid"], before["tid"]) == (after["pid"], after["tid"]):
+            assert after["ts"] >= before["ts"] + before["dur"] - 1e-6, (before, after)
+    names = {e["args"]["name"] for e in events if e.get("name") == "thread_name"}
+    assert "compute" in names and "link 3->4" in names
+    # A queued slice ends where its message starts, on the same track.
+    starts = {(e["pid"], e["tid"], e["ts"]) for e in slices if e["cat"] != "queued"}
+    assert all(
+        (e["pid"], e["tid"], e["ts"] + e["dur"]) in starts
+        or any(
+            abs(s[2] - (e["ts"] + e["dur"])) < 1e-6 and s[:2] == (e["pid"], e["tid"])
+            for s in starts
+        )
+        for e in queued
+    )
 
 
 def test_every_flow_arrow_joins_two_existing_slices(tmp_path: Path) -> None:

@@ -9,17 +9,49 @@ converted from the simulation's milliseconds to the format's microseconds.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any, TextIO
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple, TextIO
 
 from pipesim.analysis.report import Report
 from pipesim.problem.ops import Kind, message_target
 from pipesim.render.numbers import num
 from pipesim.render.style import KIND_NAMES
-from pipesim.simulator.trace import OpRecord
+from pipesim.simulator.trace import OpRecord, TransferRecord
 
 COMPUTE_THREAD = 0
-COMM_THREAD = 1
+"""Each device's ops; its links' tracks follow from 1."""
+
+
+class Lanes(NamedTuple):
+    """Which track each transfer is drawn on: per link direction, as many lanes as it takes
+    for no two messages to overlap on one (with latency, a link carries the next message
+    while the last is still in flight)."""
+
+    tids: list[int]
+    """Per transfer, in trace order, its track."""
+    threads: dict[tuple[int, int, int], int]
+    """(src, dst, lane) -> track, in the order tracks were opened."""
+
+
+def link_lanes(transfers: Sequence[TransferRecord]) -> Lanes:
+    """Greedy interval partitioning, in hand-over order: a message goes on the first lane of
+    its link that is free when it is queued."""
+    ends: dict[tuple[int, int], list[float]] = {}
+    threads: dict[tuple[int, int, int], int] = {}
+    next_tid: dict[int, int] = {}
+    tids = []
+    for transfer in transfers:
+        lanes = ends.setdefault((transfer.src, transfer.dst), [])
+        lane = next((i for i, end in enumerate(lanes) if end <= transfer.queued), len(lanes))
+        if lane == len(lanes):
+            lanes.append(0.0)
+        lanes[lane] = transfer.end
+        key = (transfer.src, transfer.dst, lane)
+        if key not in threads:
+            threads[key] = next_tid.get(transfer.src, COMPUTE_THREAD + 1)
+            next_tid[transfer.src] = threads[key] + 1
+        tids.append(threads[key])
+    return Lanes(tids, threads)
 
 
 def _us(ms: float) -> float:
@@ -43,14 +75,22 @@ def trace_events(report: Report) -> Iterator[dict[str, Any]]:
             "pid": device,
             "args": {"sort_index": device},
         }
-        for tid, name in ((COMPUTE_THREAD, "compute"), (COMM_THREAD, "communication")):
-            yield {
-                "ph": "M",
-                "name": "thread_name",
-                "pid": device,
-                "tid": tid,
-                "args": {"name": name},
-            }
+        yield {
+            "ph": "M",
+            "name": "thread_name",
+            "pid": device,
+            "tid": COMPUTE_THREAD,
+            "args": {"name": "compute"},
+        }
+    lanes = link_lanes(trace.transfers)
+    for (src, dst, lane), tid in lanes.threads.items():
+        yield {
+            "ph": "M",
+            "name": "thread_name",
+            "pid": src,
+            "tid": tid,
+            "args": {"name": f"link {src}->{dst}" + (f" ({lane + 1})" if lane else "")},
+        }
     by_op: dict[tuple[Kind, int, int], OpRecord] = {}
     for ops in trace.ops_by_device():
         for record in ops:
@@ -69,17 +109,28 @@ def trace_events(report: Report) -> Iterator[dict[str, Any]]:
                     "kind": record.kind.name,
                 },
             }
-    for transfer in trace.transfers:
+    for transfer, tid in zip(trace.transfers, lanes.tids, strict=True):
         if transfer.end <= transfer.queued:
-            continue  # a free message: nothing to show on the communication thread
+            continue  # a free message: nothing to show on a link's track
         message = "activation" if transfer.kind is Kind.F else "gradient"
         link = f"{transfer.src}->{transfer.dst}"
+        if transfer.start > transfer.queued:
+            yield {
+                "ph": "X",
+                "name": f"queued {message} {transfer.microbatch} s{transfer.stage}",
+                "cat": "queued",
+                "pid": transfer.src,
+                "tid": tid,
+                "ts": _us(transfer.queued),
+                "dur": _us(transfer.start - transfer.queued),
+                "args": {"dst": transfer.dst, "microbatch": transfer.microbatch},
+            }
         yield {
             "ph": "X",
             "name": f"{message} {transfer.microbatch} s{transfer.stage} {link}",
             "cat": message,
             "pid": transfer.src,
-            "tid": COMM_THREAD,
+            "tid": tid,
             "ts": _us(transfer.start),
             "dur": _us(transfer.end - transfer.start),
             "args": {
