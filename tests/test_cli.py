@@ -84,6 +84,12 @@ def test_flags_override_config_file(tmp_path: Path) -> None:
     assert data["costs"]["forward"] == [1.0, 2.0]
 
 
+def test_version_is_the_installed_one() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith("pipesim ")
+    assert result.stdout.split()[1][0].isdigit()
+
+
 def test_policies_lists_every_registered_policy_with_its_aliases() -> None:
     result = runner.invoke(app, ["policies"], env={"COLUMNS": "300"})
     assert result.exit_code == 0
@@ -275,6 +281,7 @@ def test_text_output_says_when_links_bound_the_schedule() -> None:
         (["--activation-size", "1MB"], "no bandwidth"),
         (["--devices-per-node", "0"], "devices_per_node must be at least 1"),
         (["--inter-node-latency", "2"], "without devices_per_node"),
+        (["--bandwidth", "25GB/s"], "bandwidth is given but messages have no size"),
     ],
 )
 def test_bad_network_input_is_one_line_exit_2(args: list[str], message: str) -> None:

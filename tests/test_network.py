@@ -105,15 +105,18 @@ def test_idle_wait_split_into_computing_queued_and_in_flight() -> None:
 @st.composite
 def networks(draw: st.DrawFn) -> Settings:
     p = draw(st.integers(2, 6))
+    size = draw(st.sampled_from([0.0, 1e6, 50e6]))
+    gradient = draw(st.sampled_from([None, 2e6]))
+    sized = size > 0 or gradient is not None
     return Settings(
         policy=draw(st.sampled_from(["gpipe", "1f1b", "interleaved", "zb-h1", "zb-v"])),
         stages=p,
         microbatches=draw(st.integers(1, 3)) * p,
         forward=tuple(draw(st.lists(st.sampled_from([0.5, 1.0, 2.0]), min_size=p, max_size=p))),
         comm_latency=draw(st.sampled_from([0.0, 0.1, 1.0])),
-        activation_size=draw(st.sampled_from([0.0, 1e6, 50e6])),
-        gradient_size=draw(st.sampled_from([None, 2e6])),
-        bandwidth=10e9,
+        activation_size=size,
+        gradient_size=gradient,
+        bandwidth=10e9 if sized else None,  # a bandwidth for size-less messages is refused
         devices_per_node=draw(st.sampled_from([None, 1, 2, 3])),
     )
 

@@ -7,7 +7,8 @@ import errno
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from importlib import metadata
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -113,3 +114,28 @@ app = typer.Typer(
     add_completion=False,
     help="Simulate pipeline-parallel training schedules: timelines, bubbles and memory.",
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"pipesim {_version()}")
+        raise typer.Exit(0)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("pipesim")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Simulate pipeline-parallel training schedules: timelines, bubbles and memory."""

@@ -264,6 +264,13 @@ def build_network(settings: Settings, workload: Workload | None = None) -> Netwo
             settings.inter_node_bandwidth, gpu.network_bandwidth if gpu else None, intra.bandwidth
         ),
     )
+    if max(activation, gradient) == 0:
+        for name in ("bandwidth", "inter_node_bandwidth"):
+            if getattr(settings, name) is not None:
+                raise ConfigError(
+                    f"{name} is given but messages have no size, so it changes nothing: "
+                    "set --activation-size (or --model)"
+                )
     if max(activation, gradient) > 0:
         for name, link in (("bandwidth", intra), ("inter_node_bandwidth", inter)):
             if link.bandwidth is None:
