@@ -112,10 +112,10 @@ def test_validate_writes_a_trace_too(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".svg", ".html"])
-def test_svg_and_html_are_written_and_stable(tmp_path: Path, suffix: str) -> None:
+def test_terminal_pictures_are_written_and_stable(tmp_path: Path, suffix: str) -> None:
     first, second = tmp_path / f"a{suffix}", tmp_path / f"b{suffix}"
     for path in (first, second):
-        flag = "--svg" if suffix == ".svg" else "--html"
+        flag = "--svg" if suffix == ".svg" else "--save-terminal"
         result = runner.invoke(app, ["run", "-p", "4", "-m", "8", flag, str(path), "-f", "json"])
         assert result.exit_code == 0, result.output
     text = first.read_text()
@@ -244,3 +244,15 @@ def test_explain_names_the_links_when_they_bound_the_step() -> None:
     assert links > makespan / 2  # the example is built to be communication-bound
     faster = re.search(r"twice the bandwidth\) the step would take ([\d.]+) ms", text)
     assert faster is not None and float(faster.group(1)) < makespan
+
+
+def test_the_interactive_page_is_the_same_for_the_same_inputs(tmp_path: Path) -> None:
+    pages = [tmp_path / "a.html", tmp_path / "b.html"]
+    for page in pages:
+        result = runner.invoke(
+            app, ["run", "-p", "4", "-m", "8", "--html", str(page), "-f", "json"]
+        )
+        assert result.exit_code == 0, result.output
+    text = pages[0].read_text()
+    assert text == pages[1].read_text()
+    assert "<canvas" in text and "makespan 33 ms" in text and "http" not in text.lower()

@@ -31,6 +31,7 @@ from pipesim.problem.pipeline import describe_placement
 from pipesim.problem.settings import DEFAULT_POLICY, Settings
 from pipesim.render import GanttChart, SummaryTable, write_json
 from pipesim.render.explanation import explanation_lines
+from pipesim.render.html_view import write_html_view
 from pipesim.render.json_report import header
 from pipesim.render.memory_table import MemoryTable
 from pipesim.render.monte_carlo import MonteCarloReport, damage_lines, monte_carlo_record
@@ -59,13 +60,24 @@ def run(
     schedule: Schedule = None,
     output_format: Format = OutputFormat.text,
     trace: TraceFile = None,
-    svg: Annotated[
-        Path | None,
-        typer.Option(rich_help_panel=INPUT_OUTPUT, help="Also save the chart and summary as SVG."),
-    ] = None,
     html: Annotated[
         Path | None,
-        typer.Option(rich_help_panel=INPUT_OUTPUT, help="Also save the chart and summary as HTML."),
+        typer.Option(
+            rich_help_panel=INPUT_OUTPUT,
+            help="Also write an interactive page: the timeline on a true time axis (zoom, pan, "
+            "a tooltip per op) and the summary. Self-contained.",
+        ),
+    ] = None,
+    save_terminal: Annotated[
+        Path | None,
+        typer.Option(
+            rich_help_panel=INPUT_OUTPUT,
+            help="Also save what the terminal shows, as .svg or .html, at --width columns.",
+        ),
+    ] = None,
+    svg: Annotated[
+        Path | None,
+        typer.Option(rich_help_panel=INPUT_OUTPUT, help="The same as --save-terminal FILE.svg."),
     ] = None,
     width: Annotated[
         int,
@@ -73,7 +85,7 @@ def run(
             min=40,
             max=10_000,
             rich_help_panel=INPUT_OUTPUT,
-            help="Columns of the --svg / --html rendering.",
+            help="Columns of the --save-terminal / --svg rendering.",
         ),
     ] = 120,
     explain: Annotated[
@@ -98,12 +110,19 @@ def run(
     plot: PlotFile = None,
 ) -> None:
     """Simulate one training step and show its timeline, bubbles and activation memory."""
-    _check_picture(svg, "svg")
-    _check_picture(html, "html")
+    _check_picture("--svg", svg, (".svg",))
+    _check_picture("--html", html, (".html", ".htm"))
+    _check_picture("--save-terminal", save_terminal, (".svg", ".html", ".htm"))
     if plot is not None:
         check_plot_path(plot)
     check_outputs(
-        [("--trace", trace), ("--svg", svg), ("--html", html), ("--plot", plot)],
+        [
+            ("--trace", trace),
+            ("--svg", svg),
+            ("--html", html),
+            ("--save-terminal", save_terminal),
+            ("--plot", plot),
+        ],
         inputs=[("--config", config), ("--schedule", schedule), _policy_file(settings.policy)],
     )
     chosen: Policy
@@ -137,7 +156,15 @@ def run(
                 settings, settings.policy or DEFAULT_POLICY, study, workers or default_workers()
             )
             views += [Text.assemble(("• ", "bold"), line) for line in damage_lines(found)]
-    _save_files(report, trace, [(svg, "svg", width), (html, "html", width)], views)
+    terminal = save_terminal
+    kind = "svg" if terminal is not None and terminal.suffix.lower() == ".svg" else "html"
+    outputs = _files(report, trace, [(svg, "svg", width), (terminal, kind, width)], views)
+    if html is not None:
+        page_title = plot_title(report, settings)
+        # The page draws its own timeline: the summary beside it is the terminal's, chart aside.
+        beside = [view for view in views if not isinstance(view, GanttChart)]
+        outputs.append((html, lambda out: write_html_view(report, page_title, beside, out)))
+    write_files(outputs)
     if plot is not None:
         write_bytes(plot, timeline_plot([report], [plot_title(report, settings)], plot))
     if settings.overlap_cost != 1 and not any(step.overlapped for step in report.trace.fused):
@@ -195,19 +222,18 @@ def _text(document: str) -> Writer:
     return write
 
 
-def _check_picture(path: Path | None, kind: str) -> None:
-    suffixes = (".svg",) if kind == "svg" else (".html", ".htm")
+def _check_picture(flag: str, path: Path | None, suffixes: tuple[str, ...]) -> None:
     if path is not None and path.suffix.lower() not in suffixes:
-        raise ConfigError(f"--{kind} {path}: the file name must end in {' or '.join(suffixes)}")
+        raise ConfigError(f"{flag} {path}: the file name must end in {' or '.join(suffixes)}")
 
 
-def _save_files(
+def _files(
     report: Report,
     trace: Path | None,
     pictures: list[tuple[Path | None, str, int]],
     views: list[RenderableType],
-) -> None:
-    """Write the trace and the pictures asked for, all or none (see `output_files`)."""
+) -> list[tuple[Path, Writer]]:
+    """The trace and the terminal pictures asked for, as writers (see `output_files`)."""
     outputs: list[tuple[Path, Writer]] = []
     if trace is not None:
         outputs.append((trace, lambda out: write_chrome_trace(report, out)))
@@ -215,7 +241,7 @@ def _save_files(
         if path is not None:
             document = render_recording(views, width, kind)
             outputs.append((path, _text(document)))
-    write_files(outputs)
+    return outputs
 
 
 @app.command()
@@ -254,7 +280,7 @@ def validate(
         if len(problems) > _PROBLEMS_SHOWN:
             console.print(Text(f"  and {len(problems) - _PROBLEMS_SHOWN} more"), soft_wrap=True)
         raise typer.Exit(1)
-    _save_files(report, trace, [], [])
+    write_files(_files(report, trace, [], []))
     if output_format is OutputFormat.json:
         write_json(report, sys.stdout)
         return

@@ -1,0 +1,64 @@
+"""The interactive page, opened in a real headless browser (Debian's chromium): it loads
+without a script error and draws every op; a page of 100,000 ops does too."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipesim.cli import app
+
+runner = CliRunner()
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(BROWSER is None, reason="needs Debian's chromium")
+
+
+def _open(page: Path) -> str:
+    """The page's DOM after its scripts ran."""
+    assert BROWSER is not None
+    done = subprocess.run(
+        [BROWSER, "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
+def _status(dom: str) -> tuple[int, int, str]:
+    status = re.search(r'<div id="status" data-ops="(\d+)" data-drawn="(\d+)">', dom)
+    errors = re.search(r'<div id="errors">([^<]*)</div>', dom)
+    assert status is not None and errors is not None
+    return int(status.group(1)), int(status.group(2)), errors.group(1)
+
+
+def test_the_page_loads_and_draws_every_op_with_the_summary(tmp_path: Path) -> None:
+    page = tmp_path / "view.html"
+    args = ["run", "--policy", "zb-v", "-p", "4", "-m", "8", "--comm-latency", "0.3"]
+    result = runner.invoke(app, [*args, "--html", str(page), "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    dom = _open(page)
+    assert _status(dom) == (3 * 8 * 8, 3 * 8 * 8, "")  # 8 stages x 8 microbatches x F, B, W
+    assert "192 ops, 96 transfers" in dom
+    assert "makespan 29.5 ms" in dom  # the summary beside the chart
+    assert "waited for" in page.read_text()  # tooltips say what each op waited for
+
+
+def test_a_page_of_100000_ops_loads_and_draws_them_all(tmp_path: Path) -> None:
+    page = tmp_path / "big.html"
+    result = runner.invoke(app, ["run", "-p", "16", "-m", "3125", "--html", str(page)])
+    assert result.exit_code == 0, result.stderr
+    assert _status(_open(page)) == (100_000, 100_000, "")
+
+
+def test_the_terminal_picture_is_still_there(tmp_path: Path) -> None:
+    picture = tmp_path / "terminal.html"
+    result = runner.invoke(app, ["run", "--save-terminal", str(picture), "-f", "json"])
+    assert result.exit_code == 0
+    assert "dev&#160;0" in picture.read_text() or "dev 0" in picture.read_text()
