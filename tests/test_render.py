@@ -100,3 +100,20 @@ def test_without_color_labels_never_touch_and_every_op_keeps_its_glyph(
         else:
             assert set(labels) <= set(ran)
     assert max(len(line) for line in text.splitlines()) <= width
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_a_dense_chart_shows_every_kind_in_proportion(width: int) -> None:
+    # ZB-V, p=8, m=32, F=1, B=2 (W=1): each device spends a third of its busy time in F, a
+    # third in B and a third in W, with more ops than columns. Each kind must keep about a
+    # third of each row's busy cells; a majority vote per column would erase W until the end.
+    report = simulate_settings(policy="zb-v", stages=8, microbatches=32)
+    rows = _rows(_render(GanttChart(report.trace), width=width))
+    assert len(rows) == 8
+    for row in rows.values():
+        cells = row.rstrip().rsplit(" ", 1)[0]  # the bubble percentage aside
+        counts = [cells.count(glyph) for glyph in "░▓▒"]
+        busy = sum(counts)
+        assert busy > 0
+        for count in counts:
+            assert abs(count - busy / 3) <= max(2, busy * 0.08), (cells, counts)

@@ -161,9 +161,12 @@ _KINDS = (Kind.F, Kind.B, Kind.W)
 def _dense_row(
     ops: list[OpRecord], columns: int, scale: float, fill: dict[Kind, str] | None
 ) -> Text:
-    """A row with more ops than columns: no op can be seen alone, so each cell shows the kind
-    of work that fills most of its time (faint if it is busy less than half of it). One pass
-    of arithmetic per op, so that a million-op chart draws in well under a second."""
+    """A row with more ops than columns: no op can be seen alone, so each cell shows one kind
+    of work, chosen by error diffusion so that along the row every kind gets cells in
+    proportion to its time (a column of F, B and W in equal parts shows each in a third of the
+    cells, where the majority would show only one); a cell busy less than half its time is
+    faint. One pass of arithmetic per op, so that a million-op chart draws in well under a
+    second."""
     coverage = [[0.0] * columns, [0.0] * columns, [0.0] * columns]
     last_cell = columns - 1
     for record in ops:
@@ -182,13 +185,20 @@ def _dense_row(
                 start, cell = edge, cell + 1
     text = Text()
     run_style, run_length, run_glyph = "", 0, " "
+    owed = [0.0, 0.0, 0.0]
+    """Per kind, the cells' worth of time it has had minus the cells it was shown in."""
     for cell in range(columns):
         amounts = (coverage[0][cell], coverage[1][cell], coverage[2][cell])
         total = amounts[0] + amounts[1] + amounts[2]
         if total <= 0:
             style, glyph = "", " "
         else:
-            kind = _KINDS[amounts.index(max(amounts))]
+            for code in (0, 1, 2):
+                owed[code] += amounts[code]
+            present = [code for code in (0, 1, 2) if amounts[code] > 0]
+            code = max(present, key=lambda c: owed[c])
+            owed[code] -= total
+            kind = _KINDS[code]
             faint = total < 0.5
             style = PARTIAL if faint else op_style(kind, 0)
             glyph = fill[kind] if fill else ("▏" if faint else " ")
