@@ -248,11 +248,11 @@ def chart_scale(makespan: float, available: int) -> float:
     ms_per_column = makespan / available
     if ms_per_column <= 1:
         return float(math.floor(1 / ms_per_column))
-    return 1 / _nice_step(ms_per_column, (1, 2, 2.5, 5, 10))
+    return 1 / _nice_step(ms_per_column, (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10))
 
 
 def _nice_step(raw: float, factors: tuple[float, ...] = (1, 2, 5, 10)) -> float:
-    """The smallest 1, 2 or 5 x 10^k at least `raw`."""
+    """The smallest of `factors` x 10^k at least `raw`."""
     if raw <= 0:
         return 1.0
     magnitude = 10.0 ** math.floor(math.log10(raw))
