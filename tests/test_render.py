@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
+from typer.testing import CliRunner
 
+from pipesim.cli import app
 from pipesim.render import GanttChart, SummaryTable
 from pipesim.render.gantt import chart_scale
 from tests.conftest import simulate_settings
@@ -117,3 +120,24 @@ def test_a_dense_chart_shows_every_kind_in_proportion(width: int) -> None:
         assert busy > 0
         for count in counts:
             assert abs(count - busy / 3) <= max(2, busy * 0.08), (cells, counts)
+
+
+def test_the_legend_explains_only_what_the_chart_shows() -> None:
+    dense = simulate_settings(policy="zb-v", stages=8, microbatches=32)
+    text = " ".join(_render(GanttChart(dense.trace), width=80).split())
+    assert "kinds share cells in proportion" in text and "digits microbatch" not in text
+    chunked = simulate_settings(policy="interleaved", stages=2, microbatches=2)
+    mono = " ".join(_render(GanttChart(chunked.trace), width=100).split())
+    color = " ".join(_render(GanttChart(chunked.trace), width=100, color="truecolor").split())
+    assert "light = later chunk" not in mono  # no shades without color
+    assert "light = later chunk" in color and "digits microbatch" in color
+
+
+def test_no_color_does_not_leak_into_saved_pictures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    picture = tmp_path / "chart.svg"
+    result = CliRunner().invoke(app, ["run", "--svg", str(picture), "-f", "json"])
+    assert result.exit_code == 0
+    assert "#2f6db5" in picture.read_text()  # the forwards' color is in the file

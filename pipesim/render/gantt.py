@@ -59,7 +59,8 @@ class GanttChart:
             if lanes is not None:
                 yield _transfer_lane(lanes[device], label_width, columns, scale, mono)
         yield from _time_axis(label_width, columns, scale, makespan)
-        yield from _legend(trace, scale, fill if mono else None, options.max_width)
+        dense = any(len(ops) > columns for ops in by_device)
+        yield from _legend(trace, scale, fill if mono else None, options.max_width, dense)
 
 
 def _transfers_by_sender(trace: Trace) -> list[list[TransferRecord]] | None:
@@ -281,17 +282,23 @@ def _time_axis(label_width: int, columns: int, scale: float, makespan: float) ->
     return [axis, labels]
 
 
-def _legend(trace: Trace, scale: float, fill: dict[Kind, str] | None, width: int) -> list[Text]:
+def _legend(
+    trace: Trace, scale: float, fill: dict[Kind, str] | None, width: int, dense: bool
+) -> list[Text]:
     """The legend's entries, packed into as many lines of `width` as they need (an entry is
-    never cut)."""
+    never cut); it explains only what this chart can show."""
     kinds = [Kind.F, Kind.B, Kind.W] if trace.problem.split_backward else [Kind.F, Kind.B]
     entries = []
     for kind in kinds:
         swatch = f" {kind.name} " if fill is None else f"{fill[kind]}{kind.name}{fill[kind]}"
         entries.append(Text.assemble((swatch, op_style(kind, 0)), f" {KIND_NAMES[kind]}"))
-    notes = ["blank idle", "digits microbatch"]
-    if trace.problem.pipeline.chunks > 1:
-        notes.append("light = later chunk")
+    notes = ["blank idle"]
+    if dense:
+        notes.append("more ops than columns: kinds share cells in proportion to their time")
+    else:
+        notes.append("digits microbatch")
+        if trace.problem.pipeline.chunks > 1 and fill is None:
+            notes.append("light = later chunk")  # shades exist only in color, op by op
     if _transfers_by_sender(trace) is not None:
         notes.append("╵ sends: ━ activation ═ gradient ┄ queued")
     if scale > 0:

@@ -16,8 +16,14 @@ from rich.terminal_theme import MONOKAI
 def render_recording(renderables: Iterable[RenderableType], width: int, kind: str) -> str:
     """What the terminal would show at `width` columns, as an SVG or HTML document (`kind`
     "svg" or "html")."""
+    # no_color=False: a NO_COLOR in the environment is for this terminal, not for the file.
     console = Console(
-        record=True, width=width, file=io.StringIO(), color_system="truecolor", force_terminal=True
+        record=True,
+        width=width,
+        file=io.StringIO(),
+        color_system="truecolor",
+        force_terminal=True,
+        no_color=False,
     )
     for renderable in renderables:
         console.print(renderable)
