@@ -256,3 +256,18 @@ def test_the_interactive_page_is_the_same_for_the_same_inputs(tmp_path: Path) ->
     text = pages[0].read_text()
     assert text == pages[1].read_text()
     assert "<canvas" in text and "makespan 33 ms" in text and "http" not in text.lower()
+
+
+def test_sweep_prints_sizes_and_rates_with_their_units() -> None:
+    result = runner.invoke(
+        app,
+        ["sweep", "--activation-size", "16MB,64MB", "--bandwidth", "25GB/s"],
+        env={"COLUMNS": "120"},
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "16 MB" in result.stdout and "64 MB" in result.stdout
+    rates = runner.invoke(
+        app, ["sweep", "--bandwidth", "10GB/s,50GB/s", "--activation-size", "16MB"],
+        env={"COLUMNS": "120"},
+    )  # fmt: skip
+    assert "10 GB/s" in rates.stdout and "50 GB/s" in rates.stdout

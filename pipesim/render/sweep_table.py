@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipesim.problem.settings import BY_NAME
+from pipesim.problem.values import MEMORY, RATE, SIZE
 from pipesim.render.flags import setting_text
 from pipesim.render.numbers import num, peak
 from pipesim.render.style import activations, ms, percent
@@ -64,10 +65,21 @@ class SweepTable:
 
 
 def value_text(setting: str, value: object) -> str:
-    """A swept value as the flag that sets it would write it."""
+    """A swept value for people: sizes and rates with their units (16 MB, 25 GB/s), other
+    values as the flag that sets them would write them."""
+    kind = BY_NAME[setting].kind
+    if isinstance(value, int | float) and kind in (SIZE, MEMORY, RATE):
+        return _with_unit(float(value), "B/s" if kind is RATE else "B")
     if isinstance(value, int | float):
         return ms(value)
     return setting_text(BY_NAME[setting], value)
+
+
+def _with_unit(value: float, unit: str) -> str:
+    for prefix, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:.4g} {prefix}{unit}"
+    return f"{value:g} {unit}"
 
 
 def sweep_records(rows: Sequence[SweepRow]) -> list[dict[str, Any]]:
