@@ -141,3 +141,33 @@ def test_no_color_does_not_leak_into_saved_pictures(
     result = CliRunner().invoke(app, ["run", "--svg", str(picture), "-f", "json"])
     assert result.exit_code == 0
     assert "#2f6db5" in picture.read_text()  # the forwards' color is in the file
+
+
+def test_a_window_draws_part_of_a_long_run_at_full_resolution() -> None:
+    args = ["run", "--policy", "zb-v", "-p", "8", "-m", "32", "--from", "40", "--to", "60"]
+    result = CliRunner().invoke(app, [*args, "--devices", "0-2,7"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.stderr
+    rows = _rows(result.stdout)
+    assert sorted(rows) == [0, 1, 2, 7]
+    axis = next(line for line in result.stdout.splitlines() if line.rstrip().endswith(" ms"))
+    assert axis.split()[0] == "40" and axis.split()[-2] == "60"
+    # At full resolution microbatch labels come back: the whole run at 80 columns has none.
+    assert any(re.search(r"[0-9]", row.rsplit(" ", 1)[0]) for row in rows.values())
+    whole = CliRunner().invoke(app, args[:-4], env={"COLUMNS": "80"})
+    assert not any(
+        re.search(r"[0-9]", row.rsplit(" ", 1)[0]) for row in _rows(whole.stdout).values()
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--from", "50", "--to", "40"], "give 0 <= from < to"),
+        (["--from", "500"], "the step ends at 33 ms"),
+        (["--devices", "0-9"], "devices are 0-3"),
+        (["--devices", "x"], "is not a device or a range"),
+    ],
+)
+def test_a_bad_window_is_one_line(args: list[str], words: str) -> None:
+    result = CliRunner().invoke(app, ["run", *args])
+    assert result.exit_code == 2 and words in result.stderr

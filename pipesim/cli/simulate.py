@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, TextIO
@@ -108,6 +109,20 @@ def run(
     workers: Workers = None,
     dask_scheduler: DaskScheduler = None,
     plot: PlotFile = None,
+    window_from: Annotated[
+        float | None,
+        typer.Option(
+            "--from", rich_help_panel="Chart", help="Draw the chart from this time (ms) on."
+        ),
+    ] = None,
+    window_to: Annotated[
+        float | None,
+        typer.Option("--to", rich_help_panel="Chart", help="Draw the chart up to this time (ms)."),
+    ] = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(rich_help_panel="Chart", help="Draw only these devices: 0-3,7."),
+    ] = None,
 ) -> None:
     """Simulate one training step and show its timeline, bubbles and activation memory."""
     _check_picture("--svg", svg, (".svg",))
@@ -148,7 +163,12 @@ def run(
         settings = settings.replace(seed=study.median.seed)
     with DeferredProgress("simulating", output_format is OutputFormat.text) as progress:
         report = simulate_step(settings, chosen, progress)
-    views = _views(report, explain_report(report, settings) if explain else None)
+    chart = GanttChart(
+        report.trace,
+        _window(window_from, window_to, report.trace.makespan),
+        _devices(devices, report.trace.problem.pipeline.devices),
+    )
+    views = _views(report, explain_report(report, settings) if explain else None, chart)
     if study is not None:
         views = [MonteCarloReport(study), Text(), *views]
         if explain:
@@ -190,7 +210,38 @@ def run(
         )
 
 
-def _views(report: Report, explanation: Explanation | None) -> list[RenderableType]:
+def _window(start: float | None, end: float | None, makespan: float) -> tuple[float, float] | None:
+    """The part of the step to draw, checked against it."""
+    if start is None and end is None:
+        return None
+    low = 0.0 if start is None else start
+    if math.isfinite(low) and low >= makespan:
+        raise ConfigError(f"--from {low:g} ms: the step ends at {makespan:g} ms")
+    high = makespan if end is None else end
+    if not (math.isfinite(low) and math.isfinite(high)) or not 0 <= low < high:
+        raise ConfigError(f"--from {low:g} --to {high:g}: give 0 <= from < to (ms)")
+    return low, min(high, makespan)
+
+
+def _devices(text: str | None, count: int) -> list[int] | None:
+    """'0-3,7' -> [0, 1, 2, 3, 7], each a device of this pipeline."""
+    if text is None:
+        return None
+    chosen: list[int] = []
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ConfigError(f"--devices: {part.strip()[:20]!r} is not a device or a range a-b")
+        low, high = int(first), int(last) if dash else int(first)
+        if low > high or high >= count:
+            raise ConfigError(f"--devices {text[:40]}: devices are 0-{count - 1}")
+        chosen += [device for device in range(low, high + 1) if device not in chosen]
+    return chosen
+
+
+def _views(
+    report: Report, explanation: Explanation | None, chart: GanttChart | None = None
+) -> list[RenderableType]:
     """What the terminal shows for a run (and what --svg / --html save)."""
     pipeline = report.trace.problem.pipeline
     title = Text.assemble(
@@ -198,7 +249,8 @@ def _views(report: Report, explanation: Explanation | None) -> list[RenderableTy
         f"  p={pipeline.devices}  m={pipeline.microbatches}"
         + (f"  v={pipeline.chunks}" if pipeline.chunks > 1 else ""),
     )
-    views: list[RenderableType] = [title, GanttChart(report.trace), Text(), SummaryTable(report)]
+    chart = chart or GanttChart(report.trace)
+    views: list[RenderableType] = [title, chart, Text(), SummaryTable(report)]
     if report.summary.memory is not None:
         views += [Text(), MemoryTable(report)]
     if explanation is not None:

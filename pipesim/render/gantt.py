@@ -8,6 +8,7 @@ idle cell stays empty. Rows never wrap: the scale follows the width.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
@@ -29,16 +30,26 @@ _MIN_COLUMNS = 10
 
 
 class GanttChart:
-    """A rich renderable of `trace`'s timeline, with a time axis and a legend."""
+    """A rich renderable of `trace`'s timeline, with a time axis and a legend; `window`
+    (start, end in ms) and `devices` draw part of a long run at full resolution."""
 
-    def __init__(self, trace: Trace) -> None:
+    def __init__(
+        self,
+        trace: Trace,
+        window: tuple[float, float] | None = None,
+        devices: Sequence[int] | None = None,
+    ) -> None:
         self.trace = trace
+        self.window = window
+        self.devices = list(devices) if devices else list(range(trace.problem.pipeline.devices))
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         trace = self.trace
-        makespan = trace.makespan
-        by_device = trace.ops_by_device()
-        label_width = len(f"dev {len(by_device) - 1}") + 1
+        offset, until = self.window or (0.0, trace.makespan)
+        makespan = until - offset
+        every = trace.ops_by_device()
+        by_device = [_clip(every[device], offset, until) for device in self.devices]
+        label_width = len(f"dev {max(self.devices)}") + 1
         suffix_width = 7  # " 100.0%"
         available = max(_MIN_COLUMNS, options.max_width - label_width - 1 - suffix_width)
         scale = chart_scale(makespan, available)
@@ -47,7 +58,7 @@ class GanttChart:
         fill = ASCII_FILL if options.ascii_only else MONO_FILL
         chunk_of = _chunk_index(trace)
         lanes = _transfers_by_sender(trace)
-        for device, ops in enumerate(by_device):
+        for device, ops in zip(self.devices, by_device, strict=True):
             row = Text(f"dev {device}".ljust(label_width), style="bold")
             row.append("│", style="dim")
             row.append_text(_device_row(ops, columns, scale, fill if mono else None, chunk_of))
@@ -57,8 +68,9 @@ class GanttChart:
             row.no_wrap = True
             yield row
             if lanes is not None:
-                yield _transfer_lane(lanes[device], label_width, columns, scale, mono)
-        yield from _time_axis(label_width, columns, scale, makespan)
+                sends = _clip_transfers(lanes[device], offset, until)
+                yield _transfer_lane(sends, label_width, columns, scale, mono)
+        yield from _time_axis(label_width, columns, scale, makespan, offset)
         dense = any(len(ops) > columns for ops in by_device)
         yield from _legend(trace, scale, fill if mono else None, options.max_width, dense)
 
@@ -263,15 +275,43 @@ def _nice_step(raw: float, factors: tuple[float, ...] = (1, 2, 5, 10)) -> float:
     return 10.0 * magnitude
 
 
-def _time_axis(label_width: int, columns: int, scale: float, makespan: float) -> list[Text]:
+def _clip(ops: list[OpRecord], start: float, end: float) -> list[OpRecord]:
+    """The ops that overlap [start, end), cut to it and shifted to start at 0."""
+    if start <= 0 and all(record.end <= end for record in ops):
+        return ops
+    return [
+        record._replace(start=max(record.start, start) - start, end=min(record.end, end) - start)
+        for record in ops
+        if record.end > start and record.start < end
+    ]
+
+
+def _clip_transfers(
+    transfers: list[TransferRecord], start: float, end: float
+) -> list[TransferRecord]:
+    return [
+        t._replace(
+            queued=max(t.queued, start) - start,
+            start=min(max(t.start, start), end) - start,
+            end=min(t.end, end) - start,
+        )
+        for t in transfers
+        if t.end > start and t.queued < end
+    ]
+
+
+def _time_axis(
+    label_width: int, columns: int, scale: float, makespan: float, offset: float = 0.0
+) -> list[Text]:
     if scale <= 0:
         return []
     step = _nice_step(10 / scale)
-    ticks = [step * k for k in range(int(makespan / step + 1e-9) + 1)]
+    first = math.ceil(offset / step - 1e-9)
+    ticks = [step * k for k in range(first, int((offset + makespan) / step + 1e-9) + 1)]
     rule = ["─"] * columns
     numbers = [" "] * (columns + 8)
     for tick in ticks:
-        cell = min(round(tick * scale), columns - 1)
+        cell = min(round((tick - offset) * scale), columns - 1)
         rule[cell] = "┬"
         label = ms(tick)
         if all(c == " " for c in numbers[max(0, cell - 1) : cell + len(label) + 1]):
