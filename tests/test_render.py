@@ -162,7 +162,7 @@ def test_a_window_draws_part_of_a_long_run_at_full_resolution() -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--from", "50", "--to", "40"], "give 0 <= from < to"),
+        (["--from", "20", "--to", "10"], "give 0 <= from < to"),
         (["--from", "500"], "the step ends at 33 ms"),
         (["--devices", "0-9"], "devices are 0-3"),
         (["--devices", "x"], "is not a device or a range"),
