@@ -165,7 +165,17 @@ def test_compare_json_rows_and_constraint_rows() -> None:
         app, ["compare", "-p", "4", "-m", "6", "--policies", "gpipe,1f1b,dualpipe-v", "-f", "json"]
     )
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    record = json.loads(result.output)
+    # What was simulated travels with the rows: the settings given and the links used.
+    assert record["settings"] == {
+        "stages": 4,
+        "microbatches": 6,
+        "overlap_cost": 1,
+        "blocking_comm": False,
+    }
+    assert record["network"]["intra_node"] == {"latency": 0, "bandwidth": None}
+    assert record["verdict"]["fastest"] == "1f1b"
+    rows = record["rows"]
     assert [row["policy"] for row in rows] == ["gpipe", "1f1b", "dualpipe-v"]
     assert rows[0]["speedup_over_gpipe"] == 1.0
     assert rows[1]["peak_activations"] == 4 and rows[0]["peak_activations"] == 6

@@ -329,7 +329,10 @@ def test_compare_says_which_schedule_fits() -> None:
     # on every device (100 GB) and does not fit; 1F1B holds at most 4 (60 GB) and does.
     args = ["compare", "--policies", "gpipe,1f1b", "--activation-memory", "10GB"]
     args += ["--static-memory", "20GB", "--memory-limit", "80GB"]
-    data = json.loads(runner.invoke(app, [*args, "-f", "json"]).stdout)
+    record = json.loads(runner.invoke(app, [*args, "-f", "json"]).stdout)
+    assert record["verdict"]["fastest_that_fits"] == "1f1b"
+    assert record["verdict"]["memory_limit_bytes"] == 80e9
+    data = record["rows"]
     assert [(row["policy"], row["peak_memory_bytes"], row["oom_devices"]) for row in data] == [
         ("gpipe", 100e9, [0, 1, 2, 3]),
         ("1f1b", 60e9, []),

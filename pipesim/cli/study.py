@@ -30,7 +30,7 @@ from pipesim.problem.hardware import Gpu, Model, preset_tables
 from pipesim.problem.settings import DEFAULT_POLICY, RECOMPUTE_KIND, Settings
 from pipesim.problem.transformer import RECOMPUTE
 from pipesim.problem.values import COUNT, ValueKind
-from pipesim.render.compare_table import ComparisonTable, comparison_rows
+from pipesim.render.compare_table import ComparisonTable, comparison_record
 from pipesim.render.flags import as_command
 from pipesim.render.monte_carlo import MonteCarloComparison, monte_carlo_record
 from pipesim.render.plan_table import PlanReport, plan_records, write_plan_csv
@@ -108,7 +108,7 @@ def compare(
         titles = [plot_title(report, settings) for report in reports]
         write_bytes(plot, timeline_plot(reports, titles, plot))
     if output_format is OutputFormat.json:
-        json.dump(comparison_rows(rows), sys.stdout, indent=1, allow_nan=False)
+        json.dump(comparison_record(rows, settings), sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
         return
     console = Console()

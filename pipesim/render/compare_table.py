@@ -10,6 +10,9 @@ from rich.table import Table
 from rich.text import Text
 
 from pipesim.analysis.summary import Summary
+from pipesim.problem.settings import SETTINGS, Setting, Settings
+from pipesim.render.flags import setting_text
+from pipesim.render.json_report import network_record
 from pipesim.render.numbers import num, peak
 from pipesim.render.style import activations, gigabytes, ms, percent
 from pipesim.studies.compare import Comparison, speedup_over, verdict
@@ -157,3 +160,40 @@ def comparison_rows(rows: Sequence[Comparison]) -> list[dict[str, Any]]:
             }
         )
     return result
+
+
+def comparison_record(rows: Sequence[Comparison], settings: Settings) -> dict[str, Any]:
+    """`compare --format json`: what was simulated (the settings, as the flags that set
+    them), one row per policy, and the verdict."""
+    result = verdict(rows)
+
+    def name(row: Comparison | None) -> str | None:
+        return None if row is None else row.policy
+
+    simulated = next((row.figures.problem for row in rows if row.figures is not None), None)
+    return {
+        "settings": {
+            setting.name: _setting_value(setting, getattr(settings, setting.name))
+            for setting in SETTINGS
+            if getattr(settings, setting.name) is not None and setting.name != "policy"
+        },
+        "network": None if simulated is None else network_record(simulated.network),
+        "rows": comparison_rows(rows),
+        "verdict": None
+        if result is None
+        else {
+            "fastest": name(result.fastest),
+            "fastest_in_1f1b_memory": name(result.fastest_in_1f1b_memory),
+            "memory_limit_bytes": None if result.memory_limit is None else num(result.memory_limit),
+            "fastest_that_fits": name(result.fastest_that_fits),
+        },
+    }
+
+
+def _setting_value(setting: Setting, value: object) -> object:
+    """A setting as JSON: numbers and switches as themselves, the rest as its flag writes it."""
+    if isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return num(value)
+    return setting_text(setting, value)

@@ -49,7 +49,7 @@ def header(report: Report) -> dict[str, Any]:
             "weight": [num(v) for v in problem.costs.weight] if problem.split_backward else None,
             "overlap": num(problem.costs.overlap),
         },
-        "network": _network(problem.network),
+        "network": network_record(problem.network),
         "critical_path": {
             "compute": num(summary.critical.compute),
             "queued": num(summary.critical.queued),
@@ -138,7 +138,7 @@ def _workload(report: Report) -> dict[str, Any]:
     }
 
 
-def _network(network: Network) -> dict[str, Any]:
+def network_record(network: Network) -> dict[str, Any]:
     def link(item: Link) -> dict[str, Any]:
         return {
             "latency": num(item.latency),
