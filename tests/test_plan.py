@@ -239,3 +239,13 @@ def test_run_and_compare_plot_true_time_timelines(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.stderr
     assert both.read_bytes().startswith(b"\x89PNG")
+
+
+def test_sweep_plots_its_curves(tmp_path: Path) -> None:
+    picture = tmp_path / "sweep.svg"
+    args = ["sweep", "-m", "4,8,16", "--policies", "1f1b,zb-v", "--plot", str(picture)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    svg = picture.read_text()
+    assert "pipesim sweep microbatches" in svg and "1f1b" in svg and "zb-v" in svg
+    assert "step time (ms)" in svg and "bubble (%)" in svg

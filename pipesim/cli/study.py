@@ -34,7 +34,13 @@ from pipesim.render.compare_table import ComparisonTable, comparison_record
 from pipesim.render.flags import as_command
 from pipesim.render.monte_carlo import MonteCarloComparison, monte_carlo_record
 from pipesim.render.plan_table import PlanReport, plan_records, write_plan_csv
-from pipesim.render.plots import check_plot_path, plan_plot, plot_title, timeline_plot
+from pipesim.render.plots import (
+    check_plot_path,
+    plan_plot,
+    plot_title,
+    sweep_plot,
+    timeline_plot,
+)
 from pipesim.render.progress import DeferredProgress
 from pipesim.render.sweep_table import SweepTable, sweep_records, write_sweep_csv
 from pipesim.schedules.registry import get_policy, registered_policies
@@ -142,6 +148,7 @@ def sweep(
         ),
     ] = None,
     workers: Workers = None,
+    plot: PlotFile = None,
     output_format: Annotated[
         SweepFormat,
         typer.Option(
@@ -155,11 +162,18 @@ def sweep(
     a bandwidth or --devices-per-node."""
     if policies is not None and settings.policy is not None:
         raise ConfigError("give a policy (flag or config) or --policies, not both")
+    if plot is not None:
+        check_plot_path(plot)
+        check_outputs([("--plot", plot)])
     names = _names(policies) or [settings.policy or DEFAULT_POLICY]
     with DeferredProgress("sweeping", output_format is SweepFormat.text) as progress:
         rows = sweep_setting(
             settings, axis.setting, axis.values, names, progress, workers or default_workers()
         )
+    if plot is not None:
+        fixed = as_command(settings.replace(**{axis.setting: None})).replace("pipesim run", "")
+        title = f"pipesim sweep {axis.setting}:{fixed or ' (defaults)'}"
+        write_bytes(plot, sweep_plot(rows, title, plot))
     if output_format is SweepFormat.json:
         json.dump(sweep_records(rows), sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")

@@ -14,7 +14,9 @@ from pipesim.errors import ConfigError
 from pipesim.problem.ops import Kind
 from pipesim.problem.settings import Settings
 from pipesim.render.flags import as_flags
+from pipesim.render.sweep_table import value_text
 from pipesim.studies.plan import PlanRow, pareto
+from pipesim.studies.sweep import SweepRow
 
 FORMATS = (".png", ".svg", ".pdf")
 
@@ -240,3 +242,35 @@ def plot_title(report: Report, settings: Settings) -> str:
         stated.append(f"B={costs.backward[0] * pipeline.stages_on(0):g}")
     extra = f" (defaults: {' '.join(stated)} ms)" if stated else ""
     return f"{report.trace.policy}, v={pipeline.chunks}: {flags}{extra}"
+
+
+def sweep_plot(rows: Sequence[SweepRow], title: str, path: Path) -> bytes:
+    """Step time and bubble against the swept value, one line per policy."""
+    pyplot = _pyplot()
+    figure, (top, bottom) = pyplot.subplots(2, 1, figsize=(8, 6), dpi=120, sharex=True)
+    setting = rows[0].setting if rows else "value"
+    values = list(dict.fromkeys(row.value for row in rows))
+    numeric = all(isinstance(value, int | float) for value in values)
+    position = {value: (value if numeric else index) for index, value in enumerate(values)}
+    for policy in dict.fromkeys(row.policy for row in rows):
+        ran = [row for row in rows if row.policy == policy and row.figures is not None]
+        xs = [position[row.value] for row in ran]
+        top.plot(
+            xs, [row.figures.summary.makespan for row in ran if row.figures], "o-", label=policy
+        )
+        bubbles = [100 * row.figures.summary.bubble_fraction for row in ran if row.figures]
+        bottom.plot(xs, bubbles, "o-", label=policy)
+    if not numeric:
+        bottom.set_xticks(range(len(values)), [value_text(setting, value) for value in values])
+    top.set_ylabel("step time (ms)")
+    bottom.set_ylabel("bubble (%)")
+    bottom.set_xlabel(setting.replace("_", " "))
+    top.set_title(title, fontsize=9)
+    top.legend(fontsize=8)
+    for axes in (top, bottom):
+        axes.grid(alpha=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=path.suffix.lower().lstrip("."), metadata=_metadata(path))
+    pyplot.close(figure)
+    return buffer.getvalue()
