@@ -44,6 +44,15 @@ class Pipeline:
             held[device].append(stage)
         return tuple(tuple(stages) for stages in held)
 
+    @cached_property
+    def chunk_of_stage(self) -> tuple[int, ...]:
+        """Each stage's position among its device's stages (0: the device's first chunk)."""
+        position = [0] * self.num_stages
+        for stages in self.stages_by_device:
+            for index, stage in enumerate(stages):
+                position[stage] = index
+        return tuple(position)
+
     def stages_on(self, device: int) -> int:
         """How many stages `device` holds: its cost and its memory are shared among them."""
         return max(1, len(self.stages_by_device[device]))

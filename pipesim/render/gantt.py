@@ -119,13 +119,7 @@ def _chunk_index(trace: Trace) -> list[int] | None:
     op's shade, so that chunks stand apart); None for one chunk per device (shade by
     microbatch, so that neighbouring ops stand apart)."""
     pipeline = trace.problem.pipeline
-    if pipeline.chunks == 1:
-        return None
-    index = [0] * pipeline.num_stages
-    for stages in pipeline.stages_by_device:
-        for position, stage in enumerate(stages):
-            index[stage] = position
-    return index
+    return None if pipeline.chunks == 1 else list(pipeline.chunk_of_stage)
 
 
 def _device_row(

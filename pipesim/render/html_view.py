@@ -26,11 +26,7 @@ def write_html_view(report: Report, title: str, summary: list[RenderableType], o
     """The page, written to `out`."""
     trace = report.trace
     pipeline = trace.problem.pipeline
-    chunk_of = {
-        stage: position
-        for stages in pipeline.stages_by_device
-        for position, stage in enumerate(stages)
-    }
+    chunk_of = pipeline.chunk_of_stage
     readiness = Readiness(trace)
     ops = []
     for record in trace.ops:

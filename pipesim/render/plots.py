@@ -78,6 +78,11 @@ def plan_plot(rows: Sequence[PlanRow], limit: float | None, title: str, path: Pa
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
     figure.tight_layout()
+    return _saved(pyplot, figure, path)
+
+
+def _saved(pyplot: Any, figure: Any, path: Path) -> bytes:
+    """The figure as the bytes of `path`'s format, then closed."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format=path.suffix.lower().lstrip("."), metadata=_metadata(path))
     pyplot.close(figure)
@@ -123,10 +128,7 @@ def timeline_plot(reports: Sequence[Report], titles: Sequence[str], path: Path) 
     axes[-1][0].set_xlabel("time (ms)")
     axes[-1][0].set_xlim(0, end * 1.01)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=path.suffix.lower().lstrip("."), metadata=_metadata(path))
-    pyplot.close(figure)
-    return buffer.getvalue()
+    return _saved(pyplot, figure, path)
 
 
 def _draw_timeline(axes: Any, report: Report, title: str, end: float) -> None:
@@ -134,11 +136,7 @@ def _draw_timeline(axes: Any, report: Report, title: str, end: float) -> None:
 
     trace = report.trace
     pipeline = trace.problem.pipeline
-    chunk_of = {
-        stage: position
-        for stages in pipeline.stages_by_device
-        for position, stage in enumerate(stages)
-    }
+    chunk_of = pipeline.chunk_of_stage
     overlapped = {op for step in trace.fused if step.overlapped for op in step.ops}
     for device, ops in enumerate(trace.ops_by_device()):
         for kind in (Kind.F, Kind.B, Kind.W):
@@ -270,7 +268,4 @@ def sweep_plot(rows: Sequence[SweepRow], title: str, path: Path) -> bytes:
     for axes in (top, bottom):
         axes.grid(alpha=0.3)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=path.suffix.lower().lstrip("."), metadata=_metadata(path))
-    pyplot.close(figure)
-    return buffer.getvalue()
+    return _saved(pyplot, figure, path)
