@@ -248,7 +248,7 @@ def test_a_config_that_loads_code_says_so_and_finds_it_beside_itself(tmp_path: P
 
 def test_json_is_byte_identical_across_processes_and_hash_seeds() -> None:
     outputs = set()
-    for seed in ("0", "1", "12345"):
+    for seed in ("0", "12345"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
         for args in (
             ["run", "--policy", "dualpipe-v", "-p", "4", "-m", "8", "-f", "json"],
