@@ -171,3 +171,37 @@ def test_a_window_draws_part_of_a_long_run_at_full_resolution() -> None:
 def test_a_bad_window_is_one_line(args: list[str], words: str) -> None:
     result = CliRunner().invoke(app, ["run", *args])
     assert result.exit_code == 2 and words in result.stderr
+
+
+RUNS = {
+    "zb-v p=8 m=32 (dense)": {"policy": "zb-v", "stages": 8, "microbatches": 32},
+    "zb-h1 p=4 m=8 (sparse)": {"policy": "zb-h1", "stages": 4, "microbatches": 8},
+    "1f1b p=8 m=64 (dense)": {"policy": "1f1b", "stages": 8, "microbatches": 64},
+}
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 200])
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_every_kind_a_device_runs_is_visible_at_any_width_without_color(
+    name: str, width: int
+) -> None:
+    report = simulate_settings(**RUNS[name])
+    rows = _rows(_render(GanttChart(report.trace), width=width))
+    glyph = {"F": "░", "B": "▓", "W": "▒"}
+    for device, ops in enumerate(report.trace.ops_by_device()):
+        cells = rows[device].rstrip().rsplit(" ", 1)[0]
+        assert set(cells) <= set("░▓▒ 0123456789"), cells
+        for kind in {record.kind.name for record in ops}:
+            assert glyph[kind] in cells, (name, width, device, kind, cells)
+
+
+def test_the_two_node_example_reads_without_color_at_80_columns() -> None:
+    result = CliRunner().invoke(
+        app, ["run", "--config", "examples/two_nodes.toml"], env={"COLUMNS": "80"}
+    )
+    rows = _rows(result.stdout)
+    assert len(rows) == 8
+    for cells in rows.values():
+        assert "░" in cells and "▓" in cells  # every device forwards and backwards
+    legend = " ".join(result.stdout.split())
+    assert "━ activation ═ gradient ┄ queued" in legend

@@ -7,6 +7,7 @@ resulting `Settings`: a command cannot forget a setting, and a new setting needs
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Collection
@@ -123,8 +124,11 @@ class SweepAxis:
     values: tuple[Any, ...]
 
 
-def _option(setting: Setting, listed: bool) -> inspect.Parameter:
-    """The typer option of one setting; `listed`: it may take a comma list (sweep)."""
+def _option(setting: Setting, listed: bool, shown: str | None = None) -> inspect.Parameter:
+    """The typer option of one setting; `listed`: it may take a comma list (sweep); `shown`:
+    this command's own words for its default."""
+    if shown is not None:
+        setting = dataclasses.replace(setting, shown_default=shown)
     if setting.kind.metavar == "":  # an on/off switch
         annotation: Any = bool | None
         info = typer.Option(
@@ -156,7 +160,7 @@ Command = TypeVar("Command", bound=Callable[..., None])
 
 
 def takes_settings(
-    exclude: Collection[str] = (), sweep: bool = False
+    exclude: Collection[str] = (), sweep: bool = False, defaults: dict[str, str] | None = None
 ) -> Callable[[Command], Command]:
     """Give a command every setting (but those in `exclude`) as an option, and --config.
 
@@ -172,7 +176,11 @@ def takes_settings(
             if parameter.name not in ("settings", "axis", "config")
         ]
         wants_config = "config" in inspect.signature(command).parameters
-        options = [_option(setting, sweep and setting.sweepable) for setting in chosen]
+        shown = defaults or {}
+        options = [
+            _option(setting, sweep and setting.sweepable, shown.get(setting.name))
+            for setting in chosen
+        ]
 
         @functools.wraps(command)
         def forward(**given: Any) -> None:

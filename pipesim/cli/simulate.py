@@ -297,7 +297,10 @@ def _files(
 
 
 @app.command()
-@takes_settings(exclude=("policy",))
+@takes_settings(
+    exclude=("policy",),
+    defaults={"stages": "the file's ranks", "microbatches": "the file's", "chunks": "the file's"},
+)
 def validate(
     settings: Settings,
     config: Path | None,

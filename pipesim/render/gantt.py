@@ -329,6 +329,11 @@ def _legend(
     notes = ["blank idle"]
     if dense:
         notes.append("more ops than columns: kinds share cells in proportion to their time")
+        notes.append(
+            "faint or ▏ busy under half the cell"
+            if fill is None
+            else "faint: busy under half the cell"
+        )
     else:
         notes.append("digits microbatch")
         if trace.problem.pipeline.chunks > 1 and fill is None:

@@ -47,7 +47,7 @@ class SweepTable:
             formula = (
                 "—"
                 if closed is None or closed.bubble_fraction is None
-                else percent(closed.bubble_fraction)
+                else percent(closed.bubble_fraction) + ("*" if closed.view == "span" else "")
             )
             filled = round(summary.bubble_fraction * _BAR)
             bar = Text("█" * filled, style="red") + Text("░" * (_BAR - filled), style="dim")
