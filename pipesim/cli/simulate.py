@@ -32,6 +32,7 @@ from pipesim.problem.pipeline import describe_placement
 from pipesim.problem.settings import DEFAULT_POLICY, Settings
 from pipesim.render import GanttChart, SummaryTable, write_json
 from pipesim.render.explanation import explanation_lines
+from pipesim.render.flags import as_flags
 from pipesim.render.html_view import write_html_view
 from pipesim.render.json_report import header
 from pipesim.render.memory_table import MemoryTable
@@ -168,7 +169,7 @@ def run(
         _window(window_from, window_to, report.trace.makespan),
         _devices(devices, report.trace.problem.pipeline.devices),
     )
-    views = _views(report, explain_report(report, settings) if explain else None, chart)
+    views = _views(report, explain_report(report, settings) if explain else None, chart, settings)
     if study is not None:
         views = [MonteCarloReport(study), Text(), *views]
         if explain:
@@ -240,7 +241,10 @@ def _devices(text: str | None, count: int) -> list[int] | None:
 
 
 def _views(
-    report: Report, explanation: Explanation | None, chart: GanttChart | None = None
+    report: Report,
+    explanation: Explanation | None,
+    chart: GanttChart | None = None,
+    settings: Settings | None = None,
 ) -> list[RenderableType]:
     """What the terminal shows for a run (and what --svg / --html save)."""
     pipeline = report.trace.problem.pipeline
@@ -249,6 +253,12 @@ def _views(
         f"  p={pipeline.devices}  m={pipeline.microbatches}"
         + (f"  v={pipeline.chunks}" if pipeline.chunks > 1 else ""),
     )
+    if settings is not None:
+        # What else was set, as the flags that set it: the picture says what it simulated.
+        shown = settings.replace(policy=None, stages=None, microbatches=None, chunks=None)
+        flags = " ".join(as_flags(shown))
+        if flags:
+            title.append(f"  {flags}", style="dim")
     chart = chart or GanttChart(report.trace)
     views: list[RenderableType] = [title, chart, Text(), SummaryTable(report)]
     if report.summary.memory is not None:

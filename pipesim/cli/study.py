@@ -180,7 +180,17 @@ def sweep(
     elif output_format is SweepFormat.csv:
         write_sweep_csv(rows, sys.stdout)
     else:
-        Console().print(SweepTable(rows))
+        console = Console()
+        if axis.setting in ("stages", "chunks") and settings.model is None:
+            console.print(
+                Text(
+                    "as p or v changes, each device keeps the costs given per device "
+                    "(--forward, --backward), so the model grows with p; --model keeps the "
+                    "model fixed and splits it anew",
+                    style="dim",
+                )
+            )
+        console.print(SweepTable(rows))
 
 
 @app.command()
