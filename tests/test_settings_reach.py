@@ -26,6 +26,7 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "stages": ("3", "3", 3),
     "microbatches": ("5", "5", 5),
     "chunks": ("3", "3", 3),
+    "microbatch_group_size": ("4", "4", 4),
     "forward": ("1.5", "[1.5]", (1.5,)),
     "backward": ("3", "3", (3.0,)),
     "weight": ("1", '"1"', (1.0,)),

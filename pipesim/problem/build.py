@@ -31,6 +31,9 @@ class ShapesPipeline(Protocol):
     @property
     def split_backward(self) -> bool: ...
 
+    @property
+    def takes_microbatch_group(self) -> bool: ...
+
     def default_shape(self) -> tuple[int, int]: ...
 
     def resolve_chunks(self, requested: int | None) -> int: ...
@@ -50,12 +53,20 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
     chunks = policy.resolve_chunks(settings.chunks)
     kinds = 3 if policy.split_backward else 2
     check_ops(kinds * stages * chunks * microbatches, f"p={stages}, v={chunks}, m={microbatches}")
-    policy.check(stages, chunks, microbatches)
+    group = settings.microbatch_group_size
+    if group is not None:
+        if not policy.takes_microbatch_group:
+            raise ConfigError("microbatch_group_size applies to interleaved schedules only")
+        if group > microbatches:
+            raise ConfigError(f"microbatch_group_size {group} is more than m={microbatches}")
+    else:
+        policy.check(stages, chunks, microbatches)
     pipeline = Pipeline(
         devices=stages,
         chunks=chunks,
         microbatches=microbatches,
         placement=policy.placement(stages, chunks),
+        microbatch_group=group,
     )
     workload = build_workload(settings, pipeline.num_stages)
     costs = _costs(settings, pipeline, workload)

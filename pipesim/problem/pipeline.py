@@ -31,6 +31,9 @@ class Pipeline:
     chunks: int
     microbatches: int
     placement: tuple[int, ...]
+    microbatch_group: int | None = None
+    """Interleaved schedules: microbatches each chunk takes in turn (Megatron-LM's
+    microbatch_group_size_per_vp_stage); None: the schedule's own (p)."""
 
     @property
     def num_stages(self) -> int:

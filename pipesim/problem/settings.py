@@ -116,6 +116,10 @@ class Settings:
         flags=("-v", "--chunks"), shown_default="2", sweepable=True,
     )  # fmt: skip
     """None: the policy decides (1, or 2 for those that interleave or fold into a V)."""
+    microbatch_group_size: int | None = _declare(
+        None, COUNT, "Interleaved schedules: microbatches each chunk takes in turn (Megatron's "
+        "microbatch_group_size_per_vp_stage).", PIPELINE, shown_default="p", sweepable=True,
+    )  # fmt: skip
     forward: tuple[float, ...] | None = _declare(
         None, COSTS, "Forward ms per microbatch: one value, one per device or one per stage.",
         COSTS_PANEL, shown_default="1, or from --model",

@@ -79,6 +79,8 @@ class Policy(ABC):
     """Model chunks per device this schedule places (None: the user chooses with -v)."""
     default_chunks: int = 2
     """Chunks per device when the user chooses and did not say."""
+    takes_microbatch_group: bool = False
+    """Whether the schedule takes --microbatch-group-size (interleaved ones)."""
 
     def default_shape(self) -> tuple[int, int]:
         """(p, m) when the user gives neither."""

@@ -37,7 +37,9 @@ def microbatches_per_round(p: int, v: int, m: int) -> int:
 
 def looped_1f1b_orders(pipeline: Pipeline, warmup_factor: int, zero_bubble: bool) -> list[list[Op]]:
     """Each device's op order (see the module docstring)."""
-    per_round = microbatches_per_round(pipeline.devices, pipeline.chunks, pipeline.microbatches)
+    per_round = pipeline.microbatch_group or microbatches_per_round(
+        pipeline.devices, pipeline.chunks, pipeline.microbatches
+    )
     return [
         _device_order(pipeline, device, per_round, warmup_factor, zero_bubble)
         for device in range(pipeline.devices)
@@ -51,22 +53,26 @@ def _device_order(
     stages = pipeline.stages_by_device[device]
     total = v * m
     warmup = min((v - 1) * per_round + warmup_factor * (p - 1 - device), total)
-    next_forward = dict.fromkeys(stages, 0)
-    next_backward = dict.fromkeys(stages, 0)
+    # Megatron's schedule table: groups of `per_round` microbatches, each through every chunk
+    # in turn (the last group may be smaller); backwards take the chunks in reverse.
+    table = [
+        (mb, chunk)
+        for start in range(0, m, per_round)
+        for chunk in range(v)
+        for mb in range(start, min(start + per_round, m))
+    ]
     backwards: list[Op] = []
     weights_done = 0
     order: list[Op] = []
 
     def forward(step: int) -> None:
-        stage = stages[(step // per_round) % v]
-        order.append(Op(Kind.F, stage, next_forward[stage]))
-        next_forward[stage] += 1
+        mb, chunk = table[step]
+        order.append(Op(Kind.F, stages[chunk], mb))
 
     def backward(step: int) -> None:
         nonlocal weights_done
-        stage = stages[v - 1 - ((step - warmup) // per_round) % v]
-        op = Op(Kind.B, stage, next_backward[stage])
-        next_backward[stage] += 1
+        mb, chunk = table[step - warmup]
+        op = Op(Kind.B, stages[v - 1 - chunk], mb)
         order.append(op)
         backwards.append(op)
         if zero_bubble and step - warmup >= device:

@@ -31,7 +31,8 @@ class Simulation:
 
     def __init__(self, problem: Problem, policy: Policy) -> None:
         pipeline = problem.pipeline
-        policy.check(pipeline.devices, pipeline.chunks, pipeline.microbatches)
+        if pipeline.microbatch_group is None:  # a group replaces the rounds the check asks for
+            policy.check(pipeline.devices, pipeline.chunks, pipeline.microbatches)
         self.env = simpy.Environment(initial_time=0.0)
         self.problem = problem
         self.policy = policy
