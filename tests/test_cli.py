@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -373,3 +374,17 @@ def test_an_absurd_width_is_refused() -> None:
     result = runner.invoke(app, ["run", "--width", "1099511627776", "--svg", "x.svg"])
     assert result.exit_code == 2
     assert "--width" in result.stderr
+
+
+def test_policies_details_state_each_schedules_source_bubble_and_memory() -> None:
+    result = runner.invoke(app, ["policies", "--details"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = result.stdout
+    for policy in registered_policies():
+        assert policy.name in text
+    sections = re.split(r"^[a-z0-9, -]+ ─+$", text, flags=re.MULTILINE)
+    assert len([s for s in sections if s.strip()]) == 6  # one per schedule module
+    for section in (s for s in sections if s.strip()):
+        lowered = section.lower()
+        assert "source" in lowered and "bubble" in lowered, section[:80]
+        assert "memory" in lowered or "activations" in lowered, section[:80]

@@ -43,7 +43,7 @@ from pipesim.render.plots import (
 )
 from pipesim.render.progress import DeferredProgress
 from pipesim.render.sweep_table import SweepTable, sweep_records, write_sweep_csv
-from pipesim.schedules.registry import get_policy, registered_policies
+from pipesim.schedules.registry import get_policy, registered_policies, schedule_documents
 from pipesim.studies.compare import compare_policies
 from pipesim.studies.executor import default_workers
 from pipesim.studies.monte_carlo import monte_carlo
@@ -194,8 +194,21 @@ def sweep(
 
 
 @app.command()
-def policies() -> None:
+def policies(
+    details: Annotated[
+        bool,
+        typer.Option(
+            "--details", help="Also print each schedule's source, closed-form bubble and memory."
+        ),
+    ] = False,
+) -> None:
     """List the registered schedules."""
+    if details:
+        console = Console()
+        for names, text in schedule_documents():
+            console.rule(Text(", ".join(names), style="bold"), align="left")
+            console.print(Text(text))
+        return
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from pipesim.errors import PolicyError
 from pipesim.schedules.base import Policy
 from pipesim.schedules.custom import is_custom_reference, load_custom_policy
@@ -48,3 +50,14 @@ def get_policy(name: str) -> Policy:
         known = ", ".join(policy.name for policy in registered_policies())
         raise PolicyError(f"unknown policy {name!r}; known policies: {known}")
     return cls()
+
+
+def schedule_documents() -> list[tuple[list[str], str]]:
+    """(policy names, the module docstring that cites their source and states their closed
+    form and memory), one entry per schedule module, in registry order."""
+    documents: dict[str, tuple[list[str], str]] = {}
+    for cls in _POLICIES:
+        module = inspect.getmodule(cls)
+        key = module.__name__ if module is not None else cls.__name__
+        documents.setdefault(key, ([], inspect.getdoc(module) or ""))[0].append(cls.name)
+    return list(documents.values())
