@@ -271,3 +271,30 @@ def test_sweep_prints_sizes_and_rates_with_their_units() -> None:
         env={"COLUMNS": "120"},
     )  # fmt: skip
     assert "10 GB/s" in rates.stdout and "50 GB/s" in rates.stdout
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_the_sweep_bar_gives_way_before_any_number_is_cut(width: int) -> None:
+    result = runner.invoke(
+        app, ["sweep", "-m", "4,8,16", "--policies", "1f1b,zb-h1"], env={"COLUMNS": str(width)}
+    )
+    assert result.exit_code == 0
+    lines = [line for line in result.stdout.splitlines() if "│" in line]
+    assert len(lines) == 6
+    for line in lines:
+        assert "…" not in line.split("│", 2)[2], line  # no figure is cut
+    assert "42.9%" in result.stdout and "57.1%" in result.stdout and "88.9%" in result.stdout
+    assert ("█" in result.stdout) == (width >= 80)
+
+
+def test_total_costs_keep_the_model_fixed_while_p_changes() -> None:
+    # 8 ms forward and 16 ms backward for the whole model, m=16: 1F1B takes
+    # (m+p-1) x (8+16)/p ms; at p = 2, 4, 8 that is 204, 114 and 69 ms.
+    result = runner.invoke(
+        app,
+        ["sweep", "-p", "2,4,8", "--total-forward", "8", "--total-backward", "16", "-m", "16",
+         "-f", "json"],
+    )  # fmt: skip
+    assert [row["makespan"] for row in json.loads(result.stdout)] == [204, 114, 69]
+    both = runner.invoke(app, ["run", "--total-forward", "8", "--forward", "1"])
+    assert both.exit_code == 2 and "total_forward replaces --forward" in both.stderr

@@ -31,6 +31,8 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "backward": ("3", "3", (3.0,)),
     "weight": ("1", '"1"', (1.0,)),
     "overlap_cost": ("0.5", "0.5", 0.5),
+    "total_forward": ("8", "8", 8.0),
+    "total_backward": ("16", "16", 16.0),
     "comm_latency": ("0.25", "0.25", 0.25),
     "activation_size": ("1MB", '"1MB"', 1e6),
     "gradient_size": ("2MB", "2e6", 2e6),

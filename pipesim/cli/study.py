@@ -181,12 +181,13 @@ def sweep(
         write_sweep_csv(rows, sys.stdout)
     else:
         console = Console()
-        if axis.setting in ("stages", "chunks") and settings.model is None:
+        fixed_model = settings.model is not None or settings.total_forward is not None
+        if axis.setting in ("stages", "chunks") and not fixed_model:
             console.print(
                 Text(
                     "as p or v changes, each device keeps the costs given per device "
-                    "(--forward, --backward), so the model grows with p; --model keeps the "
-                    "model fixed and splits it anew",
+                    "(--forward, --backward), so the model grows with p; --total-forward "
+                    "and --total-backward (or --model) keep the model fixed",
                     style="dim",
                 )
             )

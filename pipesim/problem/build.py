@@ -199,8 +199,21 @@ def _costs(settings: Settings, pipeline: Pipeline, workload: Workload | None) ->
             return tuple(getattr(stage, name) for stage in derived)
         return stage_costs(name, (fallback,), pipeline)
 
-    forward = given("forward", settings.forward, 1.0)
-    backward = given("backward", settings.backward, 2.0)
+    for name in ("forward", "backward"):
+        total = getattr(settings, f"total_{name}")
+        if total is not None and (getattr(settings, name) is not None or derived is not None):
+            raise ConfigError(f"total_{name} replaces --{name} and --model: give one of them")
+    stages = pipeline.num_stages
+    forward = (
+        (settings.total_forward / stages,) * stages
+        if settings.total_forward is not None
+        else given("forward", settings.forward, 1.0)
+    )
+    backward = (
+        (settings.total_backward / stages,) * stages
+        if settings.total_backward is not None
+        else given("backward", settings.backward, 2.0)
+    )
     if settings.weight is not None:
         weight = stage_costs("weight", settings.weight, pipeline)
     elif derived is not None and settings.backward is None:

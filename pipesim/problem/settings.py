@@ -132,6 +132,14 @@ class Settings:
         None, COSTS, "Weight-gradient part of the backward, for split-backward schedules.",
         COSTS_PANEL, shown_default="backward / 2, or from --model",
     )  # fmt: skip
+    total_forward: float | None = _declare(
+        None, DURATION, "The whole model's forward ms per microbatch, split evenly over the "
+        "p*v stages: the model stays the same while p changes.", COSTS_PANEL,
+    )  # fmt: skip
+    total_backward: float | None = _declare(
+        None, DURATION, "The whole model's backward ms per microbatch, split evenly over the "
+        "p*v stages.", COSTS_PANEL,
+    )  # fmt: skip
     overlap_cost: float = _declare(
         1.0, FACTOR, "A fused forward-and-backward pair (DualPipe's, OVERLAP_F_B) takes this "
         "times F+B of its halves: 1 runs them back to back, 0.7 hides 30%.",

@@ -28,13 +28,21 @@ class SweepTable:
         self.rows = rows
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        # The figures first; the bar takes what width is left (up to 20 columns), and goes
+        # before any number is cut.
+        figures = self._table(bar=0)
+        spare = options.max_width - console.measure(figures, options=options).maximum - 3
+        yield self._table(bar=min(_BAR, spare)) if spare >= 6 else figures
+
+    def _table(self, bar: int) -> Table:
         setting = self.rows[0].setting if self.rows else "value"
         table = Table(show_edge=False, header_style="bold", pad_edge=False)
         table.add_column(setting.replace("_", " "), justify="right", no_wrap=True)
         table.add_column("policy", no_wrap=True)
         for header in ("bubble", "formula", "efficiency", "makespan", "peak"):
             table.add_column(header, justify="right", no_wrap=True)
-        table.add_column("bubble", no_wrap=True, min_width=_BAR)
+        if bar:
+            table.add_column("bubble", no_wrap=True, min_width=bar)
         previous = None
         for row in self.rows:
             label = value_text(row.setting, row.value) if row.value != previous else ""
@@ -49,9 +57,7 @@ class SweepTable:
                 if closed is None or closed.bubble_fraction is None
                 else percent(closed.bubble_fraction) + ("*" if closed.view == "span" else "")
             )
-            filled = round(summary.bubble_fraction * _BAR)
-            bar = Text("█" * filled, style="red") + Text("░" * (_BAR - filled), style="dim")
-            table.add_row(
+            cells: list[str | Text] = [
                 label,
                 row.policy,
                 percent(summary.bubble_fraction),
@@ -59,9 +65,14 @@ class SweepTable:
                 percent(1 - summary.bubble_fraction),
                 ms(summary.makespan),
                 activations(summary.peak_activations),
-                bar,
-            )
-        yield table
+            ]
+            if bar:
+                filled = round(summary.bubble_fraction * bar)
+                cells.append(
+                    Text("█" * filled, style="red") + Text("░" * (bar - filled), style="dim")
+                )
+            table.add_row(*cells)
+        return table
 
 
 def value_text(setting: str, value: object) -> str:
