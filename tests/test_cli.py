@@ -388,3 +388,10 @@ def test_policies_details_state_each_schedules_source_bubble_and_memory() -> Non
         lowered = section.lower()
         assert "source" in lowered and "bubble" in lowered, section[:80]
         assert "memory" in lowered or "activations" in lowered, section[:80]
+
+
+def test_switches_read_as_switches_in_help() -> None:
+    result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
+    for flag in ("--explain", "--fail-on-oom", "--blocking-comm"):
+        line = next(line for line in result.stdout.splitlines() if flag in line)
+        assert "<bool>" not in line, line

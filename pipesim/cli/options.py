@@ -133,6 +133,7 @@ def _option(setting: Setting, listed: bool, shown: str | None = None) -> inspect
         annotation: Any = bool | None
         info = typer.Option(
             *setting.flags,
+            metavar="",  # a switch takes no value: no "<bool>" in --help
             rich_help_panel=setting.panel,
             help=setting.help,
             show_default=setting.shown_default or False,

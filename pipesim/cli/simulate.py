@@ -94,6 +94,7 @@ def run(
         bool,
         typer.Option(
             "--explain",
+            metavar="",
             rich_help_panel=INPUT_OUTPUT,
             help="Say where the bubble comes from and what would change it.",
         ),
@@ -102,6 +103,7 @@ def run(
         bool,
         typer.Option(
             "--fail-on-oom",
+            metavar="",
             rich_help_panel="Memory",
             help="Exit 1 when a device needs more memory than the limit (after the report).",
         ),

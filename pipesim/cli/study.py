@@ -199,7 +199,9 @@ def policies(
     details: Annotated[
         bool,
         typer.Option(
-            "--details", help="Also print each schedule's source, closed-form bubble and memory."
+            "--details",
+            metavar="",
+            help="Also print each schedule's source, closed-form bubble and memory.",
         ),
     ] = False,
 ) -> None:
