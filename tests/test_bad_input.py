@@ -139,7 +139,7 @@ def test_a_misbehaving_policy_is_one_line(
     result = runner.invoke(app, [*args, "-p", "2"])
     if command == "sweep" and result.exit_code == 0:
         # sweep reports a policy that cannot run a point in that point's row
-        assert all(words in row["error"] for row in json.loads(result.stdout))
+        assert all(words in row["error"] for row in json.loads(result.stdout)["rows"])
         return
     _one_line(result, 2, words)
     assert not (tmp_path / "x.csv").exists()

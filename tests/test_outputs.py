@@ -151,7 +151,10 @@ def test_sweep_rows_match_the_closed_form_for_1f1b() -> None:
     )
     assert result.exit_code == 0, result.output
     assert result.stderr == ""  # no progress bar around machine output
-    rows = json.loads(result.output)
+    record = json.loads(result.output)
+    assert record["setting"] == "microbatches"
+    assert record["settings"] == {"stages": 4, "overlap_cost": 1, "blocking_comm": False}
+    rows = record["rows"]
     assert [row["microbatches"] for row in rows] == values
     for row in rows:
         m, p = row["microbatches"], row["stages"]
@@ -209,7 +212,7 @@ def test_sweep_reports_constraint_rows() -> None:
     result = runner.invoke(
         app, ["sweep", "--policy", "dualpipe-v", "-p", "4", "-m", "4,8", "-f", "json"]
     )
-    rows = json.loads(result.output)
+    rows = json.loads(result.output)["rows"]
     assert rows[0]["error"] == "dualpipe-v needs m >= 2p microbatches (m=4, p=4)"
     assert rows[1]["error"] is None
 
@@ -295,6 +298,6 @@ def test_total_costs_keep_the_model_fixed_while_p_changes() -> None:
         ["sweep", "-p", "2,4,8", "--total-forward", "8", "--total-backward", "16", "-m", "16",
          "-f", "json"],
     )  # fmt: skip
-    assert [row["makespan"] for row in json.loads(result.stdout)] == [204, 114, 69]
+    assert [row["makespan"] for row in json.loads(result.stdout)["rows"]] == [204, 114, 69]
     both = runner.invoke(app, ["run", "--total-forward", "8", "--forward", "1"])
     assert both.exit_code == 2 and "total_forward replaces --forward" in both.stderr

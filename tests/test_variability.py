@@ -155,7 +155,7 @@ def test_compare_runs_names_the_robust_policy() -> None:
 
 def test_sweep_varies_the_jitter() -> None:
     result = runner.invoke(app, ["sweep", "--jitter", "0,0.5", "-p", "4", "-m", "8", "-f", "json"])
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["rows"]
     assert [row["value"] for row in rows] == [0, 0.5]
     assert rows[1]["makespan"] != rows[0]["makespan"]
 
@@ -201,7 +201,7 @@ def test_sweep_varies_a_stragglers_factor() -> None:
     result = runner.invoke(
         app, ["sweep", "--straggler", "3:1,3:1.5", "-p", "4", "-m", "8", "-f", "json"]
     )
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["rows"]
     assert [row["value"] for row in rows] == ["3:1", "3:1.5"]
     # Balanced 1F1B, p=4, m=8, F=1, B=2: the slow last device does 8 x 3 x 1.5 = 36 ms.
     assert rows[0]["makespan"] == 33 and rows[1]["makespan"] >= 36

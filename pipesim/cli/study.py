@@ -30,7 +30,7 @@ from pipesim.problem.hardware import Gpu, Model, preset_tables
 from pipesim.problem.settings import DEFAULT_POLICY, RECOMPUTE_KIND, Settings
 from pipesim.problem.transformer import RECOMPUTE
 from pipesim.problem.values import COUNT, ValueKind
-from pipesim.render.compare_table import ComparisonTable, comparison_record
+from pipesim.render.compare_table import ComparisonTable, comparison_record, settings_record
 from pipesim.render.flags import as_command
 from pipesim.render.monte_carlo import MonteCarloComparison, monte_carlo_record
 from pipesim.render.plan_table import PlanReport, plan_records, write_plan_csv
@@ -175,7 +175,12 @@ def sweep(
         title = f"pipesim sweep {axis.setting}:{fixed or ' (defaults)'}"
         write_bytes(plot, sweep_plot(rows, title, plot))
     if output_format is SweepFormat.json:
-        json.dump(sweep_records(rows), sys.stdout, indent=1, allow_nan=False)
+        record = {
+            "setting": axis.setting,
+            "settings": settings_record(settings, leave_out=("policy", axis.setting)),
+            "rows": sweep_records(rows),
+        }
+        json.dump(record, sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
     elif output_format is SweepFormat.csv:
         write_sweep_csv(rows, sys.stdout)

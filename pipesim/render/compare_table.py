@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
@@ -172,11 +172,7 @@ def comparison_record(rows: Sequence[Comparison], settings: Settings) -> dict[st
 
     simulated = next((row.figures.problem for row in rows if row.figures is not None), None)
     return {
-        "settings": {
-            setting.name: _setting_value(setting, getattr(settings, setting.name))
-            for setting in SETTINGS
-            if getattr(settings, setting.name) is not None and setting.name != "policy"
-        },
+        "settings": settings_record(settings),
         "network": None if simulated is None else network_record(simulated.network),
         "rows": comparison_rows(rows),
         "verdict": None
@@ -187,6 +183,15 @@ def comparison_record(rows: Sequence[Comparison], settings: Settings) -> dict[st
             "memory_limit_bytes": None if result.memory_limit is None else num(result.memory_limit),
             "fastest_that_fits": name(result.fastest_that_fits),
         },
+    }
+
+
+def settings_record(settings: Settings, leave_out: Collection[str] = ("policy",)) -> dict[str, Any]:
+    """The settings given (every one that is set), as JSON."""
+    return {
+        setting.name: _setting_value(setting, getattr(settings, setting.name))
+        for setting in SETTINGS
+        if getattr(settings, setting.name) is not None and setting.name not in leave_out
     }
 
 
