@@ -205,3 +205,25 @@ def test_the_two_node_example_reads_without_color_at_80_columns() -> None:
         assert "░" in cells and "▓" in cells  # every device forwards and backwards
     legend = " ".join(result.stdout.split())
     assert "━ activation ═ gradient ┄ queued" in legend
+
+
+_BACKGROUNDS = {"F": ("2f6db5", "4a8bd6"), "B": ("3fa34d", "6cc46f"), "W": ("d98a1e", "f0aa4a")}
+
+
+def _rgb(color: str) -> str:
+    return ";".join(str(int(color[i : i + 2], 16)) for i in (0, 2, 4))
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 200])
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_every_kind_a_device_runs_is_visible_at_any_width_in_color(name: str, width: int) -> None:
+    report = simulate_settings(**RUNS[name])
+    text = _render(GanttChart(report.trace), width=width, color="truecolor")
+    plain = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in text.splitlines()]
+    for device, ops in enumerate(report.trace.ops_by_device()):
+        row = text.splitlines()[
+            plain.index(next(p for p in plain if p.startswith(f"dev {device} ")))
+        ]
+        for kind in {record.kind.name for record in ops}:
+            shades = [f"48;2;{_rgb(color)}" for color in _BACKGROUNDS[kind]]
+            assert any(shade in row for shade in shades), (name, width, device, kind)

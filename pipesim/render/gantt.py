@@ -71,7 +71,7 @@ class GanttChart:
                 sends = _clip_transfers(lanes[device], offset, until)
                 yield _transfer_lane(sends, label_width, columns, scale, mono)
         yield from _time_axis(label_width, columns, scale, makespan, offset)
-        dense = any(len(ops) > columns for ops in by_device)
+        dense = any(_crowded(ops, columns, scale) for ops in by_device)
         yield from _legend(trace, scale, fill if mono else None, options.max_width, dense)
 
 
@@ -129,8 +129,10 @@ def _device_row(
     fill: dict[Kind, str] | None,
     chunk_of: list[int] | None,
 ) -> Text:
-    """The cells of one device: each owned by the op that covers most of its time slice."""
-    if len(ops) > columns:
+    """The cells of one device: each owned by the op that covers most of its time slice; when
+    some op is narrower than a cell (it could lose every cell to its neighbours), the kinds
+    share the cells in proportion to their time instead (`_dense_row`)."""
+    if _crowded(ops, columns, scale):
         return _dense_row(ops, columns, scale, fill)
     owner: list[int] = [-1] * columns
     best = [0.0] * columns
@@ -163,6 +165,13 @@ def _device_row(
 
 
 _KINDS = (Kind.F, Kind.B, Kind.W)
+
+
+def _crowded(ops: list[OpRecord], columns: int, scale: float) -> bool:
+    """Whether a row has more ops than cells, or an op narrower than one cell."""
+    if len(ops) > columns:
+        return True
+    return any((record.end - record.start) * scale < 1 - 1e-9 for record in ops)
 
 
 def _dense_row(
