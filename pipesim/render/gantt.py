@@ -48,7 +48,11 @@ class GanttChart:
         offset, until = self.window or (0.0, trace.makespan)
         makespan = until - offset
         every = trace.ops_by_device()
-        by_device = [_clip(every[device], offset, until) for device in self.devices]
+        by_device = (
+            [every[device] for device in self.devices]
+            if self.window is None  # the whole step: nothing to cut
+            else [_clip(every[device], offset, until) for device in self.devices]
+        )
         label_width = len(f"dev {max(self.devices)}") + 1
         suffix_width = 7  # " 100.0%"
         available = max(_MIN_COLUMNS, options.max_width - label_width - 1 - suffix_width)
@@ -280,8 +284,6 @@ def _nice_step(raw: float, factors: tuple[float, ...] = (1, 2, 5, 10)) -> float:
 
 def _clip(ops: list[OpRecord], start: float, end: float) -> list[OpRecord]:
     """The ops that overlap [start, end), cut to it and shifted to start at 0."""
-    if start <= 0 and all(record.end <= end for record in ops):
-        return ops
     return [
         record._replace(start=max(record.start, start) - start, end=min(record.end, end) - start)
         for record in ops
