@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,15 +25,18 @@ from pipesim.cli.options import (
     Workers,
     takes_settings,
 )
-from pipesim.cli.output_files import check_outputs, write_bytes
-from pipesim.errors import ConfigError
+from pipesim.cli.output_files import check_outputs, write_bytes, write_files
+from pipesim.errors import ConfigError, PipesimError
+from pipesim.problem.build import build_problem
 from pipesim.problem.hardware import Gpu, Model, preset_tables
 from pipesim.problem.settings import DEFAULT_POLICY, RECOMPUTE_KIND, Settings
 from pipesim.problem.transformer import RECOMPUTE
 from pipesim.problem.values import COUNT, ValueKind
+from pipesim.render import GanttChart, SummaryTable
 from pipesim.render.compare_table import ComparisonTable, comparison_record, settings_record
 from pipesim.render.flags import as_command
 from pipesim.render.monte_carlo import MonteCarloComparison, monte_carlo_record
+from pipesim.render.numbers import num
 from pipesim.render.plan_table import PlanReport, plan_records, write_plan_csv
 from pipesim.render.plots import (
     check_plot_path,
@@ -42,11 +46,14 @@ from pipesim.render.plots import (
     timeline_plot,
 )
 from pipesim.render.progress import DeferredProgress
+from pipesim.render.style import ms
 from pipesim.render.sweep_table import SweepTable, sweep_records, write_sweep_csv
 from pipesim.schedules.registry import get_policy, registered_policies, schedule_documents
+from pipesim.schedules.schedule_file import write_schedule
 from pipesim.studies.compare import compare_policies
 from pipesim.studies.executor import default_workers
 from pipesim.studies.monte_carlo import monte_carlo
+from pipesim.studies.optimize import OptimalSchedule, find_optimum
 from pipesim.studies.plan import PlanSpace, plan_configurations
 from pipesim.studies.step import simulate_step
 from pipesim.studies.sweep import sweep_setting
@@ -361,3 +368,98 @@ def plan(
         write_plan_csv(rows, settings, sys.stdout)
     else:
         Console().print(PlanReport(rows, settings, top))
+
+
+@app.command()
+@takes_settings(exclude=("policy", "chunks"))
+def optimize(
+    settings: Settings,
+    placement: Annotated[
+        str,
+        typer.Option(
+            rich_help_panel="Search",
+            help="Stages on devices: 1f1b (one per device) or v (two, in a V).",
+        ),
+    ] = "1f1b",
+    activation_limit: Annotated[
+        float | None,
+        typer.Option(
+            rich_help_panel="Search",
+            help="At most this many microbatches' worth of activations per device.",
+        ),
+    ] = None,
+    time_limit: Annotated[
+        float,
+        typer.Option(min=0.1, max=86_400, rich_help_panel="Search", help="Seconds for the solver."),
+    ] = 60.0,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            rich_help_panel="Input and output",
+            help="Write the schedule as a PyTorch CSV that pipesim run --schedule replays.",
+        ),
+    ] = None,
+    output_format: Format = OutputFormat.text,
+) -> None:
+    """The shortest schedule, proven optimal, for small cases (a MILP solved with HiGHS).
+
+    Split backward (B then W); messages are delays in the program, queued in the replay.
+    Up to 300 ops (3 x stages x microbatches). Prints the optimum, or, at the time limit,
+    the best schedule found and the proven lower bound."""
+    bases = {"1f1b": "zb-h1", "v": "zb-v"}
+    if placement not in bases:
+        raise ConfigError(f"--placement must be 1f1b or v, got {placement!r}")
+    if activation_limit is not None and not (
+        math.isfinite(activation_limit) and activation_limit >= 1
+    ):
+        raise ConfigError("--activation-limit must be a number >= 1 (microbatches' worth)")
+    check_outputs([("--output", output)])
+    base = get_policy(bases[placement])
+    problem = build_problem(settings, base)
+    # The search starts from the heuristics that share the placement (and the split backward).
+    heuristics = {"1f1b": ("zb-h1", "zb-h2"), "v": ("zb-v",)}[placement]
+    hints = []
+    for name in heuristics:
+        try:
+            hints.append(simulate_step(settings.replace(policy=name)).trace)
+        except PipesimError:
+            continue  # a heuristic that cannot run this shape is no hint
+    with DeferredProgress("solving", output_format is OutputFormat.text):
+        found = find_optimum(problem, time_limit, activation_limit, hints)
+    schedule = OptimalSchedule(base, found.orders)
+    report = simulate_step(settings, schedule)
+    if output is not None:
+        orders = found.orders
+        write_files([(output, lambda out: write_schedule(orders, True, out))])
+    verdict = (
+        f"optimal (proven): makespan {found.makespan:g} ms"
+        if found.proven
+        else f"best found: makespan {found.makespan:g} ms; proven lower bound "
+        f"{found.lower_bound:g} ms (gap {100 * (1 - found.lower_bound / found.makespan):.1f}%) "
+        f"at the {time_limit:g} s limit"
+    )
+    if output_format is OutputFormat.json:
+        record = {
+            "proven": found.proven,
+            "makespan": num(found.makespan),
+            "lower_bound": num(found.lower_bound),
+            "replayed_makespan": num(report.summary.makespan),
+            "binaries": found.binaries,
+            "orders": [[str(op) for op in order] for order in found.orders],
+        }
+        json.dump(record, sys.stdout, indent=1, allow_nan=False)
+        sys.stdout.write("\n")
+        return
+    console = Console()
+    console.print(Text(verdict, style="bold"))
+    if abs(report.summary.makespan - found.makespan) > 1e-6:
+        console.print(
+            Text(
+                f"replayed through the simulator (links queue): {ms(report.summary.makespan)} ms",
+                style="dim",
+            )
+        )
+    console.print(GanttChart(report.trace))
+    console.print(SummaryTable(report))
