@@ -80,3 +80,17 @@ def test_the_optimum_is_never_worse_than_the_heuristics(
 def test_bad_optimize_input_is_one_line(args: list[str], words: str) -> None:
     result = runner.invoke(app, ["optimize", *args])
     assert result.exit_code == 2 and words in result.stderr
+
+
+def test_compare_states_the_bound_no_schedule_can_beat() -> None:
+    # p=4, m=8, F=1, B=2: 27 ms with one stage per device (ZB-H1 meets it), 25.5 ms in a V
+    # (ZB-V meets it): both heuristics are optimal here, and compare says what cannot be beaten.
+    result = runner.invoke(app, ["compare", "-p", "4", "-m", "8", "-f", "json"])
+    record = json.loads(result.stdout)
+    assert record["lower_bounds"] == {
+        "one stage per device": 27,
+        "two stages per device in a V": 25.5,
+    }
+    fastest = {row["policy"]: row["makespan"] for row in record["rows"] if row["error"] is None}
+    assert min(fastest.values()) >= 25.5
+    assert fastest["zb-h1"] == 27 and fastest["zb-v"] == 25.5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,10 +51,10 @@ from pipesim.render.style import ms
 from pipesim.render.sweep_table import SweepTable, sweep_records, write_sweep_csv
 from pipesim.schedules.registry import get_policy, registered_policies, schedule_documents
 from pipesim.schedules.schedule_file import write_schedule
-from pipesim.studies.compare import compare_policies
+from pipesim.studies.compare import Comparison, compare_policies
 from pipesim.studies.executor import default_workers
 from pipesim.studies.monte_carlo import monte_carlo
-from pipesim.studies.optimize import OptimalSchedule, find_optimum
+from pipesim.studies.optimize import OptimalSchedule, find_optimum, lower_bound
 from pipesim.studies.plan import PlanSpace, plan_configurations
 from pipesim.studies.step import simulate_step
 from pipesim.studies.sweep import sweep_setting
@@ -120,8 +121,10 @@ def compare(
         ]
         titles = [plot_title(report, settings) for report in reports]
         write_bytes(plot, timeline_plot(reports, titles, plot))
+    bounds = _lower_bounds(settings, rows)
     if output_format is OutputFormat.json:
-        json.dump(comparison_record(rows, settings), sys.stdout, indent=1, allow_nan=False)
+        record = {**comparison_record(rows, settings), "lower_bounds": bounds}
+        json.dump(record, sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
         return
     console = Console()
@@ -134,6 +137,36 @@ def compare(
         )
     )
     console.print(ComparisonTable(rows))
+    if bounds:
+        words = ", ".join(f"{ms(value)} ms with {name}" for name, value in bounds.items())
+        console.print(
+            Text.assemble(
+                ("no schedule can beat: ", "bold"),
+                f"{words} (a device's work after its first input can arrive; "
+                "`pipesim optimize` finds the optimum for small cases)",
+            )
+        )
+
+
+def _lower_bounds(settings: Settings, rows: Sequence[Comparison]) -> dict[str, float]:
+    """The makespan no schedule can beat, per placement of the compared policies."""
+    placements = {"one stage per device": "zb-h1", "two stages per device in a V": "zb-v"}
+    ran = {row.policy for row in rows if row.figures is not None}
+    v_shaped = {"zb-v", "dualpipe-v"}
+    shown = {
+        "one stage per device": bool(ran - v_shaped),
+        "two stages per device in a V": bool(ran & v_shaped),
+    }
+    bounds = {}
+    for name, policy in placements.items():
+        if not shown[name]:
+            continue
+        try:
+            chunked = settings.replace(chunks=None)
+            bounds[name] = num(lower_bound(build_problem(chunked, get_policy(policy))))
+        except PipesimError:
+            continue
+    return bounds
 
 
 def _costs_line(settings: Settings) -> str:

@@ -175,6 +175,24 @@ def _limit_memory(
         model.at_most(terms, limit - constant)
 
 
+def lower_bound(problem: Problem) -> float:
+    """A makespan no schedule on `problem`'s placement can beat: some device must wait for its
+    first forward's input (every earlier stage's forward and message) and then do all of its
+    work. The optimizer's cut; cheap, and needs no solver."""
+    pipeline = problem.pipeline
+    kinds = (Kind.F, Kind.B, Kind.W) if problem.split_backward else (Kind.F, Kind.B)
+    best = 0.0
+    for stages in pipeline.stages_by_device:
+        if not stages:
+            continue
+        head = min(_head(problem, Op(Kind.F, stage, 0)) for stage in stages)
+        work = pipeline.microbatches * sum(
+            problem.duration(Op(kind, stage, 0)) for stage in stages for kind in kinds
+        )
+        best = max(best, head + work)
+    return best
+
+
 def _peak(trace: Trace) -> float:
     """Microbatches' worth of activations a schedule holds at most (split backward: an
     activation is held until its W ends)."""
