@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipesim import (
@@ -14,6 +14,7 @@ from pipesim import (
     Settings,
     check_trace,
     get_policy,
+    registered_policies,
     simulate_step,
 )
 from tests.conftest import simulate_settings
@@ -270,3 +271,43 @@ def test_megatrons_microbatch_group_size() -> None:
     wide = run(8)
     assert wide.summary.makespan == default.summary.makespan
     assert wide.summary.peak_activations > default.summary.peak_activations
+
+
+# Each schedule's peak activations, in microbatches' worth of a device's share, as its
+# docstring states it: a function of p, v, m and the device (m a multiple of p, m >= 2p).
+PEAKS = {
+    "gpipe": lambda p, v, m, d: m,
+    "looped-bfs": lambda p, v, m, d: m,
+    "1f1b": lambda p, v, m, d: p - d,
+    "zb-h1": lambda p, v, m, d: p,
+    "zb-h2": lambda p, v, m, d: 2 * p - 1,
+    "zb-v": lambda p, v, m, d: p,
+    "dualpipe-v": lambda p, v, m, d: (2 * p + 1) / 2,
+    "interleaved": lambda p, v, m, d: ((v - 1) * p + 2 * (p - 1 - d) + 1) / v,
+    "interleaved-zb": lambda p, v, m, d: p,
+}
+
+
+def test_every_registered_schedule_states_its_memory() -> None:
+    assert set(PEAKS) == {policy.name for policy in registered_policies()}
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    st.sampled_from(sorted(PEAKS)),
+    st.integers(2, 6),
+    st.integers(2, 4),
+    st.floats(0.5, 2.0),
+    st.floats(1.0, 4.0),
+)
+def test_peak_memory_is_what_each_schedule_states(
+    name: str, p: int, rounds: int, forward: float, backward: float
+) -> None:
+    # The peak is a property of each device's order, not of the costs: any costs give it.
+    report = simulate_step(
+        Settings(policy=name, stages=p, microbatches=rounds * p, forward=(forward,),
+                 backward=(backward,))
+    )  # fmt: skip
+    v = report.trace.problem.pipeline.chunks
+    peaks = [stats.peak_activations for stats in report.summary.devices]
+    assert peaks == pytest.approx([PEAKS[name](p, v, rounds * p, d) for d in range(p)])

@@ -12,8 +12,9 @@ last device's activation while the last device waits for device 0's gradient: ex
 the cycle); a short last group runs, with a larger bubble (p=4, m=8, N=5: 29.5 ms against
 28.5 ms at N=4).
 Closed form (equal stages, free messages, m a multiple of p): bubble time per device
-(p-1)(F+B)/v, fraction (p-1)/(v*m + p-1). Memory: device d holds up to about
-p + (p-d-1)*2/v microbatches' worth of activations (chunks count 1/v each): more than 1F1B.
+(p-1)(F+B)/v, fraction (p-1)/(v*m + p-1). Memory: device d holds at most
+((v-1)p + 2(p-1-d) + 1)/v microbatches' worth of activations (chunks count 1/v; its warm-up
+forwards and one more): 5.5 on device 0 for p=4, v=2, against 1F1B's 4.
 
 Interleaved zero bubble (ZB-1P on looped chunks). Source: Qi et al., "Zero Bubble Pipeline
 Parallelism", ICLR 2024, section 3; PyTorch's `ScheduleInterleavedZeroBubble`. The same

@@ -8,8 +8,8 @@ ZB-V. Source: Qi et al., "Zero Bubble Pipeline Parallelism", ICLR 2024, section 
 `ScheduleZBVZeroBubble`. Device d runs 2(p-d)-1 forwards of its first chunk, then d pairs of
 forwards (second chunk, first chunk), then p-d rounds of F-B-W on its second chunk, then a
 steady state of F-B-W on each chunk in turn, then the remaining B and W passes. Peak activations
-about those of 1F1B. Closed form (F = B = W, free messages, m >= 2p-1): no bubble in the span
-view.
+p microbatches' worth on every device (1F1B's first device). Closed form (F = B = W, free
+messages, m >= 2p-1): no bubble in the span view.
 
 DualPipeV. Source: DeepSeek's DualPipe repository (`dualpipev.py`, the V-shape "cut-in-half"
 DualPipe, after the DeepSeek-V3 technical report, section 3.2.1); PyTorch's `ScheduleDualPipeV`.
