@@ -50,6 +50,10 @@ Format = Annotated[
         "--format", "-f", rich_help_panel=INPUT_OUTPUT, help="text: tables and charts; json: data."
     ),
 ]
+TableFormat = Annotated[
+    SweepFormat,
+    typer.Option("--format", "-f", rich_help_panel=INPUT_OUTPUT, help="text, json or csv."),
+]
 TraceFile = Annotated[
     Path | None,
     typer.Option(

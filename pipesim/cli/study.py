@@ -23,6 +23,7 @@ from pipesim.cli.options import (
     Runs,
     SweepAxis,
     SweepFormat,
+    TableFormat,
     Workers,
     takes_settings,
 )
@@ -189,12 +190,7 @@ def sweep(
     ] = None,
     workers: Workers = None,
     plot: PlotFile = None,
-    output_format: Annotated[
-        SweepFormat,
-        typer.Option(
-            "--format", "-f", rich_help_panel="Input and output", help="text, json or csv."
-        ),
-    ] = SweepFormat.text,
+    output_format: TableFormat = SweepFormat.text,
 ) -> None:
     """Vary one setting over a list of values and tabulate bubble, makespan and memory.
 
@@ -362,12 +358,7 @@ def plan(
             "pipesim[plot]).",
         ),
     ] = None,
-    output_format: Annotated[
-        SweepFormat,
-        typer.Option(
-            "--format", "-f", rich_help_panel="Input and output", help="text, json or csv."
-        ),
-    ] = SweepFormat.text,
+    output_format: TableFormat = SweepFormat.text,
 ) -> None:
     """Search pipeline configurations of a model on a GPU: the fastest that fits in memory.
 
