@@ -73,7 +73,7 @@ def test_the_optimum_is_never_worse_than_the_heuristics(
     ("args", "words"),
     [
         (["--placement", "x"], "--placement must be 1f1b or v"),
-        (["--activation-limit", "0.5"], "--activation-limit must be a number >= 1"),
+        (["--activation-limit", "0.5"], "activation_limit must be a number"),
         (["-p", "8", "-m", "16"], "optimize solves up to 300 ops"),
     ],
 )

@@ -54,8 +54,9 @@ def test_export_then_run_gives_the_same_timeline(policy: str, tmp_path: Path) ->
     )
     direct = simulate_step(settings)
     path = tmp_path / f"{policy}.csv"
+    costs = ["--forward", "1,1.2,0.9,1.5", "--backward", "2,2.5,1.8,3", "--comm-latency", "0.3"]
     result = runner.invoke(
-        app, ["export", "--policy", policy, "-p", "4", "-m", "8", "-o", str(path)]
+        app, ["export", "--policy", policy, "-p", "4", "-m", "8", *costs, "-o", str(path)]
     )
     assert result.exit_code == 0, result.output
     from_file = simulate_step(settings.replace(policy="file"), FileSchedule.load(path))

@@ -286,10 +286,21 @@ PEAKS = {
     "interleaved": lambda p, v, m, d: ((v - 1) * p + 2 * (p - 1 - d) + 1) / v,
     "interleaved-zb": lambda p, v, m, d: p,
 }
+# Schedules planned under a limit state a bound instead (tests/test_zero_bubble_auto.py).
+BOUNDED = {"zb-auto": lambda p: None, "zb-1p": lambda p: p, "zb-2p": lambda p: 2 * p}
 
 
 def test_every_registered_schedule_states_its_memory() -> None:
-    assert set(PEAKS) == {policy.name for policy in registered_policies()}
+    assert set(PEAKS) | set(BOUNDED) == {policy.name for policy in registered_policies()}
+
+
+@pytest.mark.parametrize("name", sorted(BOUNDED))
+def test_schedules_planned_under_a_limit_stay_within_it(name: str) -> None:
+    for p in (2, 4, 7):
+        report = simulate_step(Settings(policy=name, stages=p, microbatches=3 * p))
+        bound = BOUNDED[name](p)
+        peak = report.summary.peak_activations
+        assert peak <= (3 * p if bound is None else bound)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)

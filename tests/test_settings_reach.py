@@ -62,6 +62,7 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "distributed_optimizer": ("", "true", True),
     "activation_memory": ("1GB", '"1GB"', 1e9),
     "static_memory": ("2GB", '"2e9B"', 2e9),
+    "activation_limit": ("6", "6", 6.0),
     "memory_limit": ("80GB", '"80GB"', 80e9),
     "jitter": ("0.1", "0.1", 0.1),
     "link_jitter": ("0.2", '"0.2"', 0.2),

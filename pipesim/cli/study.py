@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -405,13 +404,6 @@ def optimize(
             help="Stages on devices: 1f1b (one per device) or v (two, in a V).",
         ),
     ] = "1f1b",
-    activation_limit: Annotated[
-        float | None,
-        typer.Option(
-            rich_help_panel="Search",
-            help="At most this many microbatches' worth of activations per device.",
-        ),
-    ] = None,
     time_limit: Annotated[
         float,
         typer.Option(min=0.1, max=86_400, rich_help_panel="Search", help="Seconds for the solver."),
@@ -435,12 +427,10 @@ def optimize(
     bases = {"1f1b": "zb-h1", "v": "zb-v"}
     if placement not in bases:
         raise ConfigError(f"--placement must be 1f1b or v, got {placement!r}")
-    if activation_limit is not None and not (
-        math.isfinite(activation_limit) and activation_limit >= 1
-    ):
-        raise ConfigError("--activation-limit must be a number >= 1 (microbatches' worth)")
     check_outputs([("--output", output)])
     base = get_policy(bases[placement])
+    activation_limit = settings.activation_limit
+    settings = settings.replace(activation_limit=None)  # a constraint of the program here
     problem = build_problem(settings, base)
     # The search starts from the heuristics that share the placement (and the split backward).
     heuristics = {"1f1b": ("zb-h1", "zb-h2"), "v": ("zb-v",)}[placement]

@@ -34,6 +34,9 @@ class ShapesPipeline(Protocol):
     @property
     def takes_microbatch_group(self) -> bool: ...
 
+    @property
+    def takes_activation_limit(self) -> bool: ...
+
     def default_shape(self) -> tuple[int, int]: ...
 
     def resolve_chunks(self, requested: int | None) -> int: ...
@@ -61,6 +64,11 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
             raise ConfigError(f"microbatch_group_size {group} is more than m={microbatches}")
     else:
         policy.check(stages, chunks, microbatches)
+    if settings.activation_limit is not None and not policy.takes_activation_limit:
+        raise ConfigError(
+            "activation_limit applies to schedules that plan under a memory limit (zb-auto); "
+            "other schedules' peaks are fixed by their order (see `pipesim policies --details`)"
+        )
     pipeline = Pipeline(
         devices=stages,
         chunks=chunks,
@@ -87,6 +95,7 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
         memory=_memory(settings, pipeline, workload, policy.split_backward),
         workload=workload,
         variability=_variability(settings, stages),
+        activation_limit=settings.activation_limit,
     )
 
 

@@ -100,6 +100,9 @@ class Problem:
     """The model and GPU the costs were derived from, if any."""
     variability: Variability | None = None
     """Jitter and stragglers, drawn from a seed; None: every op takes its mean."""
+    activation_limit: float | None = None
+    """For schedules that plan under a memory limit: at most this many microbatches' worth of
+    activations per device (`--activation-limit`); None: no such limit was given."""
 
     def duration(self, op: Op) -> float:
         """What `op` costs on average (its stage's cost)."""

@@ -21,6 +21,7 @@ from pipesim.problem.hardware import Gpu, Model
 from pipesim.problem.text_input import CONFIG_LIMIT, read_text
 from pipesim.problem.transformer import RECOMPUTE
 from pipesim.problem.values import (
+    ACTIVATIONS,
     COSTS,
     COUNT,
     COUNTS,
@@ -241,6 +242,12 @@ class Settings:
     static_memory: float | None = _declare(
         None, MEMORY, "Without a model: bytes of weights, gradients and optimizer state per "
         "device.", MEMORY_PANEL,
+    )  # fmt: skip
+    activation_limit: float | None = _declare(
+        None, ACTIVATIONS, "Schedules that plan under a memory limit (zb-auto, pipesim optimize): "
+        "at most K microbatches' worth of activations per device, held from a forward's start "
+        "to its last backward's end.", MEMORY_PANEL, shown_default="none (zb-auto: the "
+        "memory limit, when memory is known in bytes)", sweepable=True,
     )  # fmt: skip
     memory_limit: float | None = _declare(
         None, MEMORY, "Bytes a device holds; a device that needs more is out of memory.",

@@ -307,8 +307,17 @@ def _loader(load: Callable[[object, str], Any]) -> ValueKind:
     return ValueKind("NAME|FILE", from_text, from_toml, _no_check)
 
 
+def _check_activations(name: str, value: float) -> None:
+    if not math.isfinite(value) or not 1 <= value <= MAX_COUNT:
+        raise ConfigError(
+            f"{name} must be a number of microbatches' worth >= 1 and <= {MAX_COUNT}, got {value!r}"
+        )
+
+
 FRACTION = ValueKind("X", *_one_number(_check_fraction), _check_fraction)
 """A number in (0, 1]."""
+ACTIVATIONS = ValueKind("K", *_one_number(_check_activations), _check_activations)
+"""Microbatches' worth of a device's activations (a chunk's counts 1/v): 1 or more."""
 COUNTS = ValueKind("N[,N...]", _counts_text, _counts_toml, _check_counts)
 """Whole numbers >= 0, one per stage."""
 MODEL = _loader(load_model)

@@ -81,6 +81,8 @@ class Policy(ABC):
     """Chunks per device when the user chooses and did not say."""
     takes_microbatch_group: bool = False
     """Whether the schedule takes --microbatch-group-size (interleaved ones)."""
+    takes_activation_limit: bool = False
+    """Whether the schedule plans under --activation-limit (zb-auto)."""
 
     def default_shape(self) -> tuple[int, int]:
         """(p, m) when the user gives neither."""

@@ -58,7 +58,7 @@ class Interleaved1F1B(StaticPolicy):
 class InterleavedZeroBubble(StaticPolicy):
     name = "interleaved-zb"
     summary = "ZB-1P on looped chunks: interleaved placement, split backward, W fills the drain"
-    aliases = ("InterleavedZeroBubble", "ScheduleInterleavedZeroBubble", "zb-1p")
+    aliases = ("InterleavedZeroBubble", "ScheduleInterleavedZeroBubble")
     chunks: int | None = None
     split_backward = True
     takes_microbatch_group = True

@@ -13,6 +13,7 @@ from pipesim.schedules.looped_bfs import LoopedBFS
 from pipesim.schedules.one_f_one_b import OneFOneB
 from pipesim.schedules.v_shape import ZBV, DualPipeV
 from pipesim.schedules.zero_bubble import ZBH1, ZBH2
+from pipesim.schedules.zero_bubble_auto import ZB1P, ZB2P, ZBAuto
 
 _POLICIES: tuple[type[Policy], ...] = (
     GPipe,
@@ -21,6 +22,9 @@ _POLICIES: tuple[type[Policy], ...] = (
     LoopedBFS,
     ZBH1,
     ZBH2,
+    ZBAuto,
+    ZB1P,
+    ZB2P,
     ZBV,
     InterleavedZeroBubble,
     DualPipeV,
