@@ -110,8 +110,8 @@ def test_a_byte_limit_plans_within_the_bytes() -> None:
 
 
 def test_a_byte_limit_that_cannot_hold_one_microbatch_names_the_minimum() -> None:
-    result = runner.invoke(app, ["run", "--policy", "zb-auto", "--static-memory", "10GB",
-                                 "--activation-memory", "4GB", "--memory-limit", "12GB"])  # fmt: skip
+    args = ["--static-memory", "10GB", "--activation-memory", "4GB", "--memory-limit", "12GB"]
+    result = runner.invoke(app, ["run", "--policy", "zb-auto", *args])
     assert result.exit_code == 2
     assert "needs at least 14.0 GB" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
