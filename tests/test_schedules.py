@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -287,7 +289,11 @@ PEAKS = {
     "interleaved-zb": lambda p, v, m, d: p,
 }
 # Schedules planned under a limit state a bound instead (tests/test_zero_bubble_auto.py).
-BOUNDED = {"zb-auto": lambda p: None, "zb-1p": lambda p: p, "zb-2p": lambda p: 2 * p}
+BOUNDED: dict[str, Callable[[int], int | None]] = {
+    "zb-auto": lambda p: None,
+    "zb-1p": lambda p: p,
+    "zb-2p": lambda p: 2 * p,
+}
 
 
 def test_every_registered_schedule_states_its_memory() -> None:
