@@ -277,7 +277,7 @@ def test_megatrons_microbatch_group_size() -> None:
 
 # Each schedule's peak activations, in microbatches' worth of a device's share, as its
 # docstring states it: a function of p, v, m and the device (m a multiple of p, m >= 2p).
-PEAKS = {
+PEAKS: dict[str, Callable[[int, int, int, int], float | None]] = {
     "gpipe": lambda p, v, m, d: m,
     "looped-bfs": lambda p, v, m, d: m,
     "1f1b": lambda p, v, m, d: p - d,
@@ -287,6 +287,8 @@ PEAKS = {
     "dualpipe-v": lambda p, v, m, d: (2 * p + 1) / 2,
     "interleaved": lambda p, v, m, d: ((v - 1) * p + 2 * (p - 1 - d) + 1) / v,
     "interleaved-zb": lambda p, v, m, d: p,
+    "v-half": lambda p, v, m, d: (p + 2) // 2 if d == 0 else None,
+    "v-min": lambda p, v, m, d: (p + 4) // 3 if d == 0 else None,
 }
 # Schedules planned under a limit state a bound instead (tests/test_zero_bubble_auto.py).
 BOUNDED: dict[str, Callable[[int], int | None]] = {
@@ -327,4 +329,7 @@ def test_peak_memory_is_what_each_schedule_states(
     )  # fmt: skip
     v = report.trace.problem.pipeline.chunks
     peaks = [stats.peak_activations for stats in report.summary.devices]
-    assert peaks == pytest.approx([PEAKS[name](p, v, rounds * p, d) for d in range(p)])
+    stated = [PEAKS[name](p, v, rounds * p, d) for d in range(p)]
+    if stated[1:] == [None] * (p - 1):  # a peak stated for the busiest device only
+        peaks, stated = [max(peaks)], stated[:1]
+    assert peaks == pytest.approx(stated)

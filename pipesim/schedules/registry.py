@@ -11,6 +11,7 @@ from pipesim.schedules.gpipe import GPipe
 from pipesim.schedules.interleaved import Interleaved1F1B, InterleavedZeroBubble
 from pipesim.schedules.looped_bfs import LoopedBFS
 from pipesim.schedules.one_f_one_b import OneFOneB
+from pipesim.schedules.v_memory import VHalf, VMin
 from pipesim.schedules.v_shape import ZBV, DualPipeV
 from pipesim.schedules.zero_bubble import ZBH1, ZBH2
 from pipesim.schedules.zero_bubble_auto import ZB1P, ZB2P, ZBAuto
@@ -26,6 +27,8 @@ _POLICIES: tuple[type[Policy], ...] = (
     ZB1P,
     ZB2P,
     ZBV,
+    VHalf,
+    VMin,
     InterleavedZeroBubble,
     DualPipeV,
 )

@@ -43,7 +43,7 @@ class _VShape(StaticPolicy):
 class ZBV(_VShape):
     name = "zb-v"
     summary = "ZB-V: two chunks per device in a V, 1F-1B-1W; no span bubble when F=B=W"
-    aliases = ("ZBVZeroBubble", "ScheduleZBVZeroBubble", "zbv")
+    aliases = ("ZBVZeroBubble", "ScheduleZBVZeroBubble", "zbv", "v-zb")
 
     def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
         return [_zbv_order(pipeline, device) for device in range(pipeline.devices)]
