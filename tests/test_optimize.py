@@ -85,11 +85,16 @@ def test_bad_optimize_input_is_one_line(args: list[str], words: str) -> None:
 def test_compare_states_the_bound_no_schedule_can_beat() -> None:
     # p=4, m=8, F=1, B=2: 27 ms with one stage per device (ZB-H1 meets it), 25.5 ms in a V
     # (ZB-V meets it): both heuristics are optimal here, and compare says what cannot be beaten.
+    # Looped v=2: device 3 waits 3 half-stage forwards (1.5) and works 8 x 2 x 1.5 = 24.
+    # DualPipe's two copies: device 1 waits 1 ms (stage 1 down, stage 6 two stages up the
+    # other line) and works 4 x 3 on each of its two stages.
     result = runner.invoke(app, ["compare", "-p", "4", "-m", "8", "-f", "json"])
     record = json.loads(result.stdout)
     assert record["lower_bounds"] == {
         "one stage per device": 27,
+        "2 looped stages per device": 25.5,
         "two stages per device in a V": 25.5,
+        "two copies, one each way": 25,
     }
     fastest = {row["policy"]: row["makespan"] for row in record["rows"] if row["error"] is None}
     assert min(fastest.values()) >= 25.5

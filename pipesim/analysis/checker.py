@@ -48,7 +48,12 @@ def _tolerance(trace: Trace) -> float:
 def _check_op_set(trace: Trace) -> list[str]:
     pipeline = trace.problem.pipeline
     expected = set(
-        all_ops(pipeline.num_stages, pipeline.microbatches, trace.problem.split_backward)
+        all_ops(
+            pipeline.num_stages,
+            pipeline.microbatches,
+            trace.problem.split_backward,
+            pipeline.lines,
+        )
     )
     seen = Counter(record.op for record in trace.ops)
     problems = [f"{op} runs {count} times" for op, count in sorted(seen.items()) if count > 1]
@@ -103,7 +108,7 @@ def _check_inputs(trace: Trace) -> list[str]:
     }
     for record in trace.ops:
         op = record.op
-        for need in needs(op, pipeline.num_stages):
+        for need in needs(op, pipeline.line_length):
             producer = done.get(need.op)
             if producer is None:
                 continue  # reported as an op that never runs
@@ -168,7 +173,7 @@ def _check_fused_steps(trace: Trace) -> list[str]:
         for before, after in pairwise(ran):
             if abs(after.start - before.end) > eps:
                 problems.append(f"fused step {label}: {after.op} does not follow {before.op}")
-        wrong = fused_problem(Fused(step.ops), trace.problem.pipeline.num_stages)
+        wrong = fused_problem(Fused(step.ops), trace.problem.pipeline.line_length)
         if wrong is not None:
             problems.append(wrong)
     return problems

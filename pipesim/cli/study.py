@@ -30,6 +30,7 @@ from pipesim.cli.output_files import check_outputs, write_bytes, write_files
 from pipesim.errors import ConfigError, PipesimError
 from pipesim.problem.build import build_problem
 from pipesim.problem.hardware import Gpu, Model, preset_tables
+from pipesim.problem.pipeline import Pipeline, describe_placement
 from pipesim.problem.settings import DEFAULT_POLICY, RECOMPUTE_KIND, Settings
 from pipesim.problem.transformer import RECOMPUTE
 from pipesim.problem.values import COUNT, ValueKind
@@ -150,23 +151,25 @@ def compare(
 
 def _lower_bounds(settings: Settings, rows: Sequence[Comparison]) -> dict[str, float]:
     """The makespan no schedule can beat, per placement of the compared policies."""
-    placements = {"one stage per device": "zb-h1", "two stages per device in a V": "zb-v"}
-    ran = {row.policy for row in rows if row.figures is not None}
-    v_shaped = {"zb-v", "dualpipe-v"}
-    shown = {
-        "one stage per device": bool(ran - v_shaped),
-        "two stages per device in a V": bool(ran & v_shaped),
-    }
-    bounds = {}
-    for name, policy in placements.items():
-        if not shown[name]:
+    bounds: dict[str, float] = {}
+    for row in rows:
+        if row.figures is None:
             continue
-        try:
-            chunked = settings.replace(chunks=None)
-            bounds[name] = num(lower_bound(build_problem(chunked, get_policy(policy))))
-        except PipesimError:
-            continue
+        problem = row.figures.problem
+        name = _placement_name(problem.pipeline)
+        if name not in bounds:
+            bounds[name] = num(lower_bound(problem))
     return bounds
+
+
+def _placement_name(pipeline: Pipeline) -> str:
+    """How a compare line names a placement."""
+    kind = describe_placement(pipeline)
+    return {
+        "V-shape": "two stages per device in a V",
+        "looped": f"{pipeline.chunks} looped stages per device",
+        "bidirectional: two copies": "two copies, one each way",
+    }.get(kind, kind)
 
 
 def _costs_line(settings: Settings) -> str:

@@ -45,6 +45,9 @@ class ShapesPipeline(Protocol):
 
     def placement(self, devices: int, chunks: int) -> tuple[int, ...]: ...
 
+    @property
+    def lines(self) -> int: ...
+
 
 def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
     """Validate `settings` and resolve them into the problem `policy` will run."""
@@ -75,8 +78,9 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
         microbatches=microbatches,
         placement=policy.placement(stages, chunks),
         microbatch_group=group,
+        lines=policy.lines,
     )
-    workload = build_workload(settings, pipeline.num_stages)
+    workload = build_workload(settings, pipeline.line_length)
     costs = _costs(settings, pipeline, workload)
     network = build_network(settings, workload)
     for src, dst, _ in network.slow_links:
@@ -200,33 +204,34 @@ def build_workload(settings: Settings, num_stages: int) -> Workload | None:
 def _costs(settings: Settings, pipeline: Pipeline, workload: Workload | None) -> StageCosts:
     """Per-stage costs: the user's lists, else the model's, else 1 and 2 ms."""
     derived = workload.stages if workload is not None else None
+    stage_ids = range(pipeline.num_stages)
 
     def given(name: str, values: tuple[float, ...] | None, fallback: float) -> tuple[float, ...]:
         if values is not None:
             return stage_costs(name, values, pipeline)
         if derived is not None:
-            return tuple(getattr(stage, name) for stage in derived)
+            return tuple(getattr(derived[pipeline.model_stage(s)], name) for s in stage_ids)
         return stage_costs(name, (fallback,), pipeline)
 
     for name in ("forward", "backward"):
         total = getattr(settings, f"total_{name}")
         if total is not None and (getattr(settings, name) is not None or derived is not None):
             raise ConfigError(f"total_{name} replaces --{name} and --model: give one of them")
-    stages = pipeline.num_stages
+    stages, length = pipeline.num_stages, pipeline.line_length
     forward = (
-        (settings.total_forward / stages,) * stages
+        (settings.total_forward / length,) * stages
         if settings.total_forward is not None
         else given("forward", settings.forward, 1.0)
     )
     backward = (
-        (settings.total_backward / stages,) * stages
+        (settings.total_backward / length,) * stages
         if settings.total_backward is not None
         else given("backward", settings.backward, 2.0)
     )
     if settings.weight is not None:
         weight = stage_costs("weight", settings.weight, pipeline)
     elif derived is not None and settings.backward is None:
-        weight = tuple(stage.weight for stage in derived)
+        weight = tuple(derived[pipeline.model_stage(s)].weight for s in stage_ids)
     else:
         weight = tuple(value / 2 for value in backward)
     for stage, (w, b) in enumerate(zip(weight, backward, strict=True)):
@@ -246,7 +251,7 @@ def _memory(
     if limit is None and settings.gpu is not None:
         limit = settings.gpu.memory
     if workload is not None:
-        stages = workload.stages
+        stages = [workload.stages[pipeline.model_stage(s)] for s in range(pipeline.num_stages)]
         return StageMemory(
             tuple(stage.static for stage in stages),
             tuple(stage.activation for stage in stages),

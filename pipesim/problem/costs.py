@@ -54,10 +54,14 @@ def check_cost(name: str, value: float) -> float:
 
 def stage_costs(name: str, values: Sequence[float], pipeline: Pipeline) -> tuple[float, ...]:
     """Per-stage costs from what a user gave: one value for every device, one per device (split
-    evenly over the chunks a device holds), or one per stage when devices hold several chunks."""
+    evenly over the chunks a device holds), or one per stage when devices hold several chunks.
+    With several lines (DualPipe), one per stage of a line: the model's stages."""
     for value in values:
         check_cost(name, value)
     p, stages = pipeline.devices, pipeline.num_stages
+    if pipeline.lines > 1 and len(values) == pipeline.line_length:
+        # one per stage of a line (the model's stages), every line running the same model
+        return tuple(values[pipeline.model_stage(stage)] for stage in range(stages))
     if len(values) == 1:
         return tuple(values[0] / pipeline.stages_on(device) for device in pipeline.placement)
     if len(values) == p:

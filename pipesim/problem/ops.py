@@ -69,42 +69,48 @@ def op_key(kind: int, stage: int, microbatch: int, microbatches: int) -> int:
     return (stage * microbatches + microbatch) * 3 + kind
 
 
-def needs(op: Op, num_stages: int) -> tuple[Need, ...]:
-    """The inputs `op` waits for, on a pipeline of `num_stages` stages.
+def needs(op: Op, line_length: int) -> tuple[Need, ...]:
+    """The inputs `op` waits for, on lines of `line_length` stages (the whole pipeline's
+    `num_stages` when there is one line: see `Pipeline.lines`).
 
     F(s, j) needs the activation of F(s-1, j); B(s, j) needs F(s, j) and the gradient of
-    B(s+1, j) (the last stage needs only its own forward); W(s, j) needs B(s, j).
+    B(s+1, j) (the last stage of a line needs only its own forward); W(s, j) needs B(s, j).
+    The first stage of a line needs nothing for its forward.
     """
     kind, stage, mb = op
     if kind is Kind.F:
-        return (Need(Op(Kind.F, stage - 1, mb), ACTIVATION),) if stage > 0 else ()
+        return (Need(Op(Kind.F, stage - 1, mb), ACTIVATION),) if stage % line_length else ()
     if kind is Kind.B:
         own_forward = Need(Op(Kind.F, stage, mb), None)
-        if stage == num_stages - 1:
+        if stage % line_length == line_length - 1:
             return (own_forward,)
         return (own_forward, Need(Op(Kind.B, stage + 1, mb), GRADIENT))
     return (Need(Op(Kind.B, stage, mb), None),)
 
 
-def message_target(op: Op, num_stages: int) -> int | None:
+def message_target(op: Op, line_length: int) -> int | None:
     """The stage that receives `op`'s output as a message, or None if no other stage does.
 
-    The inverse of the message edges in `needs`: F(s) feeds F(s+1), B(s) feeds B(s-1).
+    The inverse of the message edges in `needs`: F(s) feeds F(s+1), B(s) feeds B(s-1), within
+    a line.
     """
     if op.kind is Kind.F:
-        return op.stage + 1 if op.stage + 1 < num_stages else None
+        return op.stage + 1 if (op.stage + 1) % line_length else None
     if op.kind is Kind.B:
-        return op.stage - 1 if op.stage > 0 else None
+        return op.stage - 1 if op.stage % line_length else None
     return None
 
 
-def all_ops(num_stages: int, microbatches: int, split_backward: bool) -> list[Op]:
-    """Every op of one training step, each exactly once, in a fixed order."""
+def all_ops(num_stages: int, microbatches: int, split_backward: bool, lines: int = 1) -> list[Op]:
+    """Every op of one training step, each exactly once, in a fixed order: with several
+    lines, microbatch group k's ops on line k's stages only."""
     kinds = (Kind.F, Kind.B, Kind.W) if split_backward else (Kind.F, Kind.B)
+    length, per_line = num_stages // lines, microbatches // lines
     return [
         Op(kind, stage, mb)
         for stage in range(num_stages)
         for mb in range(microbatches)
+        if lines == 1 or stage // length == mb // per_line
         for kind in kinds
     ]
 
@@ -141,7 +147,7 @@ def step_ops(step: Step) -> tuple[Op, ...]:
     return step.ops if isinstance(step, Fused) else (step,)
 
 
-def fused_problem(fused: Fused, num_stages: int) -> str | None:
+def fused_problem(fused: Fused, line_length: int) -> str | None:
     """Why `fused` cannot run as one step (an op twice, or an op before one it needs inside the
     step), or None."""
     if len(fused.ops) < 2:
@@ -150,7 +156,7 @@ def fused_problem(fused: Fused, num_stages: int) -> str | None:
         return f"fused step {fused} lists an op twice"
     for index, op in enumerate(fused.ops):
         later = set(fused.ops[index + 1 :])
-        for need in needs(op, num_stages):
+        for need in needs(op, line_length):
             if need.op in later:
                 return f"fused step {fused}: {op} needs {need.op}, which comes after it"
     return None

@@ -25,6 +25,10 @@ class Pipeline:
 
     `placement[s]` is the device that holds stage `s`; `chunks` is how many stages each device
     holds (the most any device holds, for placements read from a file that are not uniform).
+
+    `lines` > 1 splits the stages into that many equal chains and the microbatches into as many
+    equal groups, group k flowing through chain k only: bidirectional DualPipe runs two copies
+    of the model, one down the devices and one back up, each fed half the microbatches.
     """
 
     devices: int
@@ -34,10 +38,32 @@ class Pipeline:
     microbatch_group: int | None = None
     """Interleaved schedules: microbatches each chunk takes in turn (Megatron-LM's
     microbatch_group_size_per_vp_stage); None: the schedule's own (p)."""
+    lines: int = 1
+    """Chains of stages, each with its own share of the microbatches (see above)."""
 
     @property
     def num_stages(self) -> int:
         return len(self.placement)
+
+    @property
+    def line_length(self) -> int:
+        """Stages one microbatch passes through (every stage, with one line)."""
+        return len(self.placement) // self.lines
+
+    def model_stage(self, stage: int) -> int:
+        """Which part of the model `stage` runs: its position along its line."""
+        return stage % self.line_length
+
+    def runs(self, stage: int, microbatch: int) -> bool:
+        """Whether `microbatch` passes through `stage` (always, with one line)."""
+        if self.lines == 1:
+            return True
+        per_line = self.microbatches // self.lines
+        return stage // self.line_length == microbatch // per_line
+
+    def op_count(self, kinds: int) -> int:
+        """Ops in a step with `kinds` kinds of op (2, or 3 with a split backward)."""
+        return self.line_length * self.microbatches * kinds
 
     @cached_property
     def stages_by_device(self) -> tuple[tuple[int, ...], ...]:
@@ -57,13 +83,23 @@ class Pipeline:
         return tuple(position)
 
     def stages_on(self, device: int) -> int:
-        """How many stages `device` holds: its cost and its memory are shared among them."""
-        return max(1, len(self.stages_by_device[device]))
+        """How many of `device`'s stages one microbatch passes through: a device's cost and
+        memory per microbatch are shared among them (all it holds, with one line)."""
+        held = self.stages_by_device[device]
+        if self.lines == 1:
+            return max(1, len(held))
+        per_line = [0] * self.lines
+        for stage in held:
+            per_line[stage // self.line_length] += 1
+        return max(1, *per_line)
 
 
 def describe_placement(pipeline: Pipeline) -> str:
-    """'one stage per device', 'looped', 'V-shape' or 'custom', for people."""
+    """'one stage per device', 'looped', 'V-shape', 'bidirectional' or 'custom', for
+    people."""
     placement = pipeline.placement
+    if pipeline.lines == 2:
+        return "bidirectional: two copies"
     if placement == round_robin_placement(pipeline.devices, 1):
         return "one stage per device"
     if len(placement) % pipeline.devices == 0 and placement == round_robin_placement(

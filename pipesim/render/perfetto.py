@@ -164,7 +164,7 @@ def _flows(
     report: Report, by_op: dict[tuple[Kind, int, int], OpRecord]
 ) -> Iterator[dict[str, Any]]:
     """An arrow per message: from the producing op's slice to the consuming op's slice."""
-    num_stages = report.trace.problem.pipeline.num_stages
+    num_stages = report.trace.problem.pipeline.line_length
     flow_id = 0
     for record in report.trace.ops:
         target = message_target(record.op, num_stages)

@@ -134,12 +134,20 @@ def _why(report: Report) -> Text:
     pipeline = report.trace.problem.pipeline
     closed = report.closed_form
     if closed is not None and closed.bubble_fraction is not None:
-        text = (
-            "with equal stages the bubble is the pipeline's fill and drain: the last device "
-            f"starts only once the first microbatch has crossed the {pipeline.devices - 1} "
-            "before it, the first device ends only once the last gradient has crossed back, "
-            "and a device with nothing it may run waits."
-        )
+        if pipeline.lines > 1:
+            text = (
+                "with equal stages the bubble is the fill and drain of both directions: "
+                "microbatches enter at both ends, so the middle devices wait longest for "
+                f"their first ones (crossing {pipeline.devices // 2 - 1} devices) and the end "
+                "devices for the last gradients, and a device with nothing it may run waits."
+            )
+        else:
+            text = (
+                "with equal stages the bubble is the pipeline's fill and drain: the last "
+                f"device starts only once the first microbatch has crossed the "
+                f"{pipeline.devices - 1} before it, the first device ends only once the last "
+                "gradient has crossed back, and a device with nothing it may run waits."
+            )
         if report.trace.problem.split_backward:
             text += " W passes, which no other stage waits for, fill part of it."
         doubled = report.closed_form_doubled

@@ -83,6 +83,8 @@ class Policy(ABC):
     """Whether the schedule takes --microbatch-group-size (interleaved ones)."""
     takes_activation_limit: bool = False
     """Whether the schedule plans under --activation-limit (zb-auto)."""
+    lines: int = 1
+    """Chains of stages, each fed its own microbatches (2 for bidirectional DualPipe)."""
 
     def default_shape(self) -> tuple[int, int]:
         """(p, m) when the user gives neither."""

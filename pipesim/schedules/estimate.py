@@ -27,7 +27,7 @@ class Estimate(NamedTuple):
 def estimate(orders: Sequence[Sequence[Op]], problem: Problem) -> Estimate:
     """The span and makespan of `orders` (one list per device, no fused steps)."""
     pipeline, network = problem.pipeline, problem.network
-    placement, stages = pipeline.placement, pipeline.num_stages
+    placement, stages = pipeline.placement, pipeline.line_length
     ends: dict[Op, float] = {}
     clock = [0.0] * len(orders)
     first = [-1.0] * len(orders)

@@ -21,6 +21,7 @@ class FileSchedule(StaticPolicy):
         self.schedule = schedule
         self.name = Path(schedule.path).name
         self.split_backward = schedule.split_backward
+        self.lines = schedule.lines
         self._placement = schedule.placement()
 
     @classmethod

@@ -7,6 +7,7 @@ import inspect
 from pipesim.errors import PolicyError
 from pipesim.schedules.base import Policy
 from pipesim.schedules.custom import is_custom_reference, load_custom_policy
+from pipesim.schedules.dualpipe import DualPipe
 from pipesim.schedules.gpipe import GPipe
 from pipesim.schedules.interleaved import Interleaved1F1B, InterleavedZeroBubble
 from pipesim.schedules.looped_bfs import LoopedBFS
@@ -31,6 +32,7 @@ _POLICIES: tuple[type[Policy], ...] = (
     VMin,
     InterleavedZeroBubble,
     DualPipeV,
+    DualPipe,
 )
 
 

@@ -83,6 +83,19 @@ class ScheduleFile:
     def microbatches(self) -> int:
         return 1 + max((a.microbatch for row in self.ranks for a in row), default=-1)
 
+    @property
+    def lines(self) -> int:
+        """2 when the file is bidirectional (DualPipe: the first half of the microbatches
+        only on the first half of the stages, the rest only on the rest), else 1."""
+        stages, m = self.num_stages, self.microbatches
+        if stages < 2 or stages % 2 or m % 2:
+            return 1
+        half_s, half_m = stages // 2, m // 2
+        actions = [a for row in self.ranks for a in row]
+        if all(a.stage // half_s == a.microbatch // half_m for a in actions):
+            return 2
+        return 1
+
     def placement(self) -> tuple[int, ...]:
         """The rank of each stage (the first rank it appears on; `problems` reports others)."""
         owner: dict[int, int] = {}
@@ -144,9 +157,12 @@ class ScheduleFile:
                         f"{self._where(a)}: microbatch {a.microbatch} out of range (m={m})"
                     )
                 seen[(a.stage, a.kind, a.microbatch)].append(a)
+        lines = self.lines
+        half_s, half_m = self.num_stages // lines, max(1, m // lines)
         for stage in range(self.num_stages):
             for mb in range(m):
-                found += self._check_stage_microbatch(stage, mb, seen)
+                if lines == 1 or stage // half_s == mb // half_m:
+                    found += self._check_stage_microbatch(stage, mb, seen)
         return found
 
     def _check_stage_microbatch(

@@ -108,7 +108,11 @@ class DualPipeV(_VShape):
         )
 
     def device_orders(self, pipeline: Pipeline) -> list[list[Step]]:
-        return [_DualPipeVOrder(pipeline, device).build() for device in range(pipeline.devices)]
+        p, m = pipeline.devices, pipeline.microbatches
+        return [
+            DualPipeSteps(p, m, device, (device, 0), (2 * p - 1 - device, 0)).build()
+            for device in range(p)
+        ]
 
     def closed_form(self, problem: Problem) -> ClosedForm:
         """The DualPipe README's (PP/2-1)(F&B+B-3W) with PP = 2p stages, B the whole backward
@@ -130,16 +134,22 @@ class DualPipeV(_VShape):
         )
 
 
-class _DualPipeVOrder:
-    """One device's DualPipeV order, in the eight steps of the reference implementation
-    (`DualPipeV.step` in deepseek-ai/DualPipe's dualpipev.py): full backwards and overlapped
-    forward-and-backward pairs are fused steps, as there."""
+class DualPipeSteps:
+    """One device's order in the eight steps of DeepSeek's reference (`DualPipeV.step` in
+    deepseek-ai/DualPipe's dualpipev.py, and `DualPipe.step` in dualpipe.py, which is the same
+    with half the ranks and half the microbatches): full backwards and overlapped
+    forward-and-backward pairs are fused steps, as there.
 
-    def __init__(self, pipeline: Pipeline, device: int) -> None:
-        self.p, self.m, self.device = pipeline.devices, pipeline.microbatches, device
-        self.first, self.second = device, 2 * pipeline.devices - 1 - device
-        self.next_f = {self.first: 0, self.second: 0}
-        self.next_b = {self.first: 0, self.second: 0}
+    `p`, `m` and `device` are the reference's ranks, microbatches and rank as its step counts
+    use them; `first` and `second` are the (stage, first microbatch) of its phase 0 and 1."""
+
+    def __init__(
+        self, p: int, m: int, device: int, first: tuple[int, int], second: tuple[int, int]
+    ) -> None:
+        self.p, self.m, self.device = p, m, device
+        (self.first, first_mb), (self.second, second_mb) = first, second
+        self.next_f = {self.first: first_mb, self.second: second_mb}
+        self.next_b = {self.first: first_mb, self.second: second_mb}
         self.pending_w: deque[Op] = deque()
         self.order: list[Step] = []
 
@@ -187,8 +197,8 @@ class _DualPipeVOrder:
             self.forward(second)
         for i in range(m - 2 * p + d + 1):  # step 4, the main step: nF0B1F1B0
             if i == 0 and d == p - 1:
-                # The reference does not overlap these two on the last rank, to shorten the
-                # bubble: the turn of the V needs this forward's output at once.
+                # The reference does not overlap these two on the last rank (DualPipe: the
+                # middle ranks), to shorten the bubble: the turn needs this output at once.
                 self.forward(first)
                 self.backward(second)
             else:

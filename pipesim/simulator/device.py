@@ -114,6 +114,9 @@ class Device:
         owner, duration, target = index.owner, index.duration, index.target
         plan, free_message = index.input_plan, index.free_message
         stages, m = index.num_stages, index.microbatches
+        pipeline = self.problem.pipeline
+        lines, line_length = pipeline.lines > 1, pipeline.line_length
+        per_line = m // pipeline.lines
         board = self.board
         completed, delivered = board.completed, board.delivered
         complete, deliver, input_event = board.complete, board.deliver, board.input_event
@@ -130,7 +133,11 @@ class Device:
                 continue
             kind, stage, mb = op
             slot = stage * 3 + kind
-            if not (0 <= stage < stages and 0 <= mb < m) or owner[slot] != device:
+            if (
+                not (0 <= stage < stages and 0 <= mb < m)
+                or owner[slot] != device
+                or (lines and stage // line_length != mb // per_line)
+            ):
                 self._misplaced(op)
             key = (stage * m + mb) * 3 + kind
             if completed[key]:
@@ -221,12 +228,14 @@ class Device:
     def _fused_keys(self, fused: Fused) -> list[int]:
         """The keys of a fused step's ops, once each is known to be this device's to run."""
         index = self.index
-        wrong = fused_problem(fused, index.num_stages)
+        wrong = fused_problem(fused, index.line_length)
         if wrong is not None:
             raise PolicyError(f"policy asked device {self.device} to run {wrong}")
         keys: list[int] = []
         for op in fused.ops:
-            if not (0 <= op.stage < index.num_stages and 0 <= op.microbatch < index.microbatches):
+            if not (
+                0 <= op.stage < index.num_stages and 0 <= op.microbatch < index.microbatches
+            ) or not self.problem.pipeline.runs(op.stage, op.microbatch):
                 self._misplaced(op)
             key = index.key(op)
             if index.owner[index.slot(key)] != self.device:
@@ -247,6 +256,11 @@ class Device:
         pipeline = self.problem.pipeline
         if not (0 <= op.stage < pipeline.num_stages and 0 <= op.microbatch < pipeline.microbatches):
             raise PolicyError(f"policy asked device {self.device} to run {op}, out of range")
+        if not pipeline.runs(op.stage, op.microbatch):
+            raise PolicyError(
+                f"policy asked device {self.device} to run {op}, but microbatch {op.microbatch} "
+                f"does not pass stage {op.stage} (its line runs other stages)"
+            )
         raise PolicyError(
             f"policy asked device {self.device} to run {op}, but stage {op.stage} lives on "
             f"device {pipeline.placement[op.stage]}"

@@ -104,9 +104,7 @@ class Simulation:
 
     def _run_reporting(self, progress: Callable[[int, int], None]) -> None:
         pipeline = self.problem.pipeline
-        total = (
-            pipeline.num_stages * pipeline.microbatches * (3 if self.problem.split_backward else 2)
-        )
+        total = pipeline.op_count(3 if self.problem.split_backward else 2)
         step = self.env.step
         try:
             while True:
@@ -118,8 +116,7 @@ class Simulation:
 
     def _ops_in_step(self) -> int:
         pipeline = self.problem.pipeline
-        kinds = 3 if self.problem.split_backward else 2
-        return pipeline.num_stages * pipeline.microbatches * kinds
+        return pipeline.op_count(3 if self.problem.split_backward else 2)
 
     def _missing_report(self) -> ScheduleIncomplete:
         """Name, per device, the ops its policy never ran (as `validate` does for files)."""
@@ -128,6 +125,8 @@ class Simulation:
         missing: dict[int, list[Op]] = {}
         for stage in range(index.num_stages):
             for mb in range(index.microbatches):
+                if not self.problem.pipeline.runs(stage, mb):
+                    continue
                 for kind in kinds:
                     op = Op(kind, stage, mb)
                     if not self.board.completed[index.key(op)]:

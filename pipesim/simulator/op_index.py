@@ -25,6 +25,7 @@ class OpIndex:
     def __init__(self, problem: Problem) -> None:
         pipeline = problem.pipeline
         self.num_stages = stages = pipeline.num_stages
+        self.line_length = line = pipeline.line_length
         self.microbatches = m = pipeline.microbatches
         self.size = 3 * stages * m
         self.owner: list[int] = []
@@ -40,9 +41,9 @@ class OpIndex:
                 op = Op(kind, stage, 0)
                 self.owner.append(pipeline.placement[stage])
                 self.duration.append(problem.duration(op))
-                target = message_target(op, stages)
+                target = message_target(op, line)
                 self.target.append(-1 if target is None else pipeline.placement[target])
-                inputs = needs(op, stages)
+                inputs = needs(op, line)
                 self.inputs.append(tuple(self._offset(op, need) for need in inputs))
                 self.input_slots.append(tuple(need.op.stage * 3 + need.op.kind for need in inputs))
 
@@ -91,4 +92,4 @@ class OpIndex:
 
     def need(self, op: Op, index: int) -> Need:
         """The `index`-th input of `op`, as `needs` states it."""
-        return needs(op, self.num_stages)[index]
+        return needs(op, self.line_length)[index]

@@ -186,7 +186,8 @@ def lower_bound(problem: Problem) -> float:
         if not stages:
             continue
         head = min(_head(problem, Op(Kind.F, stage, 0)) for stage in stages)
-        work = pipeline.microbatches * sum(
+        per_stage = pipeline.microbatches // pipeline.lines  # the microbatches a stage runs
+        work = per_stage * sum(
             problem.duration(Op(kind, stage, 0)) for stage in stages for kind in kinds
         )
         best = max(best, head + work)
@@ -204,10 +205,12 @@ def _peak(trace: Trace) -> float:
 
 
 def _head(problem: Problem, op: Op) -> float:
-    """The earliest a forward can start: every earlier stage's forward and message."""
-    placement = problem.pipeline.placement
+    """The earliest a forward can start: every earlier stage's forward and message, along
+    its line."""
+    pipeline = problem.pipeline
+    placement = pipeline.placement
     time = 0.0
-    for stage in range(op.stage):
+    for stage in range(op.stage - pipeline.model_stage(op.stage), op.stage):
         time += problem.duration(Op(Kind.F, stage, 0))
         if placement[stage] != placement[stage + 1]:
             time += problem.network.transfer_time(placement[stage], placement[stage + 1], Kind.F)
