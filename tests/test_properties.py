@@ -65,17 +65,36 @@ def test_makespan_is_at_least_the_busiest_device_and_the_critical_path(settings:
     assert makespan >= max(s.busy for s in report.summary.devices) - eps
     # One microbatch must go through every forward and come back through every backward
     # (input gradients only, when split), paying for each hop between two devices.
+    # With several lines (DualPipe), a microbatch goes through one line: the first.
     problem = report.trace.problem
-    placement = problem.pipeline.placement
+    line = problem.pipeline.line_length
+    placement = problem.pipeline.placement[:line]
     hops = sum(1 for a, b in itertools.pairwise(placement) if a != b)
+    costs = problem.costs
     backward = [
         b - w if problem.split_backward else b
-        for b, w in zip(problem.costs.backward, problem.costs.weight, strict=True)
+        for b, w in zip(costs.backward[:line], costs.weight[:line], strict=True)
     ]
     critical = (
-        sum(problem.costs.forward) + sum(backward) + 2 * hops * problem.network.intra_node.latency
+        sum(costs.forward[:line]) + sum(backward) + 2 * hops * problem.network.intra_node.latency
     )
     assert makespan >= critical - eps
+
+
+@settings(max_examples=150)
+@given(problems(), st.booleans())
+def test_idle_causes_fast_path_equals_the_general_one(settings: Settings, blocking: bool) -> None:
+    # Without blocking sends only the gaps between ops are looked up; the general walk, which
+    # asks when each op freed its device, must give the same causes to the last bit.
+    from pipesim.analysis.idle_causes import IdleAttribution
+    from pipesim.analysis.readiness import Readiness
+
+    report = _run(settings.replace(blocking_comm=blocking))
+    fast, general = Readiness(report.trace), Readiness(report.trace)
+    general.blocking = True
+    for device, ops in enumerate(report.trace.ops_by_device()):
+        expected = IdleAttribution(general).device(device, ops, report.summary.makespan)
+        assert IdleAttribution(fast).device(device, ops, report.summary.makespan) == expected
 
 
 @given(problems())

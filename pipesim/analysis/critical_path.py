@@ -10,7 +10,6 @@ link, and messages in flight. A schedule is communication-bound when links take 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import pairwise
 
 from pipesim.analysis.readiness import Readiness
 from pipesim.simulator.trace import OpRecord, Trace
@@ -39,17 +38,19 @@ def critical_path(trace: Trace, readiness: Readiness | None = None) -> CriticalP
     if not trace.ops:
         return CriticalPath(0.0, 0.0, 0.0, 0.0, 0)
     readiness = readiness or Readiness(trace)
-    previous: dict[int, OpRecord] = {}
+    index = readiness.index
+    previous: list[OpRecord | None] = [None] * index.size
+    """By op key, the op its device ran before it."""
     for ops in trace.ops_by_device():
-        for before, after in pairwise(ops):
-            previous[readiness.index.key(after)] = before
+        for key, before in zip(index.keys(ops[1:]), ops, strict=False):
+            previous[key] = before
     compute = queued = in_flight = waiting = 0.0
     count = 0
     record = max(trace.ops, key=lambda r: (r.end, r.device))
     while True:
         compute += record.end - record.start
         count += 1
-        earlier = previous.get(readiness.index.key(record))
+        earlier = previous[index.key(record)]
         device = readiness.device_freed(earlier) if earlier is not None else None
         data = readiness.last_input(record)
         # Whichever freed the op last is on the path (its device, on a tie).

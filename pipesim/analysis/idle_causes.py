@@ -48,12 +48,19 @@ class IdleAttribution:
             causes["warmup"] = makespan
             return causes
         causes["warmup"] = ops[0].start
+        if self._readiness.blocking:
+            for before, after in pairwise(ops):
+                cursor = self._held_by_send(before, after.start, causes)
+                if after.start > cursor:
+                    self._wait(after, cursor, causes)
+            causes["drain"] = makespan - self._held_by_send(ops[-1], makespan, causes)
+            return causes
+        # Without blocking sends a device is free when its op ends: only gaps need a cause.
+        wait = self._wait
         for before, after in pairwise(ops):
-            cursor = self._held_by_send(before, after.start, causes)
-            if after.start > cursor:
-                self._wait(after, cursor, causes)
-        last = ops[-1]
-        causes["drain"] = makespan - self._held_by_send(last, makespan, causes)
+            if after.start > before.end:
+                wait(after, before.end, causes)
+        causes["drain"] = makespan - ops[-1].end
         return causes
 
     def _held_by_send(self, record: OpRecord, until: float, causes: dict[str, float]) -> float:

@@ -37,7 +37,8 @@ class Readiness:
 
     def __init__(self, trace: Trace) -> None:
         self.index = index = OpIndex(trace.problem)
-        self._blocking = trace.problem.network.blocking
+        self._blocking = self.blocking = trace.problem.network.blocking
+        """Whether a device can be held after an op ends (by its blocking send)."""
         self._by_key: list[OpRecord | None] = [None] * index.size
         for key, record in zip(index.keys(trace.ops), trace.ops, strict=True):
             self._by_key[key] = record

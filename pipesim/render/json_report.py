@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any, TextIO
 
 from pipesim.analysis.report import Report
@@ -218,18 +219,29 @@ def _dumps(row: dict[str, Any]) -> str:
 
 def _timeline_lines(report: Report) -> Iterator[str]:
     """`timeline_rows`, formatted directly: the same text json.dumps gives (keys in order,
-    floats as repr), at a fraction of its cost, since a run may have millions of ops."""
+    floats as repr, rounded as `num` rounds), at a fraction of its cost, since a run may have
+    millions of ops."""
+    names = tuple(kind.name for kind in Kind)
+    line = '{"device": %d, "stage": %d, "kind": "%s", "microbatch": %d, "start": %r, "end": %r}'
     for ops in report.trace.ops_by_device():
         for r in ops:
-            yield (
-                f'{{"device": {r.device}, "stage": {r.stage}, "kind": "{r.kind}", '
-                f'"microbatch": {r.microbatch}, "start": {num(r.start)!r}, "end": {num(r.end)!r}}}'
+            # round(x, 9) or 0.0 is num(x): rounded, and -0.0 written as 0.0
+            yield line % (
+                r.device,
+                r.stage,
+                names[r.kind],
+                r.microbatch,
+                round(r.start, 9) or 0.0,
+                round(r.end, 9) or 0.0,
             )
 
 
 def _write_lines(out: TextIO, key: str, lines: Iterable[str]) -> None:
     out.write(f' "{key}": [')
-    for index, line in enumerate(lines):
-        out.write(",\n  " if index else "\n  ")
-        out.write(line)
+    rows = iter(lines)
+    separator = "\n  "
+    while batch := list(islice(rows, 4096)):  # a few writes, without the whole text at once
+        out.write(separator)
+        out.write(",\n  ".join(batch))
+        separator = ",\n  "
     out.write("\n]")
