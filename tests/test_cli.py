@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -310,10 +311,19 @@ def test_two_node_example_is_communication_bound() -> None:
     assert "communication-bound" in result.output
 
 
-def test_streamed_timeline_lines_are_what_json_dumps_would_write() -> None:
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"policy": "zb-v", "stages": 3, "microbatches": 5, "forward": [0.1, 0.7, 1 / 3]},
+        # ops back to back (a start written as the end before it) and after gaps, with noise
+        {"policy": "1f1b", "stages": 4, "microbatches": 9, "comm_latency": 0.1, "jitter": 0.3},
+        {"policy": "dualpipe", "stages": 4, "microbatches": 8, "forward": [1e-10, 3.3, 0.7, 2]},
+    ],
+)
+def test_streamed_timeline_lines_are_what_json_dumps_would_write(config: dict[str, Any]) -> None:
     from pipesim.render.json_report import timeline_rows
 
-    report = simulate_settings(policy="zb-v", stages=3, microbatches=5, forward=[0.1, 0.7, 1 / 3])
+    report = simulate_settings(**config)
     out = io.StringIO()
     write_json(report, out)
     lines = out.getvalue().splitlines()

@@ -46,7 +46,9 @@ def critical_path(trace: Trace, readiness: Readiness | None = None) -> CriticalP
             previous[key] = before
     compute = queued = in_flight = waiting = 0.0
     count = 0
-    record = max(trace.ops, key=lambda r: (r.end, r.device))
+    # A device's ops do not overlap, so its last op ends last: the step ends with one of them.
+    lasts = [ops[-1] for ops in trace.ops_by_device() if ops]
+    record = max(lasts, key=lambda r: (r.end, r.device))
     while True:
         compute += record.end - record.start
         count += 1

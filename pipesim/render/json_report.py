@@ -220,19 +220,17 @@ def _dumps(row: dict[str, Any]) -> str:
 def _timeline_lines(report: Report) -> Iterator[str]:
     """`timeline_rows`, formatted directly: the same text json.dumps gives (keys in order,
     floats as repr, rounded as `num` rounds), at a fraction of its cost, since a run may have
-    millions of ops."""
+    millions of ops. An op that starts when the one before it ended reuses that text."""
     names = tuple(kind.name for kind in Kind)
-    line = '{"device": %d, "stage": %d, "kind": "%s", "microbatch": %d, "start": %r, "end": %r}'
     for ops in report.trace.ops_by_device():
-        for r in ops:
-            # round(x, 9) or 0.0 is num(x): rounded, and -0.0 written as 0.0
-            yield line % (
-                r.device,
-                r.stage,
-                names[r.kind],
-                r.microbatch,
-                round(r.start, 9) or 0.0,
-                round(r.end, 9) or 0.0,
+        last, last_text = None, ""
+        for device, stage, kind, microbatch, start, end in ops:
+            # repr(round(x, 9) or 0.0) is what json.dumps writes for num(x)
+            start_text = last_text if start == last else repr(round(start, 9) or 0.0)
+            last, last_text = end, repr(round(end, 9) or 0.0)
+            yield (
+                f'{{"device": {device}, "stage": {stage}, "kind": "{names[kind]}", '
+                f'"microbatch": {microbatch}, "start": {start_text}, "end": {last_text}}}'
             )
 
 
