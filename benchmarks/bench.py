@@ -1,14 +1,20 @@
-"""Speed of pipesim on fixed configurations: run it, read the table. Not a test.
+"""Speed of pipesim on fixed configurations: run it, read the tables. Not a test.
 
     python benchmarks/bench.py            # every configuration, each in a fresh process
     python benchmarks/bench.py --only zb-v-64x1024
 
-Per configuration: ops simulated, wall time of the SimPy simulation (trace included; best of
-three), ops per second, peak resident memory of the process, time to compute the summary
-(bubbles, causes, memory, critical path), to write the JSON report (streamed to /dev/null) and
-to draw the Gantt chart at 120 columns, and the time of a bare replay of the same per-device op
-order (plain Python, no SimPy, no trace, the same compiled dependency rules; best of three) as
-the reference. Messages are free in these configurations, so the replay needs no link model.
+Every figure is CPU time (user + system, `time.process_time`), steadier than wall time on a
+shared machine; the simulation and the replay are the best of three. Per configuration: ops
+simulated, the SimPy simulation (trace included), the analysis (bubbles, causes, memory,
+critical path) and the JSON report (streamed to /dev/null), their sum (the whole run but its
+start-up), the Perfetto trace and the Gantt chart at 120 columns, peak resident memory, and a
+bare replay of the same per-device op order (plain Python, no SimPy, no trace, the same
+compiled dependency rules) measured in the same process: "whole vs replay" is the replay's
+CPU time over the whole run's, so 0.5x means half the replay's speed. Messages are free in
+these configurations, so the replay needs no link model.
+
+Then start-up: the CPU time of the smallest run (`pipesim run -p 4 -m 8 --format json`) and of
+`pipesim --help`, as child processes, best of five.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -31,6 +38,7 @@ from pipesim import Settings, build_problem, get_policy
 from pipesim.analysis.report import analyze
 from pipesim.problem.ops import Op
 from pipesim.render import GanttChart, write_json
+from pipesim.render.perfetto import write_chrome_trace
 from pipesim.simulator import simulate
 from pipesim.simulator.op_index import OpIndex
 
@@ -49,9 +57,14 @@ REPEATS = 3
 
 CONFIGS = [
     Config("1f1b-8x64", "1f1b", 8, 64),
-    Config("interleaved-32x256-v2", "interleaved", 32, 256, 2),
-    Config("zb-v-64x1024", "zb-v", 64, 1024),
+    # about 131k ops each
+    Config("1f1b-32x2048", "1f1b", 32, 2048),
+    Config("interleaved-16x2048-v2", "interleaved", 16, 2048, 2),
+    Config("zb-v-16x1366", "zb-v", 16, 1366),
+    # about 1M ops each
     Config("1f1b-128x4096", "1f1b", 128, 4096),
+    Config("interleaved-64x4096-v2", "interleaved", 64, 4096, 2),
+    Config("zb-v-64x2731", "zb-v", 64, 2731),
     Config("1f1b-64x4096", "1f1b", 64, 4096),  # the chart target: p=64, m=4096 drawn in < 1 s
 ]
 
@@ -94,6 +107,13 @@ def bare_replay(orders: list[list[Op]], rules: OpIndex) -> float:
     return max(free)
 
 
+def _cpu(work: Callable[[], object]) -> float:
+    """CPU seconds `work` takes in this process."""
+    started = time.process_time()
+    work()
+    return time.process_time() - started
+
+
 def measure(config: Config) -> dict[str, float | int | str]:
     settings = Settings(
         policy=config.policy,
@@ -107,44 +127,54 @@ def measure(config: Config) -> dict[str, float | int | str]:
     # The best of three: on a shared 2-core machine the slowest runs measure the neighbours.
     simulated = float("inf")
     for _ in range(REPEATS):
-        started = time.perf_counter()
+        started = time.process_time()
         trace = simulate(problem, policy)
-        simulated = min(simulated, time.perf_counter() - started)
-    started = time.perf_counter()
+        simulated = min(simulated, time.process_time() - started)
+    started = time.process_time()
     report = analyze(trace, policy)
-    analyzed = time.perf_counter() - started
+    analyzed = time.process_time() - started
     ops = len(trace.ops)
 
-    started = time.perf_counter()
     with open(os.devnull, "w") as sink:
-        write_json(report, sink)
-    json_time = time.perf_counter() - started
-
-    started = time.perf_counter()
-    Console(width=120, file=io.StringIO(), color_system="truecolor").print(GanttChart(trace))
-    chart_time = time.perf_counter() - started
+        json_time = _cpu(lambda: write_json(report, sink))
+        trace_time = _cpu(lambda: write_chrome_trace(report, sink))
+    console = Console(width=120, file=io.StringIO(), color_system="truecolor")
+    chart_time = _cpu(lambda: console.print(GanttChart(trace)))
 
     orders = [[record.op for record in device_ops] for device_ops in trace.ops_by_device()]
     rules = OpIndex(problem)
     replay = float("inf")
     for _ in range(REPEATS):
-        started = time.perf_counter()
+        started = time.process_time()
         makespan = bare_replay(orders, rules)
-        replay = min(replay, time.perf_counter() - started)
+        replay = min(replay, time.process_time() - started)
     assert abs(makespan - trace.makespan) <= 1e-6 * trace.makespan, "replay disagrees"
-
+    whole = simulated + analyzed + json_time
     return {
         "name": config.name,
         "ops": ops,
         "simulate_s": simulated,
-        "ops_per_s": ops / simulated,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "analyze_s": analyzed,
         "json_s": json_time,
+        "whole_s": whole,
+        "trace_s": trace_time,
         "chart_s": chart_time,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "replay_s": replay,
-        "ratio": replay / simulated,
+        "ratio": replay / whole,
     }
+
+
+def startup(args: list[str]) -> float:
+    """The least CPU time (user + system) of five runs of `pipesim args` in a child process."""
+    best = float("inf")
+    for _ in range(5):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([sys.executable, "-m", "pipesim", *args], check=True, capture_output=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        best = min(best, used)
+    return best
 
 
 def main() -> None:
@@ -159,23 +189,17 @@ def main() -> None:
             )
         print(json.dumps(measure(config)))
         return
-    console = Console(width=150)
+    console = Console(width=160)
     table = Table(
-        title=f"pipesim {platform.python_implementation()} {platform.python_version()}, "
-        f"{os.cpu_count()} cores, {platform.machine()}"
+        title=f"pipesim, CPU seconds: {platform.python_implementation()} "
+        f"{platform.python_version()}, {os.cpu_count()} cores, {platform.machine()}"
     )
-    for header in (
-        "configuration",
-        "ops",
-        "simulate s",
-        "ops/s",
-        "peak RSS MB",
-        "analyze s",
-        "JSON s",
-        "chart s",
-        "replay s",
-        "speed vs replay",
-    ):
+    headers = (
+        "configuration", "ops", "simulate", "analyze", "JSON", "whole", "replay",
+        "whole vs replay", "analyze / simulate", "JSON us/op", "trace us/op", "trace / JSON",
+        "chart", "peak RSS MB",
+    )  # fmt: skip
+    for header in headers:
         table.add_column(header, justify="right")
     for config in CONFIGS:
         output = subprocess.run(
@@ -185,20 +209,31 @@ def main() -> None:
             text=True,
         ).stdout
         row = json.loads(output)
+        ops = row["ops"]
         table.add_row(
             row["name"],
-            f"{row['ops']:,}",
+            f"{ops:,}",
             f"{row['simulate_s']:.2f}",
-            f"{row['ops_per_s']:,.0f}",
-            f"{row['peak_rss_mb']:.0f}",
             f"{row['analyze_s']:.2f}",
             f"{row['json_s']:.2f}",
-            f"{row['chart_s']:.2f}",
+            f"{row['whole_s']:.2f}",
             f"{row['replay_s']:.2f}",
             f"{row['ratio']:.2f}x",
+            f"{row['analyze_s'] / row['simulate_s']:.2f}",
+            f"{1e6 * row['json_s'] / ops:.2f}",
+            f"{1e6 * row['trace_s'] / ops:.2f}",
+            f"{row['trace_s'] / row['json_s']:.1f}x",
+            f"{row['chart_s']:.2f}",
+            f"{row['peak_rss_mb']:.0f}",
         )
         console.print(f"done: {config.name}", style="dim")
     console.print(table)
+    smallest = startup(["run", "-p", "4", "-m", "8", "--format", "json"])
+    help_time = startup(["--help"])
+    console.print(
+        f"start-up, CPU seconds (best of 5): pipesim run -p 4 -m 8 --format json "
+        f"{smallest:.2f}; pipesim --help {help_time:.2f}"
+    )
 
 
 if __name__ == "__main__":
