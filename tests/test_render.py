@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 from typer.testing import CliRunner
 
+from pipesim import Settings, simulate_step
 from pipesim.cli import app
 from pipesim.render import GanttChart, SummaryTable
 from pipesim.render.gantt import chart_scale
@@ -227,3 +230,30 @@ def test_every_kind_a_device_runs_is_visible_at_any_width_in_color(name: str, wi
         for kind in {record.kind.name for record in ops}:
             shades = [f"48;2;{_rgb(color)}" for color in _BACKGROUNDS[kind]]
             assert any(shade in row for shade in shades), (name, width, device, kind)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"policy": "zb-v", "stages": 3, "microbatches": 6, "forward": (0.1, 0.7, 1 / 3)},
+        {"policy": "interleaved", "stages": 4, "microbatches": 8, "chunks": 2,
+         "bandwidth": 1e9, "activation_size": 4e6, "comm_latency": 0.3, "jitter": 0.2},
+        {"policy": "dualpipe", "stages": 4, "microbatches": 8, "static_memory": 2e9,
+         "activation_memory": 1e9, "memory_limit": 8e9, "blocking_comm": True,
+         "comm_latency": 0.5},
+    ],
+)  # fmt: skip
+def test_trace_file_lines_are_what_json_dumps_writes_for_each_event(
+    config: dict[str, Any],
+) -> None:
+    # write_chrome_trace formats per-op events directly; trace_events is the reference.
+    from pipesim.render.perfetto import trace_events, write_chrome_trace
+
+    report = simulate_step(Settings(**config))
+    out = io.StringIO()
+    write_chrome_trace(report, out)
+    lines = out.getvalue().splitlines()[1:-1]
+    written = [line.rstrip(",") for line in lines]
+    expected = [json.dumps(e, separators=(",", ":")) for e in trace_events(report)]
+    assert written == expected
+    assert json.loads(out.getvalue())["traceEvents"]

@@ -20,9 +20,9 @@ def activation_changes(ops: list[OpRecord], split: bool) -> list[tuple[float, in
     releasing = Kind.W if releases_activation(Kind.W, split) else Kind.B
     forward = Kind.F
     changes = [
-        (record.start, 1) if record.kind is forward else (record.end, -1)
-        for record in ops
-        if record.kind is forward or record.kind is releasing
+        (start, 1) if kind is forward else (end, -1)
+        for _, _, kind, _, start, end in ops
+        if kind is forward or kind is releasing
     ]
     changes.sort()
     return changes
@@ -51,13 +51,11 @@ def device_activations(trace: Trace) -> list[list[tuple[float, float]]]:
     microbatches' worth of the device's whole share (a chunk's activation counts 1/v)."""
     split = trace.problem.split_backward
     pipeline = trace.problem.pipeline
-    return [
-        [
-            (time, held / pipeline.stages_on(device))
-            for time, held in activation_timeline(ops, split)
-        ]
-        for device, ops in enumerate(trace.ops_by_device())
-    ]
+    result = []
+    for device, ops in enumerate(trace.ops_by_device()):
+        share = pipeline.stages_on(device)
+        result.append([(time, held / share) for time, held in activation_timeline(ops, split)])
+    return result
 
 
 class DeviceMemory(NamedTuple):
