@@ -166,7 +166,7 @@ def test_bad_network_settings(changes: dict[str, object], message: str) -> None:
 def test_critical_path_adds_up_to_the_makespan(settings: Settings, blocking: bool) -> None:
     report = simulate_step(settings.replace(blocking_comm=blocking))
     summary = report.summary
-    critical = summary.critical
+    critical = summary.path
     assert critical.waiting == pytest.approx(0.0, abs=1e-9)
     assert critical.compute + critical.links == pytest.approx(summary.makespan)
     if report.trace.problem.network.free:
@@ -177,6 +177,6 @@ def test_critical_path_of_the_queueing_example() -> None:
     # 8.6 ms: 1.5 ms of compute (F0 on device 0, four F and four B on device 1, B3 on device 0),
     # 2 ms in flight (one activation, one gradient) and 5.1 ms queued behind other messages.
     summary = _queueing_example().summary
-    assert summary.critical.compute == pytest.approx(1.5)
-    assert summary.critical.in_flight == pytest.approx(2.0)
-    assert summary.critical.queued == pytest.approx(5.1)
+    assert summary.path.compute == pytest.approx(1.5)
+    assert summary.path.in_flight == pytest.approx(2.0)
+    assert summary.path.queued == pytest.approx(5.1)

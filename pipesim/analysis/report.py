@@ -52,10 +52,11 @@ class Figures:
     closed_form_doubled: float | None
 
 
-def analyze(trace: Trace, policy: Policy) -> Report:
-    """The summary and the closed forms of a simulated step."""
+def analyze(trace: Trace, policy: Policy, detail: bool = True) -> Report:
+    """The summary and the closed forms of a simulated step (without `detail`, the figures a
+    study keeps: see `summarize`)."""
     with cyclic_gc_paused():
-        summary = summarize(trace)
+        summary = summarize(trace, detail)
     problem = trace.problem
     closed = policy.closed_form(problem)
     doubled = None

@@ -39,6 +39,8 @@ class DeviceStats:
     """Most activations held at once, in units of one microbatch through the device's whole
     share of the model (a chunk's activation counts 1/v)."""
     idle_by_cause: dict[str, float]
+    """Idle time by cause (`IDLE_CAUSES`); empty when the step was summarized for a study,
+    which needs only the figures (`summarize(detail=False)`)."""
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,9 @@ class Summary:
     devices: list[DeviceStats]
     links: list[LinkStats]
     """Every link direction that carried a message, by (src, dst)."""
-    critical: CriticalPath
-    """What the makespan is made of along its critical path."""
+    critical: CriticalPath | None
+    """What the makespan is made of along its critical path; None when the step was
+    summarized for a study (`summarize(detail=False)`)."""
     memory: list[DeviceMemory] | None = None
     """Each device's bytes over the step, when the problem gives bytes per stage."""
     memory_limit: float | None = None
@@ -77,6 +80,14 @@ class Summary:
     """The devices that need more than `memory_limit`."""
     throughput: Throughput | None = None
     """Tokens per second and achieved MFU, when the costs come from a model."""
+
+    @property
+    def path(self) -> CriticalPath:
+        """The critical path, which every summary made with detail has (a run's, not a
+        study's)."""
+        if self.critical is None:
+            raise ValueError("this summary was made for a study: it has no critical path")
+        return self.critical
 
     @property
     def peak_activations(self) -> float:
@@ -96,12 +107,14 @@ class Summary:
         return (span - busiest) / span if span > 0 else 0.0
 
 
-def summarize(trace: Trace) -> Summary:
+def summarize(trace: Trace, detail: bool = True) -> Summary:
+    """Every figure of the step; without `detail`, those studies use (no idle causes, no
+    critical path: what a step that is one of thousands need not pay for)."""
     makespan = trace.makespan
     split = trace.problem.split_backward
     pipeline = trace.problem.pipeline
-    readiness = Readiness(trace)
-    attribution = IdleAttribution(readiness)
+    readiness = Readiness(trace) if detail else None
+    attribution = IdleAttribution(readiness) if readiness is not None else None
     devices = [
         device_stats(device, ops, makespan, split, pipeline.stages_on(device), attribution)
         for device, ops in enumerate(trace.ops_by_device())
@@ -115,7 +128,7 @@ def summarize(trace: Trace) -> Summary:
         overall,
         devices,
         link_stats(trace),
-        critical_path(trace, readiness),
+        None if readiness is None else critical_path(trace, readiness),
         usage,
         None if memory is None else memory.limit,
         [] if memory is None or usage is None else out_of_memory(trace, memory, usage),
@@ -183,7 +196,7 @@ def device_stats(
     makespan: float,
     split: bool,
     stages_held: int,
-    attribution: IdleAttribution,
+    attribution: IdleAttribution | None,
 ) -> DeviceStats:
     busy = sum(record.end - record.start for record in ops)
     idle = makespan - busy
@@ -197,5 +210,5 @@ def device_stats(
         start=start,
         end=end,
         peak_activations=peak_held(ops, split) / stages_held,
-        idle_by_cause=attribution.device(device, ops, makespan),
+        idle_by_cause={} if attribution is None else attribution.device(device, ops, makespan),
     )

@@ -15,7 +15,7 @@ from pipesim.studies.explain import Explanation
 
 def critical_path_words(summary: Summary) -> str:
     """What the makespan's critical path is made of, when messages lie on it."""
-    critical = summary.critical
+    critical = summary.path
     return (
         f"of the {ms(summary.makespan)} ms critical path, {ms(critical.compute)} ms is computing "
         f"and {ms(critical.links)} ms is messages on links "
@@ -60,7 +60,7 @@ def _where(report: Report) -> str:
 def _links(report: Report, explanation: Explanation) -> str:
     """The critical path's share on links, and what links twice as fast would give."""
     summary = report.summary
-    if summary.critical.links <= 0:
+    if summary.path.links <= 0:
         return ""
     text = (
         f"Critical path: {critical_path_words(summary)}; waits for inputs 'still being "

@@ -52,10 +52,10 @@ def header(report: Report) -> dict[str, Any]:
         },
         "network": network_record(problem.network),
         "critical_path": {
-            "compute": num(summary.critical.compute),
-            "queued": num(summary.critical.queued),
-            "in_flight": num(summary.critical.in_flight),
-            "ops": summary.critical.ops,
+            "compute": num(summary.path.compute),
+            "queued": num(summary.path.queued),
+            "in_flight": num(summary.path.in_flight),
+            "ops": summary.path.ops,
         },
         "links": [
             {

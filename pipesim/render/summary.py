@@ -167,7 +167,7 @@ def _why(report: Report) -> Text:
     on_links = sum(_idle(s, LINK_CAUSES) for s in devices)
     fill_drain = sum(_idle(s, ("warmup", "drain")) for s in devices)
     sentences = []
-    critical = summary.critical
+    critical = summary.path
     if critical.links > 0:
         label = "communication-bound: " if critical.links >= summary.makespan / 2 else ""
         sentences.append(label + critical_path_words(summary))

@@ -46,7 +46,7 @@ def explain_report(report: Report, settings: Settings) -> Explanation:
 def _faster_links(report: Report, settings: Settings) -> Summary | None:
     """The same step with every link twice as fast: the links as this run resolved them
     (flags, or the GPU's), at half the latency and twice the bandwidth."""
-    if report.summary.critical.links <= 0:
+    if report.summary.path.links <= 0:
         return None
     network = report.trace.problem.network
 

@@ -28,12 +28,14 @@ def simulate_step(
     settings: Settings,
     policy: Policy | None = None,
     progress: Callable[[int, int], None] | None = None,
+    detail: bool = True,
 ) -> Report:
     """Simulate `settings` (with `policy`, or the one `settings.policy` names) and analyze the
-    trace; `progress(done, total)` is called now and then for long runs."""
+    trace; `progress(done, total)` is called now and then for long runs. Without `detail` the
+    report has the figures studies use, not the idle causes or the critical path."""
     chosen = policy or get_policy(settings.policy or DEFAULT_POLICY)
     trace = simulate(build_problem(settings, chosen), chosen, progress)
-    return analyze(trace, chosen)
+    return analyze(trace, chosen, detail)
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,8 @@ class StepOutcome:
 def step_figures(job: StepJob) -> StepOutcome:
     """Simulate one job and keep its figures (module-level: workers pickle it by name)."""
     try:
-        return StepOutcome(simulate_step(job.settings, get_policy(job.policy)).figures())
+        report = simulate_step(job.settings, get_policy(job.policy), detail=False)
+        return StepOutcome(report.figures())
     except (PolicyError, ScheduleStalled, ScheduleIncomplete, CostShapeError) as error:
         # A policy's own constraint, or a cost list of p*v values that fits only the policies
         # with v chunks per device: that policy's row says so.
