@@ -13,8 +13,11 @@ compiled dependency rules) measured in the same process: "whole vs replay" is th
 CPU time over the whole run's, so 0.5x means half the replay's speed. Messages are free in
 these configurations, so the replay needs no link model.
 
-Then start-up: the CPU time of the smallest run (`pipesim run -p 4 -m 8 --format json`) and of
-`pipesim --help`, as child processes, best of five.
+Then the command a user runs, `pipesim run ... --format json` as a child process: its CPU
+time (start-up included) and its peak resident memory. Then start-up: the CPU time of the
+smallest run (`pipesim run -p 4 -m 8 --format json`) and of `pipesim --help`, best of five.
+Last, a study: a Monte Carlo of 200 runs of 4,000 ops in this process, and the share of its
+CPU time that the simulations themselves take.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from pipesim.render import GanttChart, write_json
 from pipesim.render.perfetto import write_chrome_trace
 from pipesim.simulator import simulate
 from pipesim.simulator.op_index import OpIndex
+from pipesim.studies.monte_carlo import monte_carlo
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,12 @@ def _cpu(work: Callable[[], object]) -> float:
 
 
 def measure(config: Config) -> dict[str, float | int | str]:
+    # The command first, while this process is small: a child's peak memory counts what it
+    # inherits when it is forked.
+    command = ["run", "--policy", config.policy, "-p", str(config.stages)]
+    command += ["-m", str(config.microbatches), "--format", "json"]
+    command += ["-v", str(config.chunks)] if config.chunks else []
+    cli_cpu, cli_rss = _child(command)
     settings = Settings(
         policy=config.policy,
         stages=config.stages,
@@ -162,7 +172,19 @@ def measure(config: Config) -> dict[str, float | int | str]:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "replay_s": replay,
         "ratio": replay / whole,
+        "cli_s": cli_cpu,
+        "cli_rss_mb": cli_rss,
     }
+
+
+def _child(args: list[str]) -> tuple[float, float]:
+    """CPU seconds and peak resident MB of `pipesim args` run as a child, output discarded
+    (this process has had no other child, so the children's peak is its own)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-m", "pipesim", *args], check=True, stdout=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return used, after.ru_maxrss / 1024
 
 
 def startup(args: list[str]) -> float:
@@ -197,7 +219,7 @@ def main() -> None:
     headers = (
         "configuration", "ops", "simulate", "analyze", "JSON", "whole", "replay",
         "whole vs replay", "analyze / simulate", "JSON us/op", "trace us/op", "trace / JSON",
-        "chart", "peak RSS MB",
+        "chart", "CLI run", "CLI peak RSS MB",
     )  # fmt: skip
     for header in headers:
         table.add_column(header, justify="right")
@@ -224,7 +246,8 @@ def main() -> None:
             f"{1e6 * row['trace_s'] / ops:.2f}",
             f"{row['trace_s'] / row['json_s']:.1f}x",
             f"{row['chart_s']:.2f}",
-            f"{row['peak_rss_mb']:.0f}",
+            f"{row['cli_s']:.2f}",
+            f"{row['cli_rss_mb']:.0f}",
         )
         console.print(f"done: {config.name}", style="dim")
     console.print(table)
@@ -234,6 +257,22 @@ def main() -> None:
         f"start-up, CPU seconds (best of 5): pipesim run -p 4 -m 8 --format json "
         f"{smallest:.2f}; pipesim --help {help_time:.2f}"
     )
+    study, simulations = study_share()
+    console.print(
+        f"study: a Monte Carlo of 200 runs of 4,000 ops (1f1b, p=8, m=250, 10% jitter) takes "
+        f"{study:.2f} CPU s, of which the simulations {simulations:.2f} s "
+        f"({100 * simulations / study:.0f}%)"
+    )
+
+
+def study_share() -> tuple[float, float]:
+    """CPU seconds of a Monte Carlo study in this process, and of its simulations alone."""
+    settings = Settings(stages=8, microbatches=250, jitter=0.1, seed=1)
+    study = _cpu(lambda: monte_carlo(settings, ["1f1b"], 200, 1))
+    policy = get_policy("1f1b")
+    problems = [build_problem(settings.replace(seed=1 + run), policy) for run in range(200)]
+    simulations = _cpu(lambda: [simulate(problem, policy) for problem in problems])
+    return study, simulations
 
 
 if __name__ == "__main__":

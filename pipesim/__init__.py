@@ -2,25 +2,82 @@
 
 The public API: build `Settings`, `simulate_step` them (or `build_problem`, `simulate` and
 `analyze` for control over each stage), then read the `Report`'s summary or render it.
+
+Names are imported when first used (PEP 562), so that `pipesim --help` and the command line's
+start-up do not load the simulator and the analysis before they need them.
 """
 
-from pipesim.analysis.checker import assert_valid, check_trace
-from pipesim.analysis.report import Report, analyze
-from pipesim.analysis.summary import DeviceStats, Summary, summarize
-from pipesim.errors import (
-    ConfigError,
-    PipesimError,
-    PolicyError,
-    ScheduleIncomplete,
-    ScheduleStalled,
-)
-from pipesim.problem.build import build_problem
-from pipesim.problem.ops import Kind, Op, needs
-from pipesim.problem.settings import Settings, load_settings
-from pipesim.schedules import ClosedForm, Policy, StaticPolicy, get_policy, registered_policies
-from pipesim.simulator import simulate
-from pipesim.simulator.trace import OpRecord, Trace, TransferRecord
-from pipesim.studies.step import simulate_step
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipesim.analysis.checker import assert_valid, check_trace
+    from pipesim.analysis.report import Report, analyze
+    from pipesim.analysis.summary import DeviceStats, Summary, summarize
+    from pipesim.errors import (
+        ConfigError,
+        PipesimError,
+        PolicyError,
+        ScheduleIncomplete,
+        ScheduleStalled,
+    )
+    from pipesim.problem.build import build_problem
+    from pipesim.problem.ops import Kind, Op, needs
+    from pipesim.problem.settings import Settings, load_settings
+    from pipesim.schedules import (
+        ClosedForm,
+        Policy,
+        StaticPolicy,
+        get_policy,
+        registered_policies,
+    )
+    from pipesim.simulator import simulate
+    from pipesim.simulator.trace import OpRecord, Trace, TransferRecord
+    from pipesim.studies.step import simulate_step
+
+_WHERE = {
+    "assert_valid": "pipesim.analysis.checker",
+    "check_trace": "pipesim.analysis.checker",
+    "Report": "pipesim.analysis.report",
+    "analyze": "pipesim.analysis.report",
+    "DeviceStats": "pipesim.analysis.summary",
+    "Summary": "pipesim.analysis.summary",
+    "summarize": "pipesim.analysis.summary",
+    "ConfigError": "pipesim.errors",
+    "PipesimError": "pipesim.errors",
+    "PolicyError": "pipesim.errors",
+    "ScheduleIncomplete": "pipesim.errors",
+    "ScheduleStalled": "pipesim.errors",
+    "build_problem": "pipesim.problem.build",
+    "Kind": "pipesim.problem.ops",
+    "Op": "pipesim.problem.ops",
+    "needs": "pipesim.problem.ops",
+    "Settings": "pipesim.problem.settings",
+    "load_settings": "pipesim.problem.settings",
+    "ClosedForm": "pipesim.schedules",
+    "Policy": "pipesim.schedules",
+    "StaticPolicy": "pipesim.schedules",
+    "get_policy": "pipesim.schedules",
+    "registered_policies": "pipesim.schedules",
+    "simulate": "pipesim.simulator",
+    "OpRecord": "pipesim.simulator.trace",
+    "Trace": "pipesim.simulator.trace",
+    "TransferRecord": "pipesim.simulator.trace",
+    "simulate_step": "pipesim.studies.step",
+}
+"""Each public name and the module that defines it."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pipesim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ClosedForm",

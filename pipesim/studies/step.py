@@ -21,7 +21,6 @@ from pipesim.problem.build import build_problem
 from pipesim.problem.settings import DEFAULT_POLICY, Settings
 from pipesim.schedules.base import Policy
 from pipesim.schedules.registry import get_policy
-from pipesim.simulator import simulate
 
 
 def simulate_step(
@@ -33,6 +32,8 @@ def simulate_step(
     """Simulate `settings` (with `policy`, or the one `settings.policy` names) and analyze the
     trace; `progress(done, total)` is called now and then for long runs. Without `detail` the
     report has the figures studies use, not the idle causes or the critical path."""
+    from pipesim.simulator.model import simulate  # SimPy loads here, not at start-up
+
     chosen = policy or get_policy(settings.policy or DEFAULT_POLICY)
     trace = simulate(build_problem(settings, chosen), chosen, progress)
     return analyze(trace, chosen, detail)
