@@ -108,3 +108,28 @@ def test_idle_causes_add_up_and_bubbles_are_fractions(settings: Settings) -> Non
     assert -1e-12 <= summary.bubble_fraction <= 1 + 1e-12
     assert -1e-12 <= summary.span_bubble_fraction <= 1 + 1e-12
     assert summary.span <= summary.makespan + 1e-9
+
+
+@settings(max_examples=80)
+@given(problems())
+def test_fast_writers_write_what_the_reference_rows_give(settings: Settings) -> None:
+    # The JSON timeline and the trace file are formatted directly for speed; the dict rows
+    # json.dumps would write are the reference, on any schedule, costs and latency.
+    import io
+    import json
+
+    from pipesim.render import write_json
+    from pipesim.render.json_report import timeline_rows
+    from pipesim.render.perfetto import trace_events, write_chrome_trace
+
+    report = _run(settings)
+    out = io.StringIO()
+    write_json(report, out)
+    lines = out.getvalue().splitlines()
+    first = 1 + next(i for i, line in enumerate(lines) if line.endswith('"timeline": ['))
+    rows = [line.strip().rstrip(",") for line in lines[first : first + len(report.trace.ops)]]
+    assert rows == [json.dumps(row, separators=(", ", ": ")) for row in timeline_rows(report)]
+    trace = io.StringIO()
+    write_chrome_trace(report, trace)
+    events = [line.rstrip(",") for line in trace.getvalue().splitlines()[1:-1]]
+    assert events == [json.dumps(e, separators=(",", ":")) for e in trace_events(report)]
