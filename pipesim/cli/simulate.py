@@ -6,13 +6,12 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from pipesim.analysis.report import Report
 from pipesim.cli.app import app, warn
 from pipesim.cli.options import (
     INPUT_OUTPUT,
@@ -28,27 +27,14 @@ from pipesim.cli.options import (
 )
 from pipesim.cli.output_files import Named, Writer, check_outputs, write_bytes, write_files
 from pipesim.errors import ConfigError, OutOfMemoryError, ScheduleStalled
-from pipesim.problem.pipeline import describe_placement
 from pipesim.problem.settings import DEFAULT_POLICY, Settings
-from pipesim.render import GanttChart, SummaryTable, write_json
-from pipesim.render.explanation import explanation_lines
-from pipesim.render.flags import as_flags
-from pipesim.render.html_view import write_html_view
-from pipesim.render.json_report import header
-from pipesim.render.memory_table import MemoryTable
-from pipesim.render.monte_carlo import MonteCarloReport, damage_lines, monte_carlo_record
-from pipesim.render.perfetto import write_chrome_trace
-from pipesim.render.plots import check_plot_path, plot_title, timeline_plot
-from pipesim.render.progress import DeferredProgress
-from pipesim.render.recording import render_recording
-from pipesim.schedules.base import Policy
-from pipesim.schedules.from_file import FileSchedule
-from pipesim.schedules.registry import get_policy
-from pipesim.schedules.schedule_file import read_schedule, write_schedule
-from pipesim.studies.executor import default_workers
-from pipesim.studies.explain import Explanation, explain_report
-from pipesim.studies.monte_carlo import damage, monte_carlo
-from pipesim.studies.step import simulate_step
+
+if TYPE_CHECKING:
+    from pipesim.analysis.report import Report
+    from pipesim.render import GanttChart
+    from pipesim.schedules.base import Policy
+    from pipesim.studies.explain import Explanation
+
 
 _PROBLEMS_SHOWN = 50
 """validate lists this many problems of an invalid file, then counts the rest."""
@@ -128,10 +114,18 @@ def run(
     ] = None,
 ) -> None:
     """Simulate one training step and show its timeline, bubbles and activation memory."""
+    # What a run may need is imported when it needs it: start-up is most of a small run.
+    from pipesim.render import GanttChart, write_json
+    from pipesim.render.progress import DeferredProgress
+    from pipesim.schedules.registry import get_policy
+    from pipesim.studies.step import simulate_step
+
     _check_picture("--svg", svg, (".svg",))
     _check_picture("--html", html, (".html", ".htm"))
     _check_picture("--save-terminal", save_terminal, (".svg", ".html", ".htm"))
     if plot is not None:
+        from pipesim.render.plots import check_plot_path
+
         check_plot_path(plot)
     check_outputs(
         [
@@ -147,11 +141,16 @@ def run(
     if schedule is not None:
         if settings.policy is not None:
             raise ConfigError("give a policy (flag or config) or --schedule, not both")
+        from pipesim.schedules.from_file import FileSchedule
+
         chosen = FileSchedule.load(schedule, settings.microbatches)
     else:
         chosen = get_policy(settings.policy or DEFAULT_POLICY)
     study = None
     if runs is not None:
+        from pipesim.studies.executor import default_workers
+        from pipesim.studies.monte_carlo import monte_carlo
+
         if schedule is not None:
             raise ConfigError("--runs simulates a policy (--policy), not a schedule file")
         with DeferredProgress("runs", output_format is OutputFormat.text) as progress:
@@ -171,10 +170,20 @@ def run(
         _window(window_from, window_to, report.trace.makespan),
         _devices(devices, report.trace.problem.pipeline.devices),
     )
-    views = _views(report, explain_report(report, settings) if explain else None, chart, settings)
+    explanation = None
+    if explain:
+        from pipesim.studies.explain import explain_report
+
+        explanation = explain_report(report, settings)
+    views = _views(report, explanation, chart, settings)
     if study is not None:
+        from pipesim.render.monte_carlo import MonteCarloReport, damage_lines
+
         views = [MonteCarloReport(study), Text(), *views]
         if explain:
+            from pipesim.studies.executor import default_workers
+            from pipesim.studies.monte_carlo import damage
+
             found = damage(
                 settings, settings.policy or DEFAULT_POLICY, study, workers or default_workers()
             )
@@ -183,12 +192,17 @@ def run(
     kind = "svg" if terminal is not None and terminal.suffix.lower() == ".svg" else "html"
     outputs = _files(report, trace, [(svg, "svg", width), (terminal, kind, width)], views)
     if html is not None:
+        from pipesim.render.html_view import write_html_view
+        from pipesim.render.plots import plot_title
+
         page_title = plot_title(report, settings)
         # The page draws its own timeline: the summary beside it is the terminal's, chart aside.
         beside = [view for view in views if not isinstance(view, GanttChart)]
         outputs.append((html, lambda out: write_html_view(report, page_title, beside, out)))
     write_files(outputs)
     if plot is not None:
+        from pipesim.render.plots import plot_title, timeline_plot
+
         write_bytes(plot, timeline_plot([report], [plot_title(report, settings)], plot))
     if settings.overlap_cost != 1 and not any(step.overlapped for step in report.trace.fused):
         warn(
@@ -196,6 +210,9 @@ def run(
             f"{report.trace.policy} runs no fused forward-and-backward pairs"
         )
     if output_format is OutputFormat.json and study is not None:
+        from pipesim.render.json_report import header
+        from pipesim.render.monte_carlo import monte_carlo_record
+
         record = {**monte_carlo_record(study), "median_run": header(report)}
         json.dump(record, sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
@@ -249,6 +266,11 @@ def _views(
     settings: Settings | None = None,
 ) -> list[RenderableType]:
     """What the terminal shows for a run (and what --svg / --html save)."""
+    from pipesim.render import GanttChart, SummaryTable
+    from pipesim.render.explanation import explanation_lines
+    from pipesim.render.flags import as_flags
+    from pipesim.render.memory_table import MemoryTable
+
     pipeline = report.trace.problem.pipeline
     title = Text.assemble(
         (report.trace.policy, "bold"),
@@ -298,6 +320,9 @@ def _files(
     views: list[RenderableType],
 ) -> list[tuple[Path, Writer]]:
     """The trace and the terminal pictures asked for, as writers (see `output_files`)."""
+    from pipesim.render.perfetto import write_chrome_trace
+    from pipesim.render.recording import render_recording
+
     outputs: list[tuple[Path, Writer]] = []
     if trace is not None:
         outputs.append((trace, lambda out: write_chrome_trace(report, out)))
@@ -324,6 +349,12 @@ def validate(
 
     Exit 0 when it is valid, 1 with every problem listed when it is not (a deadlock names
     each stuck device and what it waits for), 2 when the file cannot be read."""
+    from pipesim.problem.pipeline import describe_placement
+    from pipesim.render import write_json
+    from pipesim.schedules.from_file import FileSchedule
+    from pipesim.schedules.schedule_file import read_schedule
+    from pipesim.studies.step import simulate_step
+
     check_outputs([("--trace", trace)], inputs=[("--config", config), ("the schedule", schedule)])
     if settings.policy is not None:
         warn(f"validate simulates {schedule}; the config's policy {settings.policy!r} is not used")
@@ -385,6 +416,9 @@ def export(
 
     PyTorch's `_load_csv` reads it, and `pipesim run --schedule` on it gives the same
     timeline as running the policy."""
+    from pipesim.schedules.schedule_file import write_schedule
+    from pipesim.studies.step import simulate_step
+
     check_outputs(
         [("--output", output)], inputs=[("--config", config), _policy_file(settings.policy)]
     )

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,37 +28,14 @@ from pipesim.cli.options import (
 )
 from pipesim.cli.output_files import check_outputs, write_bytes, write_files
 from pipesim.errors import ConfigError, PipesimError
-from pipesim.problem.build import build_problem
-from pipesim.problem.hardware import Gpu, Model, preset_tables
-from pipesim.problem.pipeline import Pipeline, describe_placement
 from pipesim.problem.settings import DEFAULT_POLICY, RECOMPUTE_KIND, Settings
 from pipesim.problem.transformer import RECOMPUTE
 from pipesim.problem.values import COUNT, ValueKind
-from pipesim.render import GanttChart, SummaryTable
-from pipesim.render.compare_table import ComparisonTable, comparison_record, settings_record
-from pipesim.render.flags import as_command
-from pipesim.render.monte_carlo import MonteCarloComparison, monte_carlo_record
-from pipesim.render.numbers import num
-from pipesim.render.plan_table import PlanReport, plan_records, write_plan_csv
-from pipesim.render.plots import (
-    check_plot_path,
-    plan_plot,
-    plot_title,
-    sweep_plot,
-    timeline_plot,
-)
-from pipesim.render.progress import DeferredProgress
-from pipesim.render.style import ms
-from pipesim.render.sweep_table import SweepTable, sweep_records, write_sweep_csv
-from pipesim.schedules.registry import get_policy, registered_policies, schedule_documents
-from pipesim.schedules.schedule_file import write_schedule
-from pipesim.studies.compare import Comparison, compare_policies
-from pipesim.studies.executor import default_workers
-from pipesim.studies.monte_carlo import monte_carlo
-from pipesim.studies.optimize import OptimalSchedule, find_optimum, lower_bound
-from pipesim.studies.plan import PlanSpace, plan_configurations
-from pipesim.studies.step import simulate_step
-from pipesim.studies.sweep import sweep_setting
+
+if TYPE_CHECKING:
+    from pipesim.problem.pipeline import Pipeline
+    from pipesim.studies.compare import Comparison
+
 
 Names = Annotated[
     str | None,
@@ -86,6 +63,17 @@ def compare(
     output_format: Format = OutputFormat.text,
 ) -> None:
     """Run several schedules on the same costs and say which one to use."""
+    from pipesim.render.compare_table import ComparisonTable, comparison_record
+    from pipesim.render.monte_carlo import MonteCarloComparison, monte_carlo_record
+    from pipesim.render.plots import check_plot_path, plot_title, timeline_plot
+    from pipesim.render.progress import DeferredProgress
+    from pipesim.render.style import ms
+    from pipesim.schedules.registry import get_policy, registered_policies
+    from pipesim.studies.compare import compare_policies
+    from pipesim.studies.executor import default_workers
+    from pipesim.studies.monte_carlo import monte_carlo
+    from pipesim.studies.step import simulate_step
+
     if plot is not None:
         check_plot_path(plot)
         check_outputs([("--plot", plot)])
@@ -151,6 +139,9 @@ def compare(
 
 def _lower_bounds(settings: Settings, rows: Sequence[Comparison]) -> dict[str, float]:
     """The makespan no schedule can beat, per placement of the compared policies."""
+    from pipesim.render.numbers import num
+    from pipesim.studies.optimize import lower_bound
+
     bounds: dict[str, float] = {}
     for row in rows:
         if row.figures is None:
@@ -164,6 +155,8 @@ def _lower_bounds(settings: Settings, rows: Sequence[Comparison]) -> dict[str, f
 
 def _placement_name(pipeline: Pipeline) -> str:
     """How a compare line names a placement."""
+    from pipesim.problem.pipeline import describe_placement
+
     kind = describe_placement(pipeline)
     return {
         "V-shape": "two stages per device in a V",
@@ -198,6 +191,14 @@ def sweep(
 
     Exactly one setting takes a comma list: -p, -m, -v, --overlap-cost, a latency, a size,
     a bandwidth or --devices-per-node."""
+    from pipesim.render.compare_table import settings_record
+    from pipesim.render.flags import as_command
+    from pipesim.render.plots import check_plot_path, sweep_plot
+    from pipesim.render.progress import DeferredProgress
+    from pipesim.render.sweep_table import SweepTable, sweep_records, write_sweep_csv
+    from pipesim.studies.executor import default_workers
+    from pipesim.studies.sweep import sweep_setting
+
     if policies is not None and settings.policy is not None:
         raise ConfigError("give a policy (flag or config) or --policies, not both")
     if plot is not None:
@@ -249,6 +250,8 @@ def policies(
     ] = False,
 ) -> None:
     """List the registered schedules."""
+    from pipesim.schedules.registry import registered_policies, schedule_documents
+
     if details:
         console = Console()
         for names, text in schedule_documents():
@@ -267,6 +270,8 @@ def policies(
 @app.command()
 def presets() -> None:
     """List the model and GPU presets that --model and --gpu accept."""
+    from pipesim.problem.hardware import Gpu, Model, preset_tables
+
     console = Console()
     models = Table("model", "layers", "hidden", "ffn", "heads", "kv", "vocab", "s", box=None)
     for name, fields in preset_tables(Model).items():
@@ -368,6 +373,14 @@ def plan(
     each with the even layer split and the one balanced by simulated stage times.
     Configurations whose static memory alone exceeds the limit are pruned.
     Needs --model, --gpu and --global-batch-size."""
+    from pipesim.render.flags import as_command
+    from pipesim.render.plan_table import PlanReport, plan_records, write_plan_csv
+    from pipesim.render.plots import check_plot_path, plan_plot
+    from pipesim.render.progress import DeferredProgress
+    from pipesim.schedules.registry import get_policy, registered_policies
+    from pipesim.studies.executor import default_workers
+    from pipesim.studies.plan import PlanSpace, plan_configurations
+
     if plot is not None:
         check_plot_path(plot)
         check_outputs([("--plot", plot)])
@@ -427,6 +440,16 @@ def optimize(
     Split backward (B then W); messages are delays in the program, queued in the replay.
     Up to 300 ops (3 x stages x microbatches). Prints the optimum, or, at the time limit,
     the best schedule found and the proven lower bound."""
+    from pipesim.problem.build import build_problem
+    from pipesim.render import GanttChart, SummaryTable
+    from pipesim.render.numbers import num
+    from pipesim.render.progress import DeferredProgress
+    from pipesim.render.style import ms
+    from pipesim.schedules.registry import get_policy
+    from pipesim.schedules.schedule_file import write_schedule
+    from pipesim.studies.optimize import OptimalSchedule, find_optimum
+    from pipesim.studies.step import simulate_step
+
     bases = {"1f1b": "zb-h1", "v": "zb-v"}
     if placement not in bases:
         raise ConfigError(f"--placement must be 1f1b or v, got {placement!r}")
