@@ -8,11 +8,13 @@ and no partial file behind.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from pipesim.errors import ConfigError
 
@@ -101,3 +103,9 @@ def _mode(path: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def print_json(record: Any) -> None:
+    """A command's JSON answer on standard output: indented, no NaN, one final newline."""
+    json.dump(record, sys.stdout, indent=1, allow_nan=False)
+    sys.stdout.write("\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -25,7 +24,14 @@ from pipesim.cli.options import (
     Workers,
     takes_settings,
 )
-from pipesim.cli.output_files import Named, Writer, check_outputs, write_bytes, write_files
+from pipesim.cli.output_files import (
+    Named,
+    Writer,
+    check_outputs,
+    print_json,
+    write_bytes,
+    write_files,
+)
 from pipesim.errors import ConfigError, OutOfMemoryError, ScheduleStalled
 from pipesim.problem.settings import DEFAULT_POLICY, Settings
 
@@ -214,8 +220,7 @@ def run(
         from pipesim.render.monte_carlo import monte_carlo_record
 
         record = {**monte_carlo_record(study), "median_run": header(report)}
-        json.dump(record, sys.stdout, indent=1, allow_nan=False)
-        sys.stdout.write("\n")
+        print_json(record)
     elif output_format is OutputFormat.json:
         write_json(report, sys.stdout)
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from pipesim.cli.options import (
     Workers,
     takes_settings,
 )
-from pipesim.cli.output_files import check_outputs, write_bytes, write_files
+from pipesim.cli.output_files import check_outputs, print_json, write_bytes, write_files
 from pipesim.errors import ConfigError, PipesimError
 from pipesim.problem.settings import DEFAULT_POLICY, RECOMPUTE_KIND, Settings
 from pipesim.problem.transformer import RECOMPUTE
@@ -89,8 +88,7 @@ def compare(
             raise ConfigError(f"no policy can run this configuration: {studies[0].error}")
         if output_format is OutputFormat.json:
             records = [monte_carlo_record(study) for study in studies]
-            json.dump(records, sys.stdout, indent=1, allow_nan=False)
-            sys.stdout.write("\n")
+            print_json(records)
         else:
             Console().print(MonteCarloComparison(studies))
         return
@@ -113,8 +111,7 @@ def compare(
     bounds = _lower_bounds(settings, rows)
     if output_format is OutputFormat.json:
         record = {**comparison_record(rows, settings), "lower_bounds": bounds}
-        json.dump(record, sys.stdout, indent=1, allow_nan=False)
-        sys.stdout.write("\n")
+        print_json(record)
         return
     console = Console()
     shape = next(row.figures.problem.pipeline for row in rows if row.figures is not None)
@@ -219,8 +216,7 @@ def sweep(
             "settings": settings_record(settings, leave_out=("policy", axis.setting)),
             "rows": sweep_records(rows),
         }
-        json.dump(record, sys.stdout, indent=1, allow_nan=False)
-        sys.stdout.write("\n")
+        print_json(record)
     elif output_format is SweepFormat.csv:
         write_sweep_csv(rows, sys.stdout)
     else:
@@ -401,8 +397,7 @@ def plan(
         title = f"pipesim plan: {as_command(settings).replace('pipesim run ', '')}"
         write_bytes(plot, plan_plot(rows, limit, title, plot))
     if output_format is SweepFormat.json:
-        json.dump(plan_records(rows, settings), sys.stdout, indent=1, allow_nan=False)
-        sys.stdout.write("\n")
+        print_json(plan_records(rows, settings))
     elif output_format is SweepFormat.csv:
         write_plan_csv(rows, settings, sys.stdout)
     else:
@@ -489,8 +484,7 @@ def optimize(
             "binaries": found.binaries,
             "orders": [[str(op) for op in order] for order in found.orders],
         }
-        json.dump(record, sys.stdout, indent=1, allow_nan=False)
-        sys.stdout.write("\n")
+        print_json(record)
         return
     console = Console()
     console.print(Text(verdict, style="bold"))

@@ -25,17 +25,14 @@ stage's per-microbatch activations on every device (the README's PP+1), in pipes
 
 from __future__ import annotations
 
-import math
-
 from pipesim.problem.ops import Step
 from pipesim.problem.pipeline import Pipeline, Problem, v_shape_placement
 from pipesim.schedules.base import (
     ClosedForm,
     StaticPolicy,
     require,
-    split_stage_costs,
 )
-from pipesim.schedules.v_shape import DualPipeSteps
+from pipesim.schedules.v_shape import DualPipeSteps, dualpipe_bubble
 
 
 class DualPipe(StaticPolicy):
@@ -70,14 +67,4 @@ class DualPipe(StaticPolicy):
 
     def closed_form(self, problem: Problem) -> ClosedForm:
         p, m = problem.pipeline.devices, problem.pipeline.microbatches
-        f, b_input, w = split_stage_costs(problem)
-        b, overlap = b_input + w, problem.costs.overlap
-        bubble = (p // 2 - 1) * (overlap * (f + b) + b - 3 * w)
-        busy = m * (f + b)
-        fraction = bubble / (busy + bubble) if busy + bubble > 0 else 0.0
-        exact = math.isclose(f, b_input) and w <= f
-        return (
-            ClosedForm.evaluate(problem, "(p/2-1)(F&B+B-3W) per device", fraction)
-            .withheld_if(None if exact else "F differs from B-W, or W exceeds F")
-            .withheld_if(None if overlap == 1 else "the overlap cost is not 1")
-        )
+        return dualpipe_bubble(problem, p // 2 - 1, m, "(p/2-1)(F&B+B-3W) per device")

@@ -121,17 +121,24 @@ class DualPipeV(_VShape):
         F 1, B 2, W 1, F&B 3); it is a fraction of the step only when F&B = F+B, since devices
         run different numbers of pairs."""
         p, m = problem.pipeline.devices, problem.pipeline.microbatches
-        f, b_input, w = split_stage_costs(problem)
-        b, overlap = b_input + w, problem.costs.overlap
-        bubble = (p - 1) * (overlap * (f + b) + b - 3 * w)
-        busy = 2 * m * (f + b)
-        fraction = bubble / (busy + bubble) if busy + bubble > 0 else 0.0
-        exact = math.isclose(f, b_input) and w <= f
-        return (
-            ClosedForm.evaluate(problem, "(p-1)(F&B+B-3W) per device", fraction)
-            .withheld_if(None if exact else "F differs from B-W, or W exceeds F")
-            .withheld_if(None if overlap == 1 else "the overlap cost is not 1")
-        )
+        return dualpipe_bubble(problem, p - 1, 2 * m, "(p-1)(F&B+B-3W) per device")
+
+
+def dualpipe_bubble(problem: Problem, turns: int, passes: int, formula: str) -> ClosedForm:
+    """The DualPipe README's bubble (PP/2-1)(F&B+B-3W), PP/2-1 being `turns`, as a fraction of
+    a device's step: `passes` forward-and-backward passes of a stage per device, each F+B (B
+    the whole backward, F&B the overlap cost times F+B). Exact where F = B-W and W <= F."""
+    f, b_input, w = split_stage_costs(problem)
+    b, overlap = b_input + w, problem.costs.overlap
+    bubble = turns * (overlap * (f + b) + b - 3 * w)
+    busy = passes * (f + b)
+    fraction = bubble / (busy + bubble) if busy + bubble > 0 else 0.0
+    exact = math.isclose(f, b_input) and w <= f
+    return (
+        ClosedForm.evaluate(problem, formula, fraction)
+        .withheld_if(None if exact else "F differs from B-W, or W exceeds F")
+        .withheld_if(None if overlap == 1 else "the overlap cost is not 1")
+    )
 
 
 class DualPipeSteps:
