@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import time
+
+from cpu_time import cpu_seconds  # benchmarks/cpu_time.py
 
 from pipesim import Settings
 from pipesim.studies.executor import default_workers
 from pipesim.studies.monte_carlo import monte_carlo
-
-
-def cpu_seconds() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import time
+
+from cpu_time import cpu_seconds  # benchmarks/cpu_time.py
 
 from pipesim import Settings, registered_policies
 from pipesim.problem.hardware import load_gpu, load_model
@@ -35,12 +36,6 @@ SPACE = PlanSpace(
     micro_batch_sizes=(1, 2, 4),
     recompute=("none", "selective", "full"),
 )
-
-
-def cpu_seconds() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:
