@@ -57,9 +57,10 @@ class IdleAttribution:
             return causes
         # Without blocking sends a device is free when its op ends: only gaps need a cause.
         wait = self._wait
-        for before, after in pairwise(ops):
-            if after.start > before.end:
-                wait(after, before.end, causes)
+        ends = [record.end for record in ops]
+        for index, record in enumerate(ops[1:]):
+            if record.start > ends[index]:
+                wait(record, ends[index], causes)
         causes["drain"] = makespan - ops[-1].end
         return causes
 

@@ -198,7 +198,7 @@ def device_stats(
     stages_held: int,
     attribution: IdleAttribution | None,
 ) -> DeviceStats:
-    busy = sum(record.end - record.start for record in ops)
+    busy = sum([end - start for _, _, _, _, start, end in ops])
     idle = makespan - busy
     start = ops[0].start if ops else 0.0
     end = ops[-1].end if ops else 0.0

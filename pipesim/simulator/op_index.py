@@ -88,7 +88,7 @@ class OpIndex:
     def keys(self, records: list[OpRecord]) -> list[int]:
         """The key of each record's op, in order (one pass, no tuples built)."""
         m = self.microbatches
-        return [(r.stage * m + r.microbatch) * 3 + r.kind for r in records]
+        return [(stage * m + mb) * 3 + kind for _, stage, kind, mb, _, _ in records]
 
     def need(self, op: Op, index: int) -> Need:
         """The `index`-th input of `op`, as `needs` states it."""
