@@ -138,3 +138,37 @@ def test_they_appear_in_policies_and_compare() -> None:
     compared = runner.invoke(app, ["compare", "--policies", "zb-h1,zb-1p,zb-h2,zb-2p,zb-auto"])
     assert compared.exit_code == 0, compared.stderr
     assert all(name in compared.stdout for name in ("zb-auto", "zb-1p", "zb-2p"))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    st.integers(1, 6),
+    st.integers(1, 12),
+    st.sampled_from([None, 1, 2, 4, 8]),
+    st.data(),
+    st.sampled_from([0.0, 0.1, 0.5]),
+)
+def test_candidates_time_themselves_as_the_estimator_does(
+    p: int, m: int, k: int | None, data: st.DataObject, latency: float
+) -> None:
+    # The planners keep the times they placed ops at instead of estimating each candidate
+    # again: those must be the estimator's to the bit, or the choice between them drifts.
+    from pipesim import build_problem
+    from pipesim.schedules import zero_bubble_auto as auto
+    from pipesim.schedules.estimate import estimate
+
+    per_stage = st.lists(st.sampled_from([0.5, 1.0, 2.0, 3.0]), min_size=p, max_size=p)
+    forward, weight = tuple(data.draw(per_stage)), tuple(data.draw(per_stage))
+    backward = tuple(w + b for w, b in zip(weight, data.draw(per_stage), strict=True))
+    policy = auto.ZBAuto()
+    problem = build_problem(Settings(policy="zb-auto", stages=p, microbatches=m,
+                                     activation_limit=k, forward=forward, backward=backward,
+                                     weight=weight, comm_latency=latency), policy)  # fmt: skip
+    meters = policy._meters(problem)
+    for switches in auto._SWITCHES:
+        orders, figures = auto._Planner(problem, meters, *switches).plan()
+        assert figures == estimate(orders, problem)
+    for forward_first in (False, True):
+        for eager_w in (False, True):
+            orders, figures = auto._list_schedule(problem, meters, forward_first, eager_w)
+            assert figures == estimate(orders, problem)

@@ -43,7 +43,7 @@ from pipesim.problem.memory import StageMemory
 from pipesim.problem.ops import Kind, Op
 from pipesim.problem.pipeline import Problem
 from pipesim.schedules.base import ClosedForm, DeviceProgram, OrderedProgram, Policy
-from pipesim.schedules.estimate import estimate
+from pipesim.schedules.estimate import Estimate, estimate
 from pipesim.schedules.zero_bubble import ZBH1, ZBH2, zero_span_bubble
 
 F, B, W = Kind.F, Kind.B, Kind.W
@@ -92,16 +92,18 @@ class _Planner:
         self.gradient_time = [network.transfer_time(s, s - 1, B) if s else 0.0 for s in stages]
         self.done = [[0, 0, 0] for _ in stages]
         self.clock = [0.0] * self.p
+        self.first: list[float | None] = [None] * self.p
+        """When each device's first op starts."""
         self.idle = [0.0] * self.p
         self.held = [[0.0] * self.p for _ in meters]
         self.finish: list[list[list[float]]] = [[[] for _ in stages] for _ in (F, B, W)]
         self.orders: list[list[Op]] = [[] for _ in stages]
 
     def fits(self, stage: int, kind: Kind, count: int = 1) -> bool:
-        return all(
-            held[stage] + count * meter.deltas[kind][stage] <= meter.limits[stage] + 1e-9
-            for meter, held in zip(self.meters, self.held, strict=True)
-        )
+        for meter, held in zip(self.meters, self.held, strict=True):
+            if held[stage] + count * meter.deltas[kind][stage] > meter.limits[stage] + 1e-9:
+                return False
+        return True
 
     def arrival(self, kind: Kind, stage: int, microbatch: int) -> float:
         """When the input from the neighbouring stage that `kind` waits for arrives."""
@@ -118,6 +120,8 @@ class _Planner:
             start = max(start, self.arrival(B, stage, microbatch))
         if self.done[stage][F]:
             self.idle[stage] += start - self.clock[stage]
+        elif self.first[stage] is None:
+            self.first[stage] = start
         self.clock[stage] = start + self.cost[kind][stage]
         self.finish[kind][stage].append(self.clock[stage])
         for meter, held in zip(self.meters, self.held, strict=True):
@@ -225,40 +229,55 @@ class _Planner:
                     self.put(0, W)
             self.put(stage, B)
 
-    def plan(self) -> list[list[Op]]:
+    def plan(self) -> tuple[list[list[Op]], Estimate]:
         self.warm_up()
         for microbatch in range(1, self.m):
             self.steady(microbatch)
         for stage in range(self.p):
             while self.pending_w(stage):
                 self.put(stage, W)
-        return self.orders
+        return self.orders, self.estimate()
+
+    def estimate(self) -> Estimate:
+        """The span and makespan of the orders placed: the times `put` computed are those
+        `estimate.estimate` would (mean costs, messages as delays), without a second pass."""
+        spans = [
+            end - start
+            for end, start in zip(self.clock, self.first, strict=True)
+            if start is not None
+        ]
+        return Estimate(max(spans, default=0.0), max(self.clock, default=0.0))
 
 
 def _list_schedule(
     problem: Problem, meters: Sequence[_Meter], forward_first: bool, eager_w: bool
-) -> list[list[Op]]:
+) -> tuple[list[list[Op]], Estimate]:
     """A memory-aware list schedule, as a second family of candidates: the device that can
     start an op earliest runs it; a device runs its next B or F (the earlier; on a tie B, or F
     when `forward_first`), a W when the next forward does not fit, and a W in any wait it
     fits in (in any wait at all when `eager_w`)."""
     plan = _Planner(problem, meters, False, False, False)
     p, m, inf = plan.p, plan.m, float("inf")
+    # A device's choice depends on its own state and its neighbours' finished ops only, so
+    # after a put only that device's and its neighbours' choices change.
+    choices = [_next_choice(plan, stage, forward_first, eager_w) for stage in range(p)]
     while True:
         best: tuple[float, int, Kind] | None = None
-        for stage in range(p):
-            choice = _next_choice(plan, stage, forward_first, eager_w)
+        for stage, choice in enumerate(choices):
             if choice is not None and (best is None or choice[0] < best[0]):
                 best = (choice[0], stage, choice[1])
         if best is None or best[0] == inf:
             break
-        plan.put(best[1], best[2])
+        chosen = best[1]
+        plan.put(chosen, best[2])
+        for stage in range(max(0, chosen - 1), min(p, chosen + 2)):
+            choices[stage] = _next_choice(plan, stage, forward_first, eager_w)
     for stage in range(p):
         if plan.done[stage][F] < m or plan.done[stage][B] < m:
             raise _CannotFit
         while plan.pending_w(stage):
             plan.put(stage, W)
-    return plan.orders
+    return plan.orders, plan.estimate()
 
 
 def _next_choice(
@@ -332,7 +351,7 @@ class ZBAuto(Policy):
 
     def device_orders_for(self, problem: Problem) -> list[list[Op]]:
         meters = self._meters(problem)
-        candidates: list[list[list[Op]]] = []
+        candidates: list[tuple[list[list[Op]], Estimate]] = []
         for switches in _SWITCHES:
             try:
                 candidates.append(_Planner(problem, meters, *switches).plan())
@@ -350,14 +369,14 @@ class ZBAuto(Policy):
             except PolicyError:
                 continue  # a shape the handmade schedule does not take
             if _fits(orders, meters):
-                candidates.append([list(order) for order in orders])
+                candidates.append(([list(order) for order in orders], estimate(orders, problem)))
         if not candidates:
             raise PolicyError(f"{self.name}: no order fits the memory limit")
-        scored = []
-        for index, orders in enumerate(candidates):
-            span, makespan = estimate(orders, problem)
-            scored.append((round(span, 9), round(makespan, 9), _peak(orders), index))
-        return candidates[min(scored)[-1]]
+        scored = [
+            (round(span, 9), round(makespan, 9), _peak(orders), index)
+            for index, (orders, (span, makespan)) in enumerate(candidates)
+        ]
+        return candidates[min(scored)[-1]][0]
 
     plans_bytes: bool = True
     """Whether a byte limit also bounds the plan (zb-auto); ZB-1P and ZB-2P are defined by K."""
