@@ -9,7 +9,9 @@ ZB-V. Source: Qi et al., "Zero Bubble Pipeline Parallelism", ICLR 2024, section 
 forwards (second chunk, first chunk), then p-d rounds of F-B-W on its second chunk, then a
 steady state of F-B-W on each chunk in turn, then the remaining B and W passes. Peak activations
 p microbatches' worth on every device (1F1B's first device). Closed form (F = B = W, free
-messages, m >= 2p-1): no bubble in the span view.
+messages, m >= 2p-1): no bubble in the span view. With `--activation-limit K` (K >= p), the
+authors' own V scheduler plans it within K microbatches' worth for the problem's costs
+(`zero_bubble_v_limited.py`, op for op the reference's `zbv.py`): more memory, less bubble.
 
 DualPipeV. Source: DeepSeek's DualPipe repository (`dualpipev.py`, the V-shape "cut-in-half"
 DualPipe, after the DeepSeek-V3 technical report, section 3.2.1); PyTorch's `ScheduleDualPipeV`.
@@ -28,8 +30,16 @@ from collections import deque
 
 from pipesim.problem.ops import Fused, Kind, Op, Step
 from pipesim.problem.pipeline import Pipeline, Problem, v_shape_placement
-from pipesim.schedules.base import ClosedForm, StaticPolicy, require, split_stage_costs
+from pipesim.schedules.base import (
+    ClosedForm,
+    DeviceProgram,
+    OrderedProgram,
+    StaticPolicy,
+    require,
+    split_stage_costs,
+)
 from pipesim.schedules.zero_bubble import zero_span_bubble
+from pipesim.schedules.zero_bubble_v_limited import zbv_limited_orders
 
 
 class _VShape(StaticPolicy):
@@ -44,11 +54,22 @@ class ZBV(_VShape):
     name = "zb-v"
     summary = "ZB-V: two chunks per device in a V, 1F-1B-1W; no span bubble when F=B=W"
     aliases = ("ZBVZeroBubble", "ScheduleZBVZeroBubble", "zbv", "v-zb")
+    takes_activation_limit = True
 
     def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
         return [_zbv_order(pipeline, device) for device in range(pipeline.devices)]
 
-    def closed_form(self, problem: Problem) -> ClosedForm:
+    def programs(self, problem: Problem) -> list[DeviceProgram]:
+        """PyTorch's order; under --activation-limit, the authors' V scheduler with that bound
+        and this problem's costs (`zero_bubble_v_limited`)."""
+        if problem.activation_limit is None:
+            return super().programs(problem)
+        orders = zbv_limited_orders(problem, problem.activation_limit)
+        return [OrderedProgram(order) for order in orders]
+
+    def closed_form(self, problem: Problem) -> ClosedForm | None:
+        if problem.activation_limit is not None:
+            return None  # planned for these costs and this bound: no textbook figure
         return zero_span_bubble(problem)
 
 

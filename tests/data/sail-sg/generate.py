@@ -1,7 +1,10 @@
-"""Writes the V-Half and V-Min orders of the authors' reference as compute-only CSVs.
+"""Writes orders of the authors' reference as compute-only CSVs: V-Half and V-Min
+(`zbv_greedy.py`), and ZB-V under a memory bound (`zbv.py`'s `try_v_schedule`, the best of its
+four variants as `create_schedule` picks it; file names give p, m, K and the F, B, W and message
+costs of every chunk).
 
-The reference is `megatron/core/pipeline_parallel/zerobubble/scheduler/zbv_greedy.py` of
-sail-sg/zero-bubble-pipeline-parallelism (with `graph.py` beside it); give the directory that
+The reference is `megatron/core/pipeline_parallel/zerobubble/scheduler/` of
+sail-sg/zero-bubble-pipeline-parallelism (`graph.py` beside them); give the directory that
 holds its `megatron` package:
 
     python tests/data/sail-sg/generate.py /path/to/zero-bubble-pipeline-parallelism
@@ -19,6 +22,10 @@ from pathlib import Path
 
 from pipesim.problem.ops import Kind, Op
 from pipesim.schedules.schedule_file import write_schedule
+
+ZBV_CASES = [(4, 8, 5, (1, 1, 1, 0)), (6, 13, 6, (1, 2, 1, 0)), (6, 12, 9, (3, 2, 1, 1)),
+             (8, 24, 12, (2, 2, 2, 1))]  # fmt: skip
+"""(p, m, K in microbatches' worth, (F, B input gradient, W, message) per chunk)."""
 
 CASES = [("half", 4, 8), ("half", 6, 12), ("half", 8, 20), ("min", 4, 8), ("min", 6, 12),
          ("min", 9, 21)]  # fmt: skip
@@ -47,6 +54,28 @@ def main(reference: str) -> None:
             for rank in ranks
         ]
         with open(here / f"v{kind}_p{p}_m{m}.csv", "w", encoding="utf-8") as out:
+            write_schedule(orders, True, out)
+    from megatron.core.pipeline_parallel.zerobubble.scheduler import zbv
+
+    for p, m, k, (f, b, w, c) in ZBV_CASES:
+        graph = zbv.PipelineGraph(p, m, f, b, w, c, 1.0, 0.0, -1.0, max_mem=2.0 * k)
+        best = None
+        for fill_b in (True, False):
+            for fill_f in (True, False):
+                schedule, _, worst = graph.try_v_schedule(fill_b=fill_b, fill_f=fill_f)
+                if best is None or worst < best[1]:
+                    best = (schedule, worst)
+        assert best is not None
+        orders = [
+            [
+                Op((Kind.F, Kind.B, Kind.W)[cat], rank if (chunk if cat == 0 else 1 - chunk) == 0
+                   else 2 * p - 1 - rank, mb)
+                for cat, chunk, mb in best[0][rank]
+            ]
+            for rank in range(p)
+        ]  # fmt: skip
+        name = f"zbv_p{p}_m{m}_k{k}_f{f}_b{b}_w{w}_c{c}.csv"
+        with open(here / name, "w", encoding="utf-8") as out:
             write_schedule(orders, True, out)
 
 
