@@ -406,3 +406,16 @@ def test_switches_read_as_switches_in_help() -> None:
     for flag in ("--explain", "--fail-on-oom", "--blocking-comm"):
         line = next(line for line in result.stdout.splitlines() if flag in line)
         assert "<bool>" not in line, line
+
+
+def test_compare_says_why_a_policy_did_not_run_without_squeezing_the_table() -> None:
+    # p=3: dualpipe needs an even p. Its reason goes under the table; at 80 columns every
+    # other row keeps all its figures.
+    result = runner.invoke(app, ["compare", "-p", "3", "-m", "8"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    gpipe = next(line for line in lines if line.startswith("gpipe "))
+    assert "30" in gpipe and "20.0%" in gpipe and "1.00x" in gpipe
+    assert any(line.startswith("dualpipe ") and "not run" in line for line in lines)
+    assert "dualpipe not run: dualpipe needs an even number of devices (p=3)" in result.stdout
+    assert all("…" not in line for line in lines[:3])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pipesim.errors import ConfigError
+from pipesim.errors import ConfigError, PolicyError
 from pipesim.problem.capacity import check_ops
 from pipesim.problem.costs import StageCosts, stage_costs
 from pipesim.problem.layout import even_layers, layers_from_counts, layers_from_layout
@@ -68,7 +68,8 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
     else:
         policy.check(stages, chunks, microbatches)
     if settings.activation_limit is not None and not policy.takes_activation_limit:
-        raise ConfigError(
+        # the policy's constraint, not a wrong setting: compare shows it on that policy's row
+        raise PolicyError(
             "activation_limit applies to schedules that plan under a memory limit (zb-auto); "
             "other schedules' peaks are fixed by their order (see `pipesim policies --details`)"
         )

@@ -36,7 +36,8 @@ class ComparisonTable:
         for row in self.rows:
             figures = row.figures
             if figures is None:
-                table.add_row(row.policy, "", Text(row.error or "", style="red"), end_section=False)
+                # why, under the table: a sentence in a column would squeeze every other one
+                table.add_row(row.policy, "", Text("not run", style="red"), end_section=False)
                 continue
             summary = figures.summary
             closed = figures.closed_form
@@ -56,7 +57,12 @@ class ComparisonTable:
                 _peak_cell(figures.summary) if in_bytes else activations(summary.peak_activations),
                 f"{speedup:.2f}x" if speedup is not None else "—",
             )
-        yield Group(table, *_verdict_lines(self.rows))
+        not_run = [
+            Text.assemble((f"{row.policy} not run: ", "red"), row.error or "")
+            for row in self.rows
+            if row.figures is None
+        ]
+        yield Group(table, *not_run, *_verdict_lines(self.rows))
 
 
 def _peak_bytes(rows: Sequence[Comparison]) -> bool:
