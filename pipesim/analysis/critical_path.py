@@ -41,8 +41,8 @@ def critical_path(trace: Trace, readiness: Readiness | None = None) -> CriticalP
     index = readiness.index
     previous: list[OpRecord | None] = [None] * index.size
     """By op key, the op its device ran before it."""
-    for ops in trace.ops_by_device():
-        for key, before in zip(index.keys(ops[1:]), ops, strict=False):
+    for keys, ops in zip(readiness.keys_by_device, trace.ops_by_device(), strict=True):
+        for key, before in zip(keys[1:], ops, strict=False):
             previous[key] = before
     compute = queued = in_flight = waiting = 0.0
     count = 0

@@ -39,9 +39,12 @@ class Readiness:
         self.index = index = OpIndex(trace.problem)
         self._blocking = self.blocking = trace.problem.network.blocking
         """Whether a device can be held after an op ends (by its blocking send)."""
+        self.keys_by_device = [index.keys(ops) for ops in trace.ops_by_device()]
+        """Each device's op keys, in its order (the critical path reuses them)."""
         self._by_key: list[OpRecord | None] = [None] * index.size
-        for key, record in zip(index.keys(trace.ops), trace.ops, strict=True):
-            self._by_key[key] = record
+        for device_keys, ops in zip(self.keys_by_device, trace.ops_by_device(), strict=True):
+            for key, record in zip(device_keys, ops, strict=True):
+                self._by_key[key] = record
         self._sent = {index.key(transfer): transfer for transfer in trace.transfers}
         self._step_of: dict[int, tuple[int, ...]] = {}
         """For each op of a fused step, the keys of the step's ops, in order."""
