@@ -57,7 +57,10 @@ class Interleaved1F1B(StaticPolicy):
 
 class InterleavedZeroBubble(StaticPolicy):
     name = "interleaved-zb"
-    summary = "ZB-1P on looped chunks: interleaved placement, split backward, W fills the drain"
+    summary = (
+        "zero bubble on looped chunks (PyTorch's interleaved ZB-1P): split backward, W fills "
+        "the drain"
+    )
     aliases = ("InterleavedZeroBubble", "ScheduleInterleavedZeroBubble")
     chunks: int | None = None
     split_backward = True

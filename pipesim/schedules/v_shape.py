@@ -52,7 +52,10 @@ class _VShape(StaticPolicy):
 
 class ZBV(_VShape):
     name = "zb-v"
-    summary = "ZB-V: two chunks per device in a V, 1F-1B-1W; no span bubble when F=B=W"
+    summary = (
+        "ZB-V: two chunks per device in a V, 1F-1B-1W; no span bubble when F=B=W; takes "
+        "--activation-limit"
+    )
     aliases = ("ZBVZeroBubble", "ScheduleZBVZeroBubble", "zbv", "v-zb")
     takes_activation_limit = True
 
