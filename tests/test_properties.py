@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -133,3 +134,21 @@ def test_fast_writers_write_what_the_reference_rows_give(settings: Settings) -> 
     write_chrome_trace(report, trace)
     events = [line.rstrip(",") for line in trace.getvalue().splitlines()[1:-1]]
     assert events == [json.dumps(e, separators=(",", ":")) for e in trace_events(report)]
+
+
+@given(problems(), st.randoms(use_true_random=False))
+def test_activation_timeline_in_run_order_equals_the_sorted_one(
+    settings: Settings, shuffler: random.Random
+) -> None:
+    # The timeline is read in the order each device ran its ops, without a sort: it must be
+    # the one sorting every change by time gives (and ops out of order fall back to it).
+    from pipesim.analysis.memory import _sorted_timeline, activation_timeline
+
+    report = _run(settings)
+    split = report.trace.problem.split_backward
+    for ops in report.trace.ops_by_device():
+        expected = _sorted_timeline(ops, split)
+        assert activation_timeline(ops, split) == expected
+        shuffled = list(ops)
+        shuffler.shuffle(shuffled)
+        assert activation_timeline(shuffled, split) == expected

@@ -5,6 +5,7 @@ microbatches' worth always, and in bytes when the problem says how many each sta
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from pipesim.problem.memory import StageMemory
@@ -29,7 +30,35 @@ def activation_changes(ops: list[OpRecord], split: bool) -> list[tuple[float, in
 
 
 def activation_timeline(ops: list[OpRecord], split: bool) -> list[tuple[float, int]]:
-    """The number of stage activations a device holds, as (time, held from then on) steps."""
+    """The number of stage activations a device holds, as (time, held from then on) steps.
+
+    A device's ops in the order it ran them already give their changes in time order (each
+    op starts after the one before it ends), and changes at one instant merge into one step,
+    so no sort is needed; ops out of time order fall back to sorting."""
+    releasing = Kind.W if releases_activation(Kind.W, split) else Kind.B
+    forward = Kind.F
+    held = 0
+    last = -math.inf
+    steps: list[tuple[float, int]] = []
+    for _, _, kind, _, start, end in ops:
+        if kind is forward:
+            time, held = start, held + 1
+        elif kind is releasing:
+            time, held = end, held - 1
+        else:
+            continue
+        if time == last:
+            steps[-1] = (time, held)
+        elif time > last:
+            steps.append((time, held))
+            last = time
+        else:
+            return _sorted_timeline(ops, split)
+    return steps
+
+
+def _sorted_timeline(ops: list[OpRecord], split: bool) -> list[tuple[float, int]]:
+    """`activation_timeline` for ops in any order."""
     held = 0
     steps: list[tuple[float, int]] = []
     for time, delta in activation_changes(ops, split):
