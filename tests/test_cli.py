@@ -419,3 +419,14 @@ def test_compare_says_why_a_policy_did_not_run_without_squeezing_the_table() -> 
     assert any(line.startswith("dualpipe ") and "not run" in line for line in lines)
     assert "dualpipe not run: dualpipe needs an even number of devices (p=3)" in result.stdout
     assert all("…" not in line for line in lines[:3])
+
+
+def test_sweep_says_why_a_row_did_not_run_without_squeezing_the_table() -> None:
+    args = ["sweep", "--policies", "1f1b,dualpipe", "-p", "2,3,4", "-m", "8", "--workers", "1"]
+    result = runner.invoke(app, args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any("dualpipe" in line and "not run" in line for line in lines)
+    assert "dualpipe not run: dualpipe needs an even number of devices (p=3)" in result.stdout
+    header = next(line for line in lines if "policy" in line and "makespan" in line)
+    assert "…" not in header

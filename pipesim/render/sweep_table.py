@@ -33,6 +33,12 @@ class SweepTable:
         figures = self._table(bar=0)
         spare = options.max_width - console.measure(figures, options=options).maximum - 3
         yield self._table(bar=min(_BAR, spare)) if spare >= 6 else figures
+        # Why a row did not run, under the table: a sentence in a column squeezes the others.
+        reasons = dict.fromkeys(
+            (row.policy, row.error or "") for row in self.rows if row.figures is None
+        )
+        for policy, error in reasons:
+            yield Text.assemble((f"{policy} not run: ", "red"), error)
 
     def _table(self, bar: int) -> Table:
         setting = self.rows[0].setting if self.rows else "value"
@@ -48,7 +54,7 @@ class SweepTable:
             label = value_text(row.setting, row.value) if row.value != previous else ""
             previous = row.value
             if row.figures is None:
-                table.add_row(label, row.policy, Text(row.error or "", style="red"))
+                table.add_row(label, row.policy, Text("not run", style="red"))
                 continue
             summary = row.figures.summary
             closed = row.figures.closed_form
