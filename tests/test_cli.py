@@ -430,3 +430,13 @@ def test_sweep_says_why_a_row_did_not_run_without_squeezing_the_table() -> None:
     assert "dualpipe not run: dualpipe needs an even number of devices (p=3)" in result.stdout
     header = next(line for line in lines if "policy" in line and "makespan" in line)
     assert "…" not in header
+
+
+def test_compare_runs_says_why_a_policy_did_not_run_under_its_table() -> None:
+    args = ["compare", "-p", "3", "-m", "8", "--runs", "3", "--jitter", "0.1",
+            "--policies", "1f1b,dualpipe", "--workers", "1"]  # fmt: skip
+    result = runner.invoke(app, args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("dualpipe "))
+    assert "not run" in row and "even" not in row
+    assert "dualpipe not run: dualpipe needs an even number of devices (p=3)" in result.stdout

@@ -86,8 +86,13 @@ class MonteCarloComparison:
             table.add_row(study.policy, *_cells(study.makespan, ms), percent(study.bubble.p50))
         for study in self.studies:
             if study.error is not None:
-                table.add_row(study.policy, Text(study.error, style="red"), "", "", "", "", "")
-        yield Group(table, *verdict_lines(ran))
+                table.add_row(study.policy, Text("not run", style="red"), "", "", "", "", "")
+        not_run = [
+            Text.assemble((f"{study.policy} not run: ", "red"), study.error)
+            for study in self.studies
+            if study.error is not None
+        ]
+        yield Group(table, *not_run, *verdict_lines(ran))
 
 
 def verdict_lines(studies: Sequence[MonteCarlo]) -> list[Text]:
