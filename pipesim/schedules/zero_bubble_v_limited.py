@@ -3,8 +3,9 @@
 Source: Qi et al., "Pipeline Parallelism with Controllable Memory", NeurIPS 2024, and its
 authors' reference, `PipelineGraph.try_v_schedule` and `create_schedule` in
 `megatron/core/pipeline_parallel/zerobubble/scheduler/zbv.py` of
-sail-sg/zero-bubble-pipeline-parallelism, whose default bound (2p chunk activations) gives the
-ZB-V that PyTorch's `ScheduleZBVZeroBubble` generates. `zb-v --activation-limit K` runs it
+sail-sg/zero-bubble-pipeline-parallelism (default bound: 2p chunk activations, K = p). Without a
+limit zb-v runs PyTorch's `ScheduleZBVZeroBubble` order, a fixed pattern that differs from this
+scheduler's even at K = p and equal costs. `zb-v --activation-limit K` runs it
 with K microbatches' worth (2K chunk activations, counted from a forward's start to its W's
 end), planned as the reference's runtime plans it, for the median F, B and W over the stages
 and the median message time, then simulated with every stage's own costs and links.
