@@ -70,7 +70,7 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
     if settings.activation_limit is not None and not policy.takes_activation_limit:
         # the policy's constraint, not a wrong setting: compare shows it on that policy's row
         raise PolicyError(
-            "activation_limit applies to schedules that plan under a memory limit (zb-auto); "
+            "activation_limit applies to schedules that plan under a memory limit (zb-auto, zb-v); "
             "other schedules' peaks are fixed by their order (see `pipesim policies --details`)"
         )
     pipeline = Pipeline(

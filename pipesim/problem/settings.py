@@ -244,7 +244,7 @@ class Settings:
         "device.", MEMORY_PANEL,
     )  # fmt: skip
     activation_limit: float | None = _declare(
-        None, ACTIVATIONS, "Schedules that plan under a memory limit (zb-auto, pipesim optimize): "
+        None, ACTIVATIONS, "Schedules that plan under a memory limit (zb-auto, zb-v, pipesim optimize): "
         "at most K microbatches' worth of activations per device, held from a forward's start "
         "to its last backward's end.", MEMORY_PANEL, shown_default="none (zb-auto: the "
         "memory limit, when memory is known in bytes)", sweepable=True,

@@ -57,10 +57,13 @@ class ComparisonTable:
                 _peak_cell(figures.summary) if in_bytes else activations(summary.peak_activations),
                 f"{speedup:.2f}x" if speedup is not None else "—",
             )
+        by_reason: dict[str, list[str]] = {}
+        for row in self.rows:
+            if row.figures is None:
+                by_reason.setdefault(row.error or "", []).append(row.policy)
         not_run = [
-            Text.assemble((f"{row.policy} not run: ", "red"), row.error or "")
-            for row in self.rows
-            if row.figures is None
+            Text.assemble((f"{', '.join(policies)} not run: ", "red"), reason)
+            for reason, policies in by_reason.items()
         ]
         yield Group(table, *not_run, *_verdict_lines(self.rows))
 
