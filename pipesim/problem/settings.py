@@ -244,10 +244,10 @@ class Settings:
         "device.", MEMORY_PANEL,
     )  # fmt: skip
     activation_limit: float | None = _declare(
-        None, ACTIVATIONS, "Schedules that plan under a memory limit (zb-auto, zb-v, pipesim optimize): "
-        "at most K microbatches' worth of activations per device, held from a forward's start "
-        "to its last backward's end.", MEMORY_PANEL, shown_default="none (zb-auto: the "
-        "memory limit, when memory is known in bytes)", sweepable=True,
+        None, ACTIVATIONS, "Schedules that plan under a memory limit (zb-auto, zb-v, pipesim "
+        "optimize): at most K microbatches' worth of activations per device, held from a "
+        "forward's start to its last backward's end.", MEMORY_PANEL, shown_default="none "
+        "(zb-auto: the memory limit, when memory is known in bytes)", sweepable=True,
     )  # fmt: skip
     memory_limit: float | None = _declare(
         None, MEMORY, "Bytes a device holds; a device that needs more is out of memory.",
