@@ -40,7 +40,7 @@ from collections.abc import Sequence
 
 from pipesim.errors import PolicyError
 from pipesim.problem.memory import StageMemory
-from pipesim.problem.ops import Kind, Op
+from pipesim.problem.ops import Kind, Op, needs
 from pipesim.problem.pipeline import Problem
 from pipesim.schedules.base import ClosedForm, DeviceProgram, OrderedProgram, Policy
 from pipesim.schedules.estimate import Estimate, estimate
@@ -86,9 +86,23 @@ class _Planner:
         stages = range(self.p)
         self.cost = [[problem.duration(Op(kind, s, 0)) for s in stages] for kind in (F, B, W)]
         network = problem.network
-        self.activation_time = [
-            network.transfer_time(s, s + 1, F) if s + 1 < self.p else 0.0 for s in stages
+        self.messages = [
+            [
+                [
+                    (
+                        need.op.kind,
+                        need.op.stage,
+                        network.transfer_time(need.op.stage, s, need.op.kind),
+                    )
+                    for need in needs(Op(kind, s, 0), self.p)
+                    if need.message is not None
+                ]
+                for s in stages
+            ]
+            for kind in (F, B, W)
         ]
+        """Per kind and stage, the messages an op waits for (from the dependency rules, asked
+        once per stage): producer kind and stage, and the message's time."""
         self.gradient_time = [network.transfer_time(s, s - 1, B) if s else 0.0 for s in stages]
         self.done = [[0, 0, 0] for _ in stages]
         self.clock = [0.0] * self.p
@@ -105,19 +119,29 @@ class _Planner:
                 return False
         return True
 
-    def arrival(self, kind: Kind, stage: int, microbatch: int) -> float:
-        """When the input from the neighbouring stage that `kind` waits for arrives."""
-        if kind is F:
-            return self.finish[F][stage - 1][microbatch] + self.activation_time[stage - 1]
-        return self.finish[B][stage + 1][microbatch] + self.gradient_time[stage + 1]
+    def arrival(self, kind: Kind, stage: int, microbatch: int) -> float | None:
+        """When the messages the op waits for (the dependency rules' `needs`) have arrived:
+        0 for an op that waits for none, None while one of their producers is not placed."""
+        time = 0.0
+        for producer_kind, producer_stage, hop in self.messages[kind][stage]:
+            done = self.finish[producer_kind][producer_stage]
+            if microbatch >= len(done):
+                return None
+            time = max(time, done[microbatch] + hop)
+        return time
+
+    def _placed_arrival(self, kind: Kind, stage: int, microbatch: int) -> float:
+        arrives = self.arrival(kind, stage, microbatch)
+        if arrives is None:
+            raise _CannotFit
+        return arrives
 
     def put(self, stage: int, kind: Kind) -> None:
         microbatch = self.done[stage][kind]
-        start = self.clock[stage]
-        if kind is F and stage > 0:
-            start = max(start, self.arrival(F, stage, microbatch))
-        elif kind is B and stage < self.p - 1:
-            start = max(start, self.arrival(B, stage, microbatch))
+        arrives = self.arrival(kind, stage, microbatch)
+        if arrives is None:
+            raise _CannotFit  # an input not planned yet: this variant cannot go on
+        start = max(self.clock[stage], arrives)
         if self.done[stage][F]:
             self.idle[stage] += start - self.clock[stage]
         elif self.first[stage] is None:
@@ -218,12 +242,12 @@ class _Planner:
                 continue  # its input is not planned yet
             self.make_room(stage, F)
             if stage:
-                self.fill_wait(stage, self.arrival(F, stage, self.done[stage][F]))
+                self.fill_wait(stage, self._placed_arrival(F, stage, self.done[stage][F]))
             self.put(stage, F)
         for stage in range(p - 1, -1, -1):
             self.make_room(stage, B)
             if stage + 1 < p:
-                self.fill_wait(stage, self.arrival(B, stage, microbatch))
+                self.fill_wait(stage, self._placed_arrival(B, stage, microbatch))
             if stage == 0 and self.done[0][F] == self.m:
                 while self.pending_w(0):
                     self.put(0, W)
@@ -288,18 +312,14 @@ def _next_choice(
     pending_w = plan.pending_w(stage)
     start_b = start_f = inf
     if done[B] < done[F]:
-        mb = done[B]
-        if stage == plan.p - 1:
-            start_b = clock
-        elif mb < len(plan.finish[B][stage + 1]):
-            start_b = max(clock, plan.arrival(B, stage, mb))
+        arrives = plan.arrival(B, stage, done[B])
+        if arrives is not None:
+            start_b = max(clock, arrives)
     forward_fits = done[F] < plan.m and plan.fits(stage, F)
     if forward_fits:
-        mb = done[F]
-        if stage == 0:
-            start_f = clock
-        elif mb < len(plan.finish[F][stage - 1]):
-            start_f = max(clock, plan.arrival(F, stage, mb))
+        arrives = plan.arrival(F, stage, done[F])
+        if arrives is not None:
+            start_f = max(clock, arrives)
     if done[F] < plan.m and not forward_fits and pending_w:
         return clock, W
     if forward_first:
