@@ -14,7 +14,7 @@ from itertools import islice
 from typing import Any, NamedTuple, TextIO
 
 from pipesim.analysis.report import Report
-from pipesim.problem.ops import Kind, message_target
+from pipesim.problem.ops import Kind, Op, message_target
 from pipesim.render.numbers import num
 from pipesim.render.style import KIND_NAMES
 from pipesim.simulator.op_index import OpIndex
@@ -279,20 +279,21 @@ def _flow_lines(
     each op's start as its slice wrote it (`starts`, by op key) and its device."""
     trace = report.trace
     pipeline = trace.problem.pipeline
-    line = pipeline.line_length
-    step = 3 * pipeline.microbatches  # F(s) feeds F(s+1), B(s) feeds B(s-1): keys 3m apart
+    line, m = pipeline.line_length, pipeline.microbatches
+    # Per slot (stage * 3 + kind), the key offset of the op its message feeds, from the
+    # dependency rules (message_target), asked once per slot; None: no message.
+    feeds: list[int | None] = []
+    for stage in range(pipeline.num_stages):
+        for kind in Kind:
+            target = message_target(Op(kind, stage, 0), line)
+            feeds.append(None if target is None else (target - stage) * 3 * m)
+    names = ("activation", "gradient", "")
     flow_id = 0
     for key, (device, stage, kind, _, _, _) in zip(index.keys(trace.ops), trace.ops, strict=True):
-        if kind is Kind.F:
-            if (stage + 1) % line == 0:
-                continue  # the last stage of its line: no message
-            consumer, name = key + step, "activation"
-        elif kind is Kind.B:
-            if stage % line == 0:
-                continue
-            consumer, name = key - step, "gradient"
-        else:
+        offset = feeds[stage * 3 + kind]
+        if offset is None:
             continue
+        consumer, name = key + offset, names[kind]
         finish = starts[consumer]
         if finish is None:
             continue
