@@ -91,11 +91,12 @@ def test_idle_causes_fast_path_equals_the_general_one(settings: Settings, blocki
     from pipesim.analysis.readiness import Readiness
 
     report = _run(settings.replace(blocking_comm=blocking))
-    fast, general = Readiness(report.trace), Readiness(report.trace)
-    general.blocking = True
+    readiness = Readiness(report.trace)
+    general = IdleAttribution(readiness, gaps_only=False)
+    fast = IdleAttribution(readiness, gaps_only=not blocking)
     for device, ops in enumerate(report.trace.ops_by_device()):
-        expected = IdleAttribution(general).device(device, ops, report.summary.makespan)
-        assert IdleAttribution(fast).device(device, ops, report.summary.makespan) == expected
+        expected = general.device(device, ops, report.summary.makespan)
+        assert fast.device(device, ops, report.summary.makespan) == expected
 
 
 @given(problems())

@@ -39,8 +39,11 @@ LINK_CAUSES = (
 class IdleAttribution:
     """Splits each device's idle time by cause, from what released each op."""
 
-    def __init__(self, readiness: Readiness) -> None:
+    def __init__(self, readiness: Readiness, gaps_only: bool | None = None) -> None:
         self._readiness = readiness
+        self._gaps_only = not readiness.blocking if gaps_only is None else gaps_only
+        """Whether only the gaps between ops need a cause: without blocking sends a device is
+        free when its op ends (False walks every op, as blocking sends need)."""
 
     def device(self, device: int, ops: list[OpRecord], makespan: float) -> dict[str, float]:
         causes = dict.fromkeys(IDLE_CAUSES, 0.0)
@@ -48,7 +51,7 @@ class IdleAttribution:
             causes["warmup"] = makespan
             return causes
         causes["warmup"] = ops[0].start
-        if self._readiness.blocking:
+        if not self._gaps_only:
             for before, after in pairwise(ops):
                 cursor = self._held_by_send(before, after.start, causes)
                 if after.start > cursor:

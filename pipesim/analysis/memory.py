@@ -71,14 +71,9 @@ def _sorted_timeline(ops: list[OpRecord], split: bool) -> list[tuple[float, int]
 
 
 def peak_held(ops: list[OpRecord], split: bool) -> int:
-    """The most stage activations a device holds at once (the timeline's highest step: within
+    """The most stage activations a device holds at once: the timeline's highest step (within
     one instant frees come first, so no partial count there is higher)."""
-    held = peak = 0
-    for _, delta in activation_changes(ops, split):
-        held += delta
-        if held > peak:
-            peak = held
-    return peak
+    return max((held for _, held in activation_timeline(ops, split)), default=0)
 
 
 def device_activations(trace: Trace) -> list[list[tuple[float, float]]]:

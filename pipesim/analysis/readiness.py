@@ -37,7 +37,7 @@ class Readiness:
 
     def __init__(self, trace: Trace) -> None:
         self.index = index = OpIndex(trace.problem)
-        self._blocking = self.blocking = trace.problem.network.blocking
+        self.blocking = trace.problem.network.blocking
         """Whether a device can be held after an op ends (by its blocking send)."""
         self.keys_by_device = [index.keys(ops) for ops in trace.ops_by_device()]
         """Each device's op keys, in its order (the critical path reuses them)."""
@@ -94,7 +94,7 @@ class Readiness:
         """When `record`'s device could start its next op: at the op's end, or, with blocking
         sends, when the op's output (every output of its fused step, for a step's last op) has
         arrived."""
-        if not self._blocking:
+        if not self.blocking:
             return Release(record.end, record, None)
         key = self.index.key(record)
         step = self._step_of.get(key)
