@@ -83,18 +83,10 @@ class _VPlan:
             for kind in (Kind.F, Kind.B)
         ]
         self.message = median(hops) if hops else 0.0
-        self.first_hop = self.message
 
     def stage(self, cat: int, chunk: int, device: int) -> int:
         model_chunk = chunk if cat == 0 else 1 - chunk
         return device if model_chunk == 0 else 2 * self.p - 1 - device
-
-    def cost(self, cat: int, chunk: int, device: int) -> float:
-        return self.costs[cat]
-
-    def hop(self, cat: int, chunk: int, device: int) -> float:
-        """The message time into `device` for an F or B of `chunk` (from its neighbour)."""
-        return self.message
 
     def finished(self, cat: int, chunk: int, device: int, mb: int) -> float:
         """When that op ended, or -1 if it has not been placed."""
@@ -121,12 +113,12 @@ class _VPlan:
         neighbour = device + 1 if chunk == 1 else device - 1
         if cat < 2 and 0 <= neighbour < self.p and self.finished(cat, chunk, neighbour, mb) < 0:
             raise _Full  # its input is not placed yet
-        cost = self.cost(cat, chunk, device)
+        cost = self.costs[cat]
         end = no_bubble = self.clock[device] + cost
         if cat < 2 and chunk == 1 and device < self.p - 1:
-            end = max(end, self.finished(cat, 1, device + 1, mb) + self.hop(cat, 1, device) + cost)
+            end = max(end, self.finished(cat, 1, device + 1, mb) + self.message + cost)
         if cat < 2 and chunk == 0 and device > 0:
-            end = max(end, self.finished(cat, 0, device - 1, mb) + self.hop(cat, 0, device) + cost)
+            end = max(end, self.finished(cat, 0, device - 1, mb) + self.message + cost)
         if self.count[device][0] > 0:
             self.bubble[device] += end - no_bubble
         self.end[(cat, chunk, device, mb)] = end
@@ -152,13 +144,13 @@ class _VPlan:
         wait would exceed what this device may idle (`always`: the variant's choice)."""
         pending = self.pending_w[device]
         while pending and waits_for is not None:
-            if waits_for < self.clock[device] + self.cost(2, pending[0], device):
+            if waits_for < self.clock[device] + self.costs[2]:
                 break
             self.put_w(device)
         if waits_for is None:
             # The reference reads the last node's end here (index -1), which stays unplaced
             # until the very end: -1 plus a hop.
-            waits_for = self.finished(2, 1, self.p - 1, self.m - 1) + self.first_hop
+            waits_for = self.finished(2, 1, self.p - 1, self.m - 1) + self.message
         gap = waits_for - self.clock[device]
         if pending and gap > self.worst_bubble(device) - self.bubble[device] and always:
             self.put_w(device)
@@ -171,10 +163,10 @@ class _VPlan:
             if device == p - 1:
                 self.put(0, 1, device)
                 continue
-            turn = self.finished(0, 1, device + 1, 0) + self.hop(0, 1, device)
+            turn = self.finished(0, 1, device + 1, 0) + self.message
             while (
                 self.held[device] + (2 + device * 2) <= self.bound + 1e-9
-                and self.clock[device] + self.cost(0, 0, device) <= turn
+                and self.clock[device] + self.costs[0] <= turn
                 and self.count[device][0] < m
             ):
                 for earlier in range(device + 1):
@@ -210,17 +202,16 @@ class _VPlan:
             count = self.count[device]
             waits_for: float | None = None
             if chunk == 1 and device < p - 1:
-                waits_for = self._arrival(1, 1, device + 1, count[3], device)
+                waits_for = self._arrival(1, 1, device + 1, count[3])
             if chunk == 0 and device > 0:
-                waits_for = self._arrival(1, 0, device - 1, count[2], device)
+                waits_for = self._arrival(1, 0, device - 1, count[2])
             self.fill(device, waits_for, chunk == 1 or self.fill_b)
             self.put(1, chunk, device)
 
-    def _arrival(self, cat: int, chunk: int, source: int, mb: int, device: int) -> float:
-        """When the input from `source` arrives, or -1 when its producer is not placed (the
-        reference compares its unplaced end, -1, plus the hop, as is)."""
-        done = self.finished(cat, chunk, source, mb)
-        return done + self.hop(cat, chunk, device)
+    def _arrival(self, cat: int, chunk: int, source: int, mb: int) -> float:
+        """When the input from `source` arrives; for a producer not placed yet, its end reads
+        -1 and the reference compares -1 plus the message time, as is."""
+        return self.finished(cat, chunk, source, mb) + self.message
 
     def forwards(self) -> None:
         p, m = self.p, self.m
@@ -240,9 +231,9 @@ class _VPlan:
             self.make_room(device, 0)
             waits_for: float | None = None
             if chunk == 0 and device > 0:
-                waits_for = self._arrival(0, 0, device - 1, count[0], device)
+                waits_for = self._arrival(0, 0, device - 1, count[0])
             if chunk == 1 and device < p - 1:
-                waits_for = self._arrival(0, 1, device + 1, count[1], device)
+                waits_for = self._arrival(0, 1, device + 1, count[1])
             self.fill(device, waits_for, self.fill_f)
             self.put(0, chunk, device)
 
