@@ -236,10 +236,17 @@ def _timeline_lines(report: Report) -> Iterator[str]:
 
 def _write_lines(out: TextIO, key: str, lines: Iterable[str]) -> None:
     out.write(f' "{key}": [')
-    rows = iter(lines)
-    separator = "\n  "
-    while batch := list(islice(rows, 4096)):  # a few writes, without the whole text at once
-        out.write(separator)
-        out.write(",\n  ".join(batch))
-        separator = ",\n  "
+    write_items(out, lines, "  ")
     out.write("\n]")
+
+
+def write_items(out: TextIO, lines: Iterable[str], indent: str) -> None:
+    """The items of a JSON array already opened, one per line after `indent`, comma-separated:
+    a few writes of thousands of lines each, never the whole text at once."""
+    rows = iter(lines)
+    separator = "\n" + indent
+    joiner = ",\n" + indent
+    while batch := list(islice(rows, 4096)):
+        out.write(separator)
+        out.write(joiner.join(batch))
+        separator = joiner

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from itertools import islice
 from typing import Any, NamedTuple, TextIO
 
 from pipesim.analysis.report import Report
 from pipesim.problem.ops import Kind, Op, message_target
+from pipesim.render.json_report import write_items
 from pipesim.render.numbers import num
 from pipesim.render.style import KIND_NAMES
 from pipesim.simulator.op_index import OpIndex
@@ -215,12 +215,7 @@ def write_chrome_trace(report: Report, out: TextIO) -> None:
     with the per-op events (slices, flow arrows, counters) formatted directly, since a run
     may have millions of ops."""
     out.write('{"displayTimeUnit": "ms", "traceEvents": [')
-    separator = "\n"
-    lines = _event_lines(report)
-    while batch := list(islice(lines, 4096)):
-        out.write(separator)
-        out.write(",\n".join(batch))
-        separator = ",\n"
+    write_items(out, _event_lines(report), "")
     out.write("\n]}\n")
 
 
