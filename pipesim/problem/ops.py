@@ -101,16 +101,24 @@ def message_target(op: Op, line_length: int) -> int | None:
     return None
 
 
+def on_line(stage: int, microbatch: int, num_stages: int, microbatches: int, lines: int) -> bool:
+    """Whether `microbatch` passes `stage` when stages and microbatches are split into `lines`
+    equal groups, group k of the microbatches flowing through group k of the stages (see
+    `Pipeline.lines`; always, with one line)."""
+    if lines == 1:
+        return True
+    return stage // (num_stages // lines) == microbatch // max(1, microbatches // lines)
+
+
 def all_ops(num_stages: int, microbatches: int, split_backward: bool, lines: int = 1) -> list[Op]:
     """Every op of one training step, each exactly once, in a fixed order: with several
     lines, microbatch group k's ops on line k's stages only."""
     kinds = (Kind.F, Kind.B, Kind.W) if split_backward else (Kind.F, Kind.B)
-    length, per_line = num_stages // lines, microbatches // lines
     return [
         Op(kind, stage, mb)
         for stage in range(num_stages)
         for mb in range(microbatches)
-        if lines == 1 or stage // length == mb // per_line
+        if on_line(stage, mb, num_stages, microbatches, lines)
         for kind in kinds
     ]
 

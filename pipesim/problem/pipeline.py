@@ -14,7 +14,7 @@ from functools import cached_property
 from pipesim.problem.costs import StageCosts
 from pipesim.problem.memory import StageMemory
 from pipesim.problem.network import Network
-from pipesim.problem.ops import Op, op_key
+from pipesim.problem.ops import Op, on_line, op_key
 from pipesim.problem.variability import Variability
 from pipesim.problem.workload import Workload
 
@@ -56,10 +56,7 @@ class Pipeline:
 
     def runs(self, stage: int, microbatch: int) -> bool:
         """Whether `microbatch` passes through `stage` (always, with one line)."""
-        if self.lines == 1:
-            return True
-        per_line = self.microbatches // self.lines
-        return stage // self.line_length == microbatch // per_line
+        return on_line(stage, microbatch, self.num_stages, self.microbatches, self.lines)
 
     def op_count(self, kinds: int) -> int:
         """Ops in a step with `kinds` kinds of op (2, or 3 with a split backward)."""

@@ -21,7 +21,7 @@ from typing import TextIO
 
 from pipesim.errors import ConfigError
 from pipesim.problem.capacity import check_ops
-from pipesim.problem.ops import Fused, Kind, Op, Step, step_ops
+from pipesim.problem.ops import Fused, Kind, Op, Step, on_line, step_ops
 from pipesim.problem.text_input import SCHEDULE_LIMIT, read_text
 
 # ASCII digits, at most nine: stage 10^9 is no schedule, and `int` must not see 5,000 digits.
@@ -90,9 +90,8 @@ class ScheduleFile:
         stages, m = self.num_stages, self.microbatches
         if stages < 2 or stages % 2 or m % 2:
             return 1
-        half_s, half_m = stages // 2, m // 2
         actions = [a for row in self.ranks for a in row]
-        if all(a.stage // half_s == a.microbatch // half_m for a in actions):
+        if all(on_line(a.stage, a.microbatch, stages, m, 2) for a in actions):
             return 2
         return 1
 
@@ -158,10 +157,9 @@ class ScheduleFile:
                     )
                 seen[(a.stage, a.kind, a.microbatch)].append(a)
         lines = self.lines
-        half_s, half_m = self.num_stages // lines, max(1, m // lines)
         for stage in range(self.num_stages):
             for mb in range(m):
-                if lines == 1 or stage // half_s == mb // half_m:
+                if on_line(stage, mb, self.num_stages, m, lines):
                     found += self._check_stage_microbatch(stage, mb, seen)
         return found
 

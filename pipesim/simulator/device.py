@@ -136,7 +136,7 @@ class Device:
             if (
                 not (0 <= stage < stages and 0 <= mb < m)
                 or owner[slot] != device
-                or (lines and stage // line_length != mb // per_line)
+                or (lines and stage // line_length != mb // per_line)  # ops.on_line, inlined
             ):
                 self._misplaced(op)
             key = (stage * m + mb) * 3 + kind
