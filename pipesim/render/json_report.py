@@ -157,7 +157,7 @@ def network_record(network: Network) -> dict[str, Any]:
 
 
 def transfer_rows(report: Report) -> Iterable[dict[str, Any]]:
-    """Transfers in the order they were handed to their links."""
+    """Transfers by sending device, each device's in the order it handed them over."""
     for transfer in report.trace.transfers:
         yield {
             "src": transfer.src,
@@ -172,8 +172,8 @@ def transfer_rows(report: Report) -> Iterable[dict[str, Any]]:
 
 
 def fused_rows(report: Report) -> Iterable[dict[str, Any]]:
-    """Steps that ran several ops as one (a full backward, a forward-and-backward pair), in
-    the order they ended; their ops are also in the timeline, one after another."""
+    """Steps that ran several ops as one (a full backward, a forward-and-backward pair), by
+    device, each device's in the order it ran them; their ops are also in the timeline, one after another."""
     for step in report.trace.fused:
         yield {
             "device": step.device,

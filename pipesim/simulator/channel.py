@@ -87,7 +87,7 @@ class Links:
         env: simpy.Environment,
         network: Network,
         deliver: Callable[[int], None],
-        records: list[TransferRecord],
+        records: list[list[TransferRecord]],
         scales: list[float] | None = None,
     ) -> None:
         self._env = env
@@ -95,6 +95,7 @@ class Links:
         self._network = network
         self._deliver = deliver
         self._records = records
+        """Per sending device, the list its messages are recorded in."""
         self._channels: dict[tuple[int, int], Channel] = {}
 
     def send(self, producer: Op, key: int, src: int, dst: int) -> simpy.Event:
@@ -106,6 +107,13 @@ class Links:
             occupancy = {kind: network.occupancy(src, dst, kind) for kind in (Kind.F, Kind.B)}
             latency = network.link(src, dst).latency
             channel = self._channels[(src, dst)] = Channel(
-                self._env, src, dst, latency, occupancy, self._deliver, self._records, self._scales
+                self._env,
+                src,
+                dst,
+                latency,
+                occupancy,
+                self._deliver,
+                self._records[src],
+                self._scales,
             )
         return channel.send(producer, key)

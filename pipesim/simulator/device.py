@@ -121,7 +121,7 @@ class Device:
         completed, delivered = board.completed, board.delivered
         complete, deliver, input_event = board.complete, board.deliver, board.input_event
         running = board.running
-        record = self.records.ops.append
+        record = self.records.ops[self.device].append
         send = self.links.send
         device = self.device
         blocking = self.problem.network.blocking
@@ -204,11 +204,13 @@ class Device:
             running[key] = None
             # The last op ends with the step (float sums may drift by an ulp either way).
             until = end if position == len(keys) - 1 else min(at + part, end)
-            self.records.ops.append(
+            self.records.ops[self.device].append(
                 OpRecord(self.device, op.stage, op.kind, op.microbatch, at, until)
             )
             at = until
-        self.records.fused.append(FusedRecord(self.device, start, end, fused.ops, fused.overlapped))
+        self.records.fused[self.device].append(
+            FusedRecord(self.device, start, end, fused.ops, fused.overlapped)
+        )
         for key in keys:
             board.complete(key)
         arrivals = []

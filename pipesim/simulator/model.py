@@ -38,7 +38,7 @@ class Simulation:
         self.policy = policy
         self.index = OpIndex(problem)
         self.board = Board(self.env, self.index.size)
-        self.recording = Recording()
+        self.recording = Recording(pipeline.devices)
         self.activity = Activity()
         self.links = Links(
             self.env,
@@ -91,7 +91,7 @@ class Simulation:
         stuck = [device for device in self.devices if not device.finished]
         if stuck:
             raise self._stall_report(stuck)
-        if len(self.recording.ops) < self._ops_in_step():
+        if self.recording.op_count() < self._ops_in_step():
             raise self._missing_report()
         return self.recording.trace(self.policy.name, self.problem)
 
@@ -110,9 +110,9 @@ class Simulation:
             while True:
                 for _ in range(_PROGRESS_EVERY):
                     step()
-                progress(len(self.recording.ops), total)
+                progress(self.recording.op_count(), total)
         except simpy.core.EmptySchedule:
-            progress(len(self.recording.ops), total)
+            progress(self.recording.op_count(), total)
 
     def _ops_in_step(self) -> int:
         pipeline = self.problem.pipeline

@@ -65,8 +65,10 @@ class FusedRecord(NamedTuple):
 class Trace:
     """The timeline of one simulated training step, with the problem and policy it came from.
 
-    `ops` is ordered by start time within each device (devices interleaved in simulation order);
-    `transfers` in the order messages were handed to links.
+    Records are listed device by device: `ops` each device's ops in the order it ran them,
+    `transfers` each device's messages in the order it handed them over, `fused` each device's
+    fused steps in order. No order therefore depends on how the event queue breaks a tie
+    between two devices, nor on whether a device's times were computed ahead of the clock.
     """
 
     policy: str
@@ -74,7 +76,7 @@ class Trace:
     ops: list[OpRecord]
     transfers: list[TransferRecord]
     fused: list[FusedRecord] = field(default_factory=list)
-    """The steps that ran several ops as one, in the order they ended."""
+    """The steps that ran several ops as one, device by device in the order they ran."""
 
     @cached_property
     def makespan(self) -> float:
@@ -120,14 +122,28 @@ class Trace:
 
 
 class Recording:
-    """The lists a simulation's processes append their records to, until they make a `Trace`."""
+    """What each device's process appends to: its ops, the messages it sent and its fused
+    steps, a list of each per device, until they make a `Trace`."""
 
     __slots__ = ("fused", "ops", "transfers")
 
-    def __init__(self) -> None:
-        self.ops: list[OpRecord] = []
-        self.transfers: list[TransferRecord] = []
-        self.fused: list[FusedRecord] = []
+    def __init__(self, devices: int) -> None:
+        self.ops: list[list[OpRecord]] = [[] for _ in range(devices)]
+        self.transfers: list[list[TransferRecord]] = [[] for _ in range(devices)]
+        """Per sending device."""
+        self.fused: list[list[FusedRecord]] = [[] for _ in range(devices)]
+
+    def op_count(self) -> int:
+        return sum(map(len, self.ops))
 
     def trace(self, policy: str, problem: Problem) -> Trace:
-        return Trace(policy, problem, self.ops, self.transfers, self.fused)
+        trace = Trace(
+            policy,
+            problem,
+            [record for records in self.ops for record in records],
+            [record for records in self.transfers for record in records],
+            [record for records in self.fused for record in records],
+        )
+        # The per-device lists are the trace's grouping by device already.
+        trace.__dict__["_by_device"] = self.ops
+        return trace
