@@ -173,7 +173,8 @@ def transfer_rows(report: Report) -> Iterable[dict[str, Any]]:
 
 def fused_rows(report: Report) -> Iterable[dict[str, Any]]:
     """Steps that ran several ops as one (a full backward, a forward-and-backward pair), by
-    device, each device's in the order it ran them; their ops are also in the timeline, one after another."""
+    device, each device's in the order it ran them; their ops are also in the timeline, one
+    after another."""
     for step in report.trace.fused:
         yield {
             "device": step.device,
