@@ -23,13 +23,14 @@ class Board:
         "running",
     )
 
-    def __init__(self, env: simpy.Environment, size: int) -> None:
+    def __init__(self, env: simpy.Environment, size: int, events: bool = True) -> None:
+        """`events`: whether devices wait on op timeouts (not when run ahead of the clock)."""
         self._env = env
         self.completed = bytearray(size)
         """completed[key]: the op has run (read directly on the hot path)."""
         self.delivered = bytearray(size)
         """delivered[key]: the op's output message has reached its consumer's device."""
-        self.running: list[simpy.Event | None] = [None] * size
+        self.running: list[simpy.Event | None] = [None] * size if events else []
         """running[key]: the timeout of op `key` while it computes. A device waiting for an
         input that is available as soon as that op ends waits on this timeout itself."""
         self._awaiting_completion: dict[int, simpy.Event] = {}

@@ -60,9 +60,22 @@ class Channel:
         self._free_at = 0.0
 
     def send(self, producer: Op, key: int) -> simpy.Event:
-        """Hand over the output of `producer`; return the event of its arrival."""
+        """Hand over the output of `producer` now; return the event of its arrival."""
         now = self._env.now
         kind, stage, mb = producer
+        end = self._occupy(kind, stage, mb, key, now)
+        arrival = self._env.timeout(end - now)
+        arrival.callbacks.append(lambda _event: self._deliver(key))
+        return arrival
+
+    def hand_over(self, kind: Kind, stage: int, mb: int, key: int, now: float) -> float:
+        """Hand over the output of op `key` at `now`, which may be ahead of the clock (the
+        link's queue depends only on what its sending device hands over, in order); return
+        when it arrives: the time at which `send`'s timeout would fire."""
+        return now + (self._occupy(kind, stage, mb, key, now) - now)
+
+    def _occupy(self, kind: Kind, stage: int, mb: int, key: int, now: float) -> float:
+        """Queue a message handed over at `now`, record it, and return when it arrives."""
         start = max(now, self._free_at)
         occupancy = self._activation if kind is Kind.F else self._gradient
         latency = self._latency
@@ -72,9 +85,7 @@ class Channel:
         self._free_at = start + occupancy
         end = self._free_at + latency
         self._records.append(TransferRecord(self.src, self.dst, stage, kind, mb, now, start, end))
-        arrival = self._env.timeout(end - now)
-        arrival.callbacks.append(lambda _event: self._deliver(key))
-        return arrival
+        return end
 
 
 class Links:
@@ -101,6 +112,10 @@ class Links:
     def send(self, producer: Op, key: int, src: int, dst: int) -> simpy.Event:
         """Hand `producer`'s output to the link from `src` towards `dst`; return its arrival.
         (Messages that take no time never get here: the device delivers them itself.)"""
+        return self.channel(src, dst).send(producer, key)
+
+    def channel(self, src: int, dst: int) -> Channel:
+        """The link from `src` towards `dst`."""
         channel = self._channels.get((src, dst))
         if channel is None:
             network = self._network
@@ -116,4 +131,4 @@ class Links:
                 self._records[src],
                 self._scales,
             )
-        return channel.send(producer, key)
+        return channel

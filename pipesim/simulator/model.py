@@ -14,22 +14,26 @@ import simpy
 from pipesim.errors import PipesimError, PolicyError, ScheduleIncomplete, ScheduleStalled
 from pipesim.problem.ops import Kind, Op
 from pipesim.problem.pipeline import Problem
-from pipesim.schedules.base import Policy
+from pipesim.schedules.base import OrderedProgram, Policy
 from pipesim.simulator.board import Board
 from pipesim.simulator.channel import Links
 from pipesim.simulator.device import Activity, Device
 from pipesim.simulator.gc_pause import cyclic_gc_paused
 from pipesim.simulator.op_index import OpIndex
+from pipesim.simulator.ordered_device import OrderedDevice, Timetable
 from pipesim.simulator.trace import Recording, Trace
 
-_PROGRESS_EVERY = 50_000
-"""Events between two progress reports: coarse, so that reporting costs nothing measurable."""
+_PROGRESS_EVERY = 10_000
+"""Events between two progress reports: coarse, so that reporting costs nothing measurable.
+(A device run ahead of the clock may compute many ops per event: about two for 1F1B.)"""
 
 
 class Simulation:
     """One run of `policy` on `problem`. Build it, then call `run()` once."""
 
-    def __init__(self, problem: Problem, policy: Policy) -> None:
+    def __init__(self, problem: Problem, policy: Policy, ahead: bool = True) -> None:
+        """`ahead`: run fixed orders ahead of the clock (`ordered_device`); False runs every
+        device on the event path, the reference the tests hold the other to."""
         pipeline = problem.pipeline
         if pipeline.microbatch_group is None:  # a group replaces the rounds the check asks for
             policy.check(pipeline.devices, pipeline.chunks, pipeline.microbatches)
@@ -37,16 +41,6 @@ class Simulation:
         self.problem = problem
         self.policy = policy
         self.index = OpIndex(problem)
-        self.board = Board(self.env, self.index.size)
-        self.recording = Recording(pipeline.devices)
-        self.activity = Activity()
-        self.links = Links(
-            self.env,
-            problem.network,
-            self.board.deliver,
-            self.recording.transfers,
-            problem.message_scales,
-        )
         try:
             programs = policy.programs(problem)
         except PipesimError:
@@ -60,21 +54,31 @@ class Simulation:
                 f"policy {policy.name!r} gave {len(programs)} device programs for "
                 f"{pipeline.devices} devices"
             )
-        self.devices = [
-            Device(
-                device,
-                program,
-                policy.name,
-                self.env,
-                problem,
-                self.index,
-                self.board,
-                self.links,
-                self.recording,
-                self.activity,
-            )
-            for device, program in enumerate(programs)
-        ]
+        self.ahead = ahead and all(isinstance(program, OrderedProgram) for program in programs)
+        self.board = Board(self.env, self.index.size, events=not self.ahead)
+        self.recording = Recording(pipeline.devices)
+        self.activity = Activity()
+        self.links = Links(
+            self.env,
+            problem.network,
+            self.board.deliver,
+            self.recording.transfers,
+            problem.message_scales,
+        )
+        shared = (self.env, problem, self.index, self.board, self.links, self.recording)
+        if self.ahead:
+            timetable = Timetable(self.env, self.index.size)
+            self.devices: list[Device] = [
+                OrderedDevice(
+                    device, program, policy.name, *shared, self.activity, timetable=timetable
+                )
+                for device, program in enumerate(programs)
+            ]
+        else:
+            self.devices = [
+                Device(device, program, policy.name, *shared, self.activity)
+                for device, program in enumerate(programs)
+            ]
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> Trace:
         """Simulate to the end; `progress(ops done, ops in all)` is called every
@@ -165,7 +169,11 @@ class Simulation:
         summary = "; ".join(waits)
         if cycle:
             summary += "; cycle: " + " -> ".join(f"device {d}" for d in cycle)
-        now = float(self.env.now)
+        now = (
+            max(device.clock() for device in self.devices if isinstance(device, OrderedDevice))
+            if self.ahead
+            else float(self.env.now)
+        )
         return ScheduleStalled(
             f"schedule can never finish (stalled at {now:g} ms): {summary}", waits, cycle
         )

@@ -1,0 +1,213 @@
+"""A device that follows a fixed order, computing each op's times as soon as its inputs' are known.
+
+A device process of `device.Device` holds every op on a SimPy timeout and waits on an event for
+every input that has not arrived yet: one event per op, and the clock advances op by op. When a
+device's order is fixed (every built-in schedule, a schedule file), nothing it does depends on the
+clock: an op starts when the device is free and its inputs are there, so its start is the latest
+of those times, and a message's arrival follows from its link's FIFO queue, which only its
+sending device feeds, in that device's order. This process therefore runs ahead of the clock:
+it computes each op's start and end, and each message's arrival, as soon as the times they
+depend on are known, and yields to SimPy only when an input's producer has not been computed
+yet. The timeline is the same, float for float (tests/test_ordered_device.py runs both on random
+problems with queueing links, blocking sends, jitter and fused steps); what changes is the
+number of SimPy events, from one per op to one per wait, about one op in two for 1F1B.
+
+Every time is computed by the same float expressions as the event path: an op ends at
+start + duration, and a message arrives at queued + (end - queued), which is when SimPy fires a
+timeout of end - queued set at queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import simpy
+
+from pipesim.errors import PolicyError
+from pipesim.problem.ops import Fused
+from pipesim.schedules.base import OrderedProgram
+from pipesim.simulator.device import Device
+from pipesim.simulator.trace import FusedRecord, OpRecord
+
+
+class Timetable:
+    """When each op's output is available, as soon as that is known, and who waits to know it.
+
+    Entry `key` is when op `key`'s output is there on its own device (the op's end, or its
+    fused step's); entry `size + key` is when it has reached the device it is sent to. -1 means
+    not known yet."""
+
+    __slots__ = ("_env", "at", "size", "waiting")
+
+    def __init__(self, env: simpy.Environment, size: int) -> None:
+        self._env = env
+        self.size = size
+        self.at: list[float] = [-1.0] * (2 * size)
+        self.waiting: dict[int, simpy.Event] = {}
+        """Per entry, the event of the device waiting to know it (read on the hot path)."""
+
+    def known(self, entry: int) -> simpy.Event:
+        """The event that fires once entry `entry` is known."""
+        event = self.waiting.get(entry)
+        if event is None:
+            event = self.waiting[entry] = self._env.event()
+        return event
+
+    def publish(self, entry: int, time: float) -> None:
+        self.at[entry] = time
+        event = self.waiting.pop(entry, None)
+        if event is not None:
+            event.succeed()
+
+
+class OrderedDevice(Device):
+    """A device whose program is an `OrderedProgram`, run ahead of the clock."""
+
+    def __init__(self, *args: Any, timetable: Timetable) -> None:
+        super().__init__(*args)
+        self.timetable = timetable
+
+    def run(self) -> Generator[simpy.Event, Any, None]:
+        # NOTE: this loop runs once per op; everything it needs is bound to locals.
+        program = self.program
+        assert isinstance(program, OrderedProgram)
+        index = self.index
+        owner, duration, target = index.owner, index.duration, index.target
+        stages, m = index.num_stages, index.microbatches
+        pipeline = self.problem.pipeline
+        lines, line_length = pipeline.lines > 1, pipeline.line_length
+        per_line = m // pipeline.lines
+        completed = self.board.completed
+        timetable = self.timetable
+        at, waiting, known = timetable.at, timetable.waiting, timetable.known
+        size = timetable.size
+        # Per slot, the timetable offset of each input: its key offset, plus `size` when the
+        # input arrives as a message.
+        entries = [
+            tuple(offset + (size if message else 0) for message, offset, _ in plan)
+            for plan in index.input_plan
+        ]
+        device = self.device
+        channels = [
+            None if dst < 0 or free else self.links.channel(device, dst)
+            for dst, free in zip(target, index.free_message, strict=True)
+        ]
+        record = self.records.ops[device].append
+        new = tuple.__new__  # an OpRecord without NamedTuple's Python-level __new__
+        blocking = self.problem.network.blocking
+        scales = self.problem.op_scales
+        free = 0.0
+        for op in program.ops:
+            if isinstance(op, Fused):
+                free = yield from self._run_fused_ahead(op, free)
+                continue
+            kind, stage, mb = op
+            slot = stage * 3 + kind
+            if (
+                not (0 <= stage < stages and 0 <= mb < m)
+                or owner[slot] != device
+                or (lines and stage // line_length != mb // per_line)  # ops.on_line, inlined
+            ):
+                self._misplaced(op)
+            key = (stage * m + mb) * 3 + kind
+            if completed[key]:
+                raise PolicyError(f"policy asked device {device} to run {op} a second time")
+            start = free
+            for offset in entries[slot]:
+                entry = key + offset
+                ready = at[entry]
+                if ready < 0:
+                    self.waiting_for = (op, entries[slot].index(offset))
+                    yield known(entry)
+                    ready = at[entry]
+                if ready > start:
+                    start = ready
+            end = start + (duration[slot] if scales is None else duration[slot] * scales[key])
+            record(new(OpRecord, (device, stage, kind, mb, start, end)))
+            completed[key] = 1
+            at[key] = end
+            if waiting and key in waiting:
+                waiting.pop(key).succeed()
+            channel = channels[slot]
+            if channel is not None:
+                arrival = channel.hand_over(kind, stage, mb, key, end)
+                if blocking:
+                    end = arrival
+            elif target[slot] >= 0:
+                arrival = end
+            else:
+                free = end
+                continue
+            entry = size + key
+            at[entry] = arrival
+            if waiting and entry in waiting:
+                waiting.pop(entry).succeed()
+            free = end
+        self.waiting_for = None
+        self.finished = True
+
+    def _run_fused_ahead(self, fused: Fused, free: float) -> Generator[simpy.Event, Any, float]:
+        """Run ops as one step: they start when the device is free and every input produced
+        outside the step is there, hold the device for all of them, and every output leaves at
+        the step's end. Returns when the device is free again."""
+        index, timetable = self.index, self.timetable
+        size = timetable.size
+        keys = self._fused_keys(fused)
+        start = free
+        for op, key in zip(fused.ops, keys, strict=True):
+            for which, (message, offset, _) in enumerate(index.input_plan[index.slot(key)]):
+                needed = key + offset
+                if needed in keys:
+                    continue
+                entry = needed + size if message else needed
+                if timetable.at[entry] < 0:
+                    self.waiting_for, self.waiting_in = (op, which), fused
+                    yield timetable.known(entry)
+                start = max(start, timetable.at[entry])
+        self.waiting_for = self.waiting_in = None
+        scale = self.problem.step_scale(fused.overlapped)
+        draws = self.problem.op_scales
+        parts = [
+            scale * index.duration[index.slot(key)] * (1.0 if draws is None else draws[key])
+            for key in keys
+        ]
+        end = start + sum(parts)
+        records = self.records.ops[self.device]
+        at = start
+        for position, (op, part) in enumerate(zip(fused.ops, parts, strict=True)):
+            # The last op ends with the step (float sums may drift by an ulp either way).
+            until = end if position == len(keys) - 1 else min(at + part, end)
+            records.append(OpRecord(self.device, op.stage, op.kind, op.microbatch, at, until))
+            at = until
+        self.records.fused[self.device].append(
+            FusedRecord(self.device, start, end, fused.ops, fused.overlapped)
+        )
+        for key in keys:
+            self.board.completed[key] = 1
+            timetable.publish(key, end)
+        free = end
+        for op, key in zip(fused.ops, keys, strict=True):
+            slot = index.slot(key)
+            dst = index.target[slot]
+            if dst < 0:
+                continue
+            if index.free_message[slot]:
+                arrival = end
+            else:
+                arrival = self.links.channel(self.device, dst).hand_over(
+                    op.kind, op.stage, op.microbatch, key, end
+                )
+                if self.problem.network.blocking:
+                    # The step's sends leave together and hold the device until all arrive.
+                    free = max(free, arrival)
+            timetable.publish(size + key, arrival)
+        return free
+
+    def clock(self) -> float:
+        """The latest time this device has computed: its last op's end or message's arrival,
+        which is where the clock of the event path would stand once this device stalls."""
+        latest = max((record.end for record in self.records.ops[self.device]), default=0.0)
+        for transfer in self.records.transfers[self.device]:
+            latest = max(latest, transfer.queued + (transfer.end - transfer.queued))
+        return latest

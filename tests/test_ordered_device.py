@@ -1,0 +1,160 @@
+"""A fixed order run ahead of the clock gives the event path's timeline, float for float.
+
+`OrderedDevice` computes start times from known input times instead of waiting on events. These
+tests run both paths on the same random problems, with links that queue (slow links, two nodes,
+messages larger than the link carries at once), blocking sends, jitter, stragglers and fused
+steps, and on random orders that may stall, and require identical records, in the same order,
+and identical errors.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from pipesim import PipesimError, Settings, build_problem, get_policy, registered_policies
+from pipesim.problem.ops import Kind, Op
+from pipesim.problem.variability import Straggler
+from pipesim.simulator.model import Simulation
+from pipesim.simulator.trace import Trace
+from tests.conftest import FixedOrders
+from tests.test_engine import _Greedy
+
+POLICIES = [policy.name for policy in registered_policies()]
+cost = st.floats(0.0, 4.0, allow_nan=False).map(lambda x: round(x, 3))
+
+
+@st.composite
+def problems(draw: st.DrawFn) -> Settings:
+    policy = get_policy(draw(st.sampled_from(POLICIES)))
+    p = draw(st.sampled_from([1, 2, 3, 4, 6]))
+    chunks = draw(st.integers(1, 3)) if policy.chunks is None else policy.chunks
+    n = p * chunks if chunks > 1 and draw(st.booleans()) else p
+    backward = draw(st.lists(cost, min_size=n, max_size=n))
+    sized = draw(st.booleans())
+    varied = draw(st.booleans())
+    return Settings(
+        policy=policy.name,
+        stages=p,
+        microbatches=draw(st.integers(1, 12)),
+        chunks=chunks if policy.chunks is None else None,
+        forward=tuple(draw(st.lists(cost, min_size=n, max_size=n))),
+        backward=tuple(backward),
+        weight=tuple(round(b * draw(st.floats(0, 1)), 3) for b in backward),
+        overlap_cost=draw(st.sampled_from([1.0, 0.7])),
+        comm_latency=draw(st.sampled_from([0.0, 0.05, 0.5, 2.0])),
+        # Messages that occupy a link longer than an op: later ones queue behind earlier ones.
+        activation_size=3e6 if sized else None,
+        gradient_size=5e6 if sized else None,
+        bandwidth=draw(st.sampled_from([1e9, 4e9])) if sized else None,
+        devices_per_node=2 if sized and p > 2 else None,
+        inter_node_bandwidth=5e8 if sized and p > 2 else None,
+        blocking_comm=draw(st.booleans()),
+        jitter=0.2 if varied else None,
+        link_jitter=0.3 if varied and sized else None,
+        seed=draw(st.integers(0, 5)) if varied else None,
+        stragglers=(Straggler(p - 1, 1.7, 0.5),) if varied else None,
+        slow_links=((0, 1, 3.0),) if p > 1 and draw(st.booleans()) else None,
+    )
+
+
+def _both(settings: Settings) -> tuple[Trace, Trace]:
+    policy = get_policy(settings.policy or "1f1b")
+    try:
+        problem = build_problem(settings, policy)
+        ahead = Simulation(problem, policy)
+    except PipesimError:
+        assume(False)
+        raise
+    assert ahead.ahead, "every built-in policy gives fixed orders"
+    on_events = Simulation(problem, policy, ahead=False)
+    assert not on_events.ahead
+    return ahead.run(), on_events.run()
+
+
+def _same(ahead: Trace, on_events: Trace) -> None:
+    assert ahead.ops == on_events.ops
+    assert ahead.transfers == on_events.transfers
+    assert ahead.fused == on_events.fused
+
+
+@settings(max_examples=400, deadline=None)
+@given(problems())
+def test_ahead_of_the_clock_gives_the_event_timeline(settings: Settings) -> None:
+    ahead, on_events = _both(settings)
+    _same(ahead, on_events)
+
+
+def test_the_random_problems_queue_on_links_and_fuse_steps() -> None:
+    """The strategy above reaches what could make the two paths differ."""
+    queued = _both(
+        Settings(
+            policy="zb-v",
+            stages=4,
+            microbatches=8,
+            activation_size=3e6,
+            gradient_size=5e6,
+            bandwidth=1e9,
+        )
+    )[0]
+    assert any(t.start > t.queued for t in queued.transfers)
+    fused = _both(Settings(policy="dualpipe-v", stages=4, microbatches=8, overlap_cost=0.7))[0]
+    assert any(step.overlapped for step in fused.fused)
+
+
+def _orders(seed: int) -> list[list[Op]]:
+    """1F1B's ops on 3 devices, each device's forwards and backwards in microbatch order but
+    merged at random (a backward after its own forward): some orders run, others stall."""
+    rng = random.Random(seed)
+    orders = []
+    for stage in range(3):
+        forwards = [Op(Kind.F, stage, mb) for mb in range(4)]
+        backwards = [Op(Kind.B, stage, mb) for mb in range(4)]
+        order: list[Op] = []
+        while forwards or backwards:
+            backward_ready = backwards and backwards[0].microbatch < 4 - len(forwards)
+            if backward_ready and (not forwards or rng.random() < 0.5):
+                order.append(backwards.pop(0))
+            else:
+                order.append(forwards.pop(0))
+        orders.append(order)
+    return orders
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_stalled_order_is_diagnosed_alike(seed: int) -> None:
+    policy = FixedOrders(_orders(seed))
+    problem = build_problem(
+        Settings(stages=3, microbatches=4, comm_latency=0.25, blocking_comm=seed % 2 == 0), policy
+    )
+    outcomes: list[object] = []
+    for ahead in (True, False):
+        try:
+            outcomes.append(Simulation(problem, policy, ahead=ahead).run().ops)
+        except PipesimError as error:
+            outcomes.append(str(error))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_the_random_orders_both_run_and_stall_at_different_times() -> None:
+    """The orders above are worth comparing: some finish, and others stall at many times."""
+    stalls, finished = set(), 0
+    for seed in range(40):
+        policy = FixedOrders(_orders(seed))
+        problem = build_problem(Settings(stages=3, microbatches=4, comm_latency=0.25), policy)
+        try:
+            Simulation(problem, policy).run()
+            finished += 1
+        except PipesimError as error:
+            stalls.add(str(error).split(":")[0])
+    assert finished >= 5
+    assert len(stalls) >= 5
+
+
+def test_a_policy_that_decides_as_it_goes_runs_on_the_clock() -> None:
+    policy = _Greedy()
+    problem = build_problem(Settings(stages=2, microbatches=2), policy)
+    assert not Simulation(problem, policy).ahead
