@@ -73,33 +73,37 @@ def test_link_tracks_never_overlap_and_show_queueing(tmp_path: Path) -> None:
     )
 
 
-def test_every_flow_arrow_joins_two_existing_slices(tmp_path: Path) -> None:
+def test_every_message_between_two_ops_gets_one_flow_arrow(tmp_path: Path) -> None:
+    """Arrows are flow events v2 on the op slices; read them as Perfetto's JSON importer does
+    (in time order, a slice with flow_in ends its flow's arrow, one with flow_out starts the
+    next) and require one arrow per message, from its producer to its consumer."""
     data, _ = _trace(
         tmp_path, "--policy", "interleaved", "-p", "4", "-m", "8", "--comm-latency", "0.1"
     )
-    events = data["traceEvents"]
-    slices = [e for e in events if e["ph"] == "X" and e["tid"] == 0]
-
-    def enclosing(event: dict[str, Any]) -> list[dict[str, Any]]:
-        return [
-            s
-            for s in slices
-            if s["pid"] == event["pid"] and s["ts"] <= event["ts"] <= s["ts"] + s["dur"]
-        ]
-
-    starts = {e["id"]: e for e in events if e["ph"] == "s"}
-    finishes = {e["id"]: e for e in events if e["ph"] == "f"}
-    assert set(starts) == set(finishes)
-    assert len(starts) == len(set(starts))
+    slices = [e for e in data["traceEvents"] if e["ph"] == "X" and e["tid"] == 0]
+    assert not [e for e in data["traceEvents"] if e["ph"] in "sf"]  # no v1 flow events
+    open_flows: dict[int, str] = {}
+    arrows: list[tuple[str, str]] = []
+    for event in sorted(slices, key=lambda e: e["ts"]):
+        if "bind_id" not in event:
+            continue
+        assert event.get("flow_in") or event.get("flow_out"), event
+        if event.get("flow_in"):
+            arrows.append((open_flows.pop(event["bind_id"]), event["name"]))
+        if event.get("flow_out"):
+            assert event["bind_id"] not in open_flows
+            open_flows[event["bind_id"]] = event["name"]
+    assert open_flows == {}
     report = simulate_settings(policy="interleaved", stages=4, microbatches=8, comm_latency=0.1)
     num_stages = report.trace.problem.pipeline.num_stages
-    assert len(starts) == sum(
-        1 for r in report.trace.ops if message_target(r.op, num_stages) is not None
-    )
-    for flow_id, start in starts.items():
-        assert enclosing(start), flow_id
-        assert enclosing(finishes[flow_id]), flow_id
-        assert finishes[flow_id]["ts"] >= start["ts"]
+    expected = []
+    for record in report.trace.ops:
+        target = message_target(record.op, num_stages)
+        if target is not None:
+            kind, mb = record.kind.name, record.microbatch
+            expected.append((f"{kind}{mb} s{record.stage}", f"{kind}{mb} s{target}"))
+    assert len(expected) == 2 * 8 * (num_stages - 1)
+    assert sorted(arrows) == sorted(expected)
 
 
 def test_validate_writes_a_trace_too(tmp_path: Path) -> None:

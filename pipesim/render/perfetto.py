@@ -4,6 +4,14 @@ One process per device (named and ordered), with a compute thread and a communic
 a complete event per op and per transfer that takes time; a flow arrow from each op to the op
 that consumes its output message; a counter of the activations each device holds. Times are
 converted from the simulation's milliseconds to the format's microseconds.
+
+The arrows are the format's flow events v2, carried by the op slices themselves: a
+microbatch's forwards form one flow from the first stage to the last, and its backwards another
+from the last stage to the first ("bind_id", with "flow_out" on a slice whose output is sent
+and "flow_in" on one that receives). Perfetto's JSON importer draws an arrow between each two
+consecutive slices of a flow, so every message between two ops gets its arrow, with no event of
+its own: flow events v1 took two more lines per message, which made the trace three to four
+times as costly to write as the JSON timeline.
 """
 
 from __future__ import annotations
@@ -12,13 +20,14 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple, TextIO
 
+from pipesim.analysis.memory import activation_timeline
 from pipesim.analysis.report import Report
-from pipesim.problem.ops import Kind, Op, message_target
+from pipesim.problem.ops import Kind, Op, message_target, needs
 from pipesim.render.json_report import write_items
 from pipesim.render.numbers import num
 from pipesim.render.style import KIND_NAMES
 from pipesim.simulator.op_index import OpIndex
-from pipesim.simulator.trace import OpRecord, TransferRecord
+from pipesim.simulator.trace import TransferRecord
 
 COMPUTE_THREAD = 0
 """Each device's ops; its links' tracks follow from 1."""
@@ -64,10 +73,22 @@ def trace_events(report: Report) -> Iterator[dict[str, Any]]:
     """Every event of the trace file, metadata first: the reference `write_chrome_trace`
     writes faster, line for line the same."""
     yield from _metadata_events(report)
-    by_op: dict[tuple[Kind, int, int], OpRecord] = {}
-    for ops in report.trace.ops_by_device():
+    trace = report.trace
+    ran = {record.op for record in trace.ops}
+    line = trace.problem.pipeline.line_length
+    for ops in trace.ops_by_device():
         for record in ops:
-            by_op[(record.kind, record.stage, record.microbatch)] = record
+            op = record.op
+            target = message_target(op, line)
+            sends = target is not None and Op(op.kind, target, op.microbatch) in ran
+            receives = any(need.message is not None and need.op in ran for need in needs(op, line))
+            flow: dict[str, Any] = {}
+            if sends or receives:
+                flow["bind_id"] = flow_id(op)
+                if receives:
+                    flow["flow_in"] = True
+                if sends:
+                    flow["flow_out"] = True
             yield {
                 "ph": "X",
                 "name": f"{record.kind.name}{record.microbatch} s{record.stage}",
@@ -81,9 +102,9 @@ def trace_events(report: Report) -> Iterator[dict[str, Any]]:
                     "microbatch": record.microbatch,
                     "kind": record.kind.name,
                 },
+                **flow,
             }
     yield from _transfer_events(report)
-    yield from _flows(report, by_op)
     for device, steps in enumerate(report.activations_over_time()):
         for time, held in steps:
             yield {
@@ -174,40 +195,9 @@ def _transfer_events(report: Report) -> Iterator[dict[str, Any]]:
         }
 
 
-def _flows(
-    report: Report, by_op: dict[tuple[Kind, int, int], OpRecord]
-) -> Iterator[dict[str, Any]]:
-    """An arrow per message: from the producing op's slice to the consuming op's slice."""
-    num_stages = report.trace.problem.pipeline.line_length
-    flow_id = 0
-    for record in report.trace.ops:
-        target = message_target(record.op, num_stages)
-        if target is None:
-            continue
-        consumer = by_op.get((record.kind, target, record.microbatch))
-        if consumer is None:
-            continue
-        flow_id += 1
-        name = "activation" if record.kind is Kind.F else "gradient"
-        yield {
-            "ph": "s",
-            "id": flow_id,
-            "name": name,
-            "cat": "message",
-            "pid": record.device,
-            "tid": COMPUTE_THREAD,
-            "ts": _us(record.start),
-        }
-        yield {
-            "ph": "f",
-            "bp": "e",
-            "id": flow_id,
-            "name": name,
-            "cat": "message",
-            "pid": consumer.device,
-            "tid": COMPUTE_THREAD,
-            "ts": _us(consumer.start),
-        }
+def flow_id(op: Op) -> int:
+    """The flow an op's arrows belong to: its microbatch's forwards, or its backwards."""
+    return 2 * op.microbatch + (op.kind is not Kind.F) + 1
 
 
 def write_chrome_trace(report: Report, out: TextIO) -> None:
@@ -227,30 +217,85 @@ def _event_lines(report: Report) -> Iterator[str]:
     """The lines of `trace_events`, in its order."""
     yield from map(_dumps, _metadata_events(report))
     trace = report.trace
+    pipeline = trace.problem.pipeline
+    line, m = pipeline.line_length, pipeline.microbatches
     index = OpIndex(trace.problem)
-    starts: list[str | None] = [None] * index.size
-    """By op key, the op's start as written (the flow arrows reuse it)."""
-    devices = [0] * index.size
-    kinds = tuple((kind.name, KIND_NAMES[kind]) for kind in Kind)
+    ran = bytearray(index.size)
+    for key in index.keys(trace.ops):
+        ran[key] = 1
+    # Per slot (stage * 3 + kind): the text around an op slice's microbatch and times, and the
+    # key offsets of the op its message feeds and of the op whose message it receives (from
+    # the dependency rules, asked once per slot; None: no such message).
+    texts: list[tuple[str, str, str, str]] = []
+    feeds: list[int | None] = [None] * (3 * pipeline.num_stages)
+    fed_by: list[int | None] = [None] * (3 * pipeline.num_stages)
+    for stage in range(pipeline.num_stages):
+        device = pipeline.placement[stage]
+        for kind in Kind:
+            name, category = kind.name, KIND_NAMES[kind]
+            texts.append(
+                (
+                    f'{{"ph":"X","name":"{name}',
+                    f' s{stage}","cat":"{category}","pid":{device},"tid":{COMPUTE_THREAD},"ts":',
+                    f',"args":{{"stage":{stage},"microbatch":',
+                    f',"kind":"{name}"}}',
+                )
+            )
+            target = message_target(Op(kind, stage, 0), line)
+            if target is not None:
+                offset = (target - stage) * 3 * m
+                feeds[stage * 3 + kind] = offset
+                fed_by[target * 3 + kind] = -offset
+    ways = ("", ',"flow_out":true', ',"flow_in":true', ',"flow_in":true,"flow_out":true')
+    """By 2 * receives + sends, an op slice's flow flags."""
+    # In a whole step (what a simulation gives) every message's both ends ran, so a slot
+    # says it all; a trace made by hand is looked up op by op.
+    whole = ran.count(1) == pipeline.op_count(3 if trace.problem.split_backward else 2)
+    slot_ways = [
+        (into is not None) * 2 + (out is not None) for out, into in zip(feeds, fed_by, strict=True)
+    ]
+    durations: dict[float, str] = {}
+    """Each op length's text, once: most ops of a run share a few lengths."""
     for ops in trace.ops_by_device():
-        for key, (device, stage, kind, mb, start, end) in zip(index.keys(ops), ops, strict=True):
-            name, category = kinds[kind]
-            starts[key] = ts = repr(round(start * 1000.0, 9) or 0.0)
-            devices[key] = device
-            yield (
-                f'{{"ph":"X","name":"{name}{mb} s{stage}","cat":"{category}","pid":{device},'
-                f'"tid":{COMPUTE_THREAD},"ts":{ts},'
-                f'"dur":{round((end - start) * 1000.0, 9) or 0.0!r},"args":{{"stage":{stage},'
-                f'"microbatch":{mb},"kind":"{name}"}}}}'
-            )
+        for device, stage, kind, mb, start, end in ops:
+            slot = stage * 3 + kind
+            head, middle, args, tail = texts[slot]
+            if device != pipeline.placement[stage]:  # only a trace made by hand
+                middle = middle.replace(f'"pid":{pipeline.placement[stage]}', f'"pid":{device}')
+            length = end - start
+            duration = durations.get(length)
+            if duration is None:
+                duration = durations[length] = f',"dur":{round(length * 1000.0, 9) or 0.0!r}'
+            if whole:
+                way = slot_ways[slot]
+            else:
+                key = (stage * m + mb) * 3 + kind
+                out, into = feeds[slot], fed_by[slot]
+                way = (into is not None and ran[key + into]) * 2 + (
+                    out is not None and ran[key + out]
+                )
+            if way:
+                yield (
+                    f"{head}{mb}{middle}{round(start * 1000.0, 9) or 0.0!r}{duration}{args}{mb}"
+                    f'{tail},"bind_id":{2 * mb + (kind != Kind.F) + 1}{ways[way]}}}'
+                )
+            else:
+                yield (
+                    f"{head}{mb}{middle}{round(start * 1000.0, 9) or 0.0!r}{duration}{args}{mb}"
+                    f"{tail}}}"
+                )
     yield from map(_dumps, _transfer_events(report))
-    yield from _flow_lines(report, index, starts, devices)
-    for device, steps in enumerate(report.activations_over_time()):
-        for time, held in steps:
-            yield (
-                f'{{"ph":"C","name":"activations","pid":{device},'
-                f'"ts":{round(time * 1000.0, 9) or 0.0!r},"args":{{"held":{num(held)!r}}}}}'
-            )
+    split = trace.problem.split_backward
+    for device, ops in enumerate(trace.ops_by_device()):
+        # `device_activations`, with each count's text made once.
+        share = pipeline.stages_on(device)
+        head = f'{{"ph":"C","name":"activations","pid":{device},"ts":'
+        counts: dict[int, str] = {}
+        for time, held in activation_timeline(ops, split):
+            count = counts.get(held)
+            if count is None:
+                count = counts[held] = f',"args":{{"held":{num(held / share)!r}}}}}'
+            yield f"{head}{round(time * 1000.0, 9) or 0.0!r}{count}"
     for use in report.summary.memory or []:
         yield from map(
             _dumps,
@@ -264,40 +309,4 @@ def _event_lines(report: Report) -> Iterator[str]:
                 }
                 for time, held in use.timeline
             ),
-        )
-
-
-def _flow_lines(
-    report: Report, index: OpIndex, starts: list[str | None], devices: list[int]
-) -> Iterator[str]:
-    """The lines of `_flows`: an arrow's start and finish per message between two ops, from
-    each op's start as its slice wrote it (`starts`, by op key) and its device."""
-    trace = report.trace
-    pipeline = trace.problem.pipeline
-    line, m = pipeline.line_length, pipeline.microbatches
-    # Per slot (stage * 3 + kind), the key offset of the op its message feeds, from the
-    # dependency rules (message_target), asked once per slot; None: no message.
-    feeds: list[int | None] = []
-    for stage in range(pipeline.num_stages):
-        for kind in Kind:
-            target = message_target(Op(kind, stage, 0), line)
-            feeds.append(None if target is None else (target - stage) * 3 * m)
-    names = ("activation", "gradient", "")
-    flow_id = 0
-    for key, (device, stage, kind, _, _, _) in zip(index.keys(trace.ops), trace.ops, strict=True):
-        offset = feeds[stage * 3 + kind]
-        if offset is None:
-            continue
-        consumer, name = key + offset, names[kind]
-        finish = starts[consumer]
-        if finish is None:
-            continue
-        flow_id += 1
-        yield (
-            f'{{"ph":"s","id":{flow_id},"name":"{name}","cat":"message","pid":{device},'
-            f'"tid":{COMPUTE_THREAD},"ts":{starts[key]}}}'
-        )
-        yield (
-            f'{{"ph":"f","bp":"e","id":{flow_id},"name":"{name}","cat":"message",'
-            f'"pid":{devices[consumer]},"tid":{COMPUTE_THREAD},"ts":{finish}}}'
         )
