@@ -61,29 +61,26 @@ def _device_order(
         for chunk in range(v)
         for mb in range(start, min(start + per_round, m))
     ]
-    backwards: list[Op] = []
-    weights_done = 0
+    new = tuple.__new__  # an Op without NamedTuple's Python-level __new__ (a hot loop)
+    F, B, W = Kind.F, Kind.B, Kind.W
+    last = v - 1
     order: list[Op] = []
-
-    def forward(step: int) -> None:
-        mb, chunk = table[step]
-        order.append(Op(Kind.F, stages[chunk], mb))
-
-    def backward(step: int) -> None:
-        nonlocal weights_done
-        mb, chunk = table[step - warmup]
-        op = Op(Kind.B, stages[v - 1 - chunk], mb)
-        order.append(op)
-        backwards.append(op)
-        if zero_bubble and step - warmup >= device:
-            order.append(Op(Kind.W, *backwards[weights_done][1:]))
-            weights_done += 1
-
+    append = order.append
+    # The W of each backward run so far, in order; the first `weights_done` are placed.
+    weights: list[Op] = []
+    weights_done = 0
     for step in range(total + warmup):
         if step < total:
-            forward(step)
+            mb, chunk = table[step]
+            append(new(Op, (F, stages[chunk], mb)))
         if step >= warmup:
-            backward(step)
-    if zero_bubble:
-        order += [Op(Kind.W, op.stage, op.microbatch) for op in backwards[weights_done:]]
+            mb, chunk = table[step - warmup]
+            stage = stages[last - chunk]
+            append(new(Op, (B, stage, mb)))
+            if zero_bubble:
+                weights.append(new(Op, (W, stage, mb)))
+                if step - warmup >= device:
+                    append(weights[weights_done])
+                    weights_done += 1
+    order += weights[weights_done:]
     return order

@@ -81,42 +81,54 @@ def _zbv_order(pipeline: Pipeline, device: int) -> list[Op]:
     first, second = device, 2 * p - 1 - device
     # Generated for at least 2p-1 microbatches, so that the pipeline fills, then trimmed to m.
     n = max(2 * p - 1, m)
-    count = {(kind, stage): 0 for kind in Kind for stage in (first, second)}
     order: list[Op] = []
-
-    def add(kind: Kind, stage: int, microbatch: int | None = None) -> None:
-        key = (kind, stage)
-        index = count[key] if microbatch is None else microbatch
-        count[key] = index + 1
-        order.append(Op(kind, stage, index))
-
+    append = order.append
+    new = tuple.__new__  # an Op without NamedTuple's Python-level __new__ (a hot loop)
+    F, B, W = Kind.F, Kind.B, Kind.W
+    # How many of each (kind, chunk) have been added: the next one's microbatch.
+    f1 = f2 = b1 = b2 = w1 = w2 = 0
     for _ in range(2 * (p - device) - 1):
-        add(Kind.F, first)
+        append(new(Op, (F, first, f1)))
+        f1 += 1
     for _ in range(device):
-        add(Kind.F, second)
-        add(Kind.F, first)
+        append(new(Op, (F, second, f2)))
+        append(new(Op, (F, first, f1)))
+        f2 += 1
+        f1 += 1
     for _ in range(p - device):
-        add(Kind.F, second)
-        add(Kind.B, second)
-        add(Kind.W, second)
-    while count[(Kind.F, second)] < count[(Kind.F, first)] or count[(Kind.F, first)] < n:
-        if count[(Kind.F, first)] < n:
-            add(Kind.F, first)
-        add(Kind.B, first)
-        add(Kind.W, first)
-        add(Kind.F, second)
-        add(Kind.B, second)
-        add(Kind.W, second)
+        append(new(Op, (F, second, f2)))
+        append(new(Op, (B, second, b2)))
+        append(new(Op, (W, second, w2)))
+        f2 += 1
+        b2 += 1
+        w2 += 1
+    while f2 < f1 or f1 < n:
+        if f1 < n:
+            append(new(Op, (F, first, f1)))
+            f1 += 1
+        append(new(Op, (B, first, b1)))
+        append(new(Op, (W, first, w1)))
+        append(new(Op, (F, second, f2)))
+        append(new(Op, (B, second, b2)))
+        append(new(Op, (W, second, w2)))
+        b1 += 1
+        w1 += 1
+        f2 += 1
+        b2 += 1
+        w2 += 1
     for _ in range(device):
-        add(Kind.B, first)
-        add(Kind.B, second)
+        append(new(Op, (B, first, b1)))
+        append(new(Op, (B, second, b2)))
+        b1 += 1
+        b2 += 1
     for _ in range(p - device):
-        add(Kind.B, first)
-        add(Kind.W, first)
-    for stage in (second, first):
-        while count[(Kind.W, stage)] < count[(Kind.B, stage)]:
-            add(Kind.W, stage)
-    return [op for op in order if op.microbatch < m]
+        append(new(Op, (B, first, b1)))
+        append(new(Op, (W, first, w1)))
+        b1 += 1
+        w1 += 1
+    order += [new(Op, (W, second, mb)) for mb in range(w2, b2)]
+    order += [new(Op, (W, first, mb)) for mb in range(w1, b1)]
+    return [op for op in order if op[2] < m]
 
 
 class DualPipeV(_VShape):
