@@ -26,6 +26,7 @@ from pipesim.problem.ops import Kind, Op, message_target, needs
 from pipesim.render.json_report import write_items
 from pipesim.render.numbers import num
 from pipesim.render.style import KIND_NAMES
+from pipesim.simulator.gc_pause import cyclic_gc_paused
 from pipesim.simulator.op_index import OpIndex
 from pipesim.simulator.trace import TransferRecord
 
@@ -203,10 +204,13 @@ def flow_id(op: Op) -> int:
 def write_chrome_trace(report: Report, out: TextIO) -> None:
     """Write the trace file, one event per line: `trace_events` as json.dumps writes them,
     with the per-op events (slices, flow arrows, counters) formatted directly, since a run
-    may have millions of ops."""
-    out.write('{"displayTimeUnit": "ms", "traceEvents": [')
-    write_items(out, _event_lines(report), "")
-    out.write("\n]}\n")
+    may have millions of ops. The cycle collector is paused meanwhile: the activation steps
+    it builds would otherwise set off full collections over the whole trace (a third of the
+    time at a million ops)."""
+    with cyclic_gc_paused():
+        out.write('{"displayTimeUnit": "ms", "traceEvents": [')
+        write_items(out, _event_lines(report), "")
+        out.write("\n]}\n")
 
 
 def _dumps(event: dict[str, Any]) -> str:
