@@ -234,6 +234,50 @@ def test_explain_says_where_the_bubble_comes_from_and_what_would_change_it() -> 
     assert "Memory trade-off" in out
 
 
+def test_explain_in_json_gives_its_sentences_and_figures() -> None:
+    # --explain with --format json was once dropped without a word.
+    result = runner.invoke(
+        app, ["run", "-p", "4", "-m", "8", "--comm-latency", "0.5", "--explain", "-f", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    explanation = json.loads(result.stdout)["explanation"]
+    assert explanation["sentences"][0].startswith("Where: the devices are idle")
+    doubled = simulate_settings(stages=4, microbatches=16, comm_latency=0.5).summary
+    assert explanation["doubled_microbatches"]["microbatches"] == 16
+    assert explanation["doubled_microbatches"]["makespan"] == doubled.makespan
+    faster = simulate_settings(stages=4, microbatches=8, comm_latency=0.25).summary
+    assert explanation["faster_links"]["makespan"] == faster.makespan
+    zb_v = simulate_settings(policy="zb-v", stages=4, microbatches=8, comm_latency=0.5)
+    row = next(r for r in explanation["other_policies"] if r["policy"] == "zb-v")
+    assert row["makespan"] == zb_v.summary.makespan
+
+
+def test_explain_in_json_with_runs_gives_what_each_source_adds() -> None:
+    result = runner.invoke(
+        app,
+        ["run", "-p", "4", "-m", "8", "--runs", "20", "--jitter", "0.1", "--explain", "-f", "json"],
+    )
+    assert result.exit_code == 0, result.output
+    explanation = json.loads(result.stdout)["explanation"]
+    assert explanation["sentences"][0].startswith("Variability: the p95 step time")
+    assert explanation["deterministic_makespan"] == 33.0  # 1F1B p=4 m=8: (m+p-1)(F+B)
+    assert explanation["p95_makespan"] > 33.0
+    assert explanation["p95_makespan_without"] == {"jitter": 33.0}
+
+
+@pytest.mark.parametrize(
+    ("flags", "note"),
+    [
+        (["--width", "80"], "--width sets the columns of --save-terminal / --svg"),
+        (["-f", "json", "--from", "5", "--devices", "0-1"], "--from/--devices draw the terminal"),
+    ],
+)
+def test_chart_flags_that_change_nothing_say_so(flags: list[str], note: str) -> None:
+    result = runner.invoke(app, ["run", "-p", "4", "-m", "8", *flags])
+    assert result.exit_code == 0, result.output
+    assert note in result.stderr
+
+
 def test_explain_names_the_links_when_they_bound_the_step() -> None:
     result = runner.invoke(
         app, ["run", "--config", "examples/two_nodes.toml", "--explain"], env={"COLUMNS": "400"}

@@ -46,6 +46,10 @@ _PROBLEMS_SHOWN = 50
 """validate lists this many problems of an invalid file, then counts the rest."""
 
 
+SAVED_WIDTH = 120
+"""Columns of a saved terminal picture unless --width says otherwise."""
+
+
 @app.command()
 @takes_settings()
 def run(
@@ -74,14 +78,14 @@ def run(
         typer.Option(rich_help_panel=INPUT_OUTPUT, help="The same as --save-terminal FILE.svg."),
     ] = None,
     width: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=40,
             max=10_000,
             rich_help_panel=INPUT_OUTPUT,
-            help="Columns of the --save-terminal / --svg rendering.",
+            help=f"Columns of the --save-terminal / --svg rendering (default {SAVED_WIDTH}).",
         ),
-    ] = 120,
+    ] = None,
     explain: Annotated[
         bool,
         typer.Option(
@@ -129,6 +133,22 @@ def run(
     _check_picture("--svg", svg, (".svg",))
     _check_picture("--html", html, (".html", ".htm"))
     _check_picture("--save-terminal", save_terminal, (".svg", ".html", ".htm"))
+    saved = svg is not None or save_terminal is not None
+    window = [
+        flag
+        for flag, value in (("--from", window_from), ("--to", window_to), ("--devices", devices))
+        if value is not None
+    ]
+    if window and output_format is not OutputFormat.text and not saved:
+        warn(
+            f"{'/'.join(window)} draw the terminal chart, which --format "
+            f"{output_format.value} does not show (add --save-terminal FILE to keep it)"
+        )
+    if width is not None and not saved:
+        warn(
+            "--width sets the columns of --save-terminal / --svg; without either it changes nothing"
+        )
+    columns = width or SAVED_WIDTH
     if plot is not None:
         from pipesim.render.plots import check_plot_path
 
@@ -182,6 +202,7 @@ def run(
 
         explanation = explain_report(report, settings)
     views = _views(report, explanation, chart, settings)
+    found = None
     if study is not None:
         from pipesim.render.monte_carlo import MonteCarloReport, damage_lines
 
@@ -196,7 +217,7 @@ def run(
             views += [Text.assemble(("• ", "bold"), line) for line in damage_lines(found)]
     terminal = save_terminal
     kind = "svg" if terminal is not None and terminal.suffix.lower() == ".svg" else "html"
-    outputs = _files(report, trace, [(svg, "svg", width), (terminal, kind, width)], views)
+    outputs = _files(report, trace, [(svg, "svg", columns), (terminal, kind, columns)], views)
     if html is not None:
         from pipesim.render.html_view import write_html_view
         from pipesim.render.plots import plot_title
@@ -220,9 +241,18 @@ def run(
         from pipesim.render.monte_carlo import monte_carlo_record
 
         record = {**monte_carlo_record(study), "median_run": header(report)}
+        if found is not None:
+            from pipesim.render.monte_carlo import damage_record
+
+            record["explanation"] = damage_record(found)
         print_json(record)
     elif output_format is OutputFormat.json:
-        write_json(report, sys.stdout)
+        extra = None
+        if explanation is not None:
+            from pipesim.render.explanation import explanation_record
+
+            extra = {"explanation": explanation_record(report, explanation)}
+        write_json(report, sys.stdout, extra)
     else:
         console = Console()
         for view in views:

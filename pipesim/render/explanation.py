@@ -5,9 +5,12 @@ Every figure comes from the report and the `Explanation` study; this module only
 
 from __future__ import annotations
 
+from typing import Any
+
 from pipesim.analysis.idle_causes import LINK_CAUSES
 from pipesim.analysis.report import Report
 from pipesim.analysis.summary import Summary
+from pipesim.render.numbers import num, peak
 from pipesim.render.style import activations, ms, percent
 from pipesim.studies.compare import verdict
 from pipesim.studies.explain import Explanation
@@ -161,3 +164,27 @@ def _other_policies(report: Report, explanation: Explanation) -> list[str]:
             f"({activations(mine.peak_activations)}; {known})."
         )
     return lines
+
+
+def explanation_record(report: Report, explanation: Explanation) -> dict[str, Any]:
+    """`run --explain --format json`: the sentences, and the figures they word."""
+    from pipesim.render.compare_table import comparison_rows
+
+    def step(summary: Summary | None) -> dict[str, Any] | None:
+        if summary is None:
+            return None
+        return {
+            "makespan": num(summary.makespan),
+            "bubble_fraction": num(summary.bubble_fraction),
+            "peak_activations": peak(summary.peak_activations),
+        }
+
+    doubled = step(explanation.doubled_microbatches)
+    if doubled is not None:
+        doubled = {"microbatches": 2 * report.trace.problem.pipeline.microbatches, **doubled}
+    return {
+        "sentences": explanation_lines(report, explanation),
+        "faster_links": step(explanation.faster_links),
+        "doubled_microbatches": doubled,
+        "other_policies": comparison_rows(explanation.others),
+    }

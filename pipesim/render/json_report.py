@@ -202,9 +202,10 @@ def timeline_rows(report: Report) -> Iterable[dict[str, Any]]:
         }
 
 
-def write_json(report: Report, out: TextIO) -> None:
-    """Write the report as one JSON object, streamed: each op and transfer on its own line."""
-    head = json.dumps(header(report), separators=(", ", ": "), allow_nan=False)
+def write_json(report: Report, out: TextIO, extra: dict[str, Any] | None = None) -> None:
+    """Write the report as one JSON object, streamed: each op and transfer on its own line;
+    `extra` keys (what a flag added, such as --explain's) come before the timeline."""
+    head = json.dumps({**header(report), **(extra or {})}, separators=(", ", ": "), allow_nan=False)
     out.write(head[:-1] + ",")
     _write_lines(out, "timeline", _timeline_lines(report))
     out.write(",")

@@ -171,3 +171,13 @@ def damage_lines(damage: Damage) -> list[str]:
             "; " + "; ".join(parts) + " (same seeds; the parts overlap, so they need not add up)"
         )
     return [text + "."]
+
+
+def damage_record(damage: Damage) -> dict[str, Any]:
+    """`run --runs N --explain --format json`: the sentence, and the p95 step times it words."""
+    return {
+        "sentences": damage_lines(damage),
+        "deterministic_makespan": num(damage.deterministic),
+        "p95_makespan": num(damage.p95),
+        "p95_makespan_without": {source: num(p95) for source, p95 in damage.without.items()},
+    }
