@@ -30,6 +30,8 @@ p = 3..10 and m = 2p..8p: V-Half 0.30-0.52 B, V-Min 0.44-0.73 B.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
+
 from pipesim.problem.ops import Kind, Op
 from pipesim.problem.pipeline import Pipeline
 from pipesim.schedules.v_shape import _VShape
@@ -84,11 +86,21 @@ def _with_w(slots: Slots, by_chunk: bool) -> Slots:
     return base + (w if by_chunk else [w[0]])
 
 
-def _peak(slots: Slots) -> int:
+def _peak(slots: Slots, budget: int | None = None) -> int:
     """The most chunk activations a device holds, walking its slots in order (without W
-    lists, a free slot after a B runs its W)."""
-    events = sorted((time, position) for position, times in enumerate(slots) for time in times)
-    has_w = len(slots) > 4
+    lists, a free slot after a B runs its W). With a `budget`, the walk stops as soon as it
+    is exceeded, returning a count above it."""
+    return _walk(_events(slots), len(slots) > 4, budget)
+
+
+def _events(slots: Slots) -> list[tuple[int, int]]:
+    """A device's (slot, position) pairs, in slot order."""
+    return sorted((time, position) for position, times in enumerate(slots) for time in times)
+
+
+def _walk(events: list[tuple[int, int]], has_w: bool, budget: int | None = None) -> int:
+    """`_peak` over events already in order."""
+    limit = float("inf") if budget is None else budget
     held = peak = pending = 0
     previous = -1
     for time, position in events:
@@ -100,7 +112,10 @@ def _peak(slots: Slots) -> int:
         held += _HOLDS[position]
         if position in (2, 3):
             pending += 1
-        peak = max(peak, held)
+        if held > peak:
+            peak = held
+            if peak > limit:
+                return peak
         previous = time
     return peak
 
@@ -149,6 +164,9 @@ def _squeeze(slots: list[Slots], with_w: bool, microbatches: int) -> list[Slots]
     p = len(slots)
     slots = [_with_w(device, False) if with_w else [list(t) for t in device] for device in slots]
     budget = max(_peak(device) for device in slots)
+    # Each device's (slot, position) pairs, kept in order as ops move (what `_peak` sorts).
+    ordered = [_events(device) for device in slots]
+    has_w = [len(device) > 4 for device in slots]
     taken: list[set[int]] = [set() for _ in range(p)]
     events = sorted(
         (time, device, position, mb)
@@ -175,14 +193,21 @@ def _squeeze(slots: list[Slots], with_w: bool, microbatches: int) -> list[Slots]
             own_b = sorted(slots[device][2] + slots[device][3])[mb]
             earliest = max(earliest, own_b + 1)
         times = slots[device][position]
+        walked = ordered[device]
+        here = (original, position)
+        del walked[bisect_left(walked, here)]
         for slot in range(earliest, original):
             if slot in taken[device]:
                 continue
-            times[mb] = slot
-            if _peak(slots[device]) <= budget:
+            moved = (slot, position)
+            at = bisect_left(walked, moved)
+            walked.insert(at, moved)
+            if _walk(walked, has_w[device], budget) <= budget:
+                times[mb] = slot
                 break
+            del walked[at]
         else:
-            times[mb] = original
+            insort(walked, here)
         taken[device].add(times[mb])
     if not with_w:
         slots = [_with_w(device, False) for device in slots]
