@@ -60,6 +60,9 @@ class _Meter:
         """Per stage (one stage per device)."""
 
 
+_INF = float("inf")
+
+
 class _CannotFit(Exception):
     """A device whose next forward does not fit even with every pending W run."""
 
@@ -104,18 +107,39 @@ class _Planner:
         """Per kind and stage, the messages an op waits for (from the dependency rules, asked
         once per stage): producer kind and stage, and the message's time."""
         self.gradient_time = [network.transfer_time(s, s - 1, B) if s else 0.0 for s in stages]
+        self.finish: list[list[list[float]]] = [[[] for _ in stages] for _ in (F, B, W)]
+        """Per kind and stage, when each microbatch's op ends, as placed so far."""
+        self.inputs = [
+            [
+                tuple((self.finish[kind][stage], hop) for kind, stage, hop in by_stage)
+                for by_stage in by_kind
+            ]
+            for by_kind in self.messages
+        ]
+        """`messages` with each producer's end times in place of its kind and stage."""
         self.done = [[0, 0, 0] for _ in stages]
         self.clock = [0.0] * self.p
         self.first: list[float | None] = [None] * self.p
         """When each device's first op starts."""
         self.idle = [0.0] * self.p
         self.held = [[0.0] * self.p for _ in meters]
-        self.finish: list[list[list[float]]] = [[[] for _ in stages] for _ in (F, B, W)]
+        self.accounts = [
+            [
+                tuple(
+                    (held, meter.deltas[kind][s], meter.limits[s] + 1e-9)
+                    for meter, held in zip(meters, self.held, strict=True)
+                )
+                for s in stages
+            ]
+            for kind in (F, B, W)
+        ]
+        """Per kind and stage, each meter's (held per stage, what the op adds, the limit with
+        its tolerance): what `fits` and `put` read, gathered once."""
         self.orders: list[list[Op]] = [[] for _ in stages]
 
     def fits(self, stage: int, kind: Kind, count: int = 1) -> bool:
-        for meter, held in zip(self.meters, self.held, strict=True):
-            if held[stage] + count * meter.deltas[kind][stage] > meter.limits[stage] + 1e-9:
+        for held, delta, limit in self.accounts[kind][stage]:
+            if held[stage] + count * delta > limit:
                 return False
         return True
 
@@ -123,11 +147,12 @@ class _Planner:
         """When the messages the op waits for (the dependency rules' `needs`) have arrived:
         0 for an op that waits for none, None while one of their producers is not placed."""
         time = 0.0
-        for producer_kind, producer_stage, hop in self.messages[kind][stage]:
-            done = self.finish[producer_kind][producer_stage]
+        for done, hop in self.inputs[kind][stage]:
             if microbatch >= len(done):
                 return None
-            time = max(time, done[microbatch] + hop)
+            ready = done[microbatch] + hop
+            if ready > time:
+                time = ready
         return time
 
     def _placed_arrival(self, kind: Kind, stage: int, microbatch: int) -> float:
@@ -137,21 +162,25 @@ class _Planner:
         return arrives
 
     def put(self, stage: int, kind: Kind) -> None:
-        microbatch = self.done[stage][kind]
+        done = self.done[stage]
+        microbatch = done[kind]
         arrives = self.arrival(kind, stage, microbatch)
         if arrives is None:
             raise _CannotFit  # an input not planned yet: this variant cannot go on
-        start = max(self.clock[stage], arrives)
-        if self.done[stage][F]:
-            self.idle[stage] += start - self.clock[stage]
+        clock = self.clock[stage]
+        start = arrives if arrives > clock else clock
+        if done[F]:
+            self.idle[stage] += start - clock
         elif self.first[stage] is None:
             self.first[stage] = start
-        self.clock[stage] = start + self.cost[kind][stage]
-        self.finish[kind][stage].append(self.clock[stage])
-        for meter, held in zip(self.meters, self.held, strict=True):
-            held[stage] += meter.deltas[kind][stage]
-        self.done[stage][kind] += 1
-        self.orders[stage].append(Op(kind, stage, microbatch))
+        self.clock[stage] = end = start + self.cost[kind][stage]
+        self.finish[kind][stage].append(end)
+        for held, delta, _ in self.accounts[kind][stage]:
+            held[stage] += delta
+        done[kind] += 1
+        # An Op without NamedTuple's Python-level __new__: this runs for every op of every
+        # candidate.
+        self.orders[stage].append(tuple.__new__(Op, (kind, stage, microbatch)))
 
     def pending_w(self, stage: int) -> bool:
         return self.done[stage][W] < self.done[stage][B]
@@ -286,14 +315,14 @@ def _list_schedule(
     # after a put only that device's and its neighbours' choices change.
     choices = [_next_choice(plan, stage, forward_first, eager_w) for stage in range(p)]
     while True:
-        best: tuple[float, int, Kind] | None = None
+        # The first device with the earliest start.
+        chosen, earliest, kind = -1, inf, F
         for stage, choice in enumerate(choices):
-            if choice is not None and (best is None or choice[0] < best[0]):
-                best = (choice[0], stage, choice[1])
-        if best is None or best[0] == inf:
+            if choice is not None and choice[0] < earliest:
+                chosen, (earliest, kind) = stage, choice
+        if chosen < 0:
             break
-        chosen = best[1]
-        plan.put(chosen, best[2])
+        plan.put(chosen, kind)
         for stage in range(max(0, chosen - 1), min(p, chosen + 2)):
             choices[stage] = _next_choice(plan, stage, forward_first, eager_w)
     for stage in range(p):
@@ -308,18 +337,18 @@ def _next_choice(
     plan: _Planner, stage: int, forward_first: bool, eager_w: bool
 ) -> tuple[float, Kind] | None:
     """(start, kind) of what `stage` would run next, or None when it has nothing left."""
-    done, clock, inf = plan.done[stage], plan.clock[stage], float("inf")
-    pending_w = plan.pending_w(stage)
+    done, clock, inf = plan.done[stage], plan.clock[stage], _INF
+    pending_w = done[W] < done[B]  # plan.pending_w, inlined: this runs for every op placed
     start_b = start_f = inf
     if done[B] < done[F]:
         arrives = plan.arrival(B, stage, done[B])
         if arrives is not None:
-            start_b = max(clock, arrives)
+            start_b = arrives if arrives > clock else clock
     forward_fits = done[F] < plan.m and plan.fits(stage, F)
     if forward_fits:
         arrives = plan.arrival(F, stage, done[F])
         if arrives is not None:
-            start_f = max(clock, arrives)
+            start_f = arrives if arrives > clock else clock
     if done[F] < plan.m and not forward_fits and pending_w:
         return clock, W
     if forward_first:
