@@ -147,7 +147,7 @@ def evaluate(candidate: Candidate) -> PlanRow:
                 pruned=True, bytes_over=static - memory.limit, peak_bytes=static,
             )  # fmt: skip
     try:
-        report = simulate_step(settings, policy)
+        report = simulate_step(settings, policy, detail=False)  # a row keeps only figures
     except PipesimError as error:
         return _row(
             candidate, settings, pipeline.chunks, pipeline.microbatches, layers, error=str(error)
