@@ -18,7 +18,7 @@ from pipesim.analysis.memory import (
     peak_held,
 )
 from pipesim.analysis.readiness import Readiness
-from pipesim.problem.ops import op_key
+from pipesim.problem.ops import Kind, op_key
 from pipesim.simulator.trace import OpRecord, Trace
 
 
@@ -167,10 +167,15 @@ def link_stats(trace: Trace) -> list[LinkStats]:
     network = problem.network
     scales = problem.message_scales
     m = problem.pipeline.microbatches
+    occupancies: dict[tuple[int, int, Kind], float] = {}
+    """Per link direction and kind of message, asked of the network once."""
     for transfer in trace.transfers:
         entry = totals.setdefault((transfer.src, transfer.dst), [0, 0.0, 0.0])
         entry[0] += 1
-        occupancy = network.occupancy(transfer.src, transfer.dst, transfer.kind)
+        kind_on_link = (transfer.src, transfer.dst, transfer.kind)
+        occupancy = occupancies.get(kind_on_link)
+        if occupancy is None:
+            occupancy = occupancies[kind_on_link] = network.occupancy(*kind_on_link)
         if scales is not None:
             occupancy *= scales[op_key(transfer.kind, transfer.stage, transfer.microbatch, m)]
         entry[1] += occupancy
