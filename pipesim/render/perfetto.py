@@ -259,7 +259,8 @@ def _event_lines(report: Report) -> Iterator[str]:
         (into is not None) * 2 + (out is not None) for out, into in zip(feeds, fed_by, strict=True)
     ]
     durations: dict[float, str] = {}
-    """Each op length's text, once: most ops of a run share a few lengths."""
+    """Each op length's text, once: most ops of a run share a few lengths (with jitter none
+    does, so the cache stops growing at 4,096)."""
     for ops in trace.ops_by_device():
         for device, stage, kind, mb, start, end in ops:
             slot = stage * 3 + kind
@@ -269,7 +270,9 @@ def _event_lines(report: Report) -> Iterator[str]:
             length = end - start
             duration = durations.get(length)
             if duration is None:
-                duration = durations[length] = f',"dur":{round(length * 1000.0, 9) or 0.0!r}'
+                duration = f',"dur":{round(length * 1000.0, 9) or 0.0!r}'
+                if len(durations) < 4096:
+                    durations[length] = duration
             if whole:
                 way = slot_ways[slot]
             else:
