@@ -241,6 +241,25 @@ def test_run_and_compare_plot_true_time_timelines(tmp_path: Path) -> None:
     assert both.read_bytes().startswith(b"\x89PNG")
 
 
+def test_compare_with_runs_plots_each_policys_step_times(tmp_path: Path) -> None:
+    # It once wrote nothing at all, and said nothing.
+    picture = tmp_path / "runs.svg"
+    args = ["compare", "-p", "4", "-m", "8", "--policies", "1f1b,zb-v", "--runs", "20"]
+    args += ["--jitter", "0.1", "--plot", str(picture)]
+    drawings = []
+    for _ in range(2):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.stderr
+        drawings.append(picture.read_bytes())
+    assert drawings[0] == drawings[1]
+    svg = drawings[0].decode()
+    assert "1f1b" in svg and "zb-v" in svg and "step time (ms)" in svg
+    assert "(20 runs each)" in svg and "--jitter 0.1" in svg
+    json_out = runner.invoke(app, [*args[:-2], "--format", "json"])
+    p95 = {r["policy"]: r["makespan"]["p95"] for r in json.loads(json_out.stdout)}
+    assert f"p95 {p95['zb-v']:.4g}" in svg and f"p95 {p95['1f1b']:.4g}" in svg
+
+
 def test_sweep_plots_its_curves(tmp_path: Path) -> None:
     picture = tmp_path / "sweep.svg"
     args = ["sweep", "-m", "4,8,16", "--policies", "1f1b,zb-v", "--plot", str(picture)]

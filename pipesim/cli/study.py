@@ -86,6 +86,12 @@ def compare(
             )
         if all(study.error is not None for study in studies):
             raise ConfigError(f"no policy can run this configuration: {studies[0].error}")
+        if plot is not None:
+            from pipesim.render.flags import as_flags
+            from pipesim.render.plots import monte_carlo_plot
+
+            title = "pipesim compare " + " ".join(as_flags(settings.replace(policy=None)))
+            write_bytes(plot, monte_carlo_plot(studies, title, plot))
         if output_format is OutputFormat.json:
             records = [monte_carlo_record(study) for study in studies]
             print_json(records)

@@ -15,6 +15,7 @@ from pipesim.problem.ops import Kind
 from pipesim.problem.settings import Settings
 from pipesim.render.flags import as_flags
 from pipesim.render.sweep_table import value_text
+from pipesim.studies.monte_carlo import MonteCarlo
 from pipesim.studies.plan import PlanRow, pareto
 from pipesim.studies.sweep import SweepRow
 
@@ -267,5 +268,35 @@ def sweep_plot(rows: Sequence[SweepRow], title: str, path: Path) -> bytes:
     top.legend(fontsize=8)
     for axes in (top, bottom):
         axes.grid(alpha=0.3)
+    figure.tight_layout()
+    return _saved(pyplot, figure, path)
+
+
+def monte_carlo_plot(studies: Sequence[MonteCarlo], title: str, path: Path) -> bytes:
+    """`compare --runs --plot`: each policy's step times over the runs, as a box (quartiles,
+    whiskers at the extremes) with every run beside it, and its p50 and p95 marked."""
+    pyplot = _pyplot()
+    ran = [study for study in studies if study.error is None]
+    figure, axes = pyplot.subplots(figsize=(max(6.0, 1.1 * len(ran) + 2), 5), dpi=120)
+    times = [[run.makespan for run in study.runs] for study in ran]
+    positions = list(range(1, len(ran) + 1))
+    axes.boxplot(times, positions=positions, whis=(0, 100), widths=0.5)
+    for position, study, values in zip(positions, ran, times, strict=True):
+        spread = [position + 0.3 + 0.1 * ((index * 0.618) % 1) for index in range(len(values))]
+        axes.scatter(spread, values, s=4, alpha=0.4, color="tab:blue")
+        for quantile, value, marker in (
+            ("p50", study.makespan.p50, "o"),
+            ("p95", study.makespan.p95, "v"),
+        ):
+            axes.scatter([position], [value], marker=marker, color="tab:red", s=24, zorder=3)
+            axes.annotate(
+                f"{quantile} {value:.4g}", (position - 0.28, value), fontsize=7, ha="right",
+                va="center",
+            )  # fmt: skip
+    axes.set_xticks(positions, [study.policy for study in ran], rotation=30, ha="right")
+    axes.set_ylabel("step time (ms)")
+    runs = len(ran[0].runs) if ran else 0
+    axes.set_title(f"{title} ({runs} runs each)", fontsize=9)
+    axes.grid(alpha=0.3, axis="y")
     figure.tight_layout()
     return _saved(pyplot, figure, path)
