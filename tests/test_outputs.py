@@ -266,6 +266,40 @@ def test_explain_in_json_with_runs_gives_what_each_source_adds() -> None:
 
 
 @pytest.mark.parametrize(
+    ("args", "note"),
+    [
+        (["run", "--seed", "3"], "--seed picks the draws of --jitter"),
+        (["sweep", "-m", "2,4", "--seed", "3"], "--seed picks the draws of --jitter"),
+        (["run", "--runs", "5"], "--runs 5: with no --jitter"),
+        (["compare", "--runs", "5"], "--runs 5: with no --jitter"),
+        (["run", "--workers", "2"], "--workers spreads the runs of --runs"),
+        (["compare", "--dask-scheduler", "tcp://nowhere:1"], "--dask-scheduler spreads the runs"),
+        (["run", "--link-jitter", "0.1"], "--link-jitter scales message times, but every message"),
+        (["compare", "--slow-link", "0-1:2"], "--slow-link scales message times, but every"),
+    ],
+)
+def test_flags_that_change_nothing_here_say_so(args: list[str], note: str) -> None:
+    result = runner.invoke(app, [*args, "-p", "2", "-m", "4"] if args[0] != "sweep" else args)
+    assert result.exit_code == 0, result.output
+    assert note in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "--seed", "3", "--jitter", "0.1"],
+        ["run", "--runs", "3", "--straggler", "1:2:0.5", "--workers", "2"],
+        ["run", "--link-jitter", "0.1", "--comm-latency", "0.2", "--slow-link", "0-1:2"],
+        ["compare", "--runs", "3", "--jitter", "0.1", "--workers", "2"],
+    ],
+)
+def test_flags_that_matter_get_no_note(args: list[str]) -> None:
+    result = runner.invoke(app, [*args, "-p", "2", "-m", "4"])
+    assert result.exit_code == 0, result.output
+    assert "note:" not in result.stderr
+
+
+@pytest.mark.parametrize(
     ("flags", "note"),
     [
         (["--width", "80"], "--width sets the columns of --save-terminal / --svg"),

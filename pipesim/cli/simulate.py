@@ -12,6 +12,11 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from pipesim.cli.app import app, warn
+from pipesim.cli.no_effect import (
+    note_free_messages,
+    note_unused_pool,
+    note_unused_randomness,
+)
 from pipesim.cli.options import (
     INPUT_OUTPUT,
     DaskScheduler,
@@ -149,6 +154,8 @@ def run(
             "--width sets the columns of --save-terminal / --svg; without either it changes nothing"
         )
     columns = width or SAVED_WIDTH
+    note_unused_randomness(settings, runs)
+    note_unused_pool("run", runs, {"--workers": workers, "--dask-scheduler": dask_scheduler})
     if plot is not None:
         from pipesim.render.plots import check_plot_path
 
@@ -191,6 +198,7 @@ def run(
         settings = settings.replace(seed=study.median.seed)
     with DeferredProgress("simulating", output_format is OutputFormat.text) as progress:
         report = simulate_step(settings, chosen, progress)
+    note_free_messages(settings, report.trace.problem.network)
     chart = GanttChart(
         report.trace,
         _window(window_from, window_to, report.trace.makespan),

@@ -13,6 +13,11 @@ from rich.table import Table
 from rich.text import Text
 
 from pipesim.cli.app import app, warn
+from pipesim.cli.no_effect import (
+    note_free_messages,
+    note_unused_pool,
+    note_unused_randomness,
+)
 from pipesim.cli.options import (
     DaskScheduler,
     Format,
@@ -78,6 +83,8 @@ def compare(
         check_outputs([("--plot", plot)])
     if settings.policy is not None:
         warn(f"compare runs --policies; the config's policy {settings.policy!r} is not used")
+    note_unused_randomness(settings, runs)
+    note_unused_pool("compare", runs, {"--dask-scheduler": dask_scheduler})
     if runs is not None:
         references = _names(policies) or [policy.name for policy in registered_policies()]
         with DeferredProgress("runs", output_format is OutputFormat.text) as progress:
@@ -100,6 +107,9 @@ def compare(
         return
     with DeferredProgress("comparing", output_format is OutputFormat.text) as progress:
         rows = compare_policies(settings, _names(policies), progress, workers or default_workers())
+    ran = [row.figures for row in rows if row.figures is not None]
+    if ran:
+        note_free_messages(settings, ran[0].problem.network)
     if plot is not None:
         # The timelines are drawn from traces, which workers do not send: rerun each here.
         reports = [
@@ -208,6 +218,8 @@ def sweep(
         check_plot_path(plot)
         check_outputs([("--plot", plot)])
     names = _names(policies) or [settings.policy or DEFAULT_POLICY]
+    if axis.setting not in ("jitter", "link_jitter", "stragglers"):
+        note_unused_randomness(settings)
     with DeferredProgress("sweeping", output_format is SweepFormat.text) as progress:
         rows = sweep_setting(
             settings, axis.setting, axis.values, names, progress, workers or default_workers()

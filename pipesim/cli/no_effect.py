@@ -1,0 +1,66 @@
+"""Flags that change nothing in the command they were given to, named on stderr.
+
+A user who gives a flag expects it to matter; when it cannot (a seed with nothing random to
+draw, workers for a single run), they are told why instead of trusting a figure it never
+touched.
+"""
+
+from __future__ import annotations
+
+from pipesim.cli.app import warn
+from pipesim.problem.network import Network
+from pipesim.problem.settings import Settings
+
+
+def draws(settings: Settings) -> bool:
+    """Whether a run makes random draws: jitter, or a straggler that is slow only sometimes."""
+    return bool(
+        settings.jitter
+        or settings.link_jitter
+        or any(straggler.probability < 1 for straggler in settings.stragglers or ())
+    )
+
+
+def note_unused_randomness(settings: Settings, runs: int | None = None) -> None:
+    """--seed, and --runs, with nothing random to draw."""
+    if draws(settings):
+        return
+    if settings.seed is not None:
+        warn(
+            "--seed picks the draws of --jitter, --link-jitter and --straggler D:F:P (P < 1); "
+            "with none of them it changes nothing"
+        )
+    if runs is not None:
+        warn(
+            f"--runs {runs}: with no --jitter, --link-jitter or --straggler D:F:P (P < 1), "
+            "every run gives the same step"
+        )
+
+
+def note_unused_pool(command: str, runs: int | None, flags: dict[str, object | None]) -> None:
+    """Pool flags (--workers, --dask-scheduler) that spread --runs, given without it."""
+    given = [flag for flag, value in flags.items() if value is not None]
+    if runs is None and given:
+        verb = "spreads" if len(given) == 1 else "spread"
+        warn(
+            f"{'/'.join(given)} {verb} the runs of --runs; without it {command} "
+            + ("runs one step here" if command == "run" else "runs in this process")
+        )
+
+
+def note_free_messages(settings: Settings, network: Network) -> None:
+    """Link jitter and slow links when no message takes any time."""
+    given = [
+        flag
+        for flag, value in (
+            ("--link-jitter", settings.link_jitter),
+            ("--slow-link", settings.slow_links),
+        )
+        if value
+    ]
+    if given and network.free:
+        verb = "scales" if len(given) == 1 else "scale"
+        warn(
+            f"{'/'.join(given)} {verb} message times, but every message here takes no time "
+            "(give --comm-latency, or sizes and a bandwidth)"
+        )
