@@ -383,3 +383,20 @@ def test_total_costs_keep_the_model_fixed_while_p_changes() -> None:
     assert [row["makespan"] for row in json.loads(result.stdout)["rows"]] == [204, 114, 69]
     both = runner.invoke(app, ["run", "--total-forward", "8", "--forward", "1"])
     assert both.exit_code == 2 and "total_forward replaces --forward" in both.stderr
+
+
+def test_latency_alone_names_no_busiest_link() -> None:
+    # With latency and no bandwidth a message occupies no link: "the busiest link carries a
+    # message 0.0% of the time" was printed once.
+    result = runner.invoke(
+        app, ["run", "-p", "4", "-m", "4", "--comm-latency", "2"], env={"COLUMNS": "300"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "waiting on links directly" in result.output
+    assert "busiest link" not in result.output
+    sized = runner.invoke(
+        app,
+        ["run", "-p", "4", "-m", "4", "--activation-size", "2e9", "--bandwidth", "1e12"],
+        env={"COLUMNS": "300"},
+    )
+    assert "the busiest link, " in sized.output

@@ -182,7 +182,8 @@ def _why(report: Report) -> Text:
             f"devices spend {percent(on_links / total_idle)} of their idle time waiting on links "
             f"directly ({detail})"
         )
-    links = summary.links
+    # Only links that carry bytes are ever busy: with latency alone, no link is.
+    links = [link for link in summary.links if link.busy > 0]
     if links and (on_links >= total_idle / 4 or critical.links >= summary.makespan / 4):
         link = max(links, key=lambda item: item.busy)
         between = " (between nodes)" if link.crosses_nodes else ""
