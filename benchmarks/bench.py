@@ -1,17 +1,15 @@
 """Speed of pipesim on fixed configurations: run it, read the tables. Not a test.
 
     python benchmarks/bench.py            # every configuration, each in a fresh process
-    python benchmarks/bench.py --only zb-v-64x2731
+    python benchmarks/bench.py --only zb-v-64x1024
 
 Every figure is CPU time (user + system, `time.process_time`), steadier than wall time on a
 shared machine; the simulation and the replay are the best of three. Per configuration: ops
-simulated, the SimPy simulation (trace included), the cycle collector's first pass over the
-new trace ("GC": paused while the records are made, it runs once afterwards, wherever the next
-allocation falls), the analysis (bubbles, causes, memory, critical path) and the JSON report
-(streamed to /dev/null), their sum (the whole run but its start-up), the Perfetto trace and
-the Gantt chart at 120 columns, peak resident memory, and a bare replay of the same
-per-device op order (plain Python, no SimPy, no trace, the same compiled dependency rules)
-measured in the same process: "whole vs replay" is the replay's
+simulated, the SimPy simulation (trace included), the analysis (bubbles, causes, memory,
+critical path) and the JSON report (streamed to /dev/null), their sum (the whole run but its
+start-up), the Perfetto trace and the Gantt chart at 120 columns, peak resident memory, and a
+bare replay of the same per-device op order (plain Python, no SimPy, no trace, the same
+compiled dependency rules) measured in the same process: "whole vs replay" is the replay's
 CPU time over the whole run's, so 0.5x means half the replay's speed. Messages are free in
 these configurations, so the replay needs no link model.
 
@@ -25,7 +23,6 @@ CPU time that the simulations themselves take.
 from __future__ import annotations
 
 import argparse
-import gc
 import io
 import json
 import os
@@ -143,10 +140,6 @@ def measure(config: Config) -> dict[str, float | int | str]:
         started = time.process_time()
         trace = simulate(problem, policy)
         simulated = min(simulated, time.process_time() - started)
-    # The cycle collector's first pass over the new trace (its records were made while it
-    # was paused) falls on whatever allocates next; it is timed on its own, so that the
-    # analysis is the analysis, and counted in the whole run.
-    collected = _cpu(gc.collect)
     started = time.process_time()
     report = analyze(trace, policy)
     analyzed = time.process_time() - started
@@ -166,12 +159,11 @@ def measure(config: Config) -> dict[str, float | int | str]:
         makespan = bare_replay(orders, rules)
         replay = min(replay, time.process_time() - started)
     assert abs(makespan - trace.makespan) <= 1e-6 * trace.makespan, "replay disagrees"
-    whole = simulated + collected + analyzed + json_time
+    whole = simulated + analyzed + json_time
     return {
         "name": config.name,
         "ops": ops,
         "simulate_s": simulated,
-        "collect_s": collected,
         "analyze_s": analyzed,
         "json_s": json_time,
         "whole_s": whole,
@@ -212,13 +204,13 @@ def main() -> None:
             )
         print(json.dumps(measure(config)))
         return
-    console = Console(width=170)
+    console = Console(width=160)
     table = Table(
         title=f"pipesim, CPU seconds: {platform.python_implementation()} "
         f"{platform.python_version()}, {os.cpu_count()} cores, {platform.machine()}"
     )
     headers = (
-        "configuration", "ops", "simulate", "GC", "analyze", "JSON", "whole", "replay",
+        "configuration", "ops", "simulate", "analyze", "JSON", "whole", "replay",
         "whole vs replay", "analyze / simulate", "JSON us/op", "trace us/op", "trace / JSON",
         "chart", "CLI run", "CLI peak RSS MB",
     )  # fmt: skip
@@ -237,7 +229,6 @@ def main() -> None:
             row["name"],
             f"{ops:,}",
             f"{row['simulate_s']:.2f}",
-            f"{row['collect_s']:.2f}",
             f"{row['analyze_s']:.2f}",
             f"{row['json_s']:.2f}",
             f"{row['whole_s']:.2f}",
