@@ -15,37 +15,25 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from pipesim import PipesimError, Settings, build_problem, get_policy, registered_policies
+from pipesim import PipesimError, Settings, build_problem, get_policy
 from pipesim.problem.ops import Kind, Op
 from pipesim.problem.variability import Straggler
 from pipesim.simulator.model import Simulation
 from pipesim.simulator.trace import Trace
 from tests.conftest import FixedOrders
 from tests.test_engine import _Greedy
-
-POLICIES = [policy.name for policy in registered_policies()]
-cost = st.floats(0.0, 4.0, allow_nan=False).map(lambda x: round(x, 3))
+from tests.test_properties import problems as costed_problems
 
 
 @st.composite
 def problems(draw: st.DrawFn) -> Settings:
-    policy = get_policy(draw(st.sampled_from(POLICIES)))
-    p = draw(st.sampled_from([1, 2, 3, 4, 6]))
-    chunks = draw(st.integers(1, 3)) if policy.chunks is None else policy.chunks
-    n = p * chunks if chunks > 1 and draw(st.booleans()) else p
-    backward = draw(st.lists(cost, min_size=n, max_size=n))
+    """test_properties' random shapes and costs, plus what could make the two paths part."""
+    base = draw(costed_problems())
+    p = base.stages or 1
     sized = draw(st.booleans())
     varied = draw(st.booleans())
-    return Settings(
-        policy=policy.name,
-        stages=p,
-        microbatches=draw(st.integers(1, 12)),
-        chunks=chunks if policy.chunks is None else None,
-        forward=tuple(draw(st.lists(cost, min_size=n, max_size=n))),
-        backward=tuple(backward),
-        weight=tuple(round(b * draw(st.floats(0, 1)), 3) for b in backward),
+    return base.replace(
         overlap_cost=draw(st.sampled_from([1.0, 0.7])),
-        comm_latency=draw(st.sampled_from([0.0, 0.05, 0.5, 2.0])),
         # Messages that occupy a link longer than an op: later ones queue behind earlier ones.
         activation_size=3e6 if sized else None,
         gradient_size=5e6 if sized else None,

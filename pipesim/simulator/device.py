@@ -131,6 +131,8 @@ class Device:
             if isinstance(op, Fused):
                 yield from self._run_fused(op)
                 continue
+            # The same checks as OrderedDevice.run's, inlined in both hot loops: change them
+            # together.
             kind, stage, mb = op
             slot = stage * 3 + kind
             if (

@@ -102,6 +102,7 @@ class OrderedDevice(Device):
             if isinstance(op, Fused):
                 free = yield from self._run_fused_ahead(op, free)
                 continue
+            # The same checks as Device.run's, inlined in both hot loops: change them together.
             kind, stage, mb = op
             slot = stage * 3 + kind
             if (
