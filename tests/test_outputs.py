@@ -400,3 +400,19 @@ def test_latency_alone_names_no_busiest_link() -> None:
         env={"COLUMNS": "300"},
     )
     assert "the busiest link, " in sized.output
+
+
+@pytest.mark.parametrize(
+    ("policy", "flags"),
+    [("1f1b", ["--jitter", "0.1"]), ("zb-auto", ["--straggler", "1:2", "--seed", "3"])],
+)
+def test_export_says_variability_leaves_a_fixed_order_alone(
+    tmp_path: Path, policy: str, flags: list[str]
+) -> None:
+    shape = ["--policy", policy, "-p", "2", "-m", "4"]
+    varied, plain = tmp_path / "varied.csv", tmp_path / "plain.csv"
+    result = runner.invoke(app, ["export", *shape, *flags, "-o", str(varied)])
+    assert result.exit_code == 0, result.output
+    assert "a run's times, not this policy's fixed order" in result.stderr
+    assert runner.invoke(app, ["export", *shape, "-o", str(plain)]).exit_code == 0
+    assert varied.read_bytes() == plain.read_bytes()  # the note's claim

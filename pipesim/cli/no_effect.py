@@ -64,3 +64,25 @@ def note_free_messages(settings: Settings, network: Network) -> None:
             f"{'/'.join(given)} {verb} message times, but every message here takes no time "
             "(give --comm-latency, or sizes and a bandwidth)"
         )
+
+
+def note_variability_in_a_fixed_order(settings: Settings, fixed: bool) -> None:
+    """export with variability flags, for a policy whose orders are fixed: they vary a run's
+    times, never the order written."""
+    given = [
+        flag
+        for flag, value in (
+            ("--jitter", settings.jitter),
+            ("--link-jitter", settings.link_jitter),
+            ("--straggler", settings.stragglers),
+            ("--slow-link", settings.slow_links),
+            ("--seed", settings.seed),
+        )
+        if value is not None
+    ]
+    if fixed and given:
+        verb = "varies" if len(given) == 1 else "vary"
+        warn(
+            f"{'/'.join(given)} {verb} a run's times, not this policy's fixed order: the file "
+            "is the same without"
+        )

@@ -16,6 +16,7 @@ from pipesim.cli.no_effect import (
     note_free_messages,
     note_unused_pool,
     note_unused_randomness,
+    note_variability_in_a_fixed_order,
 )
 from pipesim.cli.options import (
     INPUT_OUTPUT,
@@ -465,7 +466,13 @@ def export(
     check_outputs(
         [("--output", output)], inputs=[("--config", config), _policy_file(settings.policy)]
     )
-    trace = simulate_step(settings).trace
+    from pipesim.schedules.base import OrderedProgram
+    from pipesim.schedules.registry import get_policy
+
+    policy = get_policy(settings.policy or DEFAULT_POLICY)
+    trace = simulate_step(settings, policy).trace
+    fixed = all(isinstance(p, OrderedProgram) for p in policy.programs(trace.problem))
+    note_variability_in_a_fixed_order(settings, fixed)
     steps, split = trace.steps_by_device(), trace.problem.split_backward
     write_files([(output, lambda out: write_schedule(steps, split, out))])
     pipeline = trace.problem.pipeline
