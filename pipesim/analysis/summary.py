@@ -7,6 +7,7 @@ Pure functions of a trace, one pass over the ops per figure; the idle causes com
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter, sub
 
 from pipesim.analysis.critical_path import CriticalPath, critical_path
 from pipesim.analysis.idle_causes import IdleAttribution
@@ -20,6 +21,9 @@ from pipesim.analysis.memory import (
 from pipesim.analysis.readiness import Readiness
 from pipesim.problem.ops import Kind, op_key
 from pipesim.simulator.trace import OpRecord, Trace
+
+_START, _END = itemgetter(4), itemgetter(5)
+"""An OpRecord's start and end, read in C."""
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,7 @@ def device_stats(
     stages_held: int,
     attribution: IdleAttribution | None,
 ) -> DeviceStats:
-    busy = sum([end - start for _, _, _, _, start, end in ops])
+    busy = sum(map(sub, map(_END, ops), map(_START, ops)))  # in order, in C
     idle = makespan - busy
     start = ops[0].start if ops else 0.0
     end = ops[-1].end if ops else 0.0
