@@ -16,7 +16,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pipesim import PipesimError, Settings, build_problem, get_policy
-from pipesim.problem.ops import Kind, Op
+from pipesim.problem.ops import Kind, Op, op_key
 from pipesim.problem.variability import Straggler
 from pipesim.simulator.model import Simulation
 from pipesim.simulator.trace import Trace
@@ -67,6 +67,12 @@ def _same(ahead: Trace, on_events: Trace) -> None:
     assert ahead.ops == on_events.ops
     assert ahead.transfers == on_events.transfers
     assert ahead.fused == on_events.fused
+    # The keys each path recorded are the ops' keys, as a trace made otherwise computes them.
+    m = ahead.problem.pipeline.microbatches
+    computed = [
+        [op_key(r.kind, r.stage, r.microbatch, m) for r in ops] for ops in ahead.ops_by_device()
+    ]
+    assert ahead.keys_by_device() == on_events.keys_by_device() == computed
 
 
 @settings(max_examples=400, deadline=None)

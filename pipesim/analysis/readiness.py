@@ -39,12 +39,13 @@ class Readiness:
         self.index = index = OpIndex(trace.problem)
         self.blocking = trace.problem.network.blocking
         """Whether a device can be held after an op ends (by its blocking send)."""
-        self.keys_by_device = [index.keys(ops) for ops in trace.ops_by_device()]
+        self.keys_by_device = trace.keys_by_device()
         """Each device's op keys, in its order (the critical path reuses them)."""
         self._by_key: list[OpRecord | None] = [None] * index.size
+        place = self._by_key.__setitem__
         for device_keys, ops in zip(self.keys_by_device, trace.ops_by_device(), strict=True):
-            for key, record in zip(device_keys, ops, strict=True):
-                self._by_key[key] = record
+            assert len(device_keys) == len(ops)
+            any(map(place, device_keys, ops))  # by_key[key] = record, in C (None: goes on)
         self._sent = {index.key(transfer): transfer for transfer in trace.transfers}
         self._step_of: dict[int, tuple[int, ...]] = {}
         """For each op of a fused step, the keys of the step's ops, in order."""

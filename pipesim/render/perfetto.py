@@ -225,8 +225,9 @@ def _event_lines(report: Report) -> Iterator[str]:
     line, m = pipeline.line_length, pipeline.microbatches
     index = OpIndex(trace.problem)
     ran = bytearray(index.size)
-    for key in index.keys(trace.ops):
-        ran[key] = 1
+    for keys in trace.keys_by_device():
+        for key in keys:
+            ran[key] = 1
     # Per slot (stage * 3 + kind): the text around an op slice's microbatch and times, and the
     # key offsets of the op its message feeds and of the op whose message it receives (from
     # the dependency rules, asked once per slot; None: no such message).

@@ -122,6 +122,7 @@ class Device:
         complete, deliver, input_event = board.complete, board.deliver, board.input_event
         running = board.running
         record = self.records.ops[self.device].append
+        record_key = self.records.keys[self.device].append
         send = self.links.send
         device = self.device
         blocking = self.problem.network.blocking
@@ -160,6 +161,7 @@ class Device:
             yield compute
             running[key] = None
             record(OpRecord(device, stage, kind, mb, start, env.now))
+            record_key(key)
             complete(key)
             dst = target[slot]
             if dst < 0:
@@ -209,6 +211,7 @@ class Device:
             self.records.ops[self.device].append(
                 OpRecord(self.device, op.stage, op.kind, op.microbatch, at, until)
             )
+            self.records.keys[self.device].append(key)
             at = until
         self.records.fused[self.device].append(
             FusedRecord(self.device, start, end, fused.ops, fused.overlapped)

@@ -94,6 +94,7 @@ class OrderedDevice(Device):
             for dst, free in zip(target, index.free_message, strict=True)
         ]
         record = self.records.ops[device].append
+        record_key = self.records.keys[device].append
         new = tuple.__new__  # an OpRecord without NamedTuple's Python-level __new__
         blocking = self.problem.network.blocking
         scales = self.problem.op_scales
@@ -126,6 +127,7 @@ class OrderedDevice(Device):
                     start = ready
             end = start + (duration[slot] if scales is None else duration[slot] * scales[key])
             record(new(OpRecord, (device, stage, kind, mb, start, end)))
+            record_key(key)
             completed[key] = 1
             at[key] = end
             if waiting and key in waiting:
@@ -181,6 +183,7 @@ class OrderedDevice(Device):
             until = end if position == len(keys) - 1 else min(at + part, end)
             records.append(OpRecord(self.device, op.stage, op.kind, op.microbatch, at, until))
             at = until
+        self.records.keys[self.device].extend(keys)
         self.records.fused[self.device].append(
             FusedRecord(self.device, start, end, fused.ops, fused.overlapped)
         )

@@ -91,6 +91,19 @@ class Trace:
         """Each device's ops in the order it ran them (computed once; do not modify)."""
         return self._by_device
 
+    def keys_by_device(self) -> list[list[int]]:
+        """The key (`ops.op_key`) of each op of `ops_by_device`, in the same order (recorded
+        by the simulation, or computed once for a trace made otherwise; do not modify)."""
+        return self._keys_by_device
+
+    @cached_property
+    def _keys_by_device(self) -> list[list[int]]:
+        m = self.problem.pipeline.microbatches
+        return [
+            [(stage * m + mb) * 3 + kind for _, stage, kind, mb, _, _ in ops]  # ops.op_key
+            for ops in self.ops_by_device()
+        ]
+
     @cached_property
     def _by_device(self) -> list[list[OpRecord]]:
         by_device: list[list[OpRecord]] = [[] for _ in range(self.problem.pipeline.devices)]
@@ -129,10 +142,13 @@ class Recording:
     """What each device's process appends to: its ops, the messages it sent and its fused
     steps, a list of each per device, until they make a `Trace`."""
 
-    __slots__ = ("fused", "ops", "transfers")
+    __slots__ = ("fused", "keys", "ops", "transfers")
 
     def __init__(self, devices: int) -> None:
         self.ops: list[list[OpRecord]] = [[] for _ in range(devices)]
+        self.keys: list[list[int]] = [[] for _ in range(devices)]
+        """The key of each op record, in the same order: the simulation computed it anyway,
+        and the analysis would otherwise recompute it from the records."""
         self.transfers: list[list[TransferRecord]] = [[] for _ in range(devices)]
         """Per sending device."""
         self.fused: list[list[FusedRecord]] = [[] for _ in range(devices)]
@@ -148,6 +164,7 @@ class Recording:
             [record for records in self.transfers for record in records],
             [record for records in self.fused for record in records],
         )
-        # The per-device lists are the trace's grouping by device already.
+        # The per-device lists are the trace's grouping by device already, with its keys.
         trace.__dict__["_by_device"] = self.ops
+        trace.__dict__["_keys_by_device"] = self.keys
         return trace
