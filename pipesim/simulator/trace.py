@@ -6,6 +6,7 @@ the checker and every renderer read a `Trace`; none of them knows how it was pro
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import itemgetter
@@ -91,18 +92,18 @@ class Trace:
         """Each device's ops in the order it ran them (computed once; do not modify)."""
         return self._by_device
 
-    def keys_by_device(self) -> list[list[int]]:
+    def keys_by_device(self) -> list[array[int]]:
         """The key (`ops.op_key`) of each op of `ops_by_device`, in the same order (recorded
         by the simulation, or computed once for a trace made otherwise; do not modify)."""
         return self._keys_by_device
 
     @cached_property
-    def _keys_by_device(self) -> list[list[int]]:
+    def _keys_by_device(self) -> list[array[int]]:
         m = self.problem.pipeline.microbatches
         return [
-            [(stage * m + mb) * 3 + kind for _, stage, kind, mb, _, _ in ops]  # ops.op_key
+            array("q", [(stage * m + mb) * 3 + kind for _, stage, kind, mb, _, _ in ops])
             for ops in self.ops_by_device()
-        ]
+        ]  # ops.op_key
 
     @cached_property
     def _by_device(self) -> list[list[OpRecord]]:
@@ -146,9 +147,10 @@ class Recording:
 
     def __init__(self, devices: int) -> None:
         self.ops: list[list[OpRecord]] = [[] for _ in range(devices)]
-        self.keys: list[list[int]] = [[] for _ in range(devices)]
+        self.keys: list[array[int]] = [array("q") for _ in range(devices)]
         """The key of each op record, in the same order: the simulation computed it anyway,
-        and the analysis would otherwise recompute it from the records."""
+        and the analysis would otherwise recompute it from the records (8 bytes each, not an
+        int object and a pointer)."""
         self.transfers: list[list[TransferRecord]] = [[] for _ in range(devices)]
         """Per sending device."""
         self.fused: list[list[FusedRecord]] = [[] for _ in range(devices)]
