@@ -191,31 +191,16 @@ class Device:
                     yield computing if computing is not None else board.input_event(message, needed)
         self.waiting_for = self.waiting_in = None
         env = self.env
-        scale = self.problem.step_scale(fused.overlapped)
-        draws = self.problem.op_scales
-        parts = [
-            scale * index.duration[index.slot(key)] * (1.0 if draws is None else draws[key])
-            for key in keys
-        ]
+        parts = self._fused_parts(fused, keys)
         start = env.now
         compute = env.timeout(sum(parts))
         for key in keys:
             running[key] = compute
         yield compute
         end = env.now
-        at = start
-        for position, (op, key, part) in enumerate(zip(fused.ops, keys, parts, strict=True)):
+        for key in keys:
             running[key] = None
-            # The last op ends with the step (float sums may drift by an ulp either way).
-            until = end if position == len(keys) - 1 else min(at + part, end)
-            self.records.ops[self.device].append(
-                OpRecord(self.device, op.stage, op.kind, op.microbatch, at, until)
-            )
-            self.records.keys[self.device].append(key)
-            at = until
-        self.records.fused[self.device].append(
-            FusedRecord(self.device, start, end, fused.ops, fused.overlapped)
-        )
+        self._record_fused(fused, keys, parts, start, end)
         for key in keys:
             board.complete(key)
         arrivals = []
@@ -231,6 +216,35 @@ class Device:
         if self.problem.network.blocking and arrivals:
             # The step's sends leave together and hold the device until all have arrived.
             yield env.all_of(arrivals)
+
+    def _fused_parts(self, fused: Fused, keys: list[int]) -> list[float]:
+        """How long each op of a fused step takes within it: its cost, its draw, and the
+        step's scale (the overlap cost of a forward-and-backward pair)."""
+        index = self.index
+        scale = self.problem.step_scale(fused.overlapped)
+        draws = self.problem.op_scales
+        return [
+            scale * index.duration[index.slot(key)] * (1.0 if draws is None else draws[key])
+            for key in keys
+        ]
+
+    def _record_fused(
+        self, fused: Fused, keys: list[int], parts: list[float], start: float, end: float
+    ) -> None:
+        """Record a fused step that ran from `start` to `end`: its ops one after another
+        within it, then the step."""
+        at = start
+        for position, (op, key, part) in enumerate(zip(fused.ops, keys, parts, strict=True)):
+            # The last op ends with the step (float sums may drift by an ulp either way).
+            until = end if position == len(keys) - 1 else min(at + part, end)
+            self.records.ops[self.device].append(
+                OpRecord(self.device, op.stage, op.kind, op.microbatch, at, until)
+            )
+            self.records.keys[self.device].append(key)
+            at = until
+        self.records.fused[self.device].append(
+            FusedRecord(self.device, start, end, fused.ops, fused.overlapped)
+        )
 
     def _fused_keys(self, fused: Fused) -> list[int]:
         """The keys of a fused step's ops, once each is known to be this device's to run."""

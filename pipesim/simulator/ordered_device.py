@@ -28,7 +28,7 @@ from pipesim.errors import PolicyError
 from pipesim.problem.ops import Fused
 from pipesim.schedules.base import OrderedProgram
 from pipesim.simulator.device import Device
-from pipesim.simulator.trace import FusedRecord, OpRecord
+from pipesim.simulator.trace import OpRecord
 
 
 class Timetable:
@@ -169,24 +169,9 @@ class OrderedDevice(Device):
                     yield timetable.known(entry)
                 start = max(start, timetable.at[entry])
         self.waiting_for = self.waiting_in = None
-        scale = self.problem.step_scale(fused.overlapped)
-        draws = self.problem.op_scales
-        parts = [
-            scale * index.duration[index.slot(key)] * (1.0 if draws is None else draws[key])
-            for key in keys
-        ]
+        parts = self._fused_parts(fused, keys)
         end = start + sum(parts)
-        records = self.records.ops[self.device]
-        at = start
-        for position, (op, part) in enumerate(zip(fused.ops, parts, strict=True)):
-            # The last op ends with the step (float sums may drift by an ulp either way).
-            until = end if position == len(keys) - 1 else min(at + part, end)
-            records.append(OpRecord(self.device, op.stage, op.kind, op.microbatch, at, until))
-            at = until
-        self.records.keys[self.device].extend(keys)
-        self.records.fused[self.device].append(
-            FusedRecord(self.device, start, end, fused.ops, fused.overlapped)
-        )
+        self._record_fused(fused, keys, parts, start, end)
         for key in keys:
             self.board.completed[key] = 1
             timetable.publish(key, end)
