@@ -276,6 +276,7 @@ def test_explain_in_json_with_runs_gives_what_each_source_adds() -> None:
         (["compare", "--dask-scheduler", "tcp://nowhere:1"], "--dask-scheduler spreads the runs"),
         (["run", "--link-jitter", "0.1"], "--link-jitter scales message times, but every message"),
         (["compare", "--slow-link", "0-1:2"], "--slow-link scales message times, but every"),
+        (["optimize", "--jitter", "0.1"], "optimize solves for the mean costs"),
     ],
 )
 def test_flags_that_change_nothing_here_say_so(args: list[str], note: str) -> None:

@@ -268,3 +268,11 @@ def test_sweep_plots_its_curves(tmp_path: Path) -> None:
     svg = picture.read_text()
     assert "pipesim sweep microbatches" in svg and "1f1b" in svg and "zb-v" in svg
     assert "step time (ms)" in svg and "bubble (%)" in svg
+
+
+def test_a_plan_with_jitter_says_each_configuration_is_one_draw(tmp_path: Path) -> None:
+    varied = runner.invoke(app, _cli(tmp_path, "--policies", "1f1b", "--jitter", "0.1"))
+    assert varied.exit_code == 0, varied.stderr
+    assert "plan ranks each configuration on one draw (seed 0)" in varied.stderr
+    plain = runner.invoke(app, _cli(tmp_path, "--policies", "1f1b"))
+    assert "one draw" not in plain.stderr

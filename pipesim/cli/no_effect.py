@@ -1,8 +1,9 @@
-"""Flags that change nothing in the command they were given to, named on stderr.
+"""Flags that change nothing, or less than a user would expect, in the command they were given
+to, named on stderr.
 
 A user who gives a flag expects it to matter; when it cannot (a seed with nothing random to
-draw, workers for a single run), they are told why instead of trusting a figure it never
-touched.
+draw, workers for a single run), or matters only in part (one random draw where a distribution
+might be expected), they are told why instead of trusting a figure it never touched.
 """
 
 from __future__ import annotations
@@ -85,4 +86,22 @@ def note_variability_in_a_fixed_order(settings: Settings, fixed: bool) -> None:
         warn(
             f"{'/'.join(given)} {verb} a run's times, not this policy's fixed order: the file "
             "is the same without"
+        )
+
+
+def note_one_draw(command: str, settings: Settings) -> None:
+    """plan and optimize with random draws: each configuration is one run, not a
+    distribution (optimize solves for the mean costs and only its replay draws)."""
+    if not draws(settings):
+        return
+    seed = settings.seed or 0
+    if command == "optimize":
+        warn(
+            f"optimize solves for the mean costs; --jitter and intermittent stragglers change "
+            f"only the replay of its schedule (one draw, seed {seed})"
+        )
+    else:
+        warn(
+            f"plan ranks each configuration on one draw (seed {seed}); for step-time "
+            "distributions, run `pipesim compare --runs N` on the finalists"
         )

@@ -15,6 +15,7 @@ from rich.text import Text
 from pipesim.cli.app import app, warn
 from pipesim.cli.no_effect import (
     note_free_messages,
+    note_one_draw,
     note_unused_pool,
     note_unused_randomness,
 )
@@ -406,6 +407,7 @@ def plan(
         micro_batch_sizes=_list("micro_batch_sizes", micro_batch_sizes, (1, 2, 4), COUNT),
         recompute=_list("recompute", recompute, RECOMPUTE, RECOMPUTE_KIND),
     )
+    note_one_draw("plan", settings)
     with DeferredProgress("planning", output_format is SweepFormat.text) as progress:
         rows = plan_configurations(
             settings, space, workers or default_workers(), dask_scheduler, progress
@@ -467,6 +469,7 @@ def optimize(
     if placement not in bases:
         raise ConfigError(f"--placement must be 1f1b or v, got {placement!r}")
     check_outputs([("--output", output)])
+    note_one_draw("optimize", settings)
     base = get_policy(bases[placement])
     activation_limit = settings.activation_limit
     settings = settings.replace(activation_limit=None)  # a constraint of the program here
