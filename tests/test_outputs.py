@@ -417,3 +417,13 @@ def test_export_says_variability_leaves_a_fixed_order_alone(
     assert "a run's times, not this policy's fixed order" in result.stderr
     assert runner.invoke(app, ["export", *shape, "-o", str(plain)]).exit_code == 0
     assert varied.read_bytes() == plain.read_bytes()  # the note's claim
+
+
+def test_a_command_that_fails_says_only_its_error() -> None:
+    # --seed alone would be noted; the bad input is what the user reads, on one line.
+    result = runner.invoke(app, ["run", "--seed", "3", "--inter-node-bandwidth", "1GB/s"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "pipesim: error: inter_node_bandwidth given without devices_per_node: all devices "
+        "are in one node"
+    ]

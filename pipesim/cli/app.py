@@ -40,6 +40,8 @@ class _OneLineErrors(TyperGroup):
 
         if not standalone_mode:
             return invoke()
+        global _notes
+        _notes = []
         try:
             result = invoke()
         except PipesimError as error:
@@ -68,6 +70,9 @@ class _OneLineErrors(TyperGroup):
             if format_message is None:
                 raise
             fail(format_message(), getattr(error, "exit_code", 2))
+        notes, _notes = _notes, None
+        for note in notes:
+            print(note, file=sys.stderr)
         sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: Any) -> Any:
@@ -87,9 +92,20 @@ def _silence_stdout() -> None:
         pass
 
 
-def warn(message: str) -> None:
-    """One line on stderr about something the user gave that had no effect, or should know."""
-    print(f"pipesim: note: {one_line(message)}", file=sys.stderr)
+_notes: list[str] | None = None
+"""The notes of the command running, said once it succeeds: a command that fails says one
+line, its error, and nothing else."""
+
+
+def warn(message: str, now: bool = False) -> None:
+    """One line on stderr about something the user gave that had no effect, or should know:
+    when the command has succeeded, or at once (`now`) when it must be read before what
+    follows happens."""
+    line = f"pipesim: note: {one_line(message)}"
+    if _notes is None or now:
+        print(line, file=sys.stderr)
+    else:
+        _notes.append(line)
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -193,7 +193,7 @@ def takes_settings(
             texts = {setting.name: given.pop(setting.name) for setting in chosen}
             base = load_settings(config) if config is not None else Settings()
             if loads_code(base.policy) and texts.get("policy") is None:
-                warn(f"{config} runs code: policy = {base.policy!r}")
+                warn(f"{config} runs code: policy = {base.policy!r}", now=True)
             if sweep:
                 axis = _axis(texts)
                 given["axis"] = axis

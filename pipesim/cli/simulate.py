@@ -401,7 +401,10 @@ def validate(
 
     check_outputs([("--trace", trace)], inputs=[("--config", config), ("the schedule", schedule)])
     if settings.policy is not None:
-        warn(f"validate simulates {schedule}; the config's policy {settings.policy!r} is not used")
+        warn(
+            f"validate simulates {schedule}; the config's policy {settings.policy!r} is not used",
+            now=True,  # said as the input is read, like every note on the config
+        )
     parsed = read_schedule(schedule)
     problems = parsed.problems(settings.microbatches)
     if not problems:

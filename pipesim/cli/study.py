@@ -83,7 +83,10 @@ def compare(
         check_plot_path(plot)
         check_outputs([("--plot", plot)])
     if settings.policy is not None:
-        warn(f"compare runs --policies; the config's policy {settings.policy!r} is not used")
+        warn(
+            f"compare runs --policies; the config's policy {settings.policy!r} is not used",
+            now=True,  # said as the input is read, like every note on the config
+        )
     note_unused_randomness(settings, runs)
     note_unused_pool("compare", runs, {"--dask-scheduler": dask_scheduler})
     if runs is not None:
