@@ -34,6 +34,7 @@ from bisect import bisect_left, insort
 
 from pipesim.problem.ops import Kind, Op
 from pipesim.problem.pipeline import Pipeline
+from pipesim.schedules.planned import planned
 from pipesim.schedules.v_shape import _VShape
 
 _PERIOD = 6
@@ -242,7 +243,9 @@ class _VMemory(_VShape):
     kind = "half"
 
     def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
-        return v_memory_orders(pipeline, self.kind)
+        # The squeeze depends on p, m and the kind only: searched once per shape (`planned`).
+        key = (type(self), self.kind, pipeline.devices, pipeline.microbatches)
+        return planned(key, lambda: v_memory_orders(pipeline, self.kind))
 
 
 class VHalf(_VMemory):

@@ -38,6 +38,7 @@ from pipesim.schedules.base import (
     require,
     split_stage_costs,
 )
+from pipesim.schedules.planned import planned, search_inputs
 from pipesim.schedules.zero_bubble import zero_span_bubble
 from pipesim.schedules.zero_bubble_v_limited import zbv_limited_orders
 
@@ -67,7 +68,10 @@ class ZBV(_VShape):
         and this problem's costs (`zero_bubble_v_limited`)."""
         if problem.activation_limit is None:
             return super().programs(problem)
-        orders = zbv_limited_orders(problem, problem.activation_limit)
+        limit = problem.activation_limit
+        orders = planned(
+            (type(self), search_inputs(problem)), lambda: zbv_limited_orders(problem, limit)
+        )
         return [OrderedProgram(order) for order in orders]
 
     def closed_form(self, problem: Problem) -> ClosedForm | None:

@@ -44,6 +44,7 @@ from pipesim.problem.ops import Kind, Op, needs
 from pipesim.problem.pipeline import Problem
 from pipesim.schedules.base import ClosedForm, DeviceProgram, OrderedProgram, Policy
 from pipesim.schedules.estimate import Estimate, estimate
+from pipesim.schedules.planned import planned, search_inputs
 from pipesim.schedules.zero_bubble import ZBH1, ZBH2, zero_span_bubble
 
 F, B, W = Kind.F, Kind.B, Kind.W
@@ -399,6 +400,11 @@ class ZBAuto(Policy):
         return [OrderedProgram(order) for order in self.device_orders_for(problem)]
 
     def device_orders_for(self, problem: Problem) -> list[list[Op]]:
+        """The best candidate's orders, searched once per problem (`planned`)."""
+        key = (type(self), self.activation_limit(problem), self.plans_bytes, search_inputs(problem))
+        return planned(key, lambda: self._search(problem))
+
+    def _search(self, problem: Problem) -> list[list[Op]]:
         meters = self._meters(problem)
         candidates: list[tuple[list[list[Op]], Estimate]] = []
         for switches in _SWITCHES:
