@@ -44,8 +44,12 @@ def note_unused_pool(command: str, runs: int | None, flags: dict[str, object | N
     if runs is None and given:
         verb = "spreads" if len(given) == 1 else "spread"
         warn(
-            f"{'/'.join(given)} {verb} the runs of --runs; without it {command} "
-            + ("runs one step here" if command == "run" else "runs in this process")
+            f"{'/'.join(given)} {verb} the runs of --runs; without --runs, pipesim {command} "
+            + (
+                "simulates one step, in this process"
+                if command == "run"
+                else "works in this process"
+            )
         )
 
 
