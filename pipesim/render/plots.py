@@ -274,7 +274,8 @@ def sweep_plot(rows: Sequence[SweepRow], title: str, path: Path) -> bytes:
 
 def monte_carlo_plot(studies: Sequence[MonteCarlo], title: str, path: Path) -> bytes:
     """`compare --runs --plot`: each policy's step times over the runs, as a box (quartiles,
-    whiskers at the extremes) with every run beside it, and its p50 and p95 marked."""
+    whiskers at the extremes) with every run beside it, its p50 (dot) and p95 (triangle)
+    marked, and their values under its name (beside the boxes they would collide)."""
     pyplot = _pyplot()
     ran = [study for study in studies if study.error is None]
     figure, axes = pyplot.subplots(figsize=(max(6.0, 1.1 * len(ran) + 2), 5), dpi=120)
@@ -284,16 +285,13 @@ def monte_carlo_plot(studies: Sequence[MonteCarlo], title: str, path: Path) -> b
     for position, study, values in zip(positions, ran, times, strict=True):
         spread = [position + 0.3 + 0.1 * ((index * 0.618) % 1) for index in range(len(values))]
         axes.scatter(spread, values, s=4, alpha=0.4, color="tab:blue")
-        for quantile, value, marker in (
-            ("p50", study.makespan.p50, "o"),
-            ("p95", study.makespan.p95, "v"),
-        ):
-            axes.scatter([position], [value], marker=marker, color="tab:red", s=24, zorder=3)
-            axes.annotate(
-                f"{quantile} {value:.4g}", (position - 0.28, value), fontsize=7, ha="right",
-                va="center",
-            )  # fmt: skip
-    axes.set_xticks(positions, [study.policy for study in ran], rotation=30, ha="right")
+        axes.scatter([position], [study.makespan.p50], marker="o", color="tab:red", s=24, zorder=3)
+        axes.scatter([position], [study.makespan.p95], marker="v", color="tab:red", s=24, zorder=3)
+    names = [
+        f"{study.policy}\np50 {study.makespan.p50:.4g}\np95 {study.makespan.p95:.4g}"
+        for study in ran
+    ]
+    axes.set_xticks(positions, names, fontsize=7)
     axes.set_ylabel("step time (ms)")
     runs = len(ran[0].runs) if ran else 0
     axes.set_title(f"{title} ({runs} runs each)", fontsize=9)
