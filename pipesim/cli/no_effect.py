@@ -8,18 +8,27 @@ might be expected), they are told why instead of trusting a figure it never touc
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from pipesim.cli.app import warn
 from pipesim.problem.network import Network
 from pipesim.problem.settings import Settings
+from pipesim.problem.variability import makes_draws
 
 
 def draws(settings: Settings) -> bool:
-    """Whether a run makes random draws: jitter, or a straggler that is slow only sometimes."""
-    return bool(
-        settings.jitter
-        or settings.link_jitter
-        or any(straggler.probability < 1 for straggler in settings.stragglers or ())
-    )
+    """Whether a run with `settings` makes random draws (`variability.makes_draws`)."""
+    return makes_draws(settings.jitter, settings.link_jitter, settings.stragglers or ())
+
+
+def _given(flags: Iterable[tuple[str, object]]) -> list[str]:
+    """The flags of `(flag, value)` pairs that were given (a value other than None)."""
+    return [flag for flag, value in flags if value is not None]
+
+
+def _subject(given: list[str], singular: str, plural: str) -> str:
+    """ "--a/--b verb": the flags given, and the verb agreeing with them."""
+    return f"{'/'.join(given)} {singular if len(given) == 1 else plural}"
 
 
 def note_unused_randomness(settings: Settings, runs: int | None = None) -> None:
@@ -40,56 +49,65 @@ def note_unused_randomness(settings: Settings, runs: int | None = None) -> None:
 
 def note_unused_pool(command: str, runs: int | None, flags: dict[str, object | None]) -> None:
     """Pool flags (--workers, --dask-scheduler) that spread --runs, given without it."""
-    given = [flag for flag, value in flags.items() if value is not None]
+    given = _given(flags.items())
     if runs is None and given:
-        verb = "spreads" if len(given) == 1 else "spread"
+        alone = (
+            "simulates one step, in this process" if command == "run" else "works in this process"
+        )
         warn(
-            f"{'/'.join(given)} {verb} the runs of --runs; without --runs, pipesim {command} "
-            + (
-                "simulates one step, in this process"
-                if command == "run"
-                else "works in this process"
-            )
+            f"{_subject(given, 'spreads', 'spread')} the runs of --runs; without --runs, "
+            f"pipesim {command} {alone}"
+        )
+
+
+def note_unused_chart_flags(
+    output_format: str, window: dict[str, object | None], width: int | None, saved: bool
+) -> None:
+    """Chart flags when no chart is drawn: the window (--from, --to, --devices) with an output
+    format other than text and no saved picture, and --width with no saved picture."""
+    given = _given(window.items())
+    if given and output_format != "text" and not saved:
+        warn(
+            f"{_subject(given, 'draws', 'draw')} the terminal chart, which --format "
+            f"{output_format} does not show (add --save-terminal FILE to keep it)"
+        )
+    if width is not None and not saved:
+        warn(
+            "--width sets the columns of --save-terminal / --svg; without either it changes nothing"
         )
 
 
 def note_free_messages(settings: Settings, network: Network) -> None:
     """Link jitter and slow links when no message takes any time."""
-    given = [
-        flag
-        for flag, value in (
-            ("--link-jitter", settings.link_jitter),
-            ("--slow-link", settings.slow_links),
+    given = _given(
+        (
+            ("--link-jitter", settings.link_jitter or None),
+            ("--slow-link", settings.slow_links or None),
         )
-        if value
-    ]
+    )
     if given and network.free:
-        verb = "scales" if len(given) == 1 else "scale"
         warn(
-            f"{'/'.join(given)} {verb} message times, but every message here takes no time "
-            "(give --comm-latency, or sizes and a bandwidth)"
+            f"{_subject(given, 'scales', 'scale')} message times, but every message here takes "
+            "no time (give --comm-latency, or sizes and a bandwidth)"
         )
 
 
-def note_variability_in_a_fixed_order(settings: Settings, fixed: bool) -> None:
-    """export with variability flags, for a policy whose orders are fixed: they vary a run's
-    times, never the order written."""
-    given = [
-        flag
-        for flag, value in (
+def note_variability_in_a_fixed_order(settings: Settings, fixed: Callable[[], bool]) -> None:
+    """export with variability flags, for a policy whose orders are fixed (`fixed()`, asked
+    only when such a flag was given): they vary a run's times, never the order written."""
+    given = _given(
+        (
             ("--jitter", settings.jitter),
             ("--link-jitter", settings.link_jitter),
             ("--straggler", settings.stragglers),
             ("--slow-link", settings.slow_links),
             ("--seed", settings.seed),
         )
-        if value is not None
-    ]
-    if fixed and given:
-        verb = "varies" if len(given) == 1 else "vary"
+    )
+    if given and fixed():
         warn(
-            f"{'/'.join(given)} {verb} a run's times, not this policy's fixed order: the file "
-            "is the same without"
+            f"{_subject(given, 'varies', 'vary')} a run's times, not this policy's fixed order: "
+            "the file is the same without"
         )
 
 

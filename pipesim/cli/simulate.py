@@ -14,6 +14,7 @@ from rich.text import Text
 from pipesim.cli.app import app, warn
 from pipesim.cli.no_effect import (
     note_free_messages,
+    note_unused_chart_flags,
     note_unused_pool,
     note_unused_randomness,
     note_variability_in_a_fixed_order,
@@ -139,21 +140,12 @@ def run(
     _check_picture("--svg", svg, (".svg",))
     _check_picture("--html", html, (".html", ".htm"))
     _check_picture("--save-terminal", save_terminal, (".svg", ".html", ".htm"))
-    saved = svg is not None or save_terminal is not None
-    window = [
-        flag
-        for flag, value in (("--from", window_from), ("--to", window_to), ("--devices", devices))
-        if value is not None
-    ]
-    if window and output_format is not OutputFormat.text and not saved:
-        warn(
-            f"{'/'.join(window)} draw the terminal chart, which --format "
-            f"{output_format.value} does not show (add --save-terminal FILE to keep it)"
-        )
-    if width is not None and not saved:
-        warn(
-            "--width sets the columns of --save-terminal / --svg; without either it changes nothing"
-        )
+    note_unused_chart_flags(
+        output_format.value,
+        {"--from": window_from, "--to": window_to, "--devices": devices},
+        width,
+        saved=svg is not None or save_terminal is not None,
+    )
     columns = width or SAVED_WIDTH
     note_unused_randomness(settings, runs)
     note_unused_pool("run", runs, {"--workers": workers, "--dask-scheduler": dask_scheduler})
@@ -474,8 +466,10 @@ def export(
 
     policy = get_policy(settings.policy or DEFAULT_POLICY)
     trace = simulate_step(settings, policy).trace
-    fixed = all(isinstance(p, OrderedProgram) for p in policy.programs(trace.problem))
-    note_variability_in_a_fixed_order(settings, fixed)
+    note_variability_in_a_fixed_order(
+        settings,
+        lambda: all(isinstance(p, OrderedProgram) for p in policy.programs(trace.problem)),
+    )
     steps, split = trace.steps_by_device(), trace.problem.split_backward
     write_files([(output, lambda out: write_schedule(steps, split, out))])
     pipeline = trace.problem.pipeline

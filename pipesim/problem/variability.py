@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pipesim.problem.ops import op_key
@@ -26,6 +27,14 @@ class Straggler:
     device: int
     factor: float
     probability: float = 1.0
+
+
+def makes_draws(
+    jitter: float | None, link_jitter: float | None, stragglers: Sequence[Straggler]
+) -> bool:
+    """Whether runs with these settings make random draws: jitter, or a straggler that is
+    slow only sometimes (one that always is changes every run alike)."""
+    return bool(jitter or link_jitter or any(s.probability < 1 for s in stragglers))
 
 
 @dataclass(frozen=True)
@@ -42,9 +51,7 @@ class Variability:
     @property
     def random(self) -> bool:
         """Whether any draw is made (jitter, or an intermittent straggler)."""
-        return bool(
-            self.jitter or self.link_jitter or any(s.probability < 1 for s in self.stragglers)
-        )
+        return makes_draws(self.jitter, self.link_jitter, self.stragglers)
 
     def op_scales(self, placement: tuple[int, ...], microbatches: int) -> list[float]:
         """Per op key (`ops.op_key`), the multiplier of its duration."""
