@@ -61,9 +61,6 @@ class _Meter:
         """Per stage (one stage per device)."""
 
 
-_INF = float("inf")
-
-
 class _CannotFit(Exception):
     """A device whose next forward does not fit even with every pending W run."""
 
@@ -90,34 +87,25 @@ class _Planner:
         stages = range(self.p)
         self.cost = [[problem.duration(Op(kind, s, 0)) for s in stages] for kind in (F, B, W)]
         network = problem.network
-        self.messages = [
-            [
-                [
-                    (
-                        need.op.kind,
-                        need.op.stage,
-                        network.transfer_time(need.op.stage, s, need.op.kind),
-                    )
-                    for need in needs(Op(kind, s, 0), self.p)
-                    if need.message is not None
-                ]
-                for s in stages
-            ]
-            for kind in (F, B, W)
-        ]
-        """Per kind and stage, the messages an op waits for (from the dependency rules, asked
-        once per stage): producer kind and stage, and the message's time."""
         self.gradient_time = [network.transfer_time(s, s - 1, B) if s else 0.0 for s in stages]
         self.finish: list[list[list[float]]] = [[[] for _ in stages] for _ in (F, B, W)]
         """Per kind and stage, when each microbatch's op ends, as placed so far."""
         self.inputs = [
             [
-                tuple((self.finish[kind][stage], hop) for kind, stage, hop in by_stage)
-                for by_stage in by_kind
+                tuple(
+                    (
+                        self.finish[need.op.kind][need.op.stage],
+                        network.transfer_time(need.op.stage, s, need.op.kind),
+                    )
+                    for need in needs(Op(kind, s, 0), self.p)
+                    if need.message is not None
+                )
+                for s in stages
             ]
-            for by_kind in self.messages
+            for kind in (F, B, W)
         ]
-        """`messages` with each producer's end times in place of its kind and stage."""
+        """Per kind and stage, the messages an op waits for (from the dependency rules, asked
+        once per stage): the producer's end times, as placed so far, and the message's time."""
         self.done = [[0, 0, 0] for _ in stages]
         self.clock = [0.0] * self.p
         self.first: list[float | None] = [None] * self.p
@@ -338,7 +326,7 @@ def _next_choice(
     plan: _Planner, stage: int, forward_first: bool, eager_w: bool
 ) -> tuple[float, Kind] | None:
     """(start, kind) of what `stage` would run next, or None when it has nothing left."""
-    done, clock, inf = plan.done[stage], plan.clock[stage], _INF
+    done, clock, inf = plan.done[stage], plan.clock[stage], float("inf")
     pending_w = done[W] < done[B]  # plan.pending_w, inlined: this runs for every op placed
     start_b = start_f = inf
     if done[B] < done[F]:
