@@ -7,7 +7,7 @@ Pure functions of a trace, one pass over the ops per figure; the idle causes com
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from operator import itemgetter, sub
+from operator import sub
 
 from pipesim.analysis.critical_path import CriticalPath, critical_path
 from pipesim.analysis.idle_causes import IdleAttribution
@@ -20,10 +20,7 @@ from pipesim.analysis.memory import (
 )
 from pipesim.analysis.readiness import Readiness
 from pipesim.problem.ops import Kind, op_key
-from pipesim.simulator.trace import OpRecord, Trace
-
-_START, _END = itemgetter(4), itemgetter(5)
-"""An OpRecord's start and end, read in C."""
+from pipesim.simulator.trace import RECORD_END, RECORD_START, OpRecord, Trace
 
 
 @dataclass(frozen=True)
@@ -207,7 +204,7 @@ def device_stats(
     stages_held: int,
     attribution: IdleAttribution | None,
 ) -> DeviceStats:
-    busy = sum(map(sub, map(_END, ops), map(_START, ops)))  # in order, in C
+    busy = sum(map(sub, map(RECORD_END, ops), map(RECORD_START, ops)))  # in order, in C
     idle = makespan - busy
     start = ops[0].start if ops else 0.0
     end = ops[-1].end if ops else 0.0

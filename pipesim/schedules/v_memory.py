@@ -87,11 +87,10 @@ def _with_w(slots: Slots, by_chunk: bool) -> Slots:
     return base + (w if by_chunk else [w[0]])
 
 
-def _peak(slots: Slots, budget: int | None = None) -> int:
+def _peak(slots: Slots) -> int:
     """The most chunk activations a device holds, walking its slots in order (without W
-    lists, a free slot after a B runs its W). With a `budget`, the walk stops as soon as it
-    is exceeded, returning a count above it."""
-    return _walk(_events(slots), len(slots) > 4, budget)
+    lists, a free slot after a B runs its W)."""
+    return _walk(_events(slots), len(slots) > 4)
 
 
 def _events(slots: Slots) -> list[tuple[int, int]]:
@@ -100,7 +99,8 @@ def _events(slots: Slots) -> list[tuple[int, int]]:
 
 
 def _walk(events: list[tuple[int, int]], has_w: bool, budget: int | None = None) -> int:
-    """`_peak` over events already in order."""
+    """`_peak` over events already in order; with a `budget`, the walk stops as soon as it
+    is exceeded, returning a count above it."""
     limit = float("inf") if budget is None else budget
     held = peak = pending = 0
     previous = -1

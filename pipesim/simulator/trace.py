@@ -15,8 +15,8 @@ from typing import NamedTuple
 from pipesim.problem.ops import Fused, Kind, Op, Step
 from pipesim.problem.pipeline import Problem
 
-_END = itemgetter(5)
-"""An OpRecord's end, read in C."""
+RECORD_START, RECORD_END = itemgetter(4), itemgetter(5)
+"""An OpRecord's start and end, read in C (for passes over millions of records)."""
 
 
 class OpRecord(NamedTuple):
@@ -86,7 +86,7 @@ class Trace:
     @cached_property
     def makespan(self) -> float:
         """When the last op ends: a synchronized step is over (the step starts at 0)."""
-        return max(map(_END, self.ops), default=0.0)
+        return max(map(RECORD_END, self.ops), default=0.0)
 
     def ops_by_device(self) -> list[list[OpRecord]]:
         """Each device's ops in the order it ran them (computed once; do not modify)."""
