@@ -15,6 +15,7 @@ from pipesim.cli import app
 from pipesim.errors import PolicyError
 from pipesim.problem.hardware import Gpu, load_model
 from pipesim.problem.settings import SETTINGS, Settings
+from pipesim.problem.values import Reserve
 from pipesim.problem.variability import Straggler
 
 runner = CliRunner()
@@ -57,13 +58,16 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "sequence_parallel": ("", "true", True),
     "mfu": ("0.4", "0.4", 0.4),
     "recompute": ("full", '"full"', "full"),
+    "attention": ("eager", '"eager"', "eager"),
     "layers_per_stage": ("1,2", "[1, 2]", (1, 2)),
     "layout": ("Et|tL", '"Et|tL"', "Et|tL"),
     "distributed_optimizer": ("", "true", True),
     "activation_memory": ("1GB", '"1GB"', 1e9),
     "static_memory": ("2GB", '"2e9B"', 2e9),
     "activation_limit": ("6", "6", 6.0),
+    "weight_memory": ("0.4", "0.4", 0.4),
     "memory_limit": ("80GB", '"80GB"', 80e9),
+    "memory_reserve": ("5%", '"4GB"', None),
     "jitter": ("0.1", "0.1", 0.1),
     "link_jitter": ("0.2", '"0.2"', 0.2),
     "seed": ("42", "42", 42),
@@ -124,6 +128,8 @@ def _same(value: Any, expected: Any, via_flag: bool) -> bool:
     """The flag gives the h100 preset, the TOML sample a table of its own."""
     if isinstance(value, Gpu):
         return value.name == ("h100" if via_flag else "mine")
+    if isinstance(value, Reserve):  # the flag gives a share, the TOML sample bytes
+        return value == (Reserve(0.05, True) if via_flag else Reserve(4e9, False))
     if expected is None and value is not None and value and isinstance(value[0], Straggler):
         # The flag gives one straggler, the TOML sample two.
         wanted = [Straggler(1, 1.5)] + ([] if via_flag else [Straggler(0, 2.0, 0.5)])

@@ -26,9 +26,9 @@ from pipesim.cli import app
 from pipesim.problem.hardware import load_gpu, load_model
 from pipesim.problem.layout import even_layers, layers_from_layout
 from pipesim.problem.pipeline import Problem
+from pipesim.problem.activations import layer_activation_bytes
 from pipesim.problem.transformer import (
     Shape,
-    layer_activation_bytes,
     layer_flops,
     layer_parameters,
     matmul_parameters,
@@ -41,22 +41,34 @@ S, B, H = 2048, 1, 12288
 
 
 def test_gpt3_layer_flops_are_the_zero_bubble_papers_table_1() -> None:
+    # Table 1 counts every attention score (eager); FlashAttention's causal kernels compute
+    # half of them, so with `flash` the 4s and 8s terms halve.
     assert matmul_parameters(GPT3) == 12 * H * H
-    forward, backward, weight = layer_flops(GPT3, Shape(B, S, 1, False, "none"))
+    forward, backward, weight = layer_flops(GPT3, Shape(B, S, 1, False, "none", "eager"))
     assert forward == S * B * H * (24 * H + 4 * S)
     assert backward == S * B * H * (24 * H + 8 * S)
     assert weight == 24 * S * B * H * H
+    flash = layer_flops(GPT3, Shape(B, S, 1, False, "none", "flash"))
+    assert flash == (S * B * H * (24 * H + 2 * S), S * B * H * (24 * H + 4 * S), weight)
 
 
-def test_gpt3_layer_activations_are_korthikantis_table_2() -> None:
-    # s=2048, b=1, h=12288, a=96, t=8 with sequence parallelism: sbh(34 + 5as/h)/t, 5as/h = 80.
+def test_gpt3_layer_activations_by_tensor() -> None:
+    # s=2048, b=1, h=12288, a=96, t=8 with sequence parallelism. Per token: two LayerNorms
+    # (input 2h, mean and 1/std 8), the Q/K/V and MLP inputs (2h each), queries, keys and
+    # values (6h), the attention output (2h), the log-sum-exp (4a), the MLP's first
+    # projection and GeLU outputs (2 x 2 x 4h): 32h + 16 + 4a, all divided by t.
+    per_token = 32 * H + 16 + 4 * 96
     shape = Shape(B, S, 8, True, "none")
-    assert layer_activation_bytes(GPT3, shape) == S * B * H * (34 + 80) / 8
-    assert layer_activation_bytes(GPT3, Shape(B, S, 8, True, "selective")) == 34 * S * B * H / 8
+    assert layer_activation_bytes(GPT3, shape) == S * B * per_token / 8
+    # eager attention adds Korthikanti's 5as; selective recomputation drops the log-sum-exp
+    eager = layer_activation_bytes(GPT3, Shape(B, S, 8, True, "none", "eager"))
+    assert eager == S * B * (per_token + 5 * 96 * S) / 8
+    selective = layer_activation_bytes(GPT3, Shape(B, S, 8, True, "selective"))
+    assert selective == S * B * (per_token - 4 * 96) / 8
     assert layer_activation_bytes(GPT3, Shape(B, S, 8, True, "full")) == 2 * S * B * H
-    # Without sequence parallelism the 10 sbh of layer norms and dropouts are not split.
+    # Without sequence parallelism the norms and the hidden-size inputs are not split.
     no_sp = layer_activation_bytes(GPT3, Shape(B, S, 8, False, "none"))
-    assert no_sp == pytest.approx(S * B * H * (10 + 24 / 8 + 80 / 8))
+    assert no_sp == pytest.approx(S * B * ((8 * H + 16) + (24 * H + 4 * 96) / 8))
 
 
 def test_recomputation_redoes_the_forward_in_the_backward() -> None:
@@ -64,7 +76,7 @@ def test_recomputation_redoes_the_forward_in_the_backward() -> None:
     _, full, _ = layer_flops(GPT3, Shape(B, S, 1, False, "full"))
     _, selective, _ = layer_flops(GPT3, Shape(B, S, 1, False, "selective"))
     assert full == b + f
-    assert selective == b + 4 * B * S * S * H
+    assert selective == b + 2 * B * S * S * H  # the causal half of the attention core
 
 
 def test_gpt3_parameters_add_up_to_175_billion() -> None:
@@ -87,7 +99,7 @@ def test_llama3_8b_stage_costs_by_hand() -> None:
     # 32 layers over 4 stages: 8 each. Per layer P = 2h^2 + 2h(h/4) + 3h*ffn.
     h, ffn, s = 4096, 14336, 4096
     p_matmul = 2 * h * h + 2 * h * (h // 4) + 3 * h * ffn
-    forward = 8 * (2 * p_matmul * s + 4 * s * s * h)
+    forward = 8 * (2 * p_matmul * s + 2 * s * s * h)  # causal attention: half the scores
     rate = 312e12 * 0.5 * 2 / 1e3  # FLOPs per ms: peak x MFU x t
     costs = problem.costs
     assert costs.forward[1] == pytest.approx(forward / rate)
@@ -96,7 +108,7 @@ def test_llama3_8b_stage_costs_by_hand() -> None:
     weight = 8 * 2 * p_matmul * s
     assert costs.weight[1] == pytest.approx(weight / rate)
     assert costs.backward[1] == pytest.approx(
-        (8 * (2 * p_matmul * s + 8 * s * s * h) + weight) / rate
+        (8 * (2 * p_matmul * s + 4 * s * s * h) + weight) / rate
     )
     # Messages: s*b*h 16-bit values, split over t by sequence parallelism; links from the GPU.
     network = problem.network
@@ -114,7 +126,7 @@ def test_static_bytes_are_18_per_parameter_or_6_plus_12_over_d() -> None:
     assert plain.static[1] == middle * 18 / 2
     assert sharded.static[1] == middle * (6 + 12 / 4) / 2
     assert plain.static[0] == (middle + model.vocab * model.hidden) * 18 / 2
-    assert plain.limit == 80e9
+    assert plain.limit == 80e9 * 0.95 and plain.reserve == 80e9 * 0.05  # the default reserve
 
 
 def test_layers_split_evenly_with_the_remainder_inside_and_by_layout() -> None:
@@ -225,16 +237,16 @@ def test_llama3_70b_on_h100_from_the_command_line() -> None:
     data = json.loads(result.stdout)
     peaks = [device["peak_memory_bytes"] for device in data["devices"]]
     assert peaks[0] == max(peaks)  # the first device holds the most microbatches under 1F1B
-    assert data["memory_limit_bytes"] == 80e9 and data["oom"][0]["device"] == 0
+    assert data["memory_limit_bytes"] == 76e9 and data["memory_reserve_bytes"] == 4e9
     assert [stage["layers"] for stage in data["stage_work"]] == [10] * 8
     assert data["mfu"] == 0.5 and 0 < data["achieved_mfu"] < 0.5
-    full = runner.invoke(
-        app,
-        [*args, "--tensor-parallel", "8", "--recompute", "full", "-f", "json"],
-    )
-    assert json.loads(full.stdout)["oom"] == []
+    # At s=8192 without recomputation it fits: FlashAttention keeps O(s) per layer.
+    assert data["oom"] == []
+    # Without the reserve and with eager attention's s*s scores, it does not.
+    eager = runner.invoke(app, [*args, "--tensor-parallel", "8", "--attention", "eager"])
+    assert "out of memory device 0" in " ".join(eager.stdout.split())
     text = runner.invoke(app, [*args, "--tensor-parallel", "8"], env={"COLUMNS": "80"})
-    assert "out of memory device 0" in " ".join(text.stdout.split())
+    assert "less 4.0 GB reserved" in " ".join(text.stdout.split())
     assert "tokens/s" in text.stdout
 
 
@@ -309,7 +321,8 @@ def test_a_config_takes_model_and_gpu_tables(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["model"]["name"] == "tiny" and data["gpu"]["name"] == "h200"
-    assert data["memory_limit_bytes"] == 141e9
+    assert data["memory_limit_bytes"] == 141e9 * 0.95  # less the default 5% reserve
+    assert data["memory_reserve_bytes"] == 141e9 * 0.05
 
 
 def test_perfetto_counts_memory_in_bytes(tmp_path: Path) -> None:

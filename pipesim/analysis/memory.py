@@ -6,6 +6,7 @@ microbatches' worth always, and in bytes when the problem says how many each sta
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from pipesim.problem.memory import StageMemory
@@ -29,17 +30,25 @@ def activation_changes(ops: list[OpRecord], split: bool) -> list[tuple[float, in
     return changes
 
 
-def activation_timeline(ops: list[OpRecord], split: bool) -> list[tuple[float, int]]:
+def activation_timeline(
+    ops: list[OpRecord], split: bool, kept: Sequence[float] | None = None
+) -> list[tuple[float, float]]:
     """The number of stage activations a device holds, as (time, held from then on) steps.
+
+    With `kept` (per stage, a split backward's share of a microbatch kept from B until W: the
+    Zero Bubble paper's M_W / M_B), B frees the rest of it and W that share; without it a
+    microbatch counts whole until its W.
 
     A device's ops in the order it ran them already give their changes in time order (each
     op starts after the one before it ends), and changes at one instant merge into one step,
     so no sort is needed; ops out of time order fall back to sorting."""
+    if kept is not None and split:
+        return _partial_timeline(ops, kept)
     releasing = Kind.W if releases_activation(Kind.W, split) else Kind.B
     forward = Kind.F
     held = 0
     last = -math.inf
-    steps: list[tuple[float, int]] = []
+    steps: list[tuple[float, float]] = []
     for _, _, kind, _, start, end in ops:
         if kind is forward:
             time, held = start, held + 1
@@ -57,10 +66,32 @@ def activation_timeline(ops: list[OpRecord], split: bool) -> list[tuple[float, i
     return steps
 
 
-def _sorted_timeline(ops: list[OpRecord], split: bool) -> list[tuple[float, int]]:
+def _partial_timeline(ops: list[OpRecord], kept: Sequence[float]) -> list[tuple[float, float]]:
+    """`activation_timeline` when B frees part of a microbatch and W the share it kept."""
+    changes: list[tuple[float, float]] = []
+    for _, stage, kind, _, start, end in ops:
+        if kind is Kind.F:
+            changes.append((start, 1.0))
+        elif kind is Kind.B:
+            changes.append((end, kept[stage] - 1.0))
+        else:
+            changes.append((end, -kept[stage]))
+    changes.sort()
+    held = 0.0
+    steps: list[tuple[float, float]] = []
+    for time, delta in changes:
+        held = round(held + delta, 12)  # shares such as 0.37 leave no 1e-17 residue behind
+        if steps and steps[-1][0] == time:
+            steps[-1] = (time, held)
+        else:
+            steps.append((time, held))
+    return steps
+
+
+def _sorted_timeline(ops: list[OpRecord], split: bool) -> list[tuple[float, float]]:
     """`activation_timeline` for ops in any order."""
     held = 0
-    steps: list[tuple[float, int]] = []
+    steps: list[tuple[float, float]] = []
     for time, delta in activation_changes(ops, split):
         held += delta
         if steps and steps[-1][0] == time:
@@ -70,10 +101,10 @@ def _sorted_timeline(ops: list[OpRecord], split: bool) -> list[tuple[float, int]
     return steps
 
 
-def peak_held(ops: list[OpRecord], split: bool) -> int:
+def peak_held(ops: list[OpRecord], split: bool, kept: Sequence[float] | None = None) -> float:
     """The most stage activations a device holds at once: the timeline's highest step (within
     one instant frees come first, so no partial count there is higher)."""
-    return max((held for _, held in activation_timeline(ops, split)), default=0)
+    return max((held for _, held in activation_timeline(ops, split, kept)), default=0)
 
 
 def device_activations(trace: Trace) -> list[list[tuple[float, float]]]:
@@ -84,7 +115,8 @@ def device_activations(trace: Trace) -> list[list[tuple[float, float]]]:
     result = []
     for device, ops in enumerate(trace.ops_by_device()):
         share = pipeline.stages_on(device)
-        result.append([(time, held / share) for time, held in activation_timeline(ops, split)])
+        timeline = activation_timeline(ops, split, trace.problem.weight_share)
+        result.append([(time, held / share) for time, held in timeline])
     return result
 
 

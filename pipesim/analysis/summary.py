@@ -117,7 +117,15 @@ def summarize(trace: Trace, detail: bool = True) -> Summary:
     readiness = Readiness(trace) if detail else None
     attribution = IdleAttribution(readiness) if readiness is not None else None
     devices = [
-        device_stats(device, ops, makespan, split, pipeline.stages_on(device), attribution)
+        device_stats(
+            device,
+            ops,
+            makespan,
+            split,
+            pipeline.stages_on(device),
+            attribution,
+            trace.problem.weight_share,
+        )
         for device, ops in enumerate(trace.ops_by_device())
     ]
     total_idle = sum(stats.idle for stats in devices)
@@ -203,6 +211,7 @@ def device_stats(
     split: bool,
     stages_held: int,
     attribution: IdleAttribution | None,
+    weight_share: tuple[float, ...] | None = None,
 ) -> DeviceStats:
     busy = sum(map(sub, map(RECORD_END, ops), map(RECORD_START, ops)))  # in order, in C
     idle = makespan - busy
@@ -215,6 +224,6 @@ def device_stats(
         bubble_fraction=idle / makespan if makespan > 0 else 0.0,
         start=start,
         end=end,
-        peak_activations=peak_held(ops, split) / stages_held,
+        peak_activations=peak_held(ops, split, weight_share) / stages_held,
         idle_by_cause={} if attribution is None else attribution.device(device, ops, makespan),
     )

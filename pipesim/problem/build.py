@@ -19,6 +19,7 @@ from pipesim.problem.network import Link, Network
 from pipesim.problem.pipeline import Pipeline, Problem
 from pipesim.problem.settings import Settings, check_settings
 from pipesim.problem.transformer import Shape
+from pipesim.problem.values import Reserve
 from pipesim.problem.variability import Variability
 from pipesim.problem.workload import Workload, derive
 
@@ -92,15 +93,17 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
                 )
         if src == dst:
             raise ConfigError(f"slow link {src}-{dst}: a link joins two different devices")
+    memory = _memory(settings, pipeline, workload, policy.split_backward)
     return Problem(
         pipeline=pipeline,
         costs=costs,
         network=network,
         split_backward=policy.split_backward,
-        memory=_memory(settings, pipeline, workload, policy.split_backward),
+        memory=memory,
         workload=workload,
         variability=_variability(settings, stages),
         activation_limit=settings.activation_limit,
+        weight_share=_weight_share(settings, memory, policy.split_backward, pipeline.num_stages),
     )
 
 
@@ -126,7 +129,7 @@ def _variability(settings: Settings, devices: int) -> Variability | None:
 def _check_model_settings(settings: Settings) -> None:
     model_only = (
         "seq_length", "tensor_parallel", "sequence_parallel", "mfu", "recompute",
-        "layers_per_stage", "layout", "distributed_optimizer",
+        "layers_per_stage", "layout", "distributed_optimizer", "attention",
     )  # fmt: skip
     if settings.model is None:
         for name in model_only:
@@ -186,6 +189,7 @@ def build_workload(settings: Settings, num_stages: int) -> Workload | None:
         if settings.sequence_parallel is None
         else settings.sequence_parallel,
         recompute=settings.recompute or "none",
+        attention=settings.attention or "flash",
     )
     if settings.layout is not None:
         layers = layers_from_layout(settings.layout, model.layers, num_stages)
@@ -244,20 +248,54 @@ def _costs(settings: Settings, pipeline: Pipeline, workload: Workload | None) ->
     return StageCosts(forward, backward, weight, settings.overlap_cost)
 
 
+DEFAULT_RESERVE = Reserve(0.05, share=True)
+"""Of a GPU's datasheet memory, what the model never has: the CUDA context and cuBLAS
+workspaces (0.5-1 GB), NCCL's buffers (about 1-2 GB with several peers) and the caching
+allocator's fragmentation (a few percent): about 4 GB of an 80 GB device."""
+
+
+def _limit(settings: Settings) -> tuple[float | None, float]:
+    """(the bytes a device has for the model, the bytes reserved), or (None, 0) without a
+    limit. A GPU's datasheet memory loses `DEFAULT_RESERVE` unless a reserve is given; a
+    --memory-limit loses only a reserve given explicitly."""
+    limit, reserve = settings.memory_limit, settings.memory_reserve
+    if limit is None and settings.gpu is not None:
+        limit = settings.gpu.memory
+        reserve = reserve or DEFAULT_RESERVE
+    if limit is None:
+        if reserve is not None:
+            raise ConfigError(
+                "memory_reserve needs a limit to subtract from: give --gpu or --memory-limit"
+            )
+        return None, 0.0
+    held_back = reserve.of(limit) if reserve is not None else 0.0
+    if held_back >= limit:
+        raise ConfigError(
+            f"memory_reserve {held_back / 1e9:.1f} GB leaves nothing of the "
+            f"{limit / 1e9:.1f} GB limit"
+        )
+    return limit - held_back, held_back
+
+
 def _memory(
     settings: Settings, pipeline: Pipeline, workload: Workload | None, split: bool
 ) -> StageMemory | None:
     """Bytes per stage: from the model, or a device's figures split over its stages."""
-    limit = settings.memory_limit
-    if limit is None and settings.gpu is not None:
-        limit = settings.gpu.memory
+    limit, reserve = _limit(settings)
+    share = settings.weight_memory
     if workload is not None:
         stages = [workload.stages[pipeline.model_stage(s)] for s in range(pipeline.num_stages)]
         return StageMemory(
             tuple(stage.static for stage in stages),
             tuple(stage.activation for stage in stages),
-            tuple(stage.weight_activation if split else 0.0 for stage in stages),
+            tuple(
+                (stage.weight_activation if share is None else share * stage.activation)
+                if split
+                else 0.0
+                for stage in stages
+            ),
             limit,
+            reserve,
         )
     if settings.activation_memory is None and settings.static_memory is None:
         if settings.memory_limit is not None:
@@ -266,15 +304,39 @@ def _memory(
                 "--activation-memory and --static-memory"
             )
         return None
-    share = [pipeline.stages_on(device) for device in pipeline.placement]
+    held = [pipeline.stages_on(device) for device in pipeline.placement]
     activation = settings.activation_memory or 0.0
     static = settings.static_memory or 0.0
+    kept = 1.0 if share is None else share  # without a model, the whole until W
     return StageMemory(
-        tuple(static / n for n in share),
-        tuple(activation / n for n in share),
-        tuple(0.0 for _ in share),
+        tuple(static / n for n in held),
+        tuple(activation / n for n in held),
+        tuple(kept * activation / n if split else 0.0 for n in held),
         limit,
+        reserve,
     )
+
+
+def _weight_share(
+    settings: Settings, memory: StageMemory | None, split: bool, stages: int
+) -> tuple[float, ...] | None:
+    """Per stage, the share of a microbatch kept from B until W, in the microbatch counts:
+    the flag's, or the model's bytes; None (the whole) otherwise."""
+    if not split:
+        if settings.weight_memory is not None:
+            raise ConfigError(
+                "weight_memory applies to split-backward schedules (B, then W), and this "
+                "schedule runs the whole backward at once"
+            )
+        return None
+    if memory is not None and settings.model is not None:
+        return tuple(
+            kept / whole if whole > 0 else 1.0
+            for kept, whole in zip(memory.weight_activation, memory.activation, strict=True)
+        )
+    if settings.weight_memory is None:
+        return None
+    return (settings.weight_memory,) * stages
 
 
 def build_network(settings: Settings, workload: Workload | None = None) -> Network:

@@ -8,19 +8,22 @@ each value with its source in a comment.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pipesim.errors import ConfigError
+from pipesim.problem.hf_config import model_fields, parse_config_json
 from pipesim.problem.text_input import CONFIG_LIMIT, read_text
 from pipesim.problem.units import parse_rate, parse_size
 
 
 @dataclass(frozen=True)
 class Model:
-    """A dense decoder-only transformer."""
+    """A decoder-only transformer: dense, or mixture-of-experts; multi-head, grouped-query or
+    multi-head latent attention. The fields after `seq_length` are optional in a file (their
+    defaults describe a dense model with multi-head or grouped-query attention)."""
 
     name: str
     layers: int
@@ -39,6 +42,51 @@ class Model:
     """"layernorm" (weight and bias) or "rmsnorm" (weight only)."""
     seq_length: int
     """The default sequence length s."""
+    head_dim: int = 0
+    """Query/key/value size per head; 0: hidden / heads (Qwen3 sets it apart from hidden)."""
+    qk_norm: bool = False
+    """An RMSNorm on each head's queries and keys (Qwen3)."""
+    qkv_bias: bool = False
+    """Biases on the query, key and value projections (Qwen2)."""
+    experts: int = 0
+    """Routed experts per MoE layer; 0: a dense model."""
+    experts_per_token: int = 0
+    """Routed experts each token is sent to (top-k)."""
+    expert_ffn: int = 0
+    """The inner size of one routed expert's gated MLP."""
+    shared_experts: int = 0
+    """Experts every token passes through, beside the routed ones."""
+    shared_expert_ffn: int = 0
+    """The inner size of all shared experts together; 0: shared_experts * expert_ffn."""
+    dense_layers: int = 0
+    """The first layers that keep a dense MLP of size `ffn` (DeepSeek's first_k_dense_replace)."""
+    q_lora_rank: int = 0
+    """Multi-head latent attention: the rank of the query's compression (0: none)."""
+    kv_lora_rank: int = 0
+    """Multi-head latent attention: the rank of the key/value compression (0: not MLA)."""
+    qk_rope_head_dim: int = 0
+    """MLA: the rotary part of each query and key head, beside `head_dim` without it."""
+    v_head_dim: int = 0
+    """MLA: the size of each value head."""
+    mtp_layers: int = 0
+    """Multi-token prediction modules after the last layer (DeepSeek-V3: 1), on the last stage."""
+
+    @property
+    def moe(self) -> bool:
+        return self.experts > 0
+
+    @property
+    def mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def head_size(self) -> int:
+        """Query/key size per head without MLA's rotary part."""
+        return self.head_dim or self.hidden // self.heads
+
+    def is_moe_layer(self, index: int) -> bool:
+        """Whether layer `index` (from 0) has experts instead of a dense MLP."""
+        return self.moe and index >= self.dense_layers
 
 
 @dataclass(frozen=True)
@@ -71,7 +119,8 @@ def preset_tables(kind: type[Model] | type[Gpu]) -> dict[str, dict[str, Any]]:
 
 
 def load_model(given: object, where: str) -> Model:
-    """A model from a preset name, a TOML file's path, or a TOML table."""
+    """A model from a preset name, a TOML file's path, a Hugging Face config.json, or a TOML
+    table."""
     model = _load(Model, given, where)
     assert isinstance(model, Model)
     return model
@@ -105,8 +154,15 @@ def _load(kind: type[Model] | type[Gpu], given: object, where: str) -> Model | G
         except RecursionError:
             raise ConfigError(f"{path} nests arrays or tables too deeply") from None
         return _record(kind, table, path.stem, str(path))
+    if kind is Model and given.endswith(".json"):
+        path = Path(given)
+        config = parse_config_json(read_text(path, what, CONFIG_LIMIT), str(path))
+        # a config.json is named by its folder, as a checkpoint is (Meta-Llama-3.1-8B/config.json)
+        name = path.resolve().parent.name if path.stem == "config" else path.stem
+        return _record(kind, model_fields(config, str(path)), name or path.stem, str(path))
+    files = "a .toml file or a Hugging Face config.json" if kind is Model else "a .toml file"
     raise ConfigError(
-        f"{where}: unknown {what} {given[:40]!r}; known: {', '.join(known)} (or a .toml file)"
+        f"{where}: unknown {what} {given[:40]!r}; known: {', '.join(known)} (or {files})"
     )
 
 
@@ -117,12 +173,16 @@ def _record(
     unknown = sorted(set(table) - {*names, "name"})
     if unknown:
         raise ConfigError(f"{where}: unknown field {unknown[0]!r}; fields: {', '.join(names)}")
-    missing = [field for field in names if field not in table]
+    missing = [
+        field.name
+        for field in fields(kind)
+        if field.name != "name" and field.name not in table and field.default is MISSING
+    ]
     if missing:
         raise ConfigError(f"{where}: missing field {missing[0]!r}")
     values: dict[str, Any] = {"name": name}
     for field in fields(kind):
-        if field.name != "name":
+        if field.name != "name" and field.name in table:
             values[field.name] = _value(field.name, table[field.name], f"{where}: {field.name}")
     record = kind(**values)
     if isinstance(record, Model):
@@ -131,13 +191,22 @@ def _record(
 
 
 _WHOLE = {"layers", "hidden", "ffn", "heads", "kv_heads", "vocab", "seq_length", "gpus_per_node"}
-_SWITCHES = {"tied", "gated"}
+_OPTIONAL_WHOLE = {
+    "head_dim", "experts", "experts_per_token", "expert_ffn", "shared_experts",
+    "shared_expert_ffn", "dense_layers", "q_lora_rank", "kv_lora_rank", "qk_rope_head_dim",
+    "v_head_dim", "mtp_layers",
+}  # fmt: skip
+_SWITCHES = {"tied", "gated", "qk_norm", "qkv_bias"}
 _SIZES = {"memory"}
 _RATES = {"nvlink_bandwidth", "network_bandwidth"}
 _LIMITS = {"layers": 10**5, "seq_length": 10**8, "vocab": 10**8, "gpus_per_node": 10**4}
 
 
 def _value(name: str, value: object, where: str) -> Any:
+    if name in _OPTIONAL_WHOLE:
+        if type(value) is not int or not 0 <= value <= 10**7:
+            raise ConfigError(f"{where} must be a whole number >= 0, got {value!r}")
+        return value
     if name in _WHOLE:
         if type(value) is not int or not 1 <= value <= _LIMITS.get(name, 10**7):
             raise ConfigError(f"{where} must be a whole number >= 1, got {value!r}")
@@ -164,7 +233,32 @@ def _value(name: str, value: object, where: str) -> Any:
 
 
 def _check_model(model: Model, where: str) -> None:
-    if model.hidden % model.heads:
+    if model.head_dim == 0 and model.hidden % model.heads:
         raise ConfigError(f"{where}: heads ({model.heads}) must divide hidden ({model.hidden})")
     if model.heads % model.kv_heads:
         raise ConfigError(f"{where}: kv_heads ({model.kv_heads}) must divide heads ({model.heads})")
+    if model.moe:
+        if not 1 <= model.experts_per_token <= model.experts:
+            raise ConfigError(
+                f"{where}: experts_per_token ({model.experts_per_token}) must be 1 to the "
+                f"{model.experts} experts"
+            )
+        if model.expert_ffn == 0:
+            raise ConfigError(f"{where}: a model with experts needs expert_ffn")
+        if model.dense_layers > model.layers:
+            raise ConfigError(
+                f"{where}: dense_layers ({model.dense_layers}) exceeds layers ({model.layers})"
+            )
+    elif model.experts_per_token or model.shared_experts or model.dense_layers:
+        raise ConfigError(
+            f"{where}: experts_per_token, shared_experts and dense_layers need experts > 0"
+        )
+    if model.mla and not (model.qk_rope_head_dim and model.v_head_dim and model.head_dim):
+        raise ConfigError(
+            f"{where}: multi-head latent attention (kv_lora_rank) needs head_dim, "
+            "qk_rope_head_dim and v_head_dim"
+        )
+    if not model.mla and (model.q_lora_rank or model.qk_rope_head_dim or model.v_head_dim):
+        raise ConfigError(
+            f"{where}: q_lora_rank, qk_rope_head_dim and v_head_dim need kv_lora_rank > 0"
+        )

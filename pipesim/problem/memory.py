@@ -17,4 +17,7 @@ class StageMemory:
     weight_activation: tuple[float, ...]
     """Of `activation`, what a split backward keeps after B until W (0 when not split)."""
     limit: float | None
-    """Bytes a device holds; None: no limit given."""
+    """Bytes a device has for the model (its memory less the reserve); None: no limit."""
+    reserve: float = 0.0
+    """Bytes of the device's memory set aside (CUDA context, communication buffers,
+    fragmentation), already taken from `limit`."""

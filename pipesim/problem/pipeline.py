@@ -136,6 +136,9 @@ class Problem:
     activation_limit: float | None = None
     """For schedules that plan under a memory limit: at most this many microbatches' worth of
     activations per device (`--activation-limit`); None: no such limit was given."""
+    weight_share: tuple[float, ...] | None = None
+    """Per stage, with a split backward: the share of a microbatch's activations kept from B
+    until W (the Zero Bubble paper's M_W / M_B); None: the whole, until W."""
 
     def duration(self, op: Op) -> float:
         """What `op` costs on average (its stage's cost)."""

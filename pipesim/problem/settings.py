@@ -19,7 +19,7 @@ from typing import Any
 from pipesim.errors import ConfigError
 from pipesim.problem.hardware import Gpu, Model
 from pipesim.problem.text_input import CONFIG_LIMIT, read_text
-from pipesim.problem.transformer import RECOMPUTE
+from pipesim.problem.transformer import ATTENTION, RECOMPUTE
 from pipesim.problem.values import (
     ACTIVATIONS,
     COSTS,
@@ -34,17 +34,21 @@ from pipesim.problem.values import (
     MODEL,
     NAME,
     RATE,
+    RESERVE,
     SEED,
+    SHARE,
     SIZE,
     SLOW_LINKS,
     STRAGGLERS,
     SWITCH,
+    Reserve,
     ValueKind,
     choice,
 )
 from pipesim.problem.variability import Straggler
 
 RECOMPUTE_KIND = choice(RECOMPUTE)
+ATTENTION_KIND = choice(ATTENTION)
 
 DEFAULT_POLICY = "1f1b"
 PIPELINE = "Pipeline"
@@ -222,6 +226,11 @@ class Settings:
         None, RECOMPUTE_KIND, "Activation recomputation: none, selective (the attention core) "
         "or full (the whole layer).", MODEL_PANEL, shown_default="none",
     )  # fmt: skip
+    attention: str | None = _declare(
+        None, ATTENTION_KIND, "Attention kernel: flash (FlashAttention, SDPA, cuDNN: keeps "
+        "O(s) per layer, computes the causal half) or eager (keeps the s*s scores).",
+        MODEL_PANEL, shown_default="flash",
+    )  # fmt: skip
     layers_per_stage: tuple[int, ...] | None = _declare(
         None, COUNTS, "Transformer layers on each stage (p*v values).", MODEL_PANEL,
         shown_default="as even as possible",
@@ -249,9 +258,19 @@ class Settings:
         "forward's start to its last backward's end.", MEMORY_PANEL, shown_default="none "
         "(zb-auto: the memory limit, when memory is known in bytes)", sweepable=True,
     )  # fmt: skip
+    weight_memory: float | None = _declare(
+        None, SHARE, "Split-backward schedules: the share of a microbatch's activations a "
+        "stage keeps from B until W (the Zero Bubble paper's M_W / M_B).", MEMORY_PANEL,
+        shown_default="from --model; else 1 (the whole, until W)", sweepable=True,
+    )  # fmt: skip
     memory_limit: float | None = _declare(
         None, MEMORY, "Bytes a device holds; a device that needs more is out of memory.",
         MEMORY_PANEL, shown_default="the GPU's memory", sweepable=True,
+    )  # fmt: skip
+    memory_reserve: Reserve | None = _declare(  # noqa: RUF009
+        None, RESERVE, "Memory a device never has for the model (CUDA context, NCCL buffers, "
+        "fragmentation), subtracted from the limit: 4GB or 5%.", MEMORY_PANEL,
+        shown_default="5% of a GPU's memory; 0 of a --memory-limit you give",
     )  # fmt: skip
 
     jitter: float | None = _declare(

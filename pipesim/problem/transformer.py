@@ -1,19 +1,22 @@
-"""Per-layer arithmetic of a transformer: parameters, FLOPs and activation bytes.
+"""Per-layer arithmetic of a transformer: parameters and FLOPs, layer by layer.
 
-FLOPs per layer and microbatch (b micro-batch size, s sequence length, h hidden, T = b*s
-tokens, P the layer's matrix-multiply parameters), as in the Zero Bubble paper's Table 1
-(Qi et al. 2024, for GPT-3's P = 12h^2: F = sbh(24h+4s), B = sbh(24h+8s), W = 24sbh^2):
-    F = 2*P*T + 4*b*s^2*h        (matmuls, then attention scores and attention over values)
-    B = 2*P*T + 8*b*s^2*h        (input gradients: matmuls, and twice the attention core)
-    W = 2*P*T                    (weight gradients)
-Activation bytes per layer and microbatch, 16-bit (Korthikanti et al. 2022, "Reducing
-Activation Recomputation in Large Transformer Models", Table 2; t the tensor-parallel degree):
-    no recomputation:        s*b*h*(34 + 5*a*s/h) / t      with sequence parallelism
-                             s*b*h*(10 + 24/t + 5*a*s/(h*t)) without it
-    selective recomputation: 34*s*b*h / t                   (10 + 24/t without SP)
-    full recomputation:      2*s*b*h                        (the layer's input only)
-The 34 and 5as/h constants are the paper's, for a plain MLP of 4h and full multi-head
-attention; pipesim applies them to gated and grouped-query models unchanged, an approximation.
+Parameters are counted exactly, matrix by matrix, as the Hugging Face implementations of each
+family hold them (`tests/test_parameters.py` checks them against the published totals and
+against the models `transformers` builds): attention with an explicit head size, grouped-query
+or multi-head latent attention (DeepSeek's MLA: low-rank query and key/value projections with
+their norms), gated or plain MLPs, routers, routed and shared experts, dense first layers,
+tied or untied embeddings and multi-token prediction modules.
+
+FLOPs per layer and microbatch (T = b*s tokens, P_active the matmul parameters one token passes
+through: attention, the dense MLP, or the router, its top-k routed experts and the shared ones),
+generalising the Zero Bubble paper's Table 1 (Qi et al. 2024; GPT-3: F = sbh(24h+4s)):
+    core = 2*b*s*s_eff*a*(d_qk + d_v)   the attention scores and their weighted sum
+    F = 2*P_active*T + core
+    B = 2*P_active*T + 2*core           (the input gradient: matmuls, and twice the core)
+    W = 2*P_active*T                    (the weight gradient)
+s_eff is s for `eager` attention (every score computed, then masked) and s/2 for `flash`
+(FlashAttention's causal kernels skip the masked blocks). Throughput and MFU count these FLOPs
+without recomputation, attention as computed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pipesim.problem.hardware import Model
 
 RECOMPUTE = ("none", "selective", "full")
+ATTENTION = ("flash", "eager")
 
 
 @dataclass(frozen=True)
@@ -35,35 +39,126 @@ class Shape:
     sequence_parallel: bool
     recompute: str
     """"none", "selective" (the attention core is recomputed) or "full" (the whole layer)."""
+    attention: str = "flash"
+    """"flash" (FlashAttention, SDPA, cuDNN: O(s) kept per layer) or "eager" (scores kept)."""
 
     @property
     def tokens(self) -> int:
         return self.micro_batch * self.seq_length
 
 
-def matmul_parameters(model: Model) -> int:
-    """A layer's matrix-multiply parameters: Q and O (h x h each), K and V (h x h*kv/heads
-    each), and the MLP (two h x ffn matrices, three when gated)."""
+def attention_parameters(model: Model) -> int:
+    """One layer's attention: projections, their biases, query/key norms."""
+    h, a, kv = model.hidden, model.heads, model.kv_heads
+    if model.mla:
+        rope, value = model.qk_rope_head_dim, model.v_head_dim
+        head = model.head_size + rope
+        if model.q_lora_rank:
+            query = h * model.q_lora_rank + model.q_lora_rank + model.q_lora_rank * a * head
+        else:
+            query = h * a * head
+        kv_rank = model.kv_lora_rank
+        keys_values = h * (kv_rank + rope) + kv_rank + kv_rank * a * (model.head_size + value)
+        return query + keys_values + a * value * h
+    d = model.head_size
+    total = h * a * d + 2 * h * kv * d + a * d * h
+    if model.qkv_bias:
+        total += a * d + 2 * kv * d
+    if model.qk_norm:
+        total += 2 * d
+    return total
+
+
+def _gated(hidden: int, ffn: int, gated: bool) -> int:
+    return (3 if gated else 2) * hidden * ffn
+
+
+def shared_ffn(model: Model) -> int:
+    """The inner size of a MoE layer's shared experts, all together."""
+    return model.shared_expert_ffn or model.shared_experts * model.expert_ffn
+
+
+def mlp_parameters(model: Model, index: int, active: bool = False) -> int:
+    """Layer `index`'s MLP: dense, or the router, the routed experts (only the top-k when
+    `active`) and the shared experts."""
     h = model.hidden
-    attention = 2 * h * h + 2 * h * (h * model.kv_heads // model.heads)
-    mlp = (3 if model.gated else 2) * h * model.ffn
-    return attention + mlp
+    if not model.is_moe_layer(index):
+        return _gated(h, model.ffn, model.gated)
+    routed = model.experts_per_token if active else model.experts
+    return (
+        model.experts * h  # the router
+        + routed * _gated(h, model.expert_ffn, True)
+        + _gated(h, shared_ffn(model), True)
+    )
 
 
-def layer_parameters(model: Model) -> int:
-    """A layer's parameters: its matmuls and its two norms (weight, plus bias for LayerNorm),
-    as Megatron-LM's theoretical_memory_usage counts them (biases of the matmuls ignored)."""
-    norm = 2 if model.norm == "layernorm" else 1
-    return matmul_parameters(model) + 2 * norm * model.hidden
+def norm_parameters(model: Model) -> int:
+    """One norm over the hidden size: weight, plus bias for LayerNorm."""
+    return (2 if model.norm == "layernorm" else 1) * model.hidden
 
 
-def layer_flops(model: Model, shape: Shape) -> tuple[float, float, float]:
-    """(F, B, W) FLOPs of one layer for one microbatch, B the input gradient only; with
-    recomputation B also redoes the forward (full) or the attention core (selective: the
-    4*b*s^2*h of its scores and weighted sum)."""
-    b, s, h = shape.micro_batch, shape.seq_length, model.hidden
-    dense = 2.0 * matmul_parameters(model) * shape.tokens
-    core = 4.0 * b * s * s * h
+def layer_parameters(model: Model, index: int = 0, active: bool = False) -> int:
+    """Layer `index`'s parameters: attention, MLP and its two norms (matmul biases ignored,
+    as Megatron-LM's theoretical_memory_usage ignores them, except Qwen2's QKV biases)."""
+    return (
+        attention_parameters(model)
+        + mlp_parameters(model, index, active)
+        + 2 * norm_parameters(model)
+    )
+
+
+def matmul_parameters(model: Model, index: int = 0) -> int:
+    """The matrix-multiply parameters one token passes through in layer `index` (what its
+    FLOPs count): attention without its biases and norms, and the dense MLP or the router with
+    the top-k and shared experts."""
+    d = model.head_size
+    if model.mla:
+        not_matmul = model.kv_lora_rank + model.q_lora_rank  # the low-rank norms
+    else:
+        biases = model.heads * d + 2 * model.kv_heads * d if model.qkv_bias else 0
+        not_matmul = biases + (2 * d if model.qk_norm else 0)
+    return attention_parameters(model) - not_matmul + mlp_parameters(model, index, active=True)
+
+
+def mtp_parameters(model: Model) -> int:
+    """DeepSeek-V3's multi-token prediction modules: each one MoE layer, the projection of the
+    concatenated embedding and hidden state (2h x h) and three norms; the embedding and the
+    output layer are the main model's."""
+    per_module = (
+        layer_parameters(model, model.layers) + 2 * model.hidden * model.hidden
+    ) + 3 * norm_parameters(model)
+    return model.mtp_layers * per_module
+
+
+def embedding_parameters(model: Model) -> int:
+    return model.vocab * model.hidden
+
+
+def model_parameters(model: Model, active: bool = False, mtp: bool = True) -> int:
+    """The whole model's parameters, or those one token uses (`active`: its top-k routed
+    experts, not the others). Both embeddings count, as Mixtral's 12.9B active does."""
+    layers = sum(layer_parameters(model, index, active) for index in range(model.layers))
+    output = 0 if model.tied else embedding_parameters(model)
+    total = embedding_parameters(model) + layers + norm_parameters(model) + output
+    return total + (mtp_parameters(model) if mtp else 0)
+
+
+def attention_core_flops(model: Model, shape: Shape) -> float:
+    """The forward's attention scores and weighted sum for one microbatch."""
+    b, s = shape.micro_batch, shape.seq_length
+    if model.mla:
+        d_qk, d_v = model.head_size + model.qk_rope_head_dim, model.v_head_dim
+    else:
+        d_qk = d_v = model.head_size
+    s_eff = s / 2 if shape.attention == "flash" else s
+    return 2.0 * b * s * s_eff * model.heads * (d_qk + d_v)
+
+
+def layer_flops(model: Model, shape: Shape, index: int = 0) -> tuple[float, float, float]:
+    """(F, B, W) FLOPs of layer `index` for one microbatch, B the input gradient only; with
+    recomputation B also redoes the forward (full) or the attention core (selective)."""
+    dense = 2.0 * matmul_parameters(model, index) * shape.tokens
+    core = attention_core_flops(model, shape)
     forward, backward, weight = dense + core, dense + 2 * core, dense
     if shape.recompute == "full":
         backward += forward
@@ -77,38 +172,10 @@ def output_flops(model: Model, shape: Shape) -> float:
     return 2.0 * shape.tokens * model.hidden * model.vocab
 
 
-def layer_activation_bytes(model: Model, shape: Shape) -> float:
-    """Bytes one layer keeps for one microbatch from its forward to its backward."""
-    s, b, h, a = shape.seq_length, shape.micro_batch, model.hidden, model.heads
-    t = shape.tensor_parallel
-    sbh = s * b * h
-    if shape.recompute == "full":
-        return 2.0 * sbh
-    attention = 0.0 if shape.recompute == "selective" else 5.0 * a * s / h
-    if shape.sequence_parallel or t == 1:
-        return sbh * (34 + attention) / t
-    return sbh * (10 + 24 / t + attention / t)
-
-
-def layer_weight_gradient_bytes(model: Model, shape: Shape) -> float:
-    """Of a layer's activation bytes, what a split backward keeps after B for W: the inputs
-    of its matmuls, 32*s*b*h (Zero Bubble paper, Table 1), never more than the whole."""
-    kept = 32.0 * shape.seq_length * shape.micro_batch * model.hidden
-    kept /= shape.tensor_parallel if shape.sequence_parallel else 1
-    return min(kept, layer_activation_bytes(model, shape))
-
-
-def embedding_activation_bytes(model: Model, shape: Shape) -> float:
-    """What the first stage keeps per microbatch for the embedding: the token ids (8 bytes
-    each) and the dropout mask (1 byte per value), as Megatron-LM's
-    theoretical_memory_usage counts them, divided by t."""
-    s, b, h = shape.seq_length, shape.micro_batch, model.hidden
-    return (8.0 * s * b + s * b * h) / shape.tensor_parallel
-
-
-def output_activation_bytes(model: Model, shape: Shape) -> float:
-    """What the last stage keeps per microbatch for the output layer and loss: the inputs of
-    the final norm and the output projection and the 32-bit logits, 4*s*b*(h + V), divided
-    by t (Megatron-LM's theoretical_memory_usage)."""
-    s, b = shape.seq_length, shape.micro_batch
-    return 4.0 * s * b * (model.hidden + model.vocab) / shape.tensor_parallel
+def mtp_flops(model: Model, shape: Shape) -> tuple[float, float, float]:
+    """(F, B, W) of the multi-token prediction modules: each a MoE layer, its 2h x h
+    projection and a second pass through the output layer."""
+    f, b, w = layer_flops(model, shape, model.layers)
+    projection = 2.0 * shape.tokens * 2 * model.hidden * model.hidden + output_flops(model, shape)
+    n = model.mtp_layers
+    return n * (f + projection), n * (b + projection), n * (w + projection)

@@ -316,6 +316,57 @@ def _check_activations(name: str, value: float) -> None:
 
 FRACTION = ValueKind("X", *_one_number(_check_fraction), _check_fraction)
 """A number in (0, 1]."""
+
+
+def _check_share(name: str, value: float) -> None:
+    if not math.isfinite(value) or not 0 <= value <= 1:
+        raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}")
+
+
+SHARE = ValueKind("X", *_one_number(_check_share), _check_share)
+"""A share in [0, 1]."""
+
+
+@dataclass(frozen=True)
+class Reserve:
+    """Device memory set aside: bytes, or a share of the device's limit."""
+
+    amount: float
+    share: bool
+    """Whether `amount` is a share of the limit (written 5%) rather than bytes."""
+
+    def of(self, limit: float) -> float:
+        return self.amount * limit if self.share else self.amount
+
+    def __str__(self) -> str:
+        if self.share:
+            return f"{self.amount * 100:g}%"
+        return f"{self.amount:g}B"
+
+
+def _reserve(name: str, value: object) -> Reserve:
+    if isinstance(value, str) and value.strip().endswith("%"):
+        body = value.strip()[:-1]
+        if not _NUMBER.fullmatch(body.strip()):
+            raise ConfigError(f"{name}: {value[:40]!r} is not a percentage such as '5%'")
+        reserve = Reserve(float(body) / 100, True)
+    else:
+        reserve = Reserve(_size(name, value), False)
+    _check_reserve(name, reserve)
+    return reserve
+
+
+def _check_reserve(name: str, value: Reserve) -> None:
+    if not isinstance(value, Reserve):
+        raise ConfigError(f"{name}: expected a size such as '4GB' or a share such as '5%'")
+    if value.share and not (math.isfinite(value.amount) and 0 <= value.amount < 1):
+        raise ConfigError(f"{name} must be a share from 0% to below 100%")
+    if not value.share:
+        _check_size(name, value.amount)
+
+
+RESERVE = ValueKind("SIZE|PCT", _reserve, _reserve, _check_reserve)
+"""Memory set aside on each device: 4GB, or 5% of its limit."""
 ACTIVATIONS = ValueKind("K", *_one_number(_check_activations), _check_activations)
 """Microbatches' worth of a device's activations (a chunk's counts 1/v): 1 or more."""
 COUNTS = ValueKind("N[,N...]", _counts_text, _counts_toml, _check_counts)

@@ -14,15 +14,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipesim.problem.activations import (
+    embedding_activation_bytes,
+    layer_activation_bytes,
+    layer_weight_gradient_bytes,
+    output_activation_bytes,
+)
 from pipesim.problem.hardware import Gpu, Model
 from pipesim.problem.transformer import (
     Shape,
-    embedding_activation_bytes,
-    layer_activation_bytes,
+    embedding_parameters,
     layer_flops,
     layer_parameters,
-    layer_weight_gradient_bytes,
-    output_activation_bytes,
+    mtp_flops,
+    mtp_parameters,
+    norm_parameters,
     output_flops,
 )
 
@@ -85,32 +91,46 @@ def derive(
     bytes_per_parameter: float,
     data_parallel: int = 1,
 ) -> Workload:
-    """Every stage's costs and bytes, `layers[i]` transformer layers on stage i."""
+    """Every stage's costs and bytes, `layers[i]` transformer layers on stage i (in order, so
+    a MoE model's dense first layers land on the first stages)."""
     rate = gpu.tflops * 1e12 * mfu * shape.tensor_parallel / 1e3  # FLOPs per millisecond
-    forward, backward, weight = layer_flops(model, shape)
-    plain = layer_flops(model, Shape(shape.micro_batch, shape.seq_length, 1, False, "none"))
+    plain_shape = Shape(shape.micro_batch, shape.seq_length, 1, False, "none", shape.attention)
+    figures = {
+        kind: _LayerFigures(model, shape, plain_shape, index) for kind, index in _layer_kinds(model)
+    }
     output = output_flops(model, shape)
-    embedding = model.vocab * model.hidden
     last = len(layers) - 1
     stages = []
+    first_layer = 0
     for index, count in enumerate(layers):
-        f, b, w = forward * count, backward * count, weight * count
-        useful = sum(plain) * count
-        parameters = layer_parameters(model) * count
-        activation = layer_activation_bytes(model, shape) * count
-        kept = layer_weight_gradient_bytes(model, shape) * count
+        f = b = w = useful = activation = kept = 0.0
+        parameters = 0
+        for layer in range(first_layer, first_layer + count):
+            figure = figures[model.is_moe_layer(layer)]
+            f, b, w = f + figure.forward, b + figure.backward, w + figure.weight
+            useful += figure.useful
+            parameters += figure.parameters
+            activation += figure.activation
+            kept += figure.kept
+        first_layer += count
         if index == 0:
-            parameters += embedding
+            parameters += embedding_parameters(model)
             activation += embedding_activation_bytes(model, shape)
         if index == last:
             f, b, w = f + output, b + output, w + output
             useful += 3 * output
-            norm = 2 if model.norm == "layernorm" else 1
             # The output layer's matrix: its own, or the tied embedding's copy, which Megatron
             # keeps on the last stage too (and synchronizes its gradient with the first).
-            parameters += embedding + norm * model.hidden
+            parameters += embedding_parameters(model) + norm_parameters(model)
             activation += output_activation_bytes(model, shape)
             kept += output_activation_bytes(model, shape)
+            if model.mtp_layers:
+                mtp = mtp_flops(model, shape)
+                f, b, w = f + mtp[0], b + mtp[1], w + mtp[2]
+                useful += sum(mtp_flops(model, plain_shape))
+                parameters += mtp_parameters(model)
+                extra = figures[model.moe].activation + output_activation_bytes(model, shape)
+                activation += model.mtp_layers * extra
         stages.append(
             StageWork(
                 layers=count,
@@ -125,3 +145,20 @@ def derive(
             )
         )
     return Workload(model, gpu, shape, mfu, bytes_per_parameter, tuple(stages), data_parallel)
+
+
+def _layer_kinds(model: Model) -> list[tuple[bool, int]]:
+    """(is MoE, the index of one such layer) for each kind of layer the model has."""
+    kinds = {model.is_moe_layer(index): index for index in (0, model.layers - 1)}
+    return sorted(kinds.items())
+
+
+class _LayerFigures:
+    """One layer's FLOPs, parameters and bytes, computed once per kind of layer."""
+
+    def __init__(self, model: Model, shape: Shape, plain: Shape, index: int) -> None:
+        self.forward, self.backward, self.weight = layer_flops(model, shape, index)
+        self.useful = sum(layer_flops(model, plain, index))
+        self.parameters = layer_parameters(model, index)
+        self.activation = layer_activation_bytes(model, shape, index)
+        self.kept = layer_weight_gradient_bytes(model, shape, index)

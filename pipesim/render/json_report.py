@@ -87,6 +87,7 @@ def header(report: Report) -> dict[str, Any]:
             for i, stats in enumerate(summary.devices)
         ],
         "memory_limit_bytes": None if summary.memory_limit is None else num(summary.memory_limit),
+        "memory_reserve_bytes": _reserve(report),
         "oom": [
             {
                 "device": oom.device,
@@ -252,3 +253,9 @@ def write_items(out: TextIO, lines: Iterable[str], indent: str) -> None:
         out.write(separator)
         out.write(joiner.join(batch))
         separator = joiner
+
+
+def _reserve(report: Report) -> float | int | None:
+    """Bytes set aside on each device, already taken from `memory_limit_bytes`."""
+    memory = report.trace.problem.memory
+    return None if memory is None or memory.limit is None else num(memory.reserve)

@@ -21,7 +21,14 @@ class MemoryTable:
         if summary.memory is None:
             return
         limit = summary.memory_limit
-        table = figures_table("GB = 10^9 bytes; peak = static + activations held at once")
+        caption = "GB = 10^9 bytes; peak = static + activations held at once"
+        memory = self.report.trace.problem.memory
+        if limit is not None and memory is not None and memory.reserve > 0:
+            caption += (
+                f"; the limit is {gigabytes(limit + memory.reserve)} GB less "
+                f"{gigabytes(memory.reserve)} GB reserved (--memory-reserve)"
+            )
+        table = figures_table(caption)
         for header in ("device", "static GB", "peak GB", "peak at ms"):
             table.add_column(header, justify="right")
         if limit is not None:

@@ -298,8 +298,8 @@ def _event_lines(report: Report) -> Iterator[str]:
         # `device_activations`, with each count's text made once.
         share = pipeline.stages_on(device)
         head = f'{{"ph":"C","name":"activations","pid":{device},"ts":'
-        counts: dict[int, str] = {}
-        for time, held in activation_timeline(ops, split):
+        counts: dict[float, str] = {}
+        for time, held in activation_timeline(ops, split, trace.problem.weight_share):
             count = counts.get(held)
             if count is None:
                 count = counts[held] = f',"args":{{"held":{num(held / share)!r}}}}}'

@@ -37,6 +37,7 @@ def search_inputs(problem: Problem) -> Hashable:
         problem.split_backward,
         problem.memory,
         problem.activation_limit,
+        problem.weight_share,
     )
 
 

@@ -23,11 +23,12 @@ makespan, then the lowest peak. So its span is never longer than ZB-H1's or ZB-H
 same limit, on links without bandwidth where the estimate is exact.
 
 The limit is `--activation-limit K` (microbatches' worth, counted as every report counts them:
-from a forward's start to its W's end) and, when memory is known in bytes, the device's limit
-minus its static bytes, with a forward taking the stage's activation bytes, B freeing all but
-what W needs and W the rest (the reference's accounting). zb-auto without either plans with no
-limit. ZB-1P and ZB-2P are zb-auto with K = p and K = 2p (1F1B's and about twice 1F1B's
-peak), whatever the bytes.
+from a forward's start, whole until B, then the share W needs (`--weight-memory`, the paper's
+M_W / M_B; the whole without it) until W's end) and, when memory is known in bytes, the
+device's limit minus its static bytes, with a forward taking the stage's activation bytes,
+B freeing all but what W needs and W the rest (the reference's accounting). zb-auto without
+either plans with no limit. ZB-1P and ZB-2P are zb-auto with K = p and K = 2p (1F1B's and
+about twice 1F1B's peak), whatever the bytes.
 
 Peak activations: at most K on every device, by construction. Closed form: none for the
 heuristic. ZB-2P's span is at most ZB-H2's, so it has ZB-H2's: no span bubble when F = B = W,
@@ -429,7 +430,9 @@ class ZBAuto(Policy):
         meters = []
         limit = self.activation_limit(problem)
         if limit is not None:
-            meters.append(_Meter(([1.0] * p, [0.0] * p, [-1.0] * p), [limit] * p))
+            kept = problem.weight_share or (1.0,) * p
+            frees_b = [kept[s] - 1.0 for s in range(p)]
+            meters.append(_Meter(([1.0] * p, frees_b, [-kept[s] for s in range(p)]), [limit] * p))
         memory = problem.memory
         if self.plans_bytes and memory is not None and memory.limit is not None:
             meters.append(self._byte_meter(memory.limit, memory, p))
