@@ -23,10 +23,10 @@ from pipesim import (
     simulate_step,
 )
 from pipesim.cli import app
+from pipesim.problem.activations import layer_activation_bytes
 from pipesim.problem.hardware import load_gpu, load_model
 from pipesim.problem.layout import even_layers, layers_from_layout
 from pipesim.problem.pipeline import Problem
-from pipesim.problem.activations import layer_activation_bytes
 from pipesim.problem.transformer import (
     Shape,
     layer_flops,
