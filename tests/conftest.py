@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import HealthCheck, settings
 
 from pipesim import Kind, Op, Report, Settings, StaticPolicy, simulate_step
@@ -44,3 +46,16 @@ def F(stage: int, mb: int) -> Op:
 
 def B(stage: int, mb: int) -> Op:
     return Op(Kind.B, stage, mb)
+
+
+def need(module: str) -> Any:
+    """`module`, imported; skipped locally where it is not installed, but never in CI
+    (`.ci/run` installs it and sets CI), where a missing module fails the test."""
+    import importlib
+    import os
+
+    import pytest
+
+    if os.environ.get("CI"):
+        return importlib.import_module(module)
+    return pytest.importorskip(module)

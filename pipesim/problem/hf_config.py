@@ -86,7 +86,8 @@ def model_fields(config: dict[str, Any], where: str) -> dict[str, Any]:
                 "decoder_sparse_step) are not modelled; pipesim takes dense layers first only"
             )
         fields |= {
-            "experts": key("num_experts"),
+            # the released configs say num_experts; transformers 5 writes num_local_experts
+            "experts": key("num_experts", config.get("num_local_experts")),
             "experts_per_token": key("num_experts_per_tok"),
             "expert_ffn": key("moe_intermediate_size"),
         }

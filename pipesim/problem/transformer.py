@@ -120,12 +120,12 @@ def matmul_parameters(model: Model, index: int = 0) -> int:
     return attention_parameters(model) - not_matmul + mlp_parameters(model, index, active=True)
 
 
-def mtp_parameters(model: Model) -> int:
+def mtp_parameters(model: Model, active: bool = False) -> int:
     """DeepSeek-V3's multi-token prediction modules: each one MoE layer, the projection of the
     concatenated embedding and hidden state (2h x h) and three norms; the embedding and the
     output layer are the main model's."""
     per_module = (
-        layer_parameters(model, model.layers) + 2 * model.hidden * model.hidden
+        layer_parameters(model, model.layers, active) + 2 * model.hidden * model.hidden
     ) + 3 * norm_parameters(model)
     return model.mtp_layers * per_module
 
@@ -140,7 +140,7 @@ def model_parameters(model: Model, active: bool = False, mtp: bool = True) -> in
     layers = sum(layer_parameters(model, index, active) for index in range(model.layers))
     output = 0 if model.tied else embedding_parameters(model)
     total = embedding_parameters(model) + layers + norm_parameters(model) + output
-    return total + (mtp_parameters(model) if mtp else 0)
+    return total + (mtp_parameters(model, active) if mtp else 0)
 
 
 def attention_core_flops(model: Model, shape: Shape) -> float:

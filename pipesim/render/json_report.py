@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from pipesim.analysis.report import Report
 from pipesim.problem.network import Link, Network
 from pipesim.problem.ops import Kind
+from pipesim.problem.transformer import model_parameters
 from pipesim.render.numbers import num, peak
 
 
@@ -111,11 +112,14 @@ def _workload(report: Report) -> dict[str, Any]:
     return {
         "model": {
             "name": workload.model.name,
+            "parameters": model_parameters(workload.model),
+            "active_parameters": model_parameters(workload.model, active=True),
             "seq_length": shape.seq_length,
             "micro_batch_size": shape.micro_batch,
             "tensor_parallel": shape.tensor_parallel,
             "sequence_parallel": shape.sequence_parallel,
             "recompute": shape.recompute,
+            "attention": shape.attention,
             "data_parallel": workload.data_parallel,
             "bytes_per_parameter": num(workload.bytes_per_parameter),
             "message_bytes": num(workload.message_bytes),
@@ -133,6 +137,7 @@ def _workload(report: Report) -> dict[str, Any]:
                 "backward": num(stage.backward),
                 "weight": num(stage.weight),
                 "activation_bytes": num(stage.activation),
+                "weight_activation_bytes": num(stage.weight_activation),
                 "static_bytes": num(stage.static),
             }
             for index, stage in enumerate(workload.stages)
