@@ -146,3 +146,11 @@ def test_truncated_config_json_is_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", "--model", str(path), "--gpu", "h100"])
     assert result.exit_code == 2 and "is not valid JSON" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_presets_list_total_and_active_parameters() -> None:
+    result = runner.invoke(app, ["presets"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    line = next(row for row in result.stdout.splitlines() if row.startswith(" mixtral-8x7b"))
+    assert "46.7B (12.9B)" in line and "8 top 2" in line
+    assert "671.0B (37.6B)" in result.stdout  # deepseek-v3 without its MTP module

@@ -291,13 +291,20 @@ def presets() -> None:
     from pipesim.problem.hardware import Gpu, Model, preset_tables
 
     console = Console()
-    models = Table("model", "layers", "hidden", "ffn", "heads", "kv", "vocab", "s", box=None)
-    for name, fields in preset_tables(Model).items():
+    from pipesim.problem.hardware import load_model
+    from pipesim.problem.transformer import model_parameters
+
+    models = Table("model", "params", "layers", "hidden", "heads", "kv", "experts", "s", box=None)
+    for name in preset_tables(Model):
+        model = load_model(name, "presets")
+        total = model_parameters(model, mtp=False)
+        active = model_parameters(model, active=True, mtp=False)
         models.add_row(
             name,
-            *(str(fields[key]) for key in ("layers", "hidden", "ffn", "heads", "kv_heads")),
-            str(fields["vocab"]),
-            str(fields["seq_length"]),
+            f"{total / 1e9:.1f}B" + (f" ({active / 1e9:.1f}B)" if active != total else ""),
+            *(str(value) for value in (model.layers, model.hidden, model.heads, model.kv_heads)),
+            f"{model.experts} top {model.experts_per_token}" if model.moe else "-",
+            str(model.seq_length),
         )
     gpus = Table("gpu", "TFLOPS", "memory", "NVLink", "network", "per node", box=None)
     for name, fields in preset_tables(Gpu).items():
@@ -311,7 +318,11 @@ def presets() -> None:
         )
     console.print(models, Text(), gpus, highlight=False)
     console.print(
-        Text("sources: pipesim/problem/presets/*.toml; --model and --gpu also take a .toml file")
+        Text(
+            "params: all (per token), without MTP modules; sources: "
+            "pipesim/problem/presets/*.toml; --model also takes a Hugging Face config.json, "
+            "and --model and --gpu a .toml file"
+        )
     )
 
 
