@@ -7,6 +7,7 @@ import json
 import math
 import re
 import statistics
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from pipesim import PolicyError, Settings, check_trace, registered_policies, simulate_step
+from pipesim import (
+    ConfigError,
+    PolicyError,
+    Settings,
+    check_trace,
+    registered_policies,
+    simulate_step,
+)
 from pipesim.cli import app
 from pipesim.problem.variability import Straggler, Variability
 
@@ -205,3 +213,41 @@ def test_sweep_varies_a_stragglers_factor() -> None:
     assert [row["value"] for row in rows] == ["3:1", "3:1.5"]
     # Balanced 1F1B, p=4, m=8, F=1, B=2: the slow last device does 8 x 3 x 1.5 = 36 ms.
     assert rows[0]["makespan"] == 33 and rows[1]["makespan"] >= 36
+
+
+_BAD_STRAGGLERS = ["-1:2", "-2:3", "1:-2", "1:0", "1:2:7", "1:2:-0.5"]
+_BAD_LINKS = ["-1-2:2", "0--1:2", "0-1:-2", "0-1:0"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("straggler", text) for text in _BAD_STRAGGLERS]
+    + [("slow-link", text) for text in _BAD_LINKS],
+)
+def test_an_invalid_straggler_or_slow_link_is_refused_everywhere(
+    name: str, text: str, tmp_path: Path
+) -> None:
+    # Once accepted and silently ignored (exit 0, the same makespan): now one line, exit 2,
+    # whether given as a flag, a TOML key or through the Python API.
+    flag = runner.invoke(app, ["run", f"--{name}={text}"])
+    assert flag.exit_code == 2 and len(flag.stderr.strip().splitlines()) == 1, flag.stderr
+    config = tmp_path / "c.toml"
+    key = "stragglers" if name == "straggler" else "slow_links"
+    config.write_text(f'{key} = ["{text}"]\n')
+    toml = runner.invoke(app, ["run", "--config", str(config)])
+    assert toml.exit_code == 2 and len(toml.stderr.strip().splitlines()) == 1, toml.stderr
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"stragglers": (Straggler(-2, 3.0),)},
+        {"stragglers": (Straggler(1, -2.0),)},
+        {"stragglers": (Straggler(1, 2.0, 7.0),)},
+        {"slow_links": ((-1, 2, 2.0),)},
+        {"slow_links": ((0, 1, -1.0),)},
+    ],
+)
+def test_the_python_api_checks_stragglers_and_slow_links(changes: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        simulate_step(Settings(**changes))  # type: ignore[arg-type]

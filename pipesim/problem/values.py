@@ -429,7 +429,28 @@ def _stragglers(name: str, value: object) -> tuple[Straggler, ...]:
         if not 0 <= probability <= 1:
             raise ConfigError(f"{name}: the probability must be in [0, 1], got {parts[2]!r}")
         found.append(Straggler(int(parts[0]), _factor(name, parts[1]), probability))
+    _check_stragglers(name, tuple(found))
     return tuple(found)
+
+
+def _check_stragglers(name: str, value: object) -> None:
+    """Every straggler a real device (>= 0), slowed by a factor in (0, 1000], with a
+    probability in [0, 1]: however given, so that none is accepted and then ignored."""
+    if not isinstance(value, tuple) or not all(isinstance(item, Straggler) for item in value):
+        raise ConfigError(f"{name}: expected stragglers such as '3:1.3', got {_short(value)}")
+    for item in value:
+        if type(item.device) is not int or item.device < 0:
+            raise ConfigError(
+                f"{name}: the device must be a whole number >= 0, got {item.device!r}"
+            )
+        if not isinstance(item.factor, int | float) or not (
+            math.isfinite(item.factor) and 0 < item.factor <= 1000
+        ):
+            raise ConfigError(f"{name}: the factor must be > 0 and <= 1000, got {item.factor!r}")
+        if not isinstance(item.probability, int | float) or not 0 <= item.probability <= 1:
+            raise ConfigError(
+                f"{name}: the probability must be in [0, 1], got {item.probability!r}"
+            )
 
 
 def _slow_links(name: str, value: object) -> tuple[tuple[int, int, float], ...]:
@@ -440,14 +461,31 @@ def _slow_links(name: str, value: object) -> tuple[tuple[int, int, float], ...]:
         if not (_INTEGER.fullmatch(src.strip()) and _INTEGER.fullmatch(dst.strip()) and factor):
             raise ConfigError(f"{name}: {entry[:40]!r} is not SRC-DST:FACTOR")
         found.append((int(src), int(dst), _factor(name, factor)))
+    _check_slow_links(name, tuple(found))
     return tuple(found)
+
+
+def _check_slow_links(name: str, value: object) -> None:
+    """Every slow link between real devices (>= 0), slowed by a factor in (0, 1000]."""
+    if not isinstance(value, tuple):
+        raise ConfigError(f"{name}: expected links such as '3-4:2', got {_short(value)}")
+    for item in value:
+        if not (isinstance(item, tuple) and len(item) == 3):
+            raise ConfigError(f"{name}: expected (src, dst, factor), got {_short(item)}")
+        src, dst, factor = item
+        if type(src) is not int or type(dst) is not int or src < 0 or dst < 0:
+            raise ConfigError(f"{name}: devices must be whole numbers >= 0, got {src!r}-{dst!r}")
+        if not isinstance(factor, int | float) or not (
+            math.isfinite(factor) and 0 < factor <= 1000
+        ):
+            raise ConfigError(f"{name}: the factor must be > 0 and <= 1000, got {factor!r}")
 
 
 CV = ValueKind("CV", *_one_number(_check_cv), _check_cv)
 """A coefficient of variation: standard deviation over mean, 0 to 10."""
 SEED = ValueKind("INT", _seed_text, _seed_toml, _check_seed)
 """A random seed."""
-STRAGGLERS = ValueKind("DEVICE:FACTOR[:PROB]", _stragglers, _stragglers, _no_check)
+STRAGGLERS = ValueKind("DEVICE:FACTOR[:PROB]", _stragglers, _stragglers, _check_stragglers)
 """Slow devices."""
-SLOW_LINKS = ValueKind("SRC-DST:FACTOR", _slow_links, _slow_links, _no_check)
+SLOW_LINKS = ValueKind("SRC-DST:FACTOR", _slow_links, _slow_links, _check_slow_links)
 """Slow link directions."""
