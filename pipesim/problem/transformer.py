@@ -49,24 +49,32 @@ class Shape:
 
 def attention_parameters(model: Model) -> int:
     """One layer's attention: projections, their biases, query/key norms."""
+    return _attention_matmuls(model) + _attention_others(model)
+
+
+def _attention_matmuls(model: Model) -> int:
+    """The attention's projection matrices (MLA: its low-rank pairs)."""
     h, a, kv = model.hidden, model.heads, model.kv_heads
     if model.mla:
         rope, value = model.qk_rope_head_dim, model.v_head_dim
         head = model.head_size + rope
-        if model.q_lora_rank:
-            query = h * model.q_lora_rank + model.q_lora_rank + model.q_lora_rank * a * head
-        else:
-            query = h * a * head
+        rank = model.q_lora_rank
+        query = h * rank + rank * a * head if rank else h * a * head
         kv_rank = model.kv_lora_rank
-        keys_values = h * (kv_rank + rope) + kv_rank + kv_rank * a * (model.head_size + value)
+        keys_values = h * (kv_rank + rope) + kv_rank * a * (model.head_size + value)
         return query + keys_values + a * value * h
     d = model.head_size
-    total = h * a * d + 2 * h * kv * d + a * d * h
-    if model.qkv_bias:
-        total += a * d + 2 * kv * d
-    if model.qk_norm:
-        total += 2 * d
-    return total
+    return h * a * d + 2 * h * kv * d + a * d * h
+
+
+def _attention_others(model: Model) -> int:
+    """The attention's parameters that are not matmuls: MLA's latent norms, Qwen2's Q/K/V
+    biases, Qwen3's query and key norms."""
+    if model.mla:
+        return model.kv_lora_rank + model.q_lora_rank
+    d = model.head_size
+    biases = model.heads * d + 2 * model.kv_heads * d if model.qkv_bias else 0
+    return biases + (2 * d if model.qk_norm else 0)
 
 
 def _gated(hidden: int, ffn: int, gated: bool) -> int:
@@ -111,13 +119,7 @@ def matmul_parameters(model: Model, index: int = 0) -> int:
     """The matrix-multiply parameters one token passes through in layer `index` (what its
     FLOPs count): attention without its biases and norms, and the dense MLP or the router with
     the top-k and shared experts."""
-    d = model.head_size
-    if model.mla:
-        not_matmul = model.kv_lora_rank + model.q_lora_rank  # the low-rank norms
-    else:
-        biases = model.heads * d + 2 * model.kv_heads * d if model.qkv_bias else 0
-        not_matmul = biases + (2 * d if model.qk_norm else 0)
-    return attention_parameters(model) - not_matmul + mlp_parameters(model, index, active=True)
+    return _attention_matmuls(model) + mlp_parameters(model, index, active=True)
 
 
 def mtp_parameters(model: Model, active: bool = False) -> int:
