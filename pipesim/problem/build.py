@@ -13,6 +13,11 @@ from typing import Protocol
 from pipesim.errors import ConfigError, PolicyError
 from pipesim.problem.capacity import check_ops
 from pipesim.problem.costs import StageCosts, stage_costs
+from pipesim.problem.expert_parallel import (
+    check_expert_parallel,
+    expert_parallel,
+    routed_bytes_per_parameter,
+)
 from pipesim.problem.layout import even_layers, layers_from_counts, layers_from_layout
 from pipesim.problem.memory import StageMemory
 from pipesim.problem.network import Link, Network
@@ -129,7 +134,7 @@ def _variability(settings: Settings, devices: int) -> Variability | None:
 def _check_model_settings(settings: Settings) -> None:
     model_only = (
         "seq_length", "tensor_parallel", "sequence_parallel", "mfu", "recompute",
-        "layers_per_stage", "layout", "distributed_optimizer", "attention",
+        "layers_per_stage", "layout", "distributed_optimizer", "attention", "expert_parallel",
     )  # fmt: skip
     if settings.model is None:
         for name in model_only:
@@ -203,7 +208,18 @@ def build_workload(settings: Settings, num_stages: int) -> Workload | None:
         layers = even_layers(model.layers, num_stages)
     d = settings.data_parallel or 1
     per_parameter = 6 + 12 / d if settings.distributed_optimizer else 18.0
-    return derive(model, gpu, shape, settings.mfu or DEFAULT_MFU, layers, per_parameter, d)
+    experts = None
+    if settings.expert_parallel is not None and settings.expert_parallel > 1:
+        check_expert_parallel(model, settings.expert_parallel, d)
+        experts = (
+            expert_parallel(model, gpu, shape, settings.expert_parallel),
+            routed_bytes_per_parameter(
+                settings.expert_parallel, d, bool(settings.distributed_optimizer)
+            ),
+        )
+    elif settings.expert_parallel is not None:
+        check_expert_parallel(model, 1, d)
+    return derive(model, gpu, shape, settings.mfu or DEFAULT_MFU, layers, per_parameter, d, experts)
 
 
 def _costs(settings: Settings, pipeline: Pipeline, workload: Workload | None) -> StageCosts:
@@ -345,7 +361,10 @@ def build_network(settings: Settings, workload: Workload | None = None) -> Netwo
     t = settings.tensor_parallel or 1
     per_node = settings.devices_per_node
     if per_node is None and gpu is not None:
-        per_node = max(1, gpu.gpus_per_node // t)
+        # The pipeline is the outermost dimension in Megatron-LM (rank order tp-cp-ep-dp-pp)
+        # and torchtitan (mesh pp, dp, cp, tp): a stage's t*d GPUs fill a node before the
+        # next stage's start.
+        per_node = max(1, gpu.gpus_per_node // (t * (settings.data_parallel or 1)))
     if per_node is None:
         for name in ("inter_node_latency", "inter_node_bandwidth"):
             if getattr(settings, name) is not None:

@@ -213,6 +213,12 @@ class Settings:
         None, COUNT, "Tensor-parallel degree t of each pipeline device.", MODEL_PANEL,
         shown_default="1", sweepable=True,
     )  # fmt: skip
+    expert_parallel: int | None = _declare(
+        None, COUNT, "Expert-parallel degree E of a mixture-of-experts model: each device "
+        "holds 1/E of every MoE layer's routed experts, and each MoE layer sends its tokens "
+        "to their experts and back (two all-to-alls in F, two in B).", MODEL_PANEL,
+        shown_default="1", sweepable=True,
+    )  # fmt: skip
     sequence_parallel: bool | None = _declare(
         None, SWITCH, "Sequence parallelism: activations and messages divided by t.",
         MODEL_PANEL, flags=("--sequence-parallel/--no-sequence-parallel",),

@@ -100,6 +100,13 @@ def mlp_parameters(model: Model, index: int, active: bool = False) -> int:
     )
 
 
+def routed_expert_parameters(model: Model, index: int) -> int:
+    """Layer `index`'s routed experts (what expert parallelism spreads over devices)."""
+    if not model.is_moe_layer(index):
+        return 0
+    return model.experts * _gated(model.hidden, model.expert_ffn, True)
+
+
 def norm_parameters(model: Model) -> int:
     """One norm over the hidden size: weight, plus bias for LayerNorm."""
     return (2 if model.norm == "layernorm" else 1) * model.hidden

@@ -7,12 +7,15 @@
         ranks (Megatron-LM, theoretical_memory_usage.py)
     a message between stages = s*b*h values of 2 bytes (divided by t with sequence
         parallelism)
+    with expert parallelism E, the routed experts' bytes are divided by E too (their
+        optimizer state sharded over d/E replicas), and F and B grow by their all-to-alls
+        (`expert_parallel`)
 The per-layer figures are in `transformer`; which layers a stage holds is `layout`'s.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pipesim.problem.activations import (
     embedding_activation_bytes,
@@ -20,6 +23,7 @@ from pipesim.problem.activations import (
     layer_weight_gradient_bytes,
     output_activation_bytes,
 )
+from pipesim.problem.expert_parallel import ExpertParallel
 from pipesim.problem.hardware import Gpu, Model
 from pipesim.problem.transformer import (
     Shape,
@@ -30,6 +34,7 @@ from pipesim.problem.transformer import (
     mtp_parameters,
     norm_parameters,
     output_flops,
+    routed_expert_parameters,
 )
 
 
@@ -54,6 +59,24 @@ class StageWork:
     """Bytes of parameters, gradients and optimizer state on the device."""
     flops: float
     """FLOPs of F, B and W for one microbatch, recomputation excluded (for MFU)."""
+    first_layer: int = 0
+    """The model's index of the stage's first layer."""
+    moe_layers: tuple[bool, ...] = ()
+    """For each layer it runs, in order (the MTP modules last), whether it has experts."""
+    routed_parameters: int = 0
+    """Of its parameters, the routed experts' (what expert parallelism spreads)."""
+    all_to_all: float = 0.0
+    """Milliseconds of one all-to-all (expert parallelism), 0 without it."""
+    recomputed_all_to_all: bool = False
+    """Whether B runs the forward's all-to-alls again (full recomputation)."""
+
+    @property
+    def all_to_alls(self) -> tuple[int, int]:
+        """How many all-to-alls (F, B) one microbatch runs, with expert parallelism."""
+        if self.all_to_all == 0:
+            return 0, 0
+        moe = 2 * sum(self.moe_layers)
+        return moe, 2 * moe if self.recomputed_all_to_all else moe
 
 
 @dataclass(frozen=True)
@@ -67,6 +90,8 @@ class Workload:
     bytes_per_parameter: float
     stages: tuple[StageWork, ...]
     data_parallel: int = 1
+    experts: ExpertParallel | None = None
+    """Expert parallelism (E > 1), or None."""
 
     @property
     def message_bytes(self) -> float:
@@ -90,9 +115,15 @@ def derive(
     layers: tuple[int, ...],
     bytes_per_parameter: float,
     data_parallel: int = 1,
+    experts: tuple[ExpertParallel, float] | None = None,
 ) -> Workload:
     """Every stage's costs and bytes, `layers[i]` transformer layers on stage i (in order, so
-    a MoE model's dense first layers land on the first stages)."""
+    a MoE model's dense first layers land on the first stages); `experts`: expert parallelism
+    and the bytes per parameter of the routed experts it spreads."""
+    exchange, routed_per_parameter = (
+        experts if experts is not None else (ExpertParallel(1, 0.0, 0.0, False), 0.0)
+    )
+    degree = exchange.degree
     rate = gpu.tflops * 1e12 * mfu * shape.tensor_parallel / 1e3  # FLOPs per millisecond
     plain_shape = Shape(shape.micro_batch, shape.seq_length, 1, False, "none", shape.attention)
     figures = {
@@ -104,15 +135,17 @@ def derive(
     first_layer = 0
     for index, count in enumerate(layers):
         f = b = w = useful = activation = kept = 0.0
-        parameters = 0
+        parameters = routed = 0
+        moe_layers = []
         for layer in range(first_layer, first_layer + count):
             figure = figures[model.is_moe_layer(layer)]
             f, b, w = f + figure.forward, b + figure.backward, w + figure.weight
             useful += figure.useful
             parameters += figure.parameters
+            routed += figure.routed
             activation += figure.activation
             kept += figure.kept
-        first_layer += count
+            moe_layers.append(model.is_moe_layer(layer))
         if index == 0:
             parameters += embedding_parameters(model)
             activation += embedding_activation_bytes(model, shape)
@@ -129,22 +162,49 @@ def derive(
                 f, b, w = f + mtp[0], b + mtp[1], w + mtp[2]
                 useful += sum(mtp_flops(model, plain_shape))
                 parameters += mtp_parameters(model)
+                routed += model.mtp_layers * figures[model.moe].routed
                 extra = figures[model.moe].activation + output_activation_bytes(model, shape)
                 activation += model.mtp_layers * extra
+                moe_layers += [model.moe] * model.mtp_layers
+        work = StageWork(
+            layers=count,
+            parameters=parameters,
+            forward=f / rate,
+            backward=(b + w) / rate,
+            weight=w / rate,
+            activation=activation,
+            weight_activation=min(kept, activation),
+            static=(
+                (parameters - routed) * bytes_per_parameter
+                + routed * (routed_per_parameter if degree > 1 else bytes_per_parameter) / degree
+            )
+            / shape.tensor_parallel,
+            flops=useful,
+            first_layer=first_layer,
+            moe_layers=tuple(moe_layers),
+            routed_parameters=routed,
+            all_to_all=exchange.duration,
+            recomputed_all_to_all=shape.recompute == "full",
+        )
+        first_layer += count
+        in_forward, in_backward = work.all_to_alls
         stages.append(
-            StageWork(
-                layers=count,
-                parameters=parameters,
-                forward=f / rate,
-                backward=(b + w) / rate,
-                weight=w / rate,
-                activation=activation,
-                weight_activation=min(kept, activation),
-                static=parameters * bytes_per_parameter / shape.tensor_parallel,
-                flops=useful,
+            replace(
+                work,
+                forward=work.forward + in_forward * work.all_to_all,
+                backward=work.backward + in_backward * work.all_to_all,
             )
         )
-    return Workload(model, gpu, shape, mfu, bytes_per_parameter, tuple(stages), data_parallel)
+    return Workload(
+        model,
+        gpu,
+        shape,
+        mfu,
+        bytes_per_parameter,
+        tuple(stages),
+        data_parallel,
+        exchange if degree > 1 else None,
+    )
 
 
 def _layer_kinds(model: Model) -> list[tuple[bool, int]]:
@@ -160,5 +220,6 @@ class _LayerFigures:
         self.forward, self.backward, self.weight = layer_flops(model, shape, index)
         self.useful = sum(layer_flops(model, plain, index))
         self.parameters = layer_parameters(model, index)
+        self.routed = routed_expert_parameters(model, index)
         self.activation = layer_activation_bytes(model, shape, index)
         self.kept = layer_weight_gradient_bytes(model, shape, index)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any, TextIO
 
+from pipesim.analysis.all_to_all import all_to_all_time
 from pipesim.analysis.report import Report
 from pipesim.problem.network import Link, Network
 from pipesim.problem.ops import Kind
@@ -107,7 +108,7 @@ def _workload(report: Report) -> dict[str, Any]:
     workload = report.trace.problem.workload
     rate = report.summary.throughput
     if workload is None or rate is None:
-        return {"model": None, "gpu": None, "mfu": None}
+        return {"model": None, "gpu": None, "mfu": None, "all_to_all": None}
     shape = workload.shape
     return {
         "model": {
@@ -121,6 +122,7 @@ def _workload(report: Report) -> dict[str, Any]:
             "recompute": shape.recompute,
             "attention": shape.attention,
             "data_parallel": workload.data_parallel,
+            "expert_parallel": workload.experts.degree if workload.experts else 1,
             "bytes_per_parameter": num(workload.bytes_per_parameter),
             "message_bytes": num(workload.message_bytes),
         },
@@ -139,9 +141,25 @@ def _workload(report: Report) -> dict[str, Any]:
                 "activation_bytes": num(stage.activation),
                 "weight_activation_bytes": num(stage.weight_activation),
                 "static_bytes": num(stage.static),
+                "routed_expert_parameters": stage.routed_parameters,
+                "all_to_alls": {"forward": stage.all_to_alls[0], "backward": stage.all_to_alls[1]},
             }
             for index, stage in enumerate(workload.stages)
         ],
+        "all_to_all": _all_to_all(report),
+    }
+
+
+def _all_to_all(report: Report) -> dict[str, Any] | None:
+    """Expert parallelism's exchanges: what one costs, and each device's time in them."""
+    experts = report.trace.problem.workload and report.trace.problem.workload.experts
+    if not experts:
+        return None
+    return {
+        "bytes_sent": num(experts.bytes_sent),
+        "each_ms": num(experts.duration),
+        "crosses_nodes": experts.crosses_nodes,
+        "per_device_ms": [num(time) for time in all_to_all_time(report.trace)],
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.text import Text
 
+from pipesim.analysis.all_to_all import all_to_all_time
 from pipesim.analysis.report import Report
 from pipesim.render.style import figures_table, gigabytes, ms, percent
 
@@ -78,4 +79,22 @@ def memory_lines(report: Report) -> list[Text]:
                 f"{percent(rate.mfu)} MFU for the step",
             )
         )
+        experts = workload.experts
+        if experts is not None:
+            busiest = max(range(len(workload.stages)), key=lambda s: workload.stages[s].all_to_alls)
+            counts = workload.stages[busiest].all_to_alls
+            time = all_to_all_time(report.trace)
+            device = max(range(len(time)), key=time.__getitem__)
+            lines.append(
+                Text.assemble(
+                    ("experts ", "bold"),
+                    f"{experts.degree}-way expert parallel: each GPU holds 1/{experts.degree} of "
+                    f"the routed experts and sends {experts.bytes_sent / 1e6:,.1f} MB per "
+                    f"all-to-all over {'the network' if experts.crosses_nodes else 'NVLink'} "
+                    f"({ms(experts.duration)} ms); stage {busiest} runs {counts[0]} in each F "
+                    f"and {counts[1]} in each B; device {device} spends {ms(time[device])} ms "
+                    "in them, exposed (they lengthen F and B; only fused pairs at "
+                    "--overlap-cost < 1 hide a part)",
+                )
+            )
     return lines

@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple, TextIO
 
+from pipesim.analysis.all_to_all import all_to_alls
 from pipesim.analysis.memory import activation_timeline
 from pipesim.analysis.report import Report
 from pipesim.problem.ops import Kind, Op, message_target, needs
@@ -32,6 +33,8 @@ from pipesim.simulator.trace import TransferRecord
 
 COMPUTE_THREAD = 0
 """Each device's ops; its links' tracks follow from 1."""
+ALL_TO_ALL_THREAD = 1_000_000
+"""Each device's all-to-alls (expert parallelism), sorted right under its compute track."""
 
 
 class Lanes(NamedTuple):
@@ -106,6 +109,7 @@ def trace_events(report: Report) -> Iterator[dict[str, Any]]:
                 **flow,
             }
     yield from _transfer_events(report)
+    yield from _all_to_all_events(report)
     for device, steps in enumerate(report.activations_over_time()):
         for time, held in steps:
             yield {
@@ -149,6 +153,22 @@ def _metadata_events(report: Report) -> Iterator[dict[str, Any]]:
             "tid": COMPUTE_THREAD,
             "args": {"name": "compute"},
         }
+    if trace.problem.workload is not None and trace.problem.workload.experts is not None:
+        for device in range(trace.problem.pipeline.devices):
+            yield {
+                "ph": "M",
+                "name": "thread_name",
+                "pid": device,
+                "tid": ALL_TO_ALL_THREAD,
+                "args": {"name": "all-to-all (expert parallel)"},
+            }
+            yield {
+                "ph": "M",
+                "name": "thread_sort_index",
+                "pid": device,
+                "tid": ALL_TO_ALL_THREAD,
+                "args": {"sort_index": COMPUTE_THREAD + 1},
+            }
     lanes = link_lanes(trace.transfers)
     for (src, dst, lane), tid in lanes.threads.items():
         yield {
@@ -157,6 +177,28 @@ def _metadata_events(report: Report) -> Iterator[dict[str, Any]]:
             "pid": src,
             "tid": tid,
             "args": {"name": f"link {src}->{dst}" + (f" ({lane + 1})" if lane else "")},
+        }
+
+
+def _all_to_all_events(report: Report) -> Iterator[dict[str, Any]]:
+    """A slice per all-to-all of a MoE layer, under the op it runs in."""
+    workload = report.trace.problem.workload
+    for exchange in all_to_alls(report.trace):
+        assert workload is not None and workload.experts is not None
+        yield {
+            "ph": "X",
+            "name": f"{exchange.name} L{exchange.layer} {exchange.kind.name}{exchange.microbatch}",
+            "cat": "all-to-all",
+            "pid": exchange.device,
+            "tid": ALL_TO_ALL_THREAD,
+            "ts": _us(exchange.start),
+            "dur": _us(exchange.end - exchange.start),
+            "args": {
+                "layer": exchange.layer,
+                "microbatch": exchange.microbatch,
+                "stage": exchange.stage,
+                "bytes_sent": num(workload.experts.bytes_sent),
+            },
         }
 
 
@@ -293,6 +335,7 @@ def _event_lines(report: Report) -> Iterator[str]:
                     f"{tail}}}"
                 )
     yield from map(_dumps, _transfer_events(report))
+    yield from map(_dumps, _all_to_all_events(report))
     split = trace.problem.split_backward
     for device, ops in enumerate(trace.ops_by_device()):
         # `device_activations`, with each count's text made once.
