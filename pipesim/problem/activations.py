@@ -10,8 +10,9 @@ architecture at hand, in 16-bit unless the kernel keeps them in 32-bit:
   keep them (Transformer Engine, Apex `FusedRMSNorm`);
 - each matmul: its input (the norm's output feeding Q/K/V, the router and the MLP is one tensor);
 - attention: the queries, keys and values at their real sizes (grouped-query: kv heads only;
-  MLA: its compressed latents and their norms too), the output and its log-sum-exp per head
-  (fp32); `eager` attention adds the scores, 5as per token (Korthikanti's term);
+  MLA: its compressed latents and their norms too, and the tensors its latent and its values
+  are views of), the output and its log-sum-exp per head (fp32); `eager` attention adds the
+  scores, 5as per token (Korthikanti's term);
 - a gated MLP: the gate and up outputs, the activation's output, the down projection's input;
 - a MoE layer: the router's probabilities (fp32) and each token's top-k choice (an int64 index
   and an fp32 weight, renormalised by their sum), then per routed copy of each token: its
@@ -19,7 +20,8 @@ architecture at hand, in 16-bit unless the kernel keeps them in 32-bit:
   expert's output before and after weighting; shared experts as a gated MLP.
 
 `tests/test_activation_memory.py` measures autograd's saved tensors for Hugging Face's own
-decoder layers (Llama and Mixtral, in bf16 with SDPA) and compares them with these sums.
+decoder layers (Llama, Mixtral and DeepSeek-V3, in bf16 with SDPA) and compares them with
+these sums.
 
 Tensor parallelism splits what lives in heads, MLP columns and experts by t; the rest (norms,
 the hidden-size inputs) only with sequence parallelism. Recomputation drops tensors:
@@ -122,12 +124,16 @@ def _latent_attention(model: Model) -> list[Kept]:
         ]
     rank = model.kv_lora_rank
     kept += [
-        Kept("kv latent: norm input, 1/rms", 2 * rank + 4, split=False),
+        # The norm's input is a view of the down-projection's output, which holds the shared
+        # rotary key too: the whole tensor stays.
+        Kept("kv latent and rotary key (norm input), 1/rms", 2 * (rank + rope) + 4, split=False),
         Kept("kv latent: up-projection input", 2 * rank, split=False),
         Kept("queries", 2 * a * (model.head_size + rope), split=True),
         Kept("keys", 2 * a * (model.head_size + rope), split=True),
-        Kept("values", 2 * a * model.v_head_dim, split=True),
-    ]
+        # The values are a view of the up-projection's output, beside the keys' other part.
+        Kept("values (in the up-projection's output)", 2 * a * (model.head_size + model.v_head_dim),
+             split=True),
+    ]  # fmt: skip
     return kept
 
 
