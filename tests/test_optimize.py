@@ -50,6 +50,26 @@ def test_memory_trades_against_bubble_as_the_zero_bubble_paper_says() -> None:
     assert sum(len(order) for order in held["orders"]) == 96  # every op of the step, once
 
 
+@pytest.mark.slow
+def test_a_limit_counts_only_what_w_needs_after_b(tmp_path: Path) -> None:
+    # Held to 5 microbatches' worth, the optimum is 33 ms when a microbatch stays whole until
+    # its W; when W needs only a quarter of it after B, 31 ms fits the same 5 (the lower
+    # bound, proven), an order that would hold 7 if counted whole.
+    args = ["optimize", "-p", "4", "-m", "8", "--forward", "1", "--backward", "2"]
+    args += ["--weight", "1.5", "--comm-latency", "1", "--activation-limit", "5", "-f", "json"]
+    whole = json.loads(runner.invoke(app, args).stdout)
+    schedule = tmp_path / "quarter.csv"
+    result = runner.invoke(app, [*args, "--weight-memory", "0.25", "-o", str(schedule)])
+    quarter = json.loads(result.stdout)
+    assert whole["proven"] and whole["makespan"] == 33.0
+    assert quarter["proven"] and quarter["makespan"] == 31.0
+    replay = ["run", "--schedule", str(schedule), "--forward", "1", "--backward", "2"]
+    replay += ["--weight", "1.5", "--comm-latency", "1", "-f", "json"]
+    counted = json.loads(runner.invoke(app, [*replay, "--weight-memory", "0.25"]).stdout)
+    assert counted["peak_activations"] == 5
+    assert json.loads(runner.invoke(app, replay).stdout)["peak_activations"] == 7
+
+
 @settings(max_examples=8, deadline=None, derandomize=True)
 @given(
     st.integers(2, 3),

@@ -21,17 +21,19 @@ runner = CliRunner()
 @pytest.mark.parametrize("path", sorted(SAIL.glob("zbv_*.csv")), ids=lambda path: path.stem)
 def test_orders_are_the_authors_op_for_op(path: Path) -> None:
     # Written by tests/data/sail-sg/generate.py from the reference's try_v_schedule; the name
-    # gives p, m, K and each chunk's F, B (input gradient), W and message time.
+    # gives p, m, K, each chunk's F, B (input gradient), W and message time, and where it is
+    # not 1 the share of a chunk's activations W needs after B (the runtime's f_mem = 1,
+    # b_mem = share - 1, w_mem = -share), which these cases' orders depend on.
     fields = dict(
         (part[0], float(part[1:])) for part in path.stem.split("_")[1:]
-    )  # p, m, k, f, b, w, c
+    )  # p, m, k, f, b, w, c, s
     p, m = int(fields["p"]), int(fields["m"])
     f, b, w, c = fields["f"], fields["b"], fields["w"], fields["c"]
     per_stage = 2 * p  # costs per chunk, as the reference takes them
     report = simulate_step(
         Settings(policy="zb-v", stages=p, microbatches=m, activation_limit=fields["k"],
                  forward=(f,) * per_stage, backward=(b + w,) * per_stage,
-                 weight=(w,) * per_stage, comm_latency=c)
+                 weight=(w,) * per_stage, comm_latency=c, weight_memory=fields.get("s"))
     )  # fmt: skip
     assert report.trace.steps_by_device() == read_schedule(path).orders()
     assert report.summary.peak_activations <= fields["k"]

@@ -6,9 +6,11 @@ authors' reference, `PipelineGraph.try_v_schedule` and `create_schedule` in
 sail-sg/zero-bubble-pipeline-parallelism (default bound: 2p chunk activations, K = p). Without a
 limit zb-v runs PyTorch's `ScheduleZBVZeroBubble` order, a fixed pattern that differs from this
 scheduler's even at K = p and equal costs. `zb-v --activation-limit K` runs it
-with K microbatches' worth (2K chunk activations, counted from a forward's start to its W's
-end), planned as the reference's runtime plans it, for the median F, B and W over the stages
-and the median message time, then simulated with every stage's own costs and links.
+with K microbatches' worth (2K chunk activations, each counted whole from its forward to its B
+and then, until its W, the share W needs: the runtime's f_mem, b_mem and w_mem, with
+`--weight-memory` or the model's bytes giving M_W / M_B), planned as the reference's runtime
+plans it, for the median F, B and W over the stages and the median message time, then
+simulated with every stage's own costs and links.
 
 Per device, it runs as many first-chunk forwards as fit before the V turns back, then, per
 round, a B on every device (the chunk whose gradient is ready first) and a forward (the chunk
@@ -36,8 +38,6 @@ from pipesim.problem.ops import Kind, Op
 from pipesim.problem.pipeline import Problem
 
 _KINDS = (Kind.F, Kind.B, Kind.W)
-_HOLDS = (1, 0, -1)
-"""What an F, a B and a W do to a device's chunk activations."""
 
 
 class _Full(Exception):
@@ -66,7 +66,21 @@ class _VPlan:
         self.count = [[0] * 6 for _ in range(self.p)]
         self.end: dict[tuple[int, int, int, int], float] = {}
         self.clock = [0.0] * self.p
-        self.held = [0] * self.p
+        self.held = [0.0] * self.p
+        # What an F, a B and a W do to a device's chunk activations, as the reference's runtime
+        # counts them (f_mem, b_mem, w_mem): a forward adds one, B frees all but the share W
+        # needs (`Problem.weight_share`, the paper's M_W / M_B; the whole without it), W the rest.
+        shares = problem.weight_share or (1.0,) * pipeline.num_stages
+        self.holds = [
+            [
+                [
+                    (1.0, share - 1.0, -share)[cat]
+                    for share in (shares[d], shares[2 * self.p - 1 - d])
+                ]
+                for d in range(self.p)
+            ]
+            for cat in range(3)
+        ]
         self.bubble = [0.0] * self.p
         self.pending_w: list[deque[int]] = [deque() for _ in range(self.p)]
         self.orders: list[list[Op]] = [[] for _ in range(self.p)]
@@ -102,7 +116,8 @@ class _VPlan:
         mb = self.count[device][cat * 2 + chunk]
         if mb >= self.m:
             raise _Full
-        if self.held[device] + _HOLDS[cat] > self.bound + 1e-9:
+        hold = self.holds[cat][device][self.stage(cat, chunk, device) != device]
+        if self.held[device] + hold > self.bound + 1e-9:
             raise _Full
         if cat > 0 or chunk > 0:
             # the op before it on this device: F of the first chunk, F of the second, B of
@@ -123,7 +138,7 @@ class _VPlan:
             self.bubble[device] += end - no_bubble
         self.end[(cat, chunk, device, mb)] = end
         self.clock[device] = end
-        self.held[device] += _HOLDS[cat]
+        self.held[device] += hold
         self.orders[device].append(Op(_KINDS[cat], self.stage(cat, chunk, device), mb))
         if cat == 1:
             self.pending_w[device].append(chunk)
@@ -135,7 +150,8 @@ class _VPlan:
         self.put(2, self.pending_w[device].popleft(), device)
 
     def make_room(self, device: int, cat: int) -> None:
-        while self.held[device] + _HOLDS[cat] > self.bound + 1e-9:
+        """W passes until an op of `cat` fits (only a forward adds, so only it can need room)."""
+        while cat == 0 and self.held[device] + 1.0 > self.bound + 1e-9:
             self.put_w(device)
 
     def fill(self, device: int, waits_for: float | None, always: bool) -> None:

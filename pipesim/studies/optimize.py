@@ -128,7 +128,7 @@ def find_optimum(
         model.at_least({makespan: 1.0}, head + sum(duration[op] for op in group))
         if activation_limit is not None:
             share = pipeline.stages_on(device)
-            _limit_memory(model, group, before, activation_limit * share)
+            _limit_memory(model, group, before, activation_limit * share, problem)
     feasible = [
         trace
         for trace in hints
@@ -154,16 +154,28 @@ def find_optimum(
 
 
 def _limit_memory(
-    model: _Program, group: list[Op], before: dict[tuple[Op, Op], Any], limit: float
+    model: _Program,
+    group: list[Op],
+    before: dict[tuple[Op, Op], Any],
+    limit: float,
+    problem: Problem,
 ) -> None:
-    """When a forward starts, the stage activations its device holds (forwards started, not yet
-    released by their W) stay within `limit`."""
+    """When a forward starts, the stage activations its device holds stay within `limit`:
+    forwards started, less what their B and W released (with a split backward, B frees all but
+    the share W needs, `Problem.weight_share`, and W the rest; a whole backward frees all)."""
+    shares = problem.weight_share
     forwards = [op for op in group if op.kind is Kind.F]
-    releases = [op for op in group if op.kind is Kind.W]
+    releases = []
+    for op in group:
+        kept = 1.0 if shares is None else shares[op.stage]
+        if op.kind is Kind.W:
+            releases.append((op, -kept))
+        elif op.kind is Kind.B and (not problem.split_backward or kept < 1.0):
+            releases.append((op, -(1.0 - kept) if problem.split_backward else -1.0))
     for a in forwards:
         terms: dict[Any, float] = {}
         constant = 1.0
-        for other, sign in [(f, 1.0) for f in forwards if f != a] + [(r, -1.0) for r in releases]:
+        for other, sign in [(f, 1.0) for f in forwards if f != a] + releases:
             term = before[(other, a)]
             if isinstance(term, float):
                 constant += sign * term
@@ -195,11 +207,12 @@ def lower_bound(problem: Problem) -> float:
 
 
 def _peak(trace: Trace) -> float:
-    """Microbatches' worth of activations a schedule holds at most (split backward: an
-    activation is held until its W ends)."""
+    """Microbatches' worth of activations a schedule holds at most (split backward: the share
+    W needs is held until its W ends)."""
     pipeline = trace.problem.pipeline
+    problem = trace.problem
     return max(
-        peak_held(ops, True) / pipeline.stages_on(device)
+        peak_held(ops, problem.split_backward, problem.weight_share) / pipeline.stages_on(device)
         for device, ops in enumerate(trace.ops_by_device())
     )
 
