@@ -4,6 +4,7 @@ models Hugging Face's `transformers` builds from the same config.json hold."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,34 @@ def test_a_config_json_runs_from_the_command_line(tmp_path: Path) -> None:
     assert data["model"]["name"] == "Meta-Llama-3.1-8B"
     assert data["model"]["parameters"] == 8_030_261_248
     assert data["model"]["seq_length"] == 8192
+
+
+def test_plans_command_for_a_config_json_runs_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The best row's `pipesim run` names the file by its absolute path, not NAME.toml.
+    config = {
+        "model_type": "qwen2", "hidden_size": 512, "intermediate_size": 1408,
+        "num_attention_heads": 8, "num_key_value_heads": 2, "num_hidden_layers": 8,
+        "vocab_size": 32000, "tie_word_embeddings": True, "max_position_embeddings": 2048,
+    }  # fmt: skip
+    folder = tmp_path / "tiny-qwen"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    monkeypatch.chdir(folder)
+    args = ["plan", "--model", "config.json", "--gpu", "h100", "-p", "2"]
+    args += ["--global-batch-size", "4"]
+    result = runner.invoke(app, [*args, "--policies", "1f1b", "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    best = json.loads(result.stdout)[0]
+    command = shlex.split(best["command"])
+    assert str(folder / "config.json") in command
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    replay = runner.invoke(app, [*command[1:], "-f", "json"])
+    assert replay.exit_code == 0, replay.stderr
+    assert json.loads(replay.stdout)["makespan"] == best["step_ms"]
 
 
 @pytest.mark.parametrize(

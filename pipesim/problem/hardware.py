@@ -8,7 +8,7 @@ each value with its source in a comment.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,8 @@ class Model:
     """MLA: the size of each value head."""
     mtp_layers: int = 0
     """Multi-token prediction modules after the last layer (DeepSeek-V3: 1), on the last stage."""
+    source: str = field(default="", compare=False)
+    """The absolute path of the file it was read from; "" for a preset or a table."""
 
     @property
     def moe(self) -> bool:
@@ -107,6 +109,8 @@ class Gpu:
     network_latency: float
     """Milliseconds per message between nodes."""
     gpus_per_node: int
+    source: str = field(default="", compare=False)
+    """The absolute path of the file it was read from; "" for a preset or a table."""
 
 
 _PRESETS = {Model: "models.toml", Gpu: "gpus.toml"}
@@ -153,13 +157,14 @@ def _load(kind: type[Model] | type[Gpu], given: object, where: str) -> Model | G
             raise ConfigError(f"{path} is not valid TOML: {error}") from None
         except RecursionError:
             raise ConfigError(f"{path} nests arrays or tables too deeply") from None
-        return _record(kind, table, path.stem, str(path))
+        return _record(kind, table, path.stem, str(path), str(path.resolve()))
     if kind is Model and given.endswith(".json"):
         path = Path(given)
         config = parse_config_json(read_text(path, what, CONFIG_LIMIT), str(path))
         # a config.json is named by its folder, as a checkpoint is (Meta-Llama-3.1-8B/config.json)
         name = path.resolve().parent.name if path.stem == "config" else path.stem
-        return _record(kind, model_fields(config, str(path)), name or path.stem, str(path))
+        fields_ = model_fields(config, str(path))
+        return _record(kind, fields_, name or path.stem, str(path), str(path.resolve()))
     files = "a .toml file or a Hugging Face config.json" if kind is Model else "a .toml file"
     raise ConfigError(
         f"{where}: unknown {what} {given[:40]!r}; known: {', '.join(known)} (or {files})"
@@ -167,23 +172,23 @@ def _load(kind: type[Model] | type[Gpu], given: object, where: str) -> Model | G
 
 
 def _record(
-    kind: type[Model] | type[Gpu], table: dict[str, Any], name: str, where: str
+    kind: type[Model] | type[Gpu], table: dict[str, Any], name: str, where: str, source: str = ""
 ) -> Model | Gpu:
-    names = [field.name for field in fields(kind) if field.name != "name"]
+    names = [field.name for field in fields(kind) if field.name not in ("name", "source")]
     unknown = sorted(set(table) - {*names, "name"})
     if unknown:
         raise ConfigError(f"{where}: unknown field {unknown[0]!r}; fields: {', '.join(names)}")
     missing = [
-        field.name
-        for field in fields(kind)
-        if field.name != "name" and field.name not in table and field.default is MISSING
+        item.name
+        for item in fields(kind)
+        if item.name in names and item.name not in table and item.default is MISSING
     ]
     if missing:
         raise ConfigError(f"{where}: missing field {missing[0]!r}")
-    values: dict[str, Any] = {"name": name}
-    for field in fields(kind):
-        if field.name != "name" and field.name in table:
-            values[field.name] = _value(field.name, table[field.name], f"{where}: {field.name}")
+    values: dict[str, Any] = {"name": name, "source": source}
+    for item in fields(kind):
+        if item.name in names and item.name in table:
+            values[item.name] = _value(item.name, table[item.name], f"{where}: {item.name}")
     record = kind(**values)
     if isinstance(record, Model):
         _check_model(record, where)

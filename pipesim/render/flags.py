@@ -38,10 +38,11 @@ def _flag(setting: Setting, value: object) -> list[str]:
 
 def setting_text(setting: Setting, value: object) -> str:
     """A setting's value as its flag takes it."""
-    if isinstance(value, Model):
-        return value.name if value.name in preset_tables(Model) else f"{value.name}.toml"
-    if isinstance(value, Gpu):
-        return value.name if value.name in preset_tables(Gpu) else f"{value.name}.toml"
+    if isinstance(value, Model | Gpu):
+        # the file it came from, wherever the command is run; a preset by its name
+        if value.source:
+            return value.source
+        return value.name if value.name in preset_tables(type(value)) else f"{value.name}.toml"
     if isinstance(value, tuple):
         return ",".join(_entry(item) for item in value)
     if isinstance(value, float) and setting.kind is MEMORY:
