@@ -17,7 +17,7 @@ import time
 from cpu_time import cpu_seconds  # benchmarks/cpu_time.py
 
 from pipesim import Settings, registered_policies
-from pipesim.problem.hardware import load_gpu, load_model
+from pipesim.settings.hardware import load_gpu, load_model
 from pipesim.studies.executor import default_workers
 from pipesim.studies.plan import PlanSpace, candidates, evaluate, plan_configurations
 

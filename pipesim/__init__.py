@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     )
     from pipesim.problem.build import build_problem
     from pipesim.problem.ops import Kind, Op, needs
-    from pipesim.problem.settings import Settings, load_settings
     from pipesim.schedules import (
         ClosedForm,
         Policy,
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
         get_policy,
         registered_policies,
     )
+    from pipesim.settings.declarations import Settings, load_settings
     from pipesim.simulator import simulate
     from pipesim.simulator.trace import OpRecord, Trace, TransferRecord
     from pipesim.studies.step import simulate_step
@@ -54,8 +54,8 @@ _WHERE = {
     "Kind": "pipesim.problem.ops",
     "Op": "pipesim.problem.ops",
     "needs": "pipesim.problem.ops",
-    "Settings": "pipesim.problem.settings",
-    "load_settings": "pipesim.problem.settings",
+    "Settings": "pipesim.settings.declarations",
+    "load_settings": "pipesim.settings.declarations",
     "ClosedForm": "pipesim.schedules",
     "Policy": "pipesim.schedules",
     "StaticPolicy": "pipesim.schedules",

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from pipesim.problem.activations import layer_activation_bytes
-from pipesim.problem.hardware import load_model
 from pipesim.problem.transformer import Shape
+from pipesim.settings.hardware import load_model
 from tests.conftest import need
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import pytest
 
 from pipesim import ConfigError, PolicyError, Settings, build_problem, get_policy, load_settings
 from pipesim.problem import capacity
-from pipesim.problem.values import costs_text
+from pipesim.settings.values import costs_text
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -4,6 +4,7 @@ the models' published sizes and the GPU's datasheet, not read from pipesim."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -13,10 +14,10 @@ from typer.testing import CliRunner
 from pipesim.analysis.all_to_all import all_to_all_time, all_to_alls
 from pipesim.cli import app
 from pipesim.problem.build import build_problem
-from pipesim.problem.hardware import load_gpu, load_model
 from pipesim.problem.ops import Kind
-from pipesim.problem.settings import Settings
 from pipesim.schedules.registry import get_policy
+from pipesim.settings.declarations import Settings
+from pipesim.settings.hardware import load_gpu, load_model
 from pipesim.simulator import simulate
 
 runner = CliRunner()
@@ -52,8 +53,8 @@ def _workload(**changes: object):  # type: ignore[no-untyped-def]
 
 def test_each_gpu_holds_one_eighth_of_the_routed_experts() -> None:
     alone, spread = _workload(), _workload(expert_parallel=8)
-    # Stage 1 holds layers 7-14 (61 layers over 8 stages: 7, 8, 8, 8, 8, 8, 7, 7), all MoE: 8 of routed experts, 18 bytes each, over
-    # t = 8; with E = 8 only 1/8 of them.
+    # Stage 1 holds layers 7-14 (61 layers over 8 stages: 7, 8, 8, 8, 8, 8, 7, 7), all MoE:
+    # 8 layers of routed experts, 18 bytes each, over t = 8; with E = 8 only 1/8 of them.
     saved = 8 * ROUTED_PER_LAYER * 18 / 8 * (1 - 1 / 8)
     assert alone.stages[1].static - spread.stages[1].static == pytest.approx(saved, rel=1e-12)
     # Stage 0 holds layers 0-6, of which 0-2 are dense: 4 layers of routed experts.
@@ -145,7 +146,7 @@ def test_the_all_to_alls_lie_inside_their_ops_one_at_a_time(policy: str) -> None
     assert len(per_op) == 2 * 4 * 8
     for device in range(4):
         mine = sorted((e.start, e.end) for e in exchanges if e.device == device)
-        assert all(a[1] <= b[0] + 1e-9 for a, b in zip(mine, mine[1:], strict=False))
+        assert all(a[1] <= b[0] + 1e-9 for a, b in itertools.pairwise(mine))
     assert sum(all_to_all_time(trace)) == pytest.approx(
         sum(e.end - e.start for e in exchanges), rel=1e-12
     )

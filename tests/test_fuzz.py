@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
 from pipesim.cli import app
-from pipesim.problem.settings import SETTINGS
+from pipesim.settings.declarations import SETTINGS
 
 runner = CliRunner()
 FUZZ = settings(

@@ -1,13 +1,23 @@
-"""The tree is the data flow: problem -> schedules -> simulator -> analysis -> studies ->
-render -> cli. A module imports only from its own stage or the stages before it, never from a
-later one. This list is the one statement of that rule."""
+"""The tree is the data flow: settings -> problem -> schedules -> simulator -> analysis ->
+studies -> render -> cli. A module imports only from its own stage or the stages before it,
+never from a later one. This list is the one statement of that rule."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-LAYERS = ["errors", "problem", "schedules", "simulator", "analysis", "studies", "render", "cli"]
+LAYERS = [
+    "errors",
+    "settings",
+    "problem",
+    "schedules",
+    "simulator",
+    "analysis",
+    "studies",
+    "render",
+    "cli",
+]
 """The stages of the flow, in order; `pipesim/__init__.py` (the public API) may import any."""
 
 ROOT = Path(__file__).resolve().parent.parent / "pipesim"

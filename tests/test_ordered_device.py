@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from pipesim import PipesimError, Settings, build_problem, get_policy
 from pipesim.problem.ops import Kind, Op, op_key
-from pipesim.problem.variability import Straggler
+from pipesim.settings.values import Straggler
 from pipesim.simulator.model import Simulation
 from pipesim.simulator.trace import Trace
 from tests.conftest import FixedOrders

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipesim.cli import app
-from pipesim.problem.hardware import Model, load_model
 from pipesim.problem.transformer import model_parameters
+from pipesim.settings.hardware import Model, load_model
 from tests.conftest import need
 
 runner = CliRunner()

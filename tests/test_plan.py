@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from pipesim import Settings, simulate_step
 from pipesim.cli import app
-from pipesim.problem.hardware import load_gpu, load_model
-from pipesim.render.flags import as_flags
 from pipesim.render.plan_table import plan_settings
+from pipesim.settings.hardware import load_gpu, load_model
+from pipesim.settings.written import as_flags
 from pipesim.studies.plan import PlanRow, PlanSpace, plan_configurations, ranked
 
 runner = CliRunner()

@@ -7,9 +7,9 @@ import pytest
 
 from pipesim import Settings, build_problem, get_policy, registered_policies
 from pipesim.problem.ops import Kind, Op, Step
-from pipesim.problem.variability import Straggler
 from pipesim.schedules import planned as memo
 from pipesim.schedules.base import OrderedProgram
+from pipesim.settings.values import Straggler
 
 
 def _orders(settings: Settings) -> list[list[Step]]:

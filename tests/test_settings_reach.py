@@ -13,10 +13,9 @@ from typer.testing import CliRunner
 import pipesim.studies.step
 from pipesim.cli import app
 from pipesim.errors import PolicyError
-from pipesim.problem.hardware import Gpu, load_model
-from pipesim.problem.settings import SETTINGS, Settings
-from pipesim.problem.values import Reserve
-from pipesim.problem.variability import Straggler
+from pipesim.settings.declarations import SETTINGS, Settings
+from pipesim.settings.hardware import Gpu, load_model
+from pipesim.settings.values import Reserve, Straggler
 
 runner = CliRunner()
 

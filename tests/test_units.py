@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from pipesim import ConfigError
-from pipesim.problem.units import parse_rate, parse_size
-from pipesim.problem.values import COSTS, COUNT, DURATION, FACTOR, RATE, SIZE, ValueKind
+from pipesim.settings.units import parse_rate, parse_size
+from pipesim.settings.values import COSTS, COUNT, DURATION, FACTOR, RATE, SIZE, ValueKind
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,8 @@ from pipesim import (
     simulate_step,
 )
 from pipesim.cli import app
-from pipesim.problem.variability import Straggler, Variability
+from pipesim.problem.variability import Variability
+from pipesim.settings.values import Straggler
 
 runner = CliRunner()
 

@@ -24,7 +24,6 @@ from pipesim import (
 )
 from pipesim.cli import app
 from pipesim.problem.activations import layer_activation_bytes
-from pipesim.problem.hardware import load_gpu, load_model
 from pipesim.problem.layout import even_layers, layers_from_layout
 from pipesim.problem.pipeline import Problem
 from pipesim.problem.transformer import (
@@ -33,6 +32,7 @@ from pipesim.problem.transformer import (
     layer_parameters,
     matmul_parameters,
 )
+from pipesim.settings.hardware import load_gpu, load_model
 from pipesim.simulator.trace import Trace
 
 runner = CliRunner()

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable
 
 from pipesim.cli.app import warn
 from pipesim.problem.network import Network
-from pipesim.problem.settings import Settings
 from pipesim.problem.variability import makes_draws
+from pipesim.settings.declarations import Settings
 
 
 def draws(settings: Settings) -> bool:

@@ -1,6 +1,6 @@
 """The options the commands share, derived from the one declaration of each setting.
 
-`takes_settings` gives a command one option per setting (`pipesim.problem.settings.SETTINGS`)
+`takes_settings` gives a command one option per setting (`pipesim.settings.declarations.SETTINGS`)
 plus --config, parses what the user gave on top of the file, and calls the command with the
 resulting `Settings`: a command cannot forget a setting, and a new setting needs no edit here.
 """
@@ -20,7 +20,7 @@ import typer
 
 from pipesim.cli.app import warn
 from pipesim.errors import ConfigError
-from pipesim.problem.settings import (
+from pipesim.settings.declarations import (
     BY_NAME,
     SETTINGS,
     Setting,

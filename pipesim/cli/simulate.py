@@ -40,7 +40,7 @@ from pipesim.cli.output_files import (
     write_files,
 )
 from pipesim.errors import ConfigError, OutOfMemoryError, ScheduleStalled
-from pipesim.problem.settings import DEFAULT_POLICY, Settings
+from pipesim.settings.declarations import DEFAULT_POLICY, Settings
 
 if TYPE_CHECKING:
     from pipesim.analysis.report import Report
@@ -304,8 +304,8 @@ def _views(
     """What the terminal shows for a run (and what --svg / --html save)."""
     from pipesim.render import GanttChart, SummaryTable
     from pipesim.render.explanation import explanation_lines
-    from pipesim.render.flags import as_flags
     from pipesim.render.memory_table import MemoryTable
+    from pipesim.settings.written import as_flags
 
     pipeline = report.trace.problem.pipeline
     title = Text.assemble(

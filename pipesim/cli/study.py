@@ -33,9 +33,8 @@ from pipesim.cli.options import (
 )
 from pipesim.cli.output_files import check_outputs, print_json, write_bytes, write_files
 from pipesim.errors import ConfigError, PipesimError
-from pipesim.problem.settings import DEFAULT_POLICY, RECOMPUTE_KIND, Settings
-from pipesim.problem.transformer import RECOMPUTE
-from pipesim.problem.values import COUNT, ValueKind
+from pipesim.settings.declarations import DEFAULT_POLICY, RECOMPUTE_KIND, Settings
+from pipesim.settings.values import COUNT, RECOMPUTE, ValueKind
 
 if TYPE_CHECKING:
     from pipesim.problem.pipeline import Pipeline
@@ -98,8 +97,8 @@ def compare(
         if all(study.error is not None for study in studies):
             raise ConfigError(f"no policy can run this configuration: {studies[0].error}")
         if plot is not None:
-            from pipesim.render.flags import as_flags
             from pipesim.render.plots import monte_carlo_plot
+            from pipesim.settings.written import as_flags
 
             title = "pipesim compare " + " ".join(as_flags(settings.replace(policy=None)))
             write_bytes(plot, monte_carlo_plot(studies, title, plot))
@@ -208,11 +207,10 @@ def sweep(
 
     Exactly one setting takes a comma list: -p, -m, -v, --overlap-cost, a latency, a size,
     a bandwidth or --devices-per-node."""
-    from pipesim.render.compare_table import settings_record
-    from pipesim.render.flags import as_command
     from pipesim.render.plots import check_plot_path, sweep_plot
     from pipesim.render.progress import DeferredProgress
     from pipesim.render.sweep_table import SweepTable, sweep_records, write_sweep_csv
+    from pipesim.settings.written import as_command, settings_record
     from pipesim.studies.executor import default_workers
     from pipesim.studies.sweep import sweep_setting
 
@@ -288,11 +286,11 @@ def policies(
 @app.command()
 def presets() -> None:
     """List the model and GPU presets that --model and --gpu accept."""
-    from pipesim.problem.hardware import Gpu, Model, preset_tables
+    from pipesim.settings.hardware import Gpu, Model, preset_tables
 
     console = Console()
-    from pipesim.problem.hardware import load_model
     from pipesim.problem.transformer import model_parameters
+    from pipesim.settings.hardware import load_model
 
     models = Table("model", "params", "layers", "hidden", "heads", "kv", "experts", "s", box=None)
     for name in preset_tables(Model):
@@ -320,7 +318,7 @@ def presets() -> None:
     console.print(
         Text(
             "params: all (per token), without MTP modules; sources: "
-            "pipesim/problem/presets/*.toml; --model also takes a Hugging Face config.json, "
+            "pipesim/settings/presets/*.toml; --model also takes a Hugging Face config.json, "
             "and --model and --gpu a .toml file"
         )
     )
@@ -402,11 +400,11 @@ def plan(
     each with the even layer split and the one balanced by simulated stage times.
     Configurations whose static memory alone exceeds the limit are pruned.
     Needs --model, --gpu and --global-batch-size."""
-    from pipesim.render.flags import as_command
     from pipesim.render.plan_table import PlanReport, plan_records, write_plan_csv
     from pipesim.render.plots import check_plot_path, plan_plot
     from pipesim.render.progress import DeferredProgress
     from pipesim.schedules.registry import get_policy, registered_policies
+    from pipesim.settings.written import as_command
     from pipesim.studies.executor import default_workers
     from pipesim.studies.plan import PlanSpace, plan_configurations
 

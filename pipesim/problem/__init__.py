@@ -1,2 +1,2 @@
-"""What is simulated: ops and their dependency rules, the pipeline, costs, links, and the
-settings a user gives that become them. Plain, validated, immutable data."""
+"""What is simulated: ops and their dependency rules, the pipeline, costs, links, the model's
+figures, and how settings become them (`build`). Plain, validated, immutable data."""

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipesim.problem.hardware import Model
 from pipesim.problem.transformer import Shape, shared_ffn
+from pipesim.settings.hardware import Model
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,13 @@ links and memory come from `workload`; a figure the user gives explicitly always
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Protocol
 
-from pipesim.errors import ConfigError, PolicyError
+from pipesim.errors import ConfigError, CostShapeError, PolicyError
 from pipesim.problem.capacity import check_ops
-from pipesim.problem.costs import StageCosts, stage_costs
+from pipesim.problem.costs import StageCosts
 from pipesim.problem.expert_parallel import (
     check_expert_parallel,
     expert_parallel,
@@ -22,11 +24,11 @@ from pipesim.problem.layout import even_layers, layers_from_counts, layers_from_
 from pipesim.problem.memory import StageMemory
 from pipesim.problem.network import Link, Network
 from pipesim.problem.pipeline import Pipeline, Problem
-from pipesim.problem.settings import Settings, check_settings
 from pipesim.problem.transformer import Shape
-from pipesim.problem.values import Reserve
 from pipesim.problem.variability import Variability
 from pipesim.problem.workload import Workload, derive
+from pipesim.settings.declarations import Settings, check_settings
+from pipesim.settings.values import Reserve
 
 DEFAULT_MFU = 0.5
 
@@ -262,6 +264,35 @@ def _costs(settings: Settings, pipeline: Pipeline, workload: Workload | None) ->
                 "the weight gradient is part of the backward"
             )
     return StageCosts(forward, backward, weight, settings.overlap_cost)
+
+
+def _check_cost(name: str, value: float) -> float:
+    """Reject what cannot be a duration: negative, NaN or infinite values."""
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def stage_costs(name: str, values: Sequence[float], pipeline: Pipeline) -> tuple[float, ...]:
+    """Per-stage costs from what a user gave: one value for every device, one per device (split
+    evenly over the chunks a device holds), or one per stage when devices hold several chunks.
+    With several lines (DualPipe), one per stage of a line: the model's stages."""
+    for value in values:
+        _check_cost(name, value)
+    p, stages = pipeline.devices, pipeline.num_stages
+    if pipeline.lines > 1 and len(values) == pipeline.line_length:
+        # one per stage of a line (the model's stages), every line running the same model
+        return tuple(values[pipeline.model_stage(stage)] for stage in range(stages))
+    if len(values) == 1:
+        return tuple(values[0] / pipeline.stages_on(device) for device in pipeline.placement)
+    if len(values) == p:
+        return tuple(values[device] / pipeline.stages_on(device) for device in pipeline.placement)
+    if len(values) == stages:
+        return tuple(values)
+    expected = f"1 or {p} (one per device)"
+    if stages != p:
+        expected += f" or {stages} (one per stage)"
+    raise CostShapeError(f"{name} has {len(values)} values; expected {expected}")
 
 
 DEFAULT_RESERVE = Reserve(0.05, share=True)

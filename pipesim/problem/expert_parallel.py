@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipesim.errors import ConfigError
-from pipesim.problem.hardware import Gpu, Model
 from pipesim.problem.transformer import Shape
+from pipesim.settings.hardware import Gpu, Model
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipesim.problem.hardware import Model
-
-RECOMPUTE = ("none", "selective", "full")
-ATTENTION = ("flash", "eager")
+from pipesim.settings.hardware import Model
 
 
 @dataclass(frozen=True)

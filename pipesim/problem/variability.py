@@ -18,15 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pipesim.problem.ops import op_key
-
-
-@dataclass(frozen=True)
-class Straggler:
-    """A slow device: its ops take `factor` times as long, each with `probability`."""
-
-    device: int
-    factor: float
-    probability: float = 1.0
+from pipesim.settings.values import Straggler
 
 
 def makes_draws(

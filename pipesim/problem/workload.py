@@ -24,7 +24,6 @@ from pipesim.problem.activations import (
     output_activation_bytes,
 )
 from pipesim.problem.expert_parallel import ExpertParallel
-from pipesim.problem.hardware import Gpu, Model
 from pipesim.problem.transformer import (
     Shape,
     embedding_parameters,
@@ -36,6 +35,7 @@ from pipesim.problem.transformer import (
     output_flops,
     routed_expert_parameters,
 )
+from pipesim.settings.hardware import Gpu, Model
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
@@ -10,11 +10,11 @@ from rich.table import Table
 from rich.text import Text
 
 from pipesim.analysis.summary import Summary
-from pipesim.problem.settings import SETTINGS, Setting, Settings
-from pipesim.render.flags import setting_text
 from pipesim.render.json_report import network_record
 from pipesim.render.numbers import num, peak
 from pipesim.render.style import activations, gigabytes, ms, percent
+from pipesim.settings.declarations import Settings
+from pipesim.settings.written import settings_record
 from pipesim.studies.compare import Comparison, speedup_over, verdict
 
 
@@ -193,21 +193,3 @@ def comparison_record(rows: Sequence[Comparison], settings: Settings) -> dict[st
             "fastest_that_fits": name(result.fastest_that_fits),
         },
     }
-
-
-def settings_record(settings: Settings, leave_out: Collection[str] = ("policy",)) -> dict[str, Any]:
-    """The settings given (every one that is set), as JSON."""
-    return {
-        setting.name: _setting_value(setting, getattr(settings, setting.name))
-        for setting in SETTINGS
-        if getattr(settings, setting.name) is not None and setting.name not in leave_out
-    }
-
-
-def _setting_value(setting: Setting, value: object) -> object:
-    """A setting as JSON: numbers and switches as themselves, the rest as its flag writes it."""
-    if isinstance(value, bool | int):
-        return value
-    if isinstance(value, float):
-        return num(value)
-    return setting_text(setting, value)

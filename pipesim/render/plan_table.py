@@ -12,11 +12,11 @@ from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from pipesim.problem.settings import Settings
-from pipesim.render.flags import as_command
 from pipesim.render.numbers import num
 from pipesim.render.style import figures_table, gigabytes, ms, percent
 from pipesim.schedules.registry import get_policy
+from pipesim.settings.declarations import Settings
+from pipesim.settings.written import as_command
 from pipesim.studies.plan import PlanRow, pareto, ranked
 
 _COORDINATES = ("policy", "stages", "chunks", "micro_batch_size", "recompute", "layout")

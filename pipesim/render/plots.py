@@ -12,9 +12,9 @@ from typing import Any
 from pipesim.analysis.report import Report
 from pipesim.errors import ConfigError
 from pipesim.problem.ops import Kind
-from pipesim.problem.settings import Settings
-from pipesim.render.flags import as_flags
 from pipesim.render.sweep_table import value_text
+from pipesim.settings.declarations import Settings
+from pipesim.settings.written import as_flags
 from pipesim.studies.monte_carlo import MonteCarlo
 from pipesim.studies.plan import PlanRow, pareto
 from pipesim.studies.sweep import SweepRow

@@ -10,11 +10,11 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from pipesim.problem.settings import BY_NAME
-from pipesim.problem.values import MEMORY, RATE, SIZE
-from pipesim.render.flags import setting_text
 from pipesim.render.numbers import num, peak
 from pipesim.render.style import activations, ms, percent
+from pipesim.settings.declarations import BY_NAME
+from pipesim.settings.values import MEMORY, RATE, SIZE
+from pipesim.settings.written import setting_text
 from pipesim.studies.sweep import SweepRow
 
 _BAR = 20

@@ -22,7 +22,7 @@ from typing import TextIO
 from pipesim.errors import ConfigError
 from pipesim.problem.capacity import check_ops
 from pipesim.problem.ops import Fused, Kind, Op, Step, on_line, step_ops
-from pipesim.problem.text_input import SCHEDULE_LIMIT, read_text
+from pipesim.settings.text_input import SCHEDULE_LIMIT, read_text
 
 # ASCII digits, at most nine: stage 10^9 is no schedule, and `int` must not see 5,000 digits.
 _COMPUTE = re.compile(r"([0-9]{1,9})(F|I|B|W)([0-9]{1,9})", re.ASCII)

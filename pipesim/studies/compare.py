@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from pipesim.analysis.report import Figures
 from pipesim.errors import ConfigError, PipesimError
-from pipesim.problem.settings import Settings
 from pipesim.schedules.base import Policy
 from pipesim.schedules.registry import get_policy, registered_policies
+from pipesim.settings.declarations import Settings
 from pipesim.studies.executor import run_all
 from pipesim.studies.step import StepJob, raise_fatal, step_figures
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pipesim.analysis.report import Report
 from pipesim.analysis.summary import Summary
 from pipesim.errors import PipesimError
-from pipesim.problem.settings import Settings
 from pipesim.schedules.from_file import FileSchedule
+from pipesim.settings.declarations import Settings
 from pipesim.studies.compare import Comparison, compare_policies
 from pipesim.studies.step import simulate_step
 

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pipesim.errors import ConfigError
-from pipesim.problem.settings import Settings
 from pipesim.problem.variability import run_seed
 from pipesim.schedules.registry import get_policy
+from pipesim.settings.declarations import Settings
 from pipesim.studies.executor import run_all
 from pipesim.studies.step import StepJob, raise_fatal, step_figures
 

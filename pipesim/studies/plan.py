@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pipesim.errors import ConfigError, PipesimError
 from pipesim.problem.build import build_problem, build_workload
 from pipesim.problem.layout import even_layers
-from pipesim.problem.settings import Settings
 from pipesim.schedules.registry import get_policy
+from pipesim.settings.declarations import Settings
 from pipesim.studies.executor import run_all
 from pipesim.studies.step import simulate_step
 

@@ -18,9 +18,9 @@ from pipesim.errors import (
     ScheduleStalled,
 )
 from pipesim.problem.build import build_problem
-from pipesim.problem.settings import DEFAULT_POLICY, Settings
 from pipesim.schedules.base import Policy
 from pipesim.schedules.registry import get_policy
+from pipesim.settings.declarations import DEFAULT_POLICY, Settings
 
 
 def simulate_step(

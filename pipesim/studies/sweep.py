@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from pipesim.analysis.report import Figures
 from pipesim.errors import ConfigError
-from pipesim.problem.settings import SETTINGS, Settings
 from pipesim.schedules.registry import get_policy
+from pipesim.settings.declarations import SETTINGS, Settings
 from pipesim.studies.compare import refuse_unused_chunks
 from pipesim.studies.executor import run_all
 from pipesim.studies.step import StepJob, raise_fatal, step_figures

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from pipesim.errors import ConfigError
-from pipesim.problem.hf_config import model_fields, parse_config_json
-from pipesim.problem.text_input import CONFIG_LIMIT, read_text
-from pipesim.problem.units import parse_rate, parse_size
+from pipesim.settings.hf_config import model_fields, parse_config_json
+from pipesim.settings.text_input import CONFIG_LIMIT, read_text
+from pipesim.settings.units import parse_rate, parse_size
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ _PRESETS = {Model: "models.toml", Gpu: "gpus.toml"}
 
 def preset_tables(kind: type[Model] | type[Gpu]) -> dict[str, dict[str, Any]]:
     """Every preset of `kind`, by name, as its TOML table."""
-    text = resources.files("pipesim.problem").joinpath("presets", _PRESETS[kind]).read_text()
+    text = resources.files("pipesim.settings").joinpath("presets", _PRESETS[kind]).read_text()
     return tomllib.loads(text)
 
 

@@ -1,14 +1,15 @@
-"""Settings written back as the `pipesim run` flags that reproduce them, from the same
-declarations the flags were made from."""
+"""Settings written back: as the `pipesim run` flags that reproduce them, and as the JSON
+record every output carries, from the same declarations the flags were made from."""
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Collection
+from typing import Any
 
-from pipesim.problem.hardware import Gpu, Model, preset_tables
-from pipesim.problem.settings import SETTINGS, Setting, Settings
-from pipesim.problem.values import MEMORY
-from pipesim.problem.variability import Straggler
+from pipesim.settings.declarations import SETTINGS, Setting, Settings
+from pipesim.settings.hardware import Gpu, Model, preset_tables
+from pipesim.settings.values import MEMORY, Straggler
 
 
 def as_flags(settings: Settings) -> list[str]:
@@ -69,3 +70,16 @@ def _number(value: object) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     return repr(value) if isinstance(value, float) else str(value)
+
+
+def settings_record(settings: Settings, leave_out: Collection[str] = ("policy",)) -> dict[str, Any]:
+    """The settings given (every one that is set), as JSON: numbers and switches as
+    themselves, the rest as its flag writes it, so `--config` of the same keys reproduces it."""
+    record: dict[str, Any] = {}
+    for setting in SETTINGS:
+        value = getattr(settings, setting.name)
+        if value is None or setting.name in leave_out:
+            continue
+        plain = isinstance(value, bool | int | float)
+        record[setting.name] = value if plain else setting_text(setting, value)
+    return record

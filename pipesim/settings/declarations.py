@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from pipesim.errors import ConfigError
-from pipesim.problem.hardware import Gpu, Model
-from pipesim.problem.text_input import CONFIG_LIMIT, read_text
-from pipesim.problem.transformer import ATTENTION, RECOMPUTE
-from pipesim.problem.values import (
+from pipesim.settings.hardware import Gpu, Model
+from pipesim.settings.text_input import CONFIG_LIMIT, read_text
+from pipesim.settings.values import (
     ACTIVATIONS,
+    ATTENTION,
     COSTS,
     COUNT,
     COUNTS,
@@ -34,6 +34,7 @@ from pipesim.problem.values import (
     MODEL,
     NAME,
     RATE,
+    RECOMPUTE,
     RESERVE,
     SEED,
     SHARE,
@@ -42,10 +43,10 @@ from pipesim.problem.values import (
     STRAGGLERS,
     SWITCH,
     Reserve,
+    Straggler,
     ValueKind,
     choice,
 )
-from pipesim.problem.variability import Straggler
 
 RECOMPUTE_KIND = choice(RECOMPUTE)
 ATTENTION_KIND = choice(ATTENTION)

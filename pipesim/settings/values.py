@@ -15,9 +15,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipesim.errors import ConfigError
-from pipesim.problem.hardware import load_gpu, load_model
-from pipesim.problem.units import parse_rate, parse_size
-from pipesim.problem.variability import Straggler
+from pipesim.settings.hardware import load_gpu, load_model
+from pipesim.settings.units import parse_rate, parse_size
+
+
+@dataclass(frozen=True)
+class Straggler:
+    """A slow device: its ops take `factor` times as long, each with `probability`."""
+
+    device: int
+    factor: float
+    probability: float = 1.0
+
+
+RECOMPUTE = ("none", "selective", "full")
+"""What a layer's backward recomputes: nothing, the attention core, or the whole forward."""
+ATTENTION = ("flash", "eager")
+"""The attention kernel: fused (keeps O(s) per layer) or eager (keeps the s^2 scores)."""
 
 MAX_COUNT = 1_000_000_000
 """The largest p, m, v or devices per node (the ops cap refuses most products long before)."""
