@@ -59,3 +59,19 @@ def need(module: str) -> Any:
     if os.environ.get("CI"):
         return importlib.import_module(module)
     return pytest.importorskip(module)
+
+
+def result_json(text: str, command: str | None = None) -> Any:
+    """The result of a command's JSON output, once its envelope is checked against the
+    schema every output follows."""
+    import json
+
+    import jsonschema
+
+    from pipesim.render.envelope import schema
+
+    document = json.loads(text)
+    jsonschema.validate(document, schema())
+    if command is not None:
+        assert document["command"] == command
+    return document["result"]

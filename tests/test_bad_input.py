@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from pipesim.cli import app
+from tests.conftest import result_json
 
 runner = CliRunner()
 POLICIES = Path(__file__).parent / "policies"
@@ -139,7 +140,7 @@ def test_a_misbehaving_policy_is_one_line(
     result = runner.invoke(app, [*args, "-p", "2"])
     if command == "sweep" and result.exit_code == 0:
         # sweep reports a policy that cannot run a point in that point's row
-        assert all(words in row["error"] for row in json.loads(result.stdout)["rows"])
+        assert all(words in row["error"] for row in result_json(result.stdout)["rows"])
         return
     _one_line(result, 2, words)
     assert not (tmp_path / "x.csv").exists()
@@ -243,7 +244,7 @@ def test_a_config_that_loads_code_says_so_and_finds_it_beside_itself(tmp_path: P
         f"pipesim: note: {folder / 'run.toml'} runs code: "
         f"policy = '{folder / 'mine.py'}:Eager1F1B'\n"
     )
-    assert json.loads(result.stdout)["policy"] == "eager-1f1b"
+    assert result_json(result.stdout)["policy"] == "eager-1f1b"
 
 
 def test_json_is_byte_identical_across_processes_and_hash_seeds() -> None:

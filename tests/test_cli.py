@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from pipesim import registered_policies
 from pipesim.cli import app
 from pipesim.render import write_json
-from tests.conftest import simulate_settings
+from tests.conftest import result_json, simulate_settings
 
 runner = CliRunner()
 
@@ -39,7 +39,7 @@ def test_run_textbook_gpipe_json() -> None:
         ["run", "--policy", "gpipe", "-p", "4", "-m", "8", "--backward", "1", "--format", "json"],
     )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = result_json(result.output)
     assert data["policy"] == "gpipe"
     assert (data["stages"], data["microbatches"], data["makespan"]) == (4, 8, 22.0)
     assert data["bubble_fraction"] == pytest.approx(3 / 11)
@@ -81,7 +81,7 @@ def test_flags_override_config_file(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('policy = "gpipe"\nstages = 2\nmicrobatches = 3\nforward = [1, 2]\n')
     result = runner.invoke(app, ["run", "--config", str(config), "-m", "5", "-f", "json"])
-    data = json.loads(result.output)
+    data = result_json(result.output)
     assert (data["policy"], data["stages"], data["microbatches"]) == ("gpipe", 2, 5)
     assert data["costs"]["forward"] == [1.0, 2.0]
 
@@ -167,9 +167,11 @@ def test_compare_json_rows_and_constraint_rows() -> None:
         app, ["compare", "-p", "4", "-m", "6", "--policies", "gpipe,1f1b,dualpipe-v", "-f", "json"]
     )
     assert result.exit_code == 0, result.output
-    record = json.loads(result.output)
-    # What was simulated travels with the rows: the settings given and the links used.
-    assert record["settings"] == {
+    record = result_json(result.output, "compare")
+    # What was simulated travels with the rows: the settings given (in the envelope every
+    # output shares) and the links used.
+    assert json.loads(result.output)["options"]["policies"] == ["gpipe", "1f1b", "dualpipe-v"]
+    assert json.loads(result.output)["settings"] == {
         "stages": 4,
         "microbatches": 6,
         "overlap_cost": 1,
@@ -196,7 +198,7 @@ def test_run_split_backward_json_has_w_ops_span_and_chunks() -> None:
         ["run", "--policy", "ZBVZeroBubble", "-p", "2", "-m", "4", "--weight", "0.5", "-f", "json"],
     )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = result_json(result.output)
     assert data["policy"] == "zb-v" and data["chunks"] == 2 and data["split_backward"] is True
     kinds = [row["kind"] for row in data["timeline"]]
     assert kinds.count("W") == kinds.count("B") == kinds.count("F") == 2 * 2 * 4
@@ -250,7 +252,7 @@ def test_run_with_links_and_nodes_json_has_transfers_and_links() -> None:
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = result_json(result.output)
     assert data["network"]["blocking"] is True
     assert data["network"]["inter_node"]["bandwidth"] == 10e9
     assert len(data["transfers"]) == 2 * 3 * 4  # each microbatch crosses 3 links each way
@@ -341,8 +343,8 @@ def test_overlap_cost_times_dualpipe_v_pairs_and_is_refused_when_meaningless() -
         app, [*base, "--forward", "2", "--backward", "4", "--overlap-cost", "0.7", "-f", "json"]
     )
     assert back_to_back.exit_code == overlapped.exit_code == 0
-    assert json.loads(back_to_back.stdout)["makespan"] == 66
-    assert json.loads(overlapped.stdout)["makespan"] < 66
+    assert result_json(back_to_back.stdout)["makespan"] == 66
+    assert result_json(overlapped.stdout)["makespan"] < 66
     ignored = runner.invoke(app, ["run", "-p", "4", "--overlap-cost", "0.7"])
     assert ignored.exit_code == 0
     assert "changes nothing" in ignored.stderr

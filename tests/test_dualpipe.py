@@ -3,7 +3,6 @@ each end, and the DualPipe README's bubble and memory row."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from typer.testing import CliRunner
 
 from pipesim import Report, Settings, check_trace, simulate_step
 from pipesim.cli import app
+from tests.conftest import result_json
 
 runner = CliRunner()
 
@@ -74,8 +74,8 @@ def test_two_copies_of_the_parameters() -> None:
     args = ["-p", "4", "-m", "8", "--static-memory", "10GB", "--activation-memory", "1GB",
             "-f", "json"]  # fmt: skip
 
-    one_f = json.loads(runner.invoke(app, ["run", "--policy", "1f1b", *args]).stdout)
-    dual = json.loads(runner.invoke(app, ["run", "--policy", "dualpipe", *args]).stdout)
+    one_f = result_json(runner.invoke(app, ["run", "--policy", "1f1b", *args]).stdout)
+    dual = result_json(runner.invoke(app, ["run", "--policy", "dualpipe", *args]).stdout)
     assert {d["static_memory_bytes"] for d in one_f["devices"]} == {10e9}
     assert {d["static_memory_bytes"] for d in dual["devices"]} == {20e9}
     assert {d["peak_memory_bytes"] for d in dual["devices"]} == {20e9 + 5e9}  # p+1 of 1 GB
@@ -104,4 +104,4 @@ def test_its_csv_replays_and_validates(tmp_path: Path) -> None:
     assert valid.exit_code == 0, valid.stderr
     assert "bidirectional" in valid.stdout
     replay = runner.invoke(app, ["run", "--schedule", str(path), "-f", "json"])
-    assert json.loads(replay.stdout)["makespan"] == _dualpipe(4, 8, 1, 2, 1).summary.makespan
+    assert result_json(replay.stdout)["makespan"] == _dualpipe(4, 8, 1, 2, 1).summary.makespan

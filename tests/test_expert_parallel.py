@@ -19,6 +19,7 @@ from pipesim.schedules.registry import get_policy
 from pipesim.settings.declarations import Settings
 from pipesim.settings.hardware import load_gpu, load_model
 from pipesim.simulator import simulate
+from tests.conftest import result_json
 
 runner = CliRunner()
 
@@ -167,7 +168,7 @@ def test_the_cli_shows_experts_sharded_and_all_to_alls_in_the_trace(tmp_path: Pa
     # 58 MoE layers and the MTP module, 2 all-to-alls each in F and B, for 8 microbatches.
     assert len(slices) == (58 + 1) * 4 * 8
     result = runner.invoke(app, [*args, "--format", "json"])
-    data = json.loads(result.stdout)
+    data = result_json(result.stdout)
     assert data["model"]["expert_parallel"] == 8
     assert data["all_to_all"]["crosses_nodes"] is True
     assert [stage["all_to_alls"]["forward"] for stage in data["stage_work"]] == [

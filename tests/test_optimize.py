@@ -3,7 +3,6 @@ memory limit, and replayed through the simulator and a CSV to the same makespan.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from pipesim.cli import app
 pytest.importorskip("highspy")
 
 from pipesim.studies.optimize import find_optimum
+from tests.conftest import result_json
 
 runner = CliRunner()
 
@@ -36,15 +36,15 @@ def test_the_cli_proves_it_and_its_csv_replays_to_the_same_makespan(tmp_path: Pa
     assert result.exit_code == 0, result.stderr
     assert "optimal (proven): makespan 27 ms" in result.stdout
     replay = runner.invoke(app, ["run", "--schedule", str(schedule), "-f", "json"])
-    assert json.loads(replay.stdout)["makespan"] == 27.0
+    assert result_json(replay.stdout)["makespan"] == 27.0
 
 
 def test_memory_trades_against_bubble_as_the_zero_bubble_paper_says() -> None:
     # With 0.5 ms messages the optimum needs 7 activations (ZB-H2's 28.5 ms); held to 1F1B's
     # 4 it is ZB-H1's 33 ms, and both are proven.
     args = ["optimize", "-p", "4", "-m", "8", "--comm-latency", "0.5", "-f", "json"]
-    free = json.loads(runner.invoke(app, args).stdout)
-    held = json.loads(runner.invoke(app, [*args, "--activation-limit", "4"]).stdout)
+    free = result_json(runner.invoke(app, args).stdout)
+    held = result_json(runner.invoke(app, [*args, "--activation-limit", "4"]).stdout)
     assert free["proven"] and free["makespan"] == 28.5
     assert held["proven"] and held["makespan"] == 33.0
     assert sum(len(order) for order in held["orders"]) == 96  # every op of the step, once
@@ -57,17 +57,17 @@ def test_a_limit_counts_only_what_w_needs_after_b(tmp_path: Path) -> None:
     # bound, proven), an order that would hold 7 if counted whole.
     args = ["optimize", "-p", "4", "-m", "8", "--forward", "1", "--backward", "2"]
     args += ["--weight", "1.5", "--comm-latency", "1", "--activation-limit", "5", "-f", "json"]
-    whole = json.loads(runner.invoke(app, args).stdout)
+    whole = result_json(runner.invoke(app, args).stdout)
     schedule = tmp_path / "quarter.csv"
     result = runner.invoke(app, [*args, "--weight-memory", "0.25", "-o", str(schedule)])
-    quarter = json.loads(result.stdout)
+    quarter = result_json(result.stdout)
     assert whole["proven"] and whole["makespan"] == 33.0
     assert quarter["proven"] and quarter["makespan"] == 31.0
     replay = ["run", "--schedule", str(schedule), "--forward", "1", "--backward", "2"]
     replay += ["--weight", "1.5", "--comm-latency", "1", "-f", "json"]
-    counted = json.loads(runner.invoke(app, [*replay, "--weight-memory", "0.25"]).stdout)
+    counted = result_json(runner.invoke(app, [*replay, "--weight-memory", "0.25"]).stdout)
     assert counted["peak_activations"] == 5
-    assert json.loads(runner.invoke(app, replay).stdout)["peak_activations"] == 7
+    assert result_json(runner.invoke(app, replay).stdout)["peak_activations"] == 7
 
 
 @settings(max_examples=8, deadline=None, derandomize=True)
@@ -109,7 +109,7 @@ def test_compare_states_the_bound_no_schedule_can_beat() -> None:
     # DualPipe's two copies: device 1 waits 1 ms (stage 1 down, stage 6 two stages up the
     # other line) and works 4 x 3 on each of its two stages.
     result = runner.invoke(app, ["compare", "-p", "4", "-m", "8", "-f", "json"])
-    record = json.loads(result.stdout)
+    record = result_json(result.stdout)
     assert record["lower_bounds"] == {
         "one stage per device": 27,
         "2 looped stages per device": 25.5,

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from pipesim.cli import app
 from pipesim.problem.ops import message_target
-from tests.conftest import simulate_settings
+from tests.conftest import result_json, simulate_settings
 
 runner = CliRunner()
 
@@ -155,9 +155,11 @@ def test_sweep_rows_match_the_closed_form_for_1f1b() -> None:
     )
     assert result.exit_code == 0, result.output
     assert result.stderr == ""  # no progress bar around machine output
-    record = json.loads(result.output)
-    assert record["setting"] == "microbatches"
-    assert record["settings"] == {"stages": 4, "overlap_cost": 1, "blocking_comm": False}
+    record = result_json(result.output, "sweep")
+    envelope = json.loads(result.output)
+    assert envelope["options"]["setting"] == "microbatches"
+    assert envelope["options"]["values"] == values
+    assert envelope["settings"] == {"stages": 4, "overlap_cost": 1, "blocking_comm": False}
     rows = record["rows"]
     assert [row["microbatches"] for row in rows] == values
     for row in rows:
@@ -216,7 +218,7 @@ def test_sweep_reports_constraint_rows() -> None:
     result = runner.invoke(
         app, ["sweep", "--policy", "dualpipe-v", "-p", "4", "-m", "4,8", "-f", "json"]
     )
-    rows = json.loads(result.output)["rows"]
+    rows = result_json(result.output)["rows"]
     assert rows[0]["error"] == "dualpipe-v needs m >= 2p microbatches (m=4, p=4)"
     assert rows[1]["error"] is None
 
@@ -240,7 +242,7 @@ def test_explain_in_json_gives_its_sentences_and_figures() -> None:
         app, ["run", "-p", "4", "-m", "8", "--comm-latency", "0.5", "--explain", "-f", "json"]
     )
     assert result.exit_code == 0, result.output
-    explanation = json.loads(result.stdout)["explanation"]
+    explanation = result_json(result.stdout)["explanation"]
     assert explanation["sentences"][0].startswith("Where: the devices are idle")
     doubled = simulate_settings(stages=4, microbatches=16, comm_latency=0.5).summary
     assert explanation["doubled_microbatches"]["microbatches"] == 16
@@ -258,7 +260,7 @@ def test_explain_in_json_with_runs_gives_what_each_source_adds() -> None:
         ["run", "-p", "4", "-m", "8", "--runs", "20", "--jitter", "0.1", "--explain", "-f", "json"],
     )
     assert result.exit_code == 0, result.output
-    explanation = json.loads(result.stdout)["explanation"]
+    explanation = result_json(result.stdout)["explanation"]
     assert explanation["sentences"][0].startswith("Variability: the p95 step time")
     assert explanation["deterministic_makespan"] == 33.0  # 1F1B p=4 m=8: (m+p-1)(F+B)
     assert explanation["p95_makespan"] > 33.0
@@ -381,7 +383,7 @@ def test_total_costs_keep_the_model_fixed_while_p_changes() -> None:
         ["sweep", "-p", "2,4,8", "--total-forward", "8", "--total-backward", "16", "-m", "16",
          "-f", "json"],
     )  # fmt: skip
-    assert [row["makespan"] for row in json.loads(result.stdout)["rows"]] == [204, 114, 69]
+    assert [row["makespan"] for row in result_json(result.stdout)["rows"]] == [204, 114, 69]
     both = runner.invoke(app, ["run", "--total-forward", "8", "--forward", "1"])
     assert both.exit_code == 2 and "total_forward replaces --forward" in both.stderr
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from pipesim.cli import app
 from pipesim.problem.transformer import model_parameters
 from pipesim.settings.hardware import Model, load_model
-from tests.conftest import need
+from tests.conftest import need, result_json
 
 runner = CliRunner()
 
@@ -116,7 +116,7 @@ def test_a_config_json_runs_from_the_command_line(tmp_path: Path) -> None:
     args = ["run", "--model", str(folder / "config.json"), "--gpu", "h100", "-p", "4", "-m", "8"]
     result = runner.invoke(app, [*args, "--seq-length", "8192", "-f", "json"])
     assert result.exit_code == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = result_json(result.stdout)
     assert data["model"]["name"] == "Meta-Llama-3.1-8B"
     assert data["model"]["parameters"] == 8_030_261_248
     assert data["model"]["seq_length"] == 8192
@@ -139,7 +139,7 @@ def test_plans_command_for_a_config_json_runs_from_anywhere(
     args += ["--global-batch-size", "4"]
     result = runner.invoke(app, [*args, "--policies", "1f1b", "-f", "json"])
     assert result.exit_code == 0, result.stderr
-    best = json.loads(result.stdout)[0]
+    best = result_json(result.stdout)[0]
     command = shlex.split(best["command"])
     assert str(folder / "config.json") in command
     elsewhere = tmp_path / "elsewhere"
@@ -147,7 +147,7 @@ def test_plans_command_for_a_config_json_runs_from_anywhere(
     monkeypatch.chdir(elsewhere)
     replay = runner.invoke(app, [*command[1:], "-f", "json"])
     assert replay.exit_code == 0, replay.stderr
-    assert json.loads(replay.stdout)["makespan"] == best["step_ms"]
+    assert result_json(replay.stdout)["makespan"] == best["step_ms"]
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from pipesim.render.plan_table import plan_settings
 from pipesim.settings.hardware import load_gpu, load_model
 from pipesim.settings.written import as_flags
 from pipesim.studies.plan import PlanRow, PlanSpace, plan_configurations, ranked
+from tests.conftest import result_json
 
 runner = CliRunner()
 TINY = {
@@ -106,16 +107,16 @@ def test_the_cli_prints_a_ranked_plan_whose_best_flags_replay(tmp_path: Path) ->
     args = [str(tmp_path / "tiny.toml") if arg == "tiny.toml" else arg for arg in args]
     replay = runner.invoke(app, [*args, "-f", "json"])
     assert replay.exit_code == 0, replay.stderr
-    records = json.loads(
+    records = result_json(
         runner.invoke(app, [*_cli(tmp_path, "--policies", "1f1b,zb-h1"), "-f", "json"]).stdout
     )
     best = min((r for r in records if r["fits"]), key=lambda r: r["step_ms"])
-    assert json.loads(replay.stdout)["makespan"] == best["step_ms"]
+    assert result_json(replay.stdout)["makespan"] == best["step_ms"]
     # Every record carries the command that reproduces it.
     for record in [r for r in records if r["step_ms"] is not None][:4]:
         args = shlex.split(record["command"])[1:]
         args = [str(tmp_path / "tiny.toml") if arg == "tiny.toml" else arg for arg in args]
-        again = json.loads(runner.invoke(app, [*args, "-f", "json"]).stdout)
+        again = result_json(runner.invoke(app, [*args, "-f", "json"]).stdout)
         assert again["makespan"] == record["step_ms"]
 
 
@@ -172,7 +173,7 @@ def test_compare_and_sweep_give_the_same_bytes_on_any_number_of_workers(args: li
     one = runner.invoke(app, [*args, "--workers", "1"])
     two = runner.invoke(app, [*args, "--workers", "2"])
     assert one.exit_code == two.exit_code == 0
-    assert one.stdout == two.stdout and json.loads(one.stdout)
+    assert one.stdout == two.stdout and result_json(one.stdout)
 
 
 def test_plot_draws_the_plan_and_refuses_other_files(tmp_path: Path) -> None:
@@ -256,7 +257,7 @@ def test_compare_with_runs_plots_each_policys_step_times(tmp_path: Path) -> None
     assert "1f1b" in svg and "zb-v" in svg and "step time (ms)" in svg
     assert "(20 runs each)" in svg and "--jitter 0.1" in svg
     json_out = runner.invoke(app, [*args[:-2], "--format", "json"])
-    p95 = {r["policy"]: r["makespan"]["p95"] for r in json.loads(json_out.stdout)}
+    p95 = {r["policy"]: r["makespan"]["p95"] for r in result_json(json_out.stdout)}
     assert f"p95 {p95['zb-v']:.4g}" in svg and f"p95 {p95['1f1b']:.4g}" in svg
 
 

@@ -3,7 +3,6 @@ bounded where a closed argument exists, statistically right, and reproducible by
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import statistics
@@ -26,6 +25,7 @@ from pipesim import (
 from pipesim.cli import app
 from pipesim.problem.variability import Variability
 from pipesim.settings.values import Straggler
+from tests.conftest import result_json
 
 runner = CliRunner()
 
@@ -33,7 +33,7 @@ runner = CliRunner()
 def _json(*args: str) -> dict[str, Any]:
     result = runner.invoke(app, [*args, "-f", "json"])
     assert result.exit_code == 0, result.stderr
-    loaded = json.loads(result.stdout)
+    loaded = result_json(result.stdout)
     assert isinstance(loaded, dict)
     return loaded
 
@@ -58,12 +58,12 @@ def test_no_jitter_and_no_straggler_is_the_deterministic_run_exactly() -> None:
             "json",
         ],
     )
-    assert plain.stdout == quiet.stdout
+    assert result_json(plain.stdout) == result_json(quiet.stdout)
     # A straggler of factor 1, or one that is never slow, changes no time either.
     for straggler in ("2:1", "2:3:0"):
         varied = _json("run", "--policy", "zb-v", "-p", "4", "-m", "8", "--straggler", straggler)
-        assert varied["makespan"] == json.loads(plain.stdout)["makespan"]
-        assert varied["timeline"] == json.loads(plain.stdout)["timeline"]
+        assert varied["makespan"] == result_json(plain.stdout)["makespan"]
+        assert varied["timeline"] == result_json(plain.stdout)["timeline"]
 
 
 def test_a_straggler_stretches_the_step_at_least_to_its_own_work() -> None:
@@ -136,7 +136,7 @@ def test_monte_carlo_is_reproducible_and_does_not_depend_on_the_workers() -> Non
     one = runner.invoke(app, [*args, "--runs", "20", "--workers", "1", "-f", "json"])
     two = runner.invoke(app, [*args, "--runs", "20", "--workers", "2", "-f", "json"])
     assert one.exit_code == two.exit_code == 0 and one.stdout == two.stdout
-    data = json.loads(one.stdout)
+    data = result_json(one.stdout)
     makespans = data["makespans"]
     assert len(makespans) == 20 and len(set(makespans)) > 1
     assert data["makespan"]["max"] == max(makespans)
@@ -155,7 +155,7 @@ def test_compare_runs_names_the_robust_policy() -> None:
     assert result.exit_code == 0, result.stderr
     text = " ".join(result.stdout.split())
     assert "ranked by mean" in text and ("robust:" in text or "at p95:" in text)
-    records = json.loads(
+    records = result_json(
         runner.invoke(app, [*args, "--runs", "10", "--policies", "1f1b,gpipe", "-f", "json"]).stdout
     )
     assert [r["policy"] for r in records] == ["1f1b", "gpipe"]
@@ -164,7 +164,7 @@ def test_compare_runs_names_the_robust_policy() -> None:
 
 def test_sweep_varies_the_jitter() -> None:
     result = runner.invoke(app, ["sweep", "--jitter", "0,0.5", "-p", "4", "-m", "8", "-f", "json"])
-    rows = json.loads(result.stdout)["rows"]
+    rows = result_json(result.stdout)["rows"]
     assert [row["value"] for row in rows] == [0, 0.5]
     assert rows[1]["makespan"] != rows[0]["makespan"]
 
@@ -210,7 +210,7 @@ def test_sweep_varies_a_stragglers_factor() -> None:
     result = runner.invoke(
         app, ["sweep", "--straggler", "3:1,3:1.5", "-p", "4", "-m", "8", "-f", "json"]
     )
-    rows = json.loads(result.stdout)["rows"]
+    rows = result_json(result.stdout)["rows"]
     assert [row["value"] for row in rows] == ["3:1", "3:1.5"]
     # Balanced 1F1B, p=4, m=8, F=1, B=2: the slow last device does 8 x 3 x 1.5 = 36 ms.
     assert rows[0]["makespan"] == 33 and rows[1]["makespan"] >= 36

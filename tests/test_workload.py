@@ -34,6 +34,7 @@ from pipesim.problem.transformer import (
 )
 from pipesim.settings.hardware import load_gpu, load_model
 from pipesim.simulator.trace import Trace
+from tests.conftest import result_json
 
 runner = CliRunner()
 GPT3 = load_model("gpt3-175b", "test")
@@ -219,11 +220,11 @@ def test_hand_entered_memory_finds_the_op_that_runs_out() -> None:
     # 7th forward (F6, starting at 6 ms) takes it from 80 to 90. 1F1B keeps 4: 60 GB, fits.
     args = ["--activation-memory", "10GB", "--static-memory", "20GB", "--memory-limit", "80GB"]
     gpipe = runner.invoke(app, ["run", "--policy", "gpipe", *args, "-f", "json"])
-    data = json.loads(gpipe.stdout)
+    data = result_json(gpipe.stdout)
     assert data["oom"][0] == {"device": 0, "time": 6.0, "bytes_over": 20e9, "op": "F6@s0"}
     assert data["devices"][0]["peak_memory_bytes"] == 100e9
     ok = runner.invoke(app, ["run", "--policy", "1f1b", *args, "--fail-on-oom", "-f", "json"])
-    assert ok.exit_code == 0 and json.loads(ok.stdout)["oom"] == []
+    assert ok.exit_code == 0 and result_json(ok.stdout)["oom"] == []
     failed = runner.invoke(app, ["run", "--policy", "gpipe", *args, "--fail-on-oom"])
     assert failed.exit_code == 1
     assert "device 0 needs 20.0 GB more than the limit" in failed.stderr
@@ -234,7 +235,7 @@ def test_llama3_70b_on_h100_from_the_command_line() -> None:
     args = ["run", "--model", "llama3-70b", "--gpu", "h100", "-p", "8", "-m", "32"]
     result = runner.invoke(app, [*args, "--tensor-parallel", "8", "-f", "json"])
     assert result.exit_code == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = result_json(result.stdout)
     peaks = [device["peak_memory_bytes"] for device in data["devices"]]
     assert peaks[0] == max(peaks)  # the first device holds the most microbatches under 1F1B
     assert data["memory_limit_bytes"] == 76e9 and data["memory_reserve_bytes"] == 4e9
@@ -253,7 +254,7 @@ def test_llama3_70b_on_h100_from_the_command_line() -> None:
 def test_global_batch_size_sets_the_microbatches() -> None:
     args = ["run", "--global-batch-size", "64", "--micro-batch-size", "2", "--data-parallel", "4"]
     result = runner.invoke(app, [*args, "-f", "json"])
-    assert json.loads(result.stdout)["microbatches"] == 8
+    assert result_json(result.stdout)["microbatches"] == 8
     bad = runner.invoke(app, ["run", "--global-batch-size", "65", "--data-parallel", "4"])
     assert bad.exit_code == 2
     assert "global batch 65 is not a multiple of micro-batch size 1 x data parallel 4" in bad.stderr
@@ -319,7 +320,7 @@ def test_a_config_takes_model_and_gpu_tables(tmp_path: Path) -> None:
     )
     result = runner.invoke(app, ["run", "--config", str(config), "-f", "json"])
     assert result.exit_code == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = result_json(result.stdout)
     assert data["model"]["name"] == "tiny" and data["gpu"]["name"] == "h200"
     assert data["memory_limit_bytes"] == 141e9 * 0.95  # less the default 5% reserve
     assert data["memory_reserve_bytes"] == 141e9 * 0.05
@@ -342,7 +343,7 @@ def test_compare_says_which_schedule_fits() -> None:
     # on every device (100 GB) and does not fit; 1F1B holds at most 4 (60 GB) and does.
     args = ["compare", "--policies", "gpipe,1f1b", "--activation-memory", "10GB"]
     args += ["--static-memory", "20GB", "--memory-limit", "80GB"]
-    record = json.loads(runner.invoke(app, [*args, "-f", "json"]).stdout)
+    record = result_json(runner.invoke(app, [*args, "-f", "json"]).stdout)
     assert record["verdict"]["fastest_that_fits"] == "1f1b"
     assert record["verdict"]["memory_limit_bytes"] == 80e9
     data = record["rows"]

@@ -3,8 +3,6 @@ never over the limit, never slower than the handmade schedules that fit the same
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,6 +10,7 @@ from typer.testing import CliRunner
 
 from pipesim import Settings, check_trace, simulate_step
 from pipesim.cli import app
+from tests.conftest import result_json
 
 runner = CliRunner()
 
@@ -100,10 +99,10 @@ def test_a_byte_limit_plans_within_the_bytes() -> None:
     # device and runs out; zb-auto fits.
     args = ["--stages", "4", "-m", "12", "--static-memory", "10GB",
             "--activation-memory", "4GB", "--memory-limit", "30GB", "-f", "json"]  # fmt: skip
-    h2 = json.loads(runner.invoke(app, ["run", "--policy", "zb-h2", *args]).stdout)
+    h2 = result_json(runner.invoke(app, ["run", "--policy", "zb-h2", *args]).stdout)
     auto = runner.invoke(app, ["run", "--policy", "zb-auto", *args])
     assert auto.exit_code == 0, auto.stderr
-    record = json.loads(auto.stdout)
+    record = result_json(auto.stdout)
     assert h2["oom"] and not record["oom"]
     peaks = [d["peak_memory_bytes"] for d in record["devices"]]
     assert max(peaks) <= 30e9 and max(peaks) == pytest.approx(30e9)  # it uses what it has

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
 
@@ -44,9 +45,10 @@ from pipesim.settings.declarations import DEFAULT_POLICY, Settings
 
 if TYPE_CHECKING:
     from pipesim.analysis.report import Report
+    from pipesim.problem.pipeline import Pipeline
     from pipesim.render import GanttChart
-    from pipesim.schedules.base import Policy
     from pipesim.studies.explain import Explanation
+    from pipesim.studies.run import RunResult
 
 
 _PROBLEMS_SHOWN = 50
@@ -132,10 +134,8 @@ def run(
 ) -> None:
     """Simulate one training step and show its timeline, bubbles and activation memory."""
     # What a run may need is imported when it needs it: start-up is most of a small run.
-    from pipesim.render import GanttChart, write_json
     from pipesim.render.progress import DeferredProgress
-    from pipesim.schedules.registry import get_policy
-    from pipesim.studies.step import simulate_step
+    from pipesim.studies.run import run_step
 
     _check_picture("--svg", svg, (".svg",))
     _check_picture("--html", html, (".html", ".htm"))
@@ -146,7 +146,6 @@ def run(
         width,
         saved=svg is not None or save_terminal is not None,
     )
-    columns = width or SAVED_WIDTH
     note_unused_randomness(settings, runs)
     note_unused_pool("run", runs, {"--workers": workers, "--dask-scheduler": dask_scheduler})
     if plot is not None:
@@ -154,76 +153,77 @@ def run(
 
         check_plot_path(plot)
     check_outputs(
-        [
-            ("--trace", trace),
-            ("--svg", svg),
-            ("--html", html),
-            ("--save-terminal", save_terminal),
-            ("--plot", plot),
-        ],
+        [("--trace", trace), ("--svg", svg), ("--html", html),
+         ("--save-terminal", save_terminal), ("--plot", plot)],
         inputs=[("--config", config), ("--schedule", schedule), _policy_file(settings.policy)],
-    )
-    chosen: Policy
-    if schedule is not None:
-        if settings.policy is not None:
-            raise ConfigError("give a policy (flag or config) or --schedule, not both")
-        from pipesim.schedules.from_file import FileSchedule
-
-        chosen = FileSchedule.load(schedule, settings.microbatches)
+    )  # fmt: skip
+    text = output_format is OutputFormat.text
+    result = run_step(
+        settings, schedule, runs, explain, workers, dask_scheduler,
+        lambda label: DeferredProgress(label, text),
+    )  # fmt: skip
+    note_free_messages(result.settings, result.report.trace.problem.network)
+    window = (window_from, window_to)
+    views = _run_views(result, window, _devices(devices, result.report.trace.problem.pipeline))
+    _write_run_files(result, views, trace, svg, save_terminal, width or SAVED_WIDTH, html, plot)
+    for note in result.notes:
+        warn(note)
+    if output_format is OutputFormat.json:
+        options = {"schedule": None if schedule is None else str(schedule.resolve()),
+                   "runs": runs, "explain": explain}  # fmt: skip
+        _write_run_json(result, settings, options)
     else:
-        chosen = get_policy(settings.policy or DEFAULT_POLICY)
-    study = None
-    if runs is not None:
-        from pipesim.studies.executor import default_workers
-        from pipesim.studies.monte_carlo import monte_carlo
+        console = Console()
+        for view in views:
+            console.print(view)
+    report = result.report
+    if fail_on_oom and report.summary.oom:
+        worst = max(report.summary.oom, key=lambda oom: oom.bytes_over)
+        raise OutOfMemoryError(
+            f"{len(report.summary.oom)} device(s) out of memory; device {worst.device} needs "
+            f"{worst.bytes_over / 1e9:.1f} GB more than the limit"
+        )
 
-        if schedule is not None:
-            raise ConfigError("--runs simulates a policy (--policy), not a schedule file")
-        with DeferredProgress("runs", output_format is OutputFormat.text) as progress:
-            (study,) = monte_carlo(
-                settings,
-                [settings.policy or DEFAULT_POLICY],
-                runs,
-                workers or default_workers(),
-                dask_scheduler,
-                progress,
-            )
-        settings = settings.replace(seed=study.median.seed)
-    with DeferredProgress("simulating", output_format is OutputFormat.text) as progress:
-        report = simulate_step(settings, chosen, progress)
-    note_free_messages(settings, report.trace.problem.network)
-    chart = GanttChart(
-        report.trace,
-        _window(window_from, window_to, report.trace.makespan),
-        _devices(devices, report.trace.problem.pipeline.devices),
-    )
-    explanation = None
-    if explain:
-        from pipesim.studies.explain import explain_report
 
-        explanation = explain_report(report, settings)
-    views = _views(report, explanation, chart, settings)
-    found = None
-    if study is not None:
+def _run_views(
+    result: RunResult, window: tuple[float | None, float | None], devices: list[int] | None
+) -> list[RenderableType]:
+    """What the terminal shows for a run: the Monte Carlo study first, then the step."""
+    from pipesim.render import GanttChart
+
+    report = result.report
+    chart = GanttChart(report.trace, _window(*window, report.trace.makespan), devices)
+    views = _views(report, result.explanation, chart, result.settings)
+    if result.study is not None:
         from pipesim.render.monte_carlo import MonteCarloReport, damage_lines
 
-        views = [MonteCarloReport(study), Text(), *views]
-        if explain:
-            from pipesim.studies.executor import default_workers
-            from pipesim.studies.monte_carlo import damage
+        views = [MonteCarloReport(result.study), Text(), *views]
+        if result.damage is not None:
+            views += [Text.assemble(("• ", "bold"), line) for line in damage_lines(result.damage)]
+    return views
 
-            found = damage(
-                settings, settings.policy or DEFAULT_POLICY, study, workers or default_workers()
-            )
-            views += [Text.assemble(("• ", "bold"), line) for line in damage_lines(found)]
-    terminal = save_terminal
+
+def _write_run_files(
+    result: RunResult,
+    views: list[RenderableType],
+    trace: Path | None,
+    svg: Path | None,
+    terminal: Path | None,
+    columns: int,
+    html: Path | None,
+    plot: Path | None,
+) -> None:
+    """The files a run was asked for, all or none (`output_files.write_files`)."""
+    from pipesim.render import GanttChart
+
+    report = result.report
     kind = "svg" if terminal is not None and terminal.suffix.lower() == ".svg" else "html"
     outputs = _files(report, trace, [(svg, "svg", columns), (terminal, kind, columns)], views)
     if html is not None:
         from pipesim.render.html_view import write_html_view
         from pipesim.render.plots import plot_title
 
-        page_title = plot_title(report, settings)
+        page_title = plot_title(report, result.settings)
         # The page draws its own timeline: the summary beside it is the terminal's, chart aside.
         beside = [view for view in views if not isinstance(view, GanttChart)]
         outputs.append((html, lambda out: write_html_view(report, page_title, beside, out)))
@@ -231,39 +231,32 @@ def run(
     if plot is not None:
         from pipesim.render.plots import plot_title, timeline_plot
 
-        write_bytes(plot, timeline_plot([report], [plot_title(report, settings)], plot))
-    if settings.overlap_cost != 1 and not any(step.overlapped for step in report.trace.fused):
-        warn(
-            f"--overlap-cost {settings.overlap_cost:g} changes nothing: "
-            f"{report.trace.policy} runs no fused forward-and-backward pairs"
-        )
-    if output_format is OutputFormat.json and study is not None:
+        write_bytes(plot, timeline_plot([report], [plot_title(report, result.settings)], plot))
+
+
+def _write_run_json(result: RunResult, given: Settings, options: Mapping[str, object]) -> None:
+    """The run in the envelope: the step, or with --runs the study and its median run."""
+    from pipesim.render import write_json
+    from pipesim.render.envelope import envelope, write_envelope
+
+    report = result.report
+    if result.study is not None:
         from pipesim.render.json_report import header
-        from pipesim.render.monte_carlo import monte_carlo_record
+        from pipesim.render.monte_carlo import damage_record, monte_carlo_record
 
-        record = {**monte_carlo_record(study), "median_run": header(report)}
-        if found is not None:
-            from pipesim.render.monte_carlo import damage_record
+        record = {**monte_carlo_record(result.study), "median_run": header(report)}
+        if result.damage is not None:
+            record["explanation"] = damage_record(result.damage)
+        print_json(envelope("run", given, options, record))
+        return
+    extra = None
+    if result.explanation is not None:
+        from pipesim.render.explanation import explanation_record
 
-            record["explanation"] = damage_record(found)
-        print_json(record)
-    elif output_format is OutputFormat.json:
-        extra = None
-        if explanation is not None:
-            from pipesim.render.explanation import explanation_record
-
-            extra = {"explanation": explanation_record(report, explanation)}
-        write_json(report, sys.stdout, extra)
-    else:
-        console = Console()
-        for view in views:
-            console.print(view)
-    if fail_on_oom and report.summary.oom:
-        worst = max(report.summary.oom, key=lambda oom: oom.bytes_over)
-        raise OutOfMemoryError(
-            f"{len(report.summary.oom)} device(s) out of memory; device {worst.device} needs "
-            f"{worst.bytes_over / 1e9:.1f} GB more than the limit"
-        )
+        extra = {"explanation": explanation_record(report, result.explanation)}
+    write_envelope(
+        sys.stdout, "run", given, options, lambda out: write_json(report, out, extra, end="")
+    )
 
 
 def _window(start: float | None, end: float | None, makespan: float) -> tuple[float, float] | None:
@@ -279,10 +272,11 @@ def _window(start: float | None, end: float | None, makespan: float) -> tuple[fl
     return low, min(high, makespan)
 
 
-def _devices(text: str | None, count: int) -> list[int] | None:
+def _devices(text: str | None, pipeline: Pipeline) -> list[int] | None:
     """'0-3,7' -> [0, 1, 2, 3, 7], each a device of this pipeline."""
     if text is None:
         return None
+    count = pipeline.devices
     chosen: list[int] = []
     for part in text.split(","):
         first, dash, last = part.strip().partition("-")
@@ -419,7 +413,12 @@ def validate(
         raise typer.Exit(1)
     write_files(_files(report, trace, [], []))
     if output_format is OutputFormat.json:
-        write_json(report, sys.stdout)
+        from pipesim.render.envelope import write_envelope
+
+        options = {"schedule": str(schedule.resolve())}
+        write_envelope(
+            sys.stdout, "validate", settings, options, lambda out: write_json(report, out, end="")
+        )
         return
     pipeline = report.trace.problem.pipeline
     console.print(

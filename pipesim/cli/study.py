@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -32,13 +31,13 @@ from pipesim.cli.options import (
     takes_settings,
 )
 from pipesim.cli.output_files import check_outputs, print_json, write_bytes, write_files
-from pipesim.errors import ConfigError, PipesimError
-from pipesim.settings.declarations import DEFAULT_POLICY, RECOMPUTE_KIND, Settings
+from pipesim.errors import ConfigError
+from pipesim.settings.declarations import BY_NAME, DEFAULT_POLICY, RECOMPUTE_KIND, Settings
 from pipesim.settings.values import COUNT, RECOMPUTE, ValueKind
 
 if TYPE_CHECKING:
     from pipesim.problem.pipeline import Pipeline
-    from pipesim.studies.compare import Comparison
+    from pipesim.studies.compare import CompareResult
 
 
 Names = Annotated[
@@ -68,15 +67,14 @@ def compare(
 ) -> None:
     """Run several schedules on the same costs and say which one to use."""
     from pipesim.render.compare_table import ComparisonTable, comparison_record
+    from pipesim.render.envelope import envelope
     from pipesim.render.monte_carlo import MonteCarloComparison, monte_carlo_record
-    from pipesim.render.plots import check_plot_path, plot_title, timeline_plot
+    from pipesim.render.numbers import num
+    from pipesim.render.plots import check_plot_path
     from pipesim.render.progress import DeferredProgress
     from pipesim.render.style import ms
-    from pipesim.schedules.registry import get_policy, registered_policies
-    from pipesim.studies.compare import compare_policies
+    from pipesim.studies.compare import compare_workflow
     from pipesim.studies.executor import default_workers
-    from pipesim.studies.monte_carlo import monte_carlo
-    from pipesim.studies.step import simulate_step
 
     if plot is not None:
         check_plot_path(plot)
@@ -88,52 +86,30 @@ def compare(
         )
     note_unused_randomness(settings, runs)
     note_unused_pool("compare", runs, {"--dask-scheduler": dask_scheduler})
-    if runs is not None:
-        references = _names(policies) or [policy.name for policy in registered_policies()]
-        with DeferredProgress("runs", output_format is OutputFormat.text) as progress:
-            studies = monte_carlo(
-                settings, references, runs, workers or default_workers(), dask_scheduler, progress
-            )
-        if all(study.error is not None for study in studies):
-            raise ConfigError(f"no policy can run this configuration: {studies[0].error}")
-        if plot is not None:
-            from pipesim.render.plots import monte_carlo_plot
-            from pipesim.settings.written import as_flags
-
-            title = "pipesim compare " + " ".join(as_flags(settings.replace(policy=None)))
-            write_bytes(plot, monte_carlo_plot(studies, title, plot))
-        if output_format is OutputFormat.json:
-            records = [monte_carlo_record(study) for study in studies]
-            print_json(records)
-        else:
-            Console().print(MonteCarloComparison(studies))
-        return
-    with DeferredProgress("comparing", output_format is OutputFormat.text) as progress:
-        rows = compare_policies(settings, _names(policies), progress, workers or default_workers())
-    ran = [row.figures for row in rows if row.figures is not None]
-    if ran:
-        note_free_messages(settings, ran[0].problem.network)
+    text = output_format is OutputFormat.text
+    result = compare_workflow(
+        settings, _names(policies), runs, workers or default_workers(), dask_scheduler,
+        traces=plot is not None, progress=lambda label: DeferredProgress(label, text),
+    )  # fmt: skip
     if plot is not None:
-        # The timelines are drawn from traces, which workers do not send: rerun each here.
-        reports = [
-            simulate_step(
-                settings.replace(
-                    policy=row.policy,
-                    chunks=settings.chunks if get_policy(row.policy).chunks is None else None,
-                )
-            )
-            for row in rows
-            if row.figures is not None
-        ]
-        titles = [plot_title(report, settings) for report in reports]
-        write_bytes(plot, timeline_plot(reports, titles, plot))
-    bounds = _lower_bounds(settings, rows)
-    if output_format is OutputFormat.json:
-        record = {**comparison_record(rows, settings), "lower_bounds": bounds}
-        print_json(record)
+        write_bytes(plot, _compare_plot(result, settings, plot))
+    options = {"policies": _names(policies), "runs": runs}
+    if result.studies:
+        if text:
+            Console().print(MonteCarloComparison(result.studies))
+        else:
+            records = [monte_carlo_record(study) for study in result.studies]
+            print_json(envelope("compare", settings, options, records))
+        return
+    ran = [row.figures for row in result.rows if row.figures is not None]
+    note_free_messages(settings, ran[0].problem.network)
+    bounds = {_placement_name(shape): num(value) for shape, value in result.lower_bounds.items()}
+    if not text:
+        record = {**comparison_record(result.rows), "lower_bounds": bounds}
+        print_json(envelope("compare", settings, options, record))
         return
     console = Console()
-    shape = next(row.figures.problem.pipeline for row in rows if row.figures is not None)
+    shape = ran[0].problem.pipeline
     console.print(
         Text(
             f"compare  p={shape.devices}  m={shape.microbatches}  "
@@ -141,7 +117,7 @@ def compare(
             + (f"  latency={settings.comm_latency} ms" if settings.comm_latency else "")
         )
     )
-    console.print(ComparisonTable(rows))
+    console.print(ComparisonTable(result.rows))
     if bounds:
         words = ", ".join(f"{ms(value)} ms with {name}" for name, value in bounds.items())
         console.print(
@@ -153,20 +129,16 @@ def compare(
         )
 
 
-def _lower_bounds(settings: Settings, rows: Sequence[Comparison]) -> dict[str, float]:
-    """The makespan no schedule can beat, per placement of the compared policies."""
-    from pipesim.render.numbers import num
-    from pipesim.studies.optimize import lower_bound
+def _compare_plot(result: CompareResult, settings: Settings, plot: Path) -> bytes:
+    """The compared timelines one above the other, or with --runs the distributions."""
+    from pipesim.render.plots import monte_carlo_plot, plot_title, timeline_plot
+    from pipesim.settings.written import as_flags
 
-    bounds: dict[str, float] = {}
-    for row in rows:
-        if row.figures is None:
-            continue
-        problem = row.figures.problem
-        name = _placement_name(problem.pipeline)
-        if name not in bounds:
-            bounds[name] = num(lower_bound(problem))
-    return bounds
+    if result.studies:
+        title = "pipesim compare " + " ".join(as_flags(settings.replace(policy=None)))
+        return monte_carlo_plot(result.studies, title, plot)
+    titles = [plot_title(report, settings) for report in result.reports]
+    return timeline_plot(result.reports, titles, plot)
 
 
 def _placement_name(pipeline: Pipeline) -> str:
@@ -210,7 +182,7 @@ def sweep(
     from pipesim.render.plots import check_plot_path, sweep_plot
     from pipesim.render.progress import DeferredProgress
     from pipesim.render.sweep_table import SweepTable, sweep_records, write_sweep_csv
-    from pipesim.settings.written import as_command, settings_record
+    from pipesim.settings.written import as_command
     from pipesim.studies.executor import default_workers
     from pipesim.studies.sweep import sweep_setting
 
@@ -231,12 +203,21 @@ def sweep(
         title = f"pipesim sweep {axis.setting}:{fixed or ' (defaults)'}"
         write_bytes(plot, sweep_plot(rows, title, plot))
     if output_format is SweepFormat.json:
-        record = {
+        from pipesim.render.envelope import envelope
+        from pipesim.settings.written import setting_text
+
+        setting = BY_NAME[axis.setting]
+        options = {
             "setting": axis.setting,
-            "settings": settings_record(settings, leave_out=("policy", axis.setting)),
-            "rows": sweep_records(rows),
+            "values": [
+                value if isinstance(value, bool | int | float) else setting_text(setting, value)
+                for value in axis.values
+            ],
+            "policies": names,
         }
-        print_json(record)
+        record = {"rows": sweep_records(rows)}
+        leave_out = (axis.setting, "policy")  # the options say both
+        print_json(envelope("sweep", settings, options, record, leave_out=leave_out))
     elif output_format is SweepFormat.csv:
         write_sweep_csv(rows, sys.stdout)
     else:
@@ -429,7 +410,17 @@ def plan(
         title = f"pipesim plan: {as_command(settings).replace('pipesim run ', '')}"
         write_bytes(plot, plan_plot(rows, limit, title, plot))
     if output_format is SweepFormat.json:
-        print_json(plan_records(rows, settings))
+        from pipesim.render.envelope import envelope
+
+        options = {
+            "pipeline_parallel": list(space.pipeline),
+            "policies": list(space.policies),
+            "chunks": list(space.chunks),
+            "micro_batch_sizes": list(space.micro_batch_sizes),
+            "recompute": list(space.recompute),
+            "top": top,
+        }
+        print_json(envelope("plan", settings, options, plan_records(rows, settings)))
     elif output_format is SweepFormat.csv:
         write_plan_csv(rows, settings, sys.stdout)
     else:
@@ -467,48 +458,25 @@ def optimize(
     Split backward (B then W); messages are delays in the program, queued in the replay.
     Up to 300 ops (3 x stages x microbatches). Prints the optimum, or, at the time limit,
     the best schedule found and the proven lower bound."""
-    from pipesim.problem.build import build_problem
     from pipesim.render import GanttChart, SummaryTable
+    from pipesim.render.envelope import envelope
     from pipesim.render.numbers import num
     from pipesim.render.progress import DeferredProgress
     from pipesim.render.style import ms
-    from pipesim.schedules.registry import get_policy
     from pipesim.schedules.schedule_file import write_schedule
-    from pipesim.studies.optimize import OptimalSchedule, find_optimum
-    from pipesim.studies.step import simulate_step
+    from pipesim.studies.optimize import optimize_workflow
 
-    bases = {"1f1b": "zb-h1", "v": "zb-v"}
-    if placement not in bases:
-        raise ConfigError(f"--placement must be 1f1b or v, got {placement!r}")
     check_outputs([("--output", output)])
     note_one_draw("optimize", settings)
-    base = get_policy(bases[placement])
-    activation_limit = settings.activation_limit
-    settings = settings.replace(activation_limit=None)  # a constraint of the program here
-    problem = build_problem(settings, base)
-    # The search starts from the heuristics that share the placement (and the split backward).
-    heuristics = {"1f1b": ("zb-h1", "zb-h2"), "v": ("zb-v",)}[placement]
-    hints = []
-    for name in heuristics:
-        try:
-            hints.append(simulate_step(settings.replace(policy=name)).trace)
-        except PipesimError:
-            continue  # a heuristic that cannot run this shape is no hint
-    with DeferredProgress("solving", output_format is OutputFormat.text):
-        found = find_optimum(problem, time_limit, activation_limit, hints)
-    schedule = OptimalSchedule(base, found.orders)
-    report = simulate_step(settings, schedule)
+    text = output_format is OutputFormat.text
+    result = optimize_workflow(
+        settings, placement, time_limit, lambda label: DeferredProgress(label, text)
+    )
+    found, report = result.optimum, result.report
     if output is not None:
         orders = found.orders
         write_files([(output, lambda out: write_schedule(orders, True, out))])
-    verdict = (
-        f"optimal (proven): makespan {found.makespan:g} ms"
-        if found.proven
-        else f"best found: makespan {found.makespan:g} ms; proven lower bound "
-        f"{found.lower_bound:g} ms (gap {100 * (1 - found.lower_bound / found.makespan):.1f}%) "
-        f"at the {time_limit:g} s limit"
-    )
-    if output_format is OutputFormat.json:
+    if not text:
         record = {
             "proven": found.proven,
             "makespan": num(found.makespan),
@@ -517,8 +485,16 @@ def optimize(
             "binaries": found.binaries,
             "orders": [[str(op) for op in order] for order in found.orders],
         }
-        print_json(record)
+        options = {"placement": placement, "time_limit": time_limit}
+        print_json(envelope("optimize", settings, options, record))
         return
+    verdict = (
+        f"optimal (proven): makespan {found.makespan:g} ms"
+        if found.proven
+        else f"best found: makespan {found.makespan:g} ms; proven lower bound "
+        f"{found.lower_bound:g} ms (gap {100 * (1 - found.lower_bound / found.makespan):.1f}%) "
+        f"at the {time_limit:g} s limit"
+    )
     console = Console()
     console.print(Text(verdict, style="bold"))
     if abs(report.summary.makespan - found.makespan) > 1e-6:

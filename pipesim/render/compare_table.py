@@ -13,8 +13,6 @@ from pipesim.analysis.summary import Summary
 from pipesim.render.json_report import network_record
 from pipesim.render.numbers import num, peak
 from pipesim.render.style import activations, gigabytes, ms, percent
-from pipesim.settings.declarations import Settings
-from pipesim.settings.written import settings_record
 from pipesim.studies.compare import Comparison, speedup_over, verdict
 
 
@@ -171,9 +169,9 @@ def comparison_rows(rows: Sequence[Comparison]) -> list[dict[str, Any]]:
     return result
 
 
-def comparison_record(rows: Sequence[Comparison], settings: Settings) -> dict[str, Any]:
-    """`compare --format json`: what was simulated (the settings, as the flags that set
-    them), one row per policy, and the verdict."""
+def comparison_record(rows: Sequence[Comparison]) -> dict[str, Any]:
+    """`compare --format json`'s result: the network simulated, one row per policy, and the
+    verdict (the settings are the envelope's)."""
     result = verdict(rows)
 
     def name(row: Comparison | None) -> str | None:
@@ -181,7 +179,6 @@ def comparison_record(rows: Sequence[Comparison], settings: Settings) -> dict[st
 
     simulated = next((row.figures.problem for row in rows if row.figures is not None), None)
     return {
-        "settings": settings_record(settings),
         "network": None if simulated is None else network_record(simulated.network),
         "rows": comparison_rows(rows),
         "verdict": None

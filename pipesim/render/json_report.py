@@ -226,9 +226,12 @@ def timeline_rows(report: Report) -> Iterable[dict[str, Any]]:
         }
 
 
-def write_json(report: Report, out: TextIO, extra: dict[str, Any] | None = None) -> None:
+def write_json(
+    report: Report, out: TextIO, extra: dict[str, Any] | None = None, end: str = "\n"
+) -> None:
     """Write the report as one JSON object, streamed: each op and transfer on its own line;
-    `extra` keys (what a flag added, such as --explain's) come before the timeline."""
+    `extra` keys (what a flag added, such as --explain's) come before the timeline; `end`
+    after the object."""
     head = json.dumps({**header(report), **(extra or {})}, separators=(", ", ": "), allow_nan=False)
     out.write(head[:-1] + ",")
     _write_lines(out, "timeline", _timeline_lines(report))
@@ -236,7 +239,7 @@ def write_json(report: Report, out: TextIO, extra: dict[str, Any] | None = None)
     _write_lines(out, "transfers", (_dumps(row) for row in transfer_rows(report)))
     out.write(",")
     _write_lines(out, "fused_steps", (_dumps(row) for row in fused_rows(report)))
-    out.write("}\n")
+    out.write("}" + end)
 
 
 def _dumps(row: dict[str, Any]) -> str:

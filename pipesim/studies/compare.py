@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pipesim.analysis.report import Figures
+from pipesim.analysis.report import Figures, Report
 from pipesim.errors import ConfigError, PipesimError
 from pipesim.schedules.base import Policy
 from pipesim.schedules.registry import get_policy, registered_policies
 from pipesim.settings.declarations import Settings
-from pipesim.studies.executor import run_all
+from pipesim.studies.executor import Progress, quiet, run_all
 from pipesim.studies.step import StepJob, raise_fatal, step_figures
+
+if TYPE_CHECKING:
+    from pipesim.problem.pipeline import Pipeline
+    from pipesim.studies.monte_carlo import MonteCarlo
 
 
 @dataclass(frozen=True)
@@ -116,3 +121,54 @@ def verdict(rows: Sequence[Comparison]) -> Verdict | None:
         if row.figures is not None and row.figures.summary.peak_activations <= budget + 1e-9
     ]
     return Verdict(fastest, min(fitting, key=key), budget, limit, fits)
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """What `pipesim compare` computed: one row per policy, or with --runs one distribution
+    per policy; the makespan no schedule can beat, per placement; and, when a plot was asked
+    for, each policy's step again with its trace (workers send figures, not traces)."""
+
+    rows: list[Comparison]
+    studies: list[MonteCarlo]
+    lower_bounds: dict[Pipeline, float]
+    reports: list[Report]
+
+
+def compare_workflow(
+    settings: Settings,
+    names: Sequence[str] | None = None,
+    runs: int | None = None,
+    workers: int = 1,
+    dask_scheduler: str | None = None,
+    traces: bool = False,
+    progress: Progress = quiet,
+) -> CompareResult:
+    """Compare the policies named (every registered one by default) on `settings`."""
+    from pipesim.studies.optimize import lower_bound
+    from pipesim.studies.step import simulate_step
+
+    references = list(names) if names else [policy.name for policy in registered_policies()]
+    if runs is not None:
+        from pipesim.studies.monte_carlo import monte_carlo
+
+        with progress("runs") as report_progress:
+            studies = monte_carlo(
+                settings, references, runs, workers, dask_scheduler, report_progress
+            )
+        if all(study.error is not None for study in studies):
+            raise ConfigError(f"no policy can run this configuration: {studies[0].error}")
+        return CompareResult([], studies, {}, [])
+    with progress("comparing") as report_progress:
+        rows = compare_policies(settings, references, report_progress, workers)
+    bounds: dict[Pipeline, float] = {}
+    for row in rows:
+        if row.figures is not None and row.figures.problem.pipeline not in bounds:
+            bounds[row.figures.problem.pipeline] = lower_bound(row.figures.problem)
+    reports = []
+    if traces:
+        for row in rows:
+            if row.figures is not None:
+                chunks = settings.chunks if get_policy(row.policy).chunks is None else None
+                reports.append(simulate_step(settings.replace(policy=row.policy, chunks=chunks)))
+    return CompareResult(rows, [], bounds, reports)

@@ -11,6 +11,7 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 from pipesim.errors import ConfigError
@@ -20,6 +21,16 @@ Out = TypeVar("Out")
 
 DASK_TIMEOUT = 10
 """Seconds to reach a Dask scheduler before giving up with one line."""
+
+
+Progress = Callable[[str], AbstractContextManager[Any]]
+"""(what is being done) -> a context whose value is called (done, total) now and then, or
+None: how a workflow reports progress without knowing who shows it."""
+
+
+def quiet(_: str) -> AbstractContextManager[None]:
+    """No progress shown."""
+    return nullcontext()
 
 
 def default_workers() -> int:

@@ -29,11 +29,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipesim.analysis.memory import peak_held
-from pipesim.errors import ConfigError
+from pipesim.analysis.report import Report
+from pipesim.errors import ConfigError, PipesimError
 from pipesim.problem.ops import Kind, Op, needs
 from pipesim.problem.pipeline import Pipeline, Problem
 from pipesim.schedules.base import Policy, StaticPolicy
+from pipesim.settings.declarations import Settings
 from pipesim.simulator.trace import Trace
+from pipesim.studies.executor import Progress, quiet
 
 MAX_OPS = 300
 """The largest program solved: 3 x stages x microbatches ops (p=4, m=24 with one chunk)."""
@@ -360,3 +363,46 @@ class OptimalSchedule(StaticPolicy):
 
     def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
         return self._orders
+
+
+PLACEMENTS = {"1f1b": ("zb-h1", ("zb-h1", "zb-h2")), "v": ("zb-v", ("zb-v",))}
+"""Per --placement: the policy whose placement the program keeps, and the heuristics that
+share it (and the split backward), whose schedules start the search."""
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    """What `pipesim optimize` computed: the solver's answer, and its orders replayed through
+    the simulator (where messages queue on links)."""
+
+    optimum: Optimum
+    report: Report
+
+
+def optimize_workflow(
+    settings: Settings, placement: str, time_limit: float, progress: Progress = quiet
+) -> OptimizeResult:
+    """The shortest schedule of `settings` with `placement`'s stages on devices, within
+    `settings.activation_limit` (a constraint of the program here). Raises `ConfigError` for
+    an unknown placement or when the solver finds nothing in time."""
+    from pipesim.problem.build import build_problem
+    from pipesim.schedules.registry import get_policy
+    from pipesim.studies.step import simulate_step
+
+    if placement not in PLACEMENTS:
+        raise ConfigError(f"--placement must be 1f1b or v, got {placement!r}")
+    base_name, heuristics = PLACEMENTS[placement]
+    base = get_policy(base_name)
+    activation_limit = settings.activation_limit
+    settings = settings.replace(activation_limit=None)
+    problem = build_problem(settings, base)
+    hints = []
+    for name in heuristics:
+        try:
+            hints.append(simulate_step(settings.replace(policy=name)).trace)
+        except PipesimError:
+            continue  # a heuristic that cannot run this shape is no hint
+    with progress("solving"):
+        found = find_optimum(problem, time_limit, activation_limit, hints)
+    report = simulate_step(settings, OptimalSchedule(base, found.orders))
+    return OptimizeResult(found, report)
