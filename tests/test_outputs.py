@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipesim.cli import app
+from pipesim.errors import ConfigError
 from pipesim.problem.ops import message_target
 from tests.conftest import result_json, simulate_settings
 
@@ -429,3 +430,43 @@ def test_a_command_that_fails_says_only_its_error() -> None:
         "pipesim: error: inter_node_bandwidth given without devices_per_node: all devices "
         "are in one node"
     ]
+
+
+def test_a_runs_files_are_written_together_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The plot fails after the trace and the page were rendered: neither is written, and the
+    # file the user already had at the trace's path is left as it was.
+    pytest.importorskip("matplotlib")
+    import pipesim.render.plots
+
+    def broken(*args: object) -> bytes:
+        raise ConfigError("the plot could not be drawn")
+
+    monkeypatch.setattr(pipesim.render.plots, "timeline_plot", broken)
+    trace, page, plot = tmp_path / "t.json", tmp_path / "p.html", tmp_path / "plot.png"
+    trace.write_text("mine")
+    args = ["run", "-p", "2", "-m", "2", "--trace", str(trace), "--html", str(page)]
+    result = runner.invoke(app, [*args, "--plot", str(plot)])
+    assert result.exit_code == 2
+    assert "the plot could not be drawn" in result.stderr
+    assert trace.read_text() == "mine"
+    assert not page.exists() and not plot.exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["t.json"]
+
+
+@pytest.mark.parametrize("command", ["run", "compare", "sweep", "plan", "validate"])
+def test_every_file_option_comes_from_the_output_registry(command: str) -> None:
+    from pipesim.render.outputs import OUTPUTS
+
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    flags = {output.flag for output in OUTPUTS}
+    shown = {flag for flag in flags if f" {flag} " in result.stdout}
+    expected = {
+        "run": flags,
+        "compare": {"--plot"},
+        "sweep": {"--plot"},
+        "plan": {"--plot"},
+        "validate": {"--trace"},
+    }[command]
+    assert shown == expected

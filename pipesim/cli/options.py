@@ -20,6 +20,8 @@ import typer
 
 from pipesim.cli.app import warn
 from pipesim.errors import ConfigError
+from pipesim.render.outputs import BY_NAME as OUTPUTS_BY_NAME
+from pipesim.render.outputs import Requested
 from pipesim.settings.declarations import (
     BY_NAME,
     SETTINGS,
@@ -53,13 +55,6 @@ Format = Annotated[
 TableFormat = Annotated[
     SweepFormat,
     typer.Option("--format", "-f", rich_help_panel=INPUT_OUTPUT, help="text, json or csv."),
-]
-TraceFile = Annotated[
-    Path | None,
-    typer.Option(
-        rich_help_panel=INPUT_OUTPUT,
-        help="Also write a Chrome trace (JSON) to open in Perfetto or chrome://tracing.",
-    ),
 ]
 Schedule = Annotated[
     Path | None,
@@ -95,13 +90,6 @@ DaskScheduler = Annotated[
     typer.Option(
         rich_help_panel="Pipeline",
         help="Run the simulations on a Dask cluster: tcp://host:8786.",
-    ),
-]
-PlotFile = Annotated[
-    Path | None,
-    typer.Option(
-        rich_help_panel=INPUT_OUTPUT,
-        help="Also draw it with matplotlib: .png, .svg or .pdf (pip install 'pipesim[plot]').",
     ),
 ]
 _CONFIG = inspect.Parameter(
@@ -209,6 +197,50 @@ def takes_settings(
         first = [parameter for parameter in own if _panel(parameter) != INPUT_OUTPUT]
         last = [parameter for parameter in own if _panel(parameter) == INPUT_OUTPUT]
         parameters = [*first, *options, *last, _CONFIG]
+        forward.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        forward.__annotations__ = {p.name: p.annotation for p in parameters}
+        del forward.__wrapped__
+        return forward  # type: ignore[return-value]
+
+    return wrap
+
+
+def takes_outputs(*names: str, words: dict[str, str] | None = None) -> Callable[[Command], Command]:
+    """Give a command an option per file output named (`render.outputs.OUTPUTS`), and call it
+    with `outputs: Requested`, the ones the user gave; `words`: this command's own help for
+    an output (what its plot draws)."""
+    chosen = [OUTPUTS_BY_NAME[name] for name in names]
+
+    def wrap(command: Command) -> Command:
+        own = [
+            parameter
+            for parameter in inspect.signature(command, eval_str=True).parameters.values()
+            if parameter.name != "outputs"
+        ]
+        options = [
+            inspect.Parameter(
+                output.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[
+                    Path | None,
+                    typer.Option(
+                        output.flag,
+                        rich_help_panel=INPUT_OUTPUT,
+                        help=(words or {}).get(output.name, output.help),
+                    ),
+                ],
+            )
+            for output in chosen
+        ]
+
+        @functools.wraps(command)
+        def forward(**given: Any) -> None:
+            paths = {output.name: given.pop(output.name) for output in chosen}
+            requested = Requested({name: path for name, path in paths.items() if path})
+            command(outputs=requested, **given)
+
+        parameters = [*own, *options]
         forward.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
         forward.__annotations__ = {p.name: p.annotation for p in parameters}
         del forward.__wrapped__

@@ -53,9 +53,9 @@ def _identity(path: Path) -> str:
     return os.path.realpath(path)
 
 
-def write_files(outputs: Sequence[tuple[Path, Writer]]) -> None:
-    """Write each (path, writer) to a temporary file beside it, then rename them all into
-    place; on any failure (or Ctrl-C) remove the temporary files and touch nothing else."""
+def write_files(outputs: Sequence[tuple[Path, Writer | bytes]]) -> None:
+    """Write each (path, writer or bytes) to a temporary file beside it, then rename them all
+    into place; on any failure (or Ctrl-C) remove the temporary files and touch nothing else."""
     written: list[tuple[str, Path]] = []
     try:
         for path, writer in outputs:
@@ -68,15 +68,6 @@ def write_files(outputs: Sequence[tuple[Path, Writer]]) -> None:
         for temporary, _ in written:
             if os.path.exists(temporary):
                 os.unlink(temporary)
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    """`data` into `path`, whole or not at all (as `write_files`)."""
-    try:
-        temporary = _write_temporary(path, data)
-        os.replace(temporary, path)
-    except OSError as error:
-        raise ConfigError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def _write_temporary(path: Path, writer: Writer | bytes) -> str:

@@ -6,7 +6,7 @@ import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console, RenderableType
@@ -25,22 +25,15 @@ from pipesim.cli.options import (
     DaskScheduler,
     Format,
     OutputFormat,
-    PlotFile,
     Runs,
     Schedule,
-    TraceFile,
     Workers,
+    takes_outputs,
     takes_settings,
 )
-from pipesim.cli.output_files import (
-    Named,
-    Writer,
-    check_outputs,
-    print_json,
-    write_bytes,
-    write_files,
-)
+from pipesim.cli.output_files import Named, check_outputs, print_json, write_files
 from pipesim.errors import ConfigError, OutOfMemoryError, ScheduleStalled
+from pipesim.render.outputs import SAVED_WIDTH, Requested, Shown
 from pipesim.settings.declarations import DEFAULT_POLICY, Settings
 
 if TYPE_CHECKING:
@@ -55,37 +48,15 @@ _PROBLEMS_SHOWN = 50
 """validate lists this many problems of an invalid file, then counts the rest."""
 
 
-SAVED_WIDTH = 120
-"""Columns of a saved terminal picture unless --width says otherwise."""
-
-
 @app.command()
 @takes_settings()
+@takes_outputs("trace", "svg", "html", "save_terminal", "plot")
 def run(
     settings: Settings,
     config: Path | None,
+    outputs: Requested,
     schedule: Schedule = None,
     output_format: Format = OutputFormat.text,
-    trace: TraceFile = None,
-    html: Annotated[
-        Path | None,
-        typer.Option(
-            rich_help_panel=INPUT_OUTPUT,
-            help="Also write an interactive page: the timeline on a true time axis (zoom, pan, "
-            "a tooltip per op) and the summary. Self-contained.",
-        ),
-    ] = None,
-    save_terminal: Annotated[
-        Path | None,
-        typer.Option(
-            rich_help_panel=INPUT_OUTPUT,
-            help="Also save what the terminal shows, as .svg or .html, at --width columns.",
-        ),
-    ] = None,
-    svg: Annotated[
-        Path | None,
-        typer.Option(rich_help_panel=INPUT_OUTPUT, help="The same as --save-terminal FILE.svg."),
-    ] = None,
     width: Annotated[
         int | None,
         typer.Option(
@@ -116,7 +87,6 @@ def run(
     runs: Runs = None,
     workers: Workers = None,
     dask_scheduler: DaskScheduler = None,
-    plot: PlotFile = None,
     window_from: Annotated[
         float | None,
         typer.Option(
@@ -137,26 +107,19 @@ def run(
     from pipesim.render.progress import DeferredProgress
     from pipesim.studies.run import run_step
 
-    _check_picture("--svg", svg, (".svg",))
-    _check_picture("--html", html, (".html", ".htm"))
-    _check_picture("--save-terminal", save_terminal, (".svg", ".html", ".htm"))
+    outputs.check()
     note_unused_chart_flags(
         output_format.value,
         {"--from": window_from, "--to": window_to, "--devices": devices},
         width,
-        saved=svg is not None or save_terminal is not None,
+        saved="svg" in outputs or "save_terminal" in outputs,
     )
     note_unused_randomness(settings, runs)
     note_unused_pool("run", runs, {"--workers": workers, "--dask-scheduler": dask_scheduler})
-    if plot is not None:
-        from pipesim.render.plots import check_plot_path
-
-        check_plot_path(plot)
     check_outputs(
-        [("--trace", trace), ("--svg", svg), ("--html", html),
-         ("--save-terminal", save_terminal), ("--plot", plot)],
+        outputs.named(),
         inputs=[("--config", config), ("--schedule", schedule), _policy_file(settings.policy)],
-    )  # fmt: skip
+    )
     text = output_format is OutputFormat.text
     result = run_step(
         settings, schedule, runs, explain, workers, dask_scheduler,
@@ -165,7 +128,7 @@ def run(
     note_free_messages(result.settings, result.report.trace.problem.network)
     window = (window_from, window_to)
     views = _run_views(result, window, _devices(devices, result.report.trace.problem.pipeline))
-    _write_run_files(result, views, trace, svg, save_terminal, width or SAVED_WIDTH, html, plot)
+    write_files(outputs.contents(_shown(result, views, width)))
     for note in result.notes:
         warn(note)
     if output_format is OutputFormat.json:
@@ -203,35 +166,16 @@ def _run_views(
     return views
 
 
-def _write_run_files(
-    result: RunResult,
-    views: list[RenderableType],
-    trace: Path | None,
-    svg: Path | None,
-    terminal: Path | None,
-    columns: int,
-    html: Path | None,
-    plot: Path | None,
-) -> None:
-    """The files a run was asked for, all or none (`output_files.write_files`)."""
-    from pipesim.render import GanttChart
+def _shown(result: RunResult, views: list[RenderableType], width: int | None) -> Shown:
+    """What a run's files are made from."""
+    from pipesim.render.plots import plot_title, timeline_plot
 
     report = result.report
-    kind = "svg" if terminal is not None and terminal.suffix.lower() == ".svg" else "html"
-    outputs = _files(report, trace, [(svg, "svg", columns), (terminal, kind, columns)], views)
-    if html is not None:
-        from pipesim.render.html_view import write_html_view
-        from pipesim.render.plots import plot_title
-
-        page_title = plot_title(report, result.settings)
-        # The page draws its own timeline: the summary beside it is the terminal's, chart aside.
-        beside = [view for view in views if not isinstance(view, GanttChart)]
-        outputs.append((html, lambda out: write_html_view(report, page_title, beside, out)))
-    write_files(outputs)
-    if plot is not None:
-        from pipesim.render.plots import plot_title, timeline_plot
-
-        write_bytes(plot, timeline_plot([report], [plot_title(report, result.settings)], plot))
+    title = plot_title(report, result.settings)
+    return Shown(
+        title, report, views, lambda path: timeline_plot([report], [title], path),
+        width or SAVED_WIDTH,
+    )  # fmt: skip
 
 
 def _write_run_json(result: RunResult, given: Settings, options: Mapping[str, object]) -> None:
@@ -331,49 +275,18 @@ def _policy_file(policy: str | None) -> Named:
     return ("the policy", Path(policy.rpartition(":")[0]))
 
 
-def _text(document: str) -> Writer:
-    def write(out: TextIO) -> None:
-        out.write(document)
-
-    return write
-
-
-def _check_picture(flag: str, path: Path | None, suffixes: tuple[str, ...]) -> None:
-    if path is not None and path.suffix.lower() not in suffixes:
-        raise ConfigError(f"{flag} {path}: the file name must end in {' or '.join(suffixes)}")
-
-
-def _files(
-    report: Report,
-    trace: Path | None,
-    pictures: list[tuple[Path | None, str, int]],
-    views: list[RenderableType],
-) -> list[tuple[Path, Writer]]:
-    """The trace and the terminal pictures asked for, as writers (see `output_files`)."""
-    from pipesim.render.perfetto import write_chrome_trace
-    from pipesim.render.recording import render_recording
-
-    outputs: list[tuple[Path, Writer]] = []
-    if trace is not None:
-        outputs.append((trace, lambda out: write_chrome_trace(report, out)))
-    for path, kind, width in pictures:
-        if path is not None:
-            document = render_recording(views, width, kind)
-            outputs.append((path, _text(document)))
-    return outputs
-
-
 @app.command()
 @takes_settings(
     exclude=("policy",),
     defaults={"stages": "the file's ranks", "microbatches": "the file's", "chunks": "the file's"},
 )
+@takes_outputs("trace")
 def validate(
     settings: Settings,
     config: Path | None,
+    outputs: Requested,
     schedule: Annotated[Path, typer.Argument(help="A PyTorch compute-only schedule CSV.")],
     output_format: Format = OutputFormat.text,
-    trace: TraceFile = None,
 ) -> None:
     """Check a schedule file: every op present once and in a possible order, then simulate it.
 
@@ -385,7 +298,7 @@ def validate(
     from pipesim.schedules.schedule_file import read_schedule
     from pipesim.studies.step import simulate_step
 
-    check_outputs([("--trace", trace)], inputs=[("--config", config), ("the schedule", schedule)])
+    check_outputs(outputs.named(), inputs=[("--config", config), ("the schedule", schedule)])
     if settings.policy is not None:
         warn(
             f"validate simulates {schedule}; the config's policy {settings.policy!r} is not used",
@@ -411,7 +324,7 @@ def validate(
         if len(problems) > _PROBLEMS_SHOWN:
             console.print(Text(f"  and {len(problems) - _PROBLEMS_SHOWN} more"), soft_wrap=True)
         raise typer.Exit(1)
-    write_files(_files(report, trace, [], []))
+    write_files(outputs.contents(Shown(str(schedule), report)))
     if output_format is OutputFormat.json:
         from pipesim.render.envelope import write_envelope
 

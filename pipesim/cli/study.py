@@ -22,16 +22,17 @@ from pipesim.cli.options import (
     DaskScheduler,
     Format,
     OutputFormat,
-    PlotFile,
     Runs,
     SweepAxis,
     SweepFormat,
     TableFormat,
     Workers,
+    takes_outputs,
     takes_settings,
 )
-from pipesim.cli.output_files import check_outputs, print_json, write_bytes, write_files
+from pipesim.cli.output_files import check_outputs, print_json, write_files
 from pipesim.errors import ConfigError
+from pipesim.render.outputs import Requested, Shown
 from pipesim.settings.declarations import BY_NAME, DEFAULT_POLICY, RECOMPUTE_KIND, Settings
 from pipesim.settings.values import COUNT, RECOMPUTE, ValueKind
 
@@ -56,13 +57,14 @@ def _names(text: str | None) -> list[str] | None:
 
 @app.command()
 @takes_settings(exclude=("policy",))
+@takes_outputs("plot")
 def compare(
     settings: Settings,
+    outputs: Requested,
     policies: Names = None,
     workers: Workers = None,
     runs: Runs = None,
     dask_scheduler: DaskScheduler = None,
-    plot: PlotFile = None,
     output_format: Format = OutputFormat.text,
 ) -> None:
     """Run several schedules on the same costs and say which one to use."""
@@ -70,15 +72,13 @@ def compare(
     from pipesim.render.envelope import envelope
     from pipesim.render.monte_carlo import MonteCarloComparison, monte_carlo_record
     from pipesim.render.numbers import num
-    from pipesim.render.plots import check_plot_path
     from pipesim.render.progress import DeferredProgress
     from pipesim.render.style import ms
     from pipesim.studies.compare import compare_workflow
     from pipesim.studies.executor import default_workers
 
-    if plot is not None:
-        check_plot_path(plot)
-        check_outputs([("--plot", plot)])
+    outputs.check()
+    check_outputs(outputs.named())
     if settings.policy is not None:
         warn(
             f"compare runs --policies; the config's policy {settings.policy!r} is not used",
@@ -89,10 +89,11 @@ def compare(
     text = output_format is OutputFormat.text
     result = compare_workflow(
         settings, _names(policies), runs, workers or default_workers(), dask_scheduler,
-        traces=plot is not None, progress=lambda label: DeferredProgress(label, text),
+        traces="plot" in outputs, progress=lambda label: DeferredProgress(label, text),
     )  # fmt: skip
-    if plot is not None:
-        write_bytes(plot, _compare_plot(result, settings, plot))
+    write_files(
+        outputs.contents(Shown("", plot=lambda path: _compare_plot(result, settings, path)))
+    )
     options = {"policies": _names(policies), "runs": runs}
     if result.studies:
         if text:
@@ -162,9 +163,11 @@ def _costs_line(settings: Settings) -> str:
 
 @app.command()
 @takes_settings(sweep=True)
+@takes_outputs("plot")
 def sweep(
     settings: Settings,
     axis: SweepAxis,
+    outputs: Requested,
     policies: Annotated[
         str | None,
         typer.Option(
@@ -172,14 +175,13 @@ def sweep(
         ),
     ] = None,
     workers: Workers = None,
-    plot: PlotFile = None,
     output_format: TableFormat = SweepFormat.text,
 ) -> None:
     """Vary one setting over a list of values and tabulate bubble, makespan and memory.
 
     Exactly one setting takes a comma list: -p, -m, -v, --overlap-cost, a latency, a size,
     a bandwidth or --devices-per-node."""
-    from pipesim.render.plots import check_plot_path, sweep_plot
+    from pipesim.render.plots import sweep_plot
     from pipesim.render.progress import DeferredProgress
     from pipesim.render.sweep_table import SweepTable, sweep_records, write_sweep_csv
     from pipesim.settings.written import as_command
@@ -188,9 +190,8 @@ def sweep(
 
     if policies is not None and settings.policy is not None:
         raise ConfigError("give a policy (flag or config) or --policies, not both")
-    if plot is not None:
-        check_plot_path(plot)
-        check_outputs([("--plot", plot)])
+    outputs.check()
+    check_outputs(outputs.named())
     names = _names(policies) or [settings.policy or DEFAULT_POLICY]
     if axis.setting not in ("jitter", "link_jitter", "stragglers"):
         note_unused_randomness(settings)
@@ -198,10 +199,9 @@ def sweep(
         rows = sweep_setting(
             settings, axis.setting, axis.values, names, progress, workers or default_workers()
         )
-    if plot is not None:
-        fixed = as_command(settings.replace(**{axis.setting: None})).replace("pipesim run", "")
-        title = f"pipesim sweep {axis.setting}:{fixed or ' (defaults)'}"
-        write_bytes(plot, sweep_plot(rows, title, plot))
+    fixed = as_command(settings.replace(**{axis.setting: None})).replace("pipesim run", "")
+    title = f"pipesim sweep {axis.setting}:{fixed or ' (defaults)'}"
+    write_files(outputs.contents(Shown(title, plot=lambda path: sweep_plot(rows, title, path))))
     if output_format is SweepFormat.json:
         from pipesim.render.envelope import envelope
         from pipesim.settings.written import setting_text
@@ -323,8 +323,14 @@ def _list(
         "layers_per_stage", "layout",
     )
 )  # fmt: skip
+@takes_outputs(
+    "plot",
+    words={"plot": "Also draw step time against peak memory (.png, .svg or .pdf; needs "
+           "pipesim[plot])."},
+)  # fmt: skip
 def plan(
     settings: Settings,
+    outputs: Requested,
     pipeline_parallel: Annotated[
         str,
         typer.Option(
@@ -365,14 +371,6 @@ def plan(
     ] = 10,
     workers: Workers = None,
     dask_scheduler: DaskScheduler = None,
-    plot: Annotated[
-        Path | None,
-        typer.Option(
-            rich_help_panel="Input and output",
-            help="Also draw step time against peak memory (.png, .svg or .pdf; needs "
-            "pipesim[plot]).",
-        ),
-    ] = None,
     output_format: TableFormat = SweepFormat.text,
 ) -> None:
     """Search pipeline configurations of a model on a GPU: the fastest that fits in memory.
@@ -382,16 +380,15 @@ def plan(
     Configurations whose static memory alone exceeds the limit are pruned.
     Needs --model, --gpu and --global-batch-size."""
     from pipesim.render.plan_table import PlanReport, plan_records, write_plan_csv
-    from pipesim.render.plots import check_plot_path, plan_plot
+    from pipesim.render.plots import plan_plot
     from pipesim.render.progress import DeferredProgress
     from pipesim.schedules.registry import get_policy, registered_policies
     from pipesim.settings.written import as_command
     from pipesim.studies.executor import default_workers
     from pipesim.studies.plan import PlanSpace, plan_configurations
 
-    if plot is not None:
-        check_plot_path(plot)
-        check_outputs([("--plot", plot)])
+    outputs.check()
+    check_outputs(outputs.named())
     names = _names(policies) or [policy.name for policy in registered_policies()]
     space = PlanSpace(
         pipeline=_list("pipeline_parallel", pipeline_parallel, (), COUNT),
@@ -405,10 +402,10 @@ def plan(
         rows = plan_configurations(
             settings, space, workers or default_workers(), dask_scheduler, progress
         )
-    if plot is not None:
-        limit = settings.memory_limit or (settings.gpu.memory if settings.gpu else None)
-        title = f"pipesim plan: {as_command(settings).replace('pipesim run ', '')}"
-        write_bytes(plot, plan_plot(rows, limit, title, plot))
+    limit = settings.memory_limit or (settings.gpu.memory if settings.gpu else None)
+    title = f"pipesim plan: {as_command(settings).replace('pipesim run ', '')}"
+    shown = Shown(title, plot=lambda path: plan_plot(rows, limit, title, path))
+    write_files(outputs.contents(shown))
     if output_format is SweepFormat.json:
         from pipesim.render.envelope import envelope
 
