@@ -112,3 +112,36 @@ def test_steps_too_large_to_hold_are_refused_before_any_allocation(
         "p=4, v=1, m=500000 is up to 6,000,000 ops, which needs about 2.7 GB of memory; "
         "2.0 GB is available"
     )
+
+
+def test_defaults_are_declared_once_and_resolved_in_one_place() -> None:
+    from dataclasses import fields
+
+    from pipesim.settings.declarations import SETTINGS, Resolved
+
+    declared = {setting.name for setting in SETTINGS if setting.default is not None}
+    assert {item.name for item in fields(Resolved)} == declared
+    given = Settings(seed=7, tensor_parallel=None, recompute="full")
+    assert given.resolved.seed == 7 and given.resolved.recompute == "full"
+    assert given.resolved.tensor_parallel == 1 and given.resolved.policy == "1f1b"
+    assert given.resolved.stragglers == () and given.tensor_parallel is None  # kept as given
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "seq_length", "tensor_parallel", "expert_parallel", "sequence_parallel", "mfu",
+        "recompute", "attention", "layers_per_stage", "layout", "distributed_optimizer",
+    ],
+)  # fmt: skip
+def test_a_setting_that_needs_a_model_is_refused_without_one(name: str) -> None:
+    from pipesim.settings.declarations import BY_NAME, MODEL_ONLY
+
+    assert name in MODEL_ONLY
+    samples = {"layers_per_stage": (1, 1, 1, 1), "layout": "t|t|t|t", "recompute": "full",
+               "attention": "eager", "mfu": 0.4, "sequence_parallel": True,
+               "distributed_optimizer": True}  # fmt: skip
+    value = samples.get(name, 2)
+    BY_NAME[name].kind.check(name, value)
+    with pytest.raises(ConfigError, match=f"{name} needs a model"):
+        build_problem(Settings(**{name: value}), get_policy("1f1b"))  # type: ignore[arg-type]

@@ -18,7 +18,8 @@ from pipesim.settings.declarations import Settings
 
 def draws(settings: Settings) -> bool:
     """Whether a run with `settings` makes random draws (`variability.makes_draws`)."""
-    return makes_draws(settings.jitter, settings.link_jitter, settings.stragglers or ())
+    resolved = settings.resolved
+    return makes_draws(resolved.jitter, resolved.link_jitter, resolved.stragglers)
 
 
 def _given(flags: Iterable[tuple[str, object]]) -> list[str]:
@@ -116,7 +117,7 @@ def note_one_draw(command: str, settings: Settings) -> None:
     distribution (optimize solves for the mean costs and only its replay draws)."""
     if not draws(settings):
         return
-    seed = settings.seed or 0
+    seed = settings.resolved.seed
     if command == "optimize":
         warn(
             f"optimize solves for the mean costs; --jitter and intermittent stragglers change "

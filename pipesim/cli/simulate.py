@@ -34,7 +34,7 @@ from pipesim.cli.options import (
 from pipesim.cli.output_files import Named, check_outputs, print_json, write_files
 from pipesim.errors import ConfigError, OutOfMemoryError, ScheduleStalled
 from pipesim.render.outputs import SAVED_WIDTH, Requested, Shown
-from pipesim.settings.declarations import DEFAULT_POLICY, Settings
+from pipesim.settings.declarations import Settings
 
 if TYPE_CHECKING:
     from pipesim.analysis.report import Report
@@ -376,7 +376,7 @@ def export(
     from pipesim.schedules.base import OrderedProgram
     from pipesim.schedules.registry import get_policy
 
-    policy = get_policy(settings.policy or DEFAULT_POLICY)
+    policy = get_policy(settings.resolved.policy)
     trace = simulate_step(settings, policy).trace
     note_variability_in_a_fixed_order(
         settings,

@@ -33,7 +33,7 @@ from pipesim.cli.options import (
 from pipesim.cli.output_files import check_outputs, print_json, write_files
 from pipesim.errors import ConfigError
 from pipesim.render.outputs import Requested, Shown
-from pipesim.settings.declarations import BY_NAME, DEFAULT_POLICY, RECOMPUTE_KIND, Settings
+from pipesim.settings.declarations import BY_NAME, RECOMPUTE_KIND, VARIABILITY, Settings
 from pipesim.settings.values import COUNT, RECOMPUTE, ValueKind
 
 if TYPE_CHECKING:
@@ -192,8 +192,8 @@ def sweep(
         raise ConfigError("give a policy (flag or config) or --policies, not both")
     outputs.check()
     check_outputs(outputs.named())
-    names = _names(policies) or [settings.policy or DEFAULT_POLICY]
-    if axis.setting not in ("jitter", "link_jitter", "stragglers"):
+    names = _names(policies) or [settings.resolved.policy]
+    if axis.setting not in VARIABILITY:
         note_unused_randomness(settings)
     with DeferredProgress("sweeping", output_format is SweepFormat.text) as progress:
         rows = sweep_setting(

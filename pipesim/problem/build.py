@@ -27,10 +27,8 @@ from pipesim.problem.pipeline import Pipeline, Problem
 from pipesim.problem.transformer import Shape
 from pipesim.problem.variability import Variability
 from pipesim.problem.workload import Workload, derive
-from pipesim.settings.declarations import Settings, check_settings
+from pipesim.settings.declarations import MODEL_ONLY, Settings, check_settings
 from pipesim.settings.values import Reserve
-
-DEFAULT_MFU = 0.5
 
 
 class ShapesPipeline(Protocol):
@@ -116,7 +114,7 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
 
 def _variability(settings: Settings, devices: int) -> Variability | None:
     """Jitter, stragglers and the seed; None when every op takes its mean."""
-    stragglers = settings.stragglers or ()
+    stragglers = settings.resolved.stragglers
     for straggler in stragglers:
         if straggler.device >= devices:
             raise ConfigError(
@@ -126,20 +124,16 @@ def _variability(settings: Settings, devices: int) -> Variability | None:
     if not (settings.jitter or settings.link_jitter or stragglers):
         return None
     return Variability(
-        jitter=settings.jitter or 0.0,
-        link_jitter=settings.link_jitter or 0.0,
-        seed=settings.seed or 0,
+        jitter=settings.resolved.jitter,
+        link_jitter=settings.resolved.link_jitter,
+        seed=settings.resolved.seed,
         stragglers=stragglers,
     )
 
 
 def _check_model_settings(settings: Settings) -> None:
-    model_only = (
-        "seq_length", "tensor_parallel", "sequence_parallel", "mfu", "recompute",
-        "layers_per_stage", "layout", "distributed_optimizer", "attention", "expert_parallel",
-    )  # fmt: skip
     if settings.model is None:
-        for name in model_only:
+        for name in MODEL_ONLY:
             if getattr(settings, name) is not None:
                 raise ConfigError(f"{name} needs a model (--model)")
     elif settings.gpu is None:
@@ -161,8 +155,8 @@ def _microbatches(settings: Settings, default: int) -> int:
         return default if settings.microbatches is None else settings.microbatches
     g, b, d = (
         settings.global_batch_size,
-        settings.micro_batch_size or 1,
-        settings.data_parallel or 1,
+        settings.resolved.micro_batch_size,
+        settings.resolved.data_parallel,
     )
     if g % (b * d):
         raise ConfigError(
@@ -182,21 +176,21 @@ def build_workload(settings: Settings, num_stages: int) -> Workload | None:
     model, gpu = settings.model, settings.gpu
     if model is None or gpu is None:
         return None
-    t = settings.tensor_parallel or 1
+    t = settings.resolved.tensor_parallel
     if model.heads % t or (model.kv_heads % t and t % model.kv_heads):
         raise ConfigError(
             f"tensor_parallel {t} must divide the model's {model.heads} attention heads "
             f"(and its {model.kv_heads} key/value heads, or be a multiple of them)"
         )
     shape = Shape(
-        micro_batch=settings.micro_batch_size or 1,
+        micro_batch=settings.resolved.micro_batch_size,
         seq_length=settings.seq_length or model.seq_length,
         tensor_parallel=t,
         sequence_parallel=t > 1
         if settings.sequence_parallel is None
         else settings.sequence_parallel,
-        recompute=settings.recompute or "none",
-        attention=settings.attention or "flash",
+        recompute=settings.resolved.recompute,
+        attention=settings.resolved.attention,
     )
     if settings.layout is not None:
         layers = layers_from_layout(settings.layout, model.layers, num_stages)
@@ -208,20 +202,18 @@ def build_workload(settings: Settings, num_stages: int) -> Workload | None:
                 f"the model's {model.layers} layers cannot fill {num_stages} stages (p*v)"
             )
         layers = even_layers(model.layers, num_stages)
-    d = settings.data_parallel or 1
+    d = settings.resolved.data_parallel
     per_parameter = 6 + 12 / d if settings.distributed_optimizer else 18.0
     experts = None
-    if settings.expert_parallel is not None and settings.expert_parallel > 1:
-        check_expert_parallel(model, settings.expert_parallel, d)
-        experts = (
-            expert_parallel(model, gpu, shape, settings.expert_parallel),
-            routed_bytes_per_parameter(
-                settings.expert_parallel, d, bool(settings.distributed_optimizer)
-            ),
+    degree = settings.resolved.expert_parallel
+    if settings.expert_parallel is not None:
+        check_expert_parallel(model, degree, d)
+    if degree > 1:
+        per_parameter_routed = routed_bytes_per_parameter(
+            degree, d, bool(settings.distributed_optimizer)
         )
-    elif settings.expert_parallel is not None:
-        check_expert_parallel(model, 1, d)
-    return derive(model, gpu, shape, settings.mfu or DEFAULT_MFU, layers, per_parameter, d, experts)
+        experts = (expert_parallel(model, gpu, shape, degree), per_parameter_routed)
+    return derive(model, gpu, shape, settings.resolved.mfu, layers, per_parameter, d, experts)
 
 
 def _costs(settings: Settings, pipeline: Pipeline, workload: Workload | None) -> StageCosts:
@@ -389,13 +381,13 @@ def _weight_share(
 def build_network(settings: Settings, workload: Workload | None = None) -> Network:
     """The links and message sizes; a GPU gives defaults, every inconsistency is an error."""
     gpu = settings.gpu
-    t = settings.tensor_parallel or 1
+    t = settings.resolved.tensor_parallel
     per_node = settings.devices_per_node
     if per_node is None and gpu is not None:
         # The pipeline is the outermost dimension in Megatron-LM (rank order tp-cp-ep-dp-pp)
         # and torchtitan (mesh pp, dp, cp, tp): a stage's t*d GPUs fill a node before the
         # next stage's start.
-        per_node = max(1, gpu.gpus_per_node // (t * (settings.data_parallel or 1)))
+        per_node = max(1, gpu.gpus_per_node // (t * (settings.resolved.data_parallel)))
     if per_node is None:
         for name in ("inter_node_latency", "inter_node_bandwidth"):
             if getattr(settings, name) is not None:
@@ -435,7 +427,7 @@ def build_network(settings: Settings, workload: Workload | None = None) -> Netwo
         activation_size=activation,
         gradient_size=gradient,
         blocking=settings.blocking_comm,
-        slow_links=settings.slow_links or (),
+        slow_links=settings.resolved.slow_links,
     )
 
 

@@ -13,6 +13,8 @@ import dataclasses
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +54,25 @@ RECOMPUTE_KIND = choice(RECOMPUTE)
 ATTENTION_KIND = choice(ATTENTION)
 
 DEFAULT_POLICY = "1f1b"
-PIPELINE = "Pipeline"
-COSTS_PANEL = "Costs (ms per microbatch)"
-COMMUNICATION = "Communication"
-MODEL_PANEL = "Model and GPU"
-MEMORY_PANEL = "Memory"
-VARIABILITY_PANEL = "Variability"
+
+
+class Group(StrEnum):
+    """What a setting is about; its value is the --help section that lists it."""
+
+    PIPELINE = "Pipeline"
+    COSTS = "Costs (ms per microbatch)"
+    COMMUNICATION = "Communication"
+    MODEL = "Model and GPU"
+    MEMORY = "Memory"
+    VARIABILITY = "Variability"
+
+
+PIPELINE = Group.PIPELINE
+COSTS_PANEL = Group.COSTS
+COMMUNICATION = Group.COMMUNICATION
+MODEL_PANEL = Group.MODEL
+MEMORY_PANEL = Group.MEMORY
+VARIABILITY_PANEL = Group.VARIABILITY
 
 
 @dataclass(frozen=True)
@@ -68,8 +83,8 @@ class Setting:
     """The `Settings` field and the TOML key (dashes are accepted for underscores)."""
     kind: ValueKind
     help: str
-    panel: str
-    """The --help section it is listed in."""
+    group: Group
+    """What it is about, and the --help section it is listed in."""
     flags: tuple[str, ...] = ()
     """The flag names; empty: --name-with-dashes."""
     shown_default: str | None = None
@@ -78,6 +93,15 @@ class Setting:
     """Whether `pipesim sweep` may take a list of its values."""
     repeatable: bool = False
     """Whether the flag may be given several times (each adds entries to the list)."""
+    default: Any = None
+    """The value used when it is not given (`Settings.resolved`); None where the policy or
+    other settings decide it."""
+    needs_model: bool = False
+    """Whether it only means something with --model (given without one: an error)."""
+
+    @property
+    def panel(self) -> str:
+        return self.group.value
 
     @property
     def flag(self) -> str:
@@ -86,10 +110,13 @@ class Setting:
         return long[0].split("/")[0] if long else "--" + self.name.replace("_", "-")
 
 
-def _declare(default: Any, kind: ValueKind, help: str, panel: str, **more: Any) -> Any:
-    """A `Settings` field with its declaration attached (the name is filled in below)."""
+def _declare(field_default: Any, kind: ValueKind, help: str, group: Group, **more: Any) -> Any:
+    """A `Settings` field with its declaration attached (the name is filled in below); --help
+    shows the default unless `shown_default` words it otherwise."""
+    if more.get("shown_default") is None and more.get("default") not in (None, ()):
+        more["shown_default"] = str(more["default"])
     return dataclasses.field(
-        default=default, metadata={"setting": Setting("", kind, help, panel, **more)}
+        default=field_default, metadata={"setting": Setting("", kind, help, group, **more)}
     )
 
 
@@ -104,7 +131,7 @@ class Settings:
         "Schedule to simulate (see `pipesim policies`), or module:Class / file.py:Class for "
         "your own.",
         PIPELINE,
-        shown_default=DEFAULT_POLICY,
+        default=DEFAULT_POLICY,
     )
     """None: `DEFAULT_POLICY`."""
     stages: int | None = _declare(
@@ -196,10 +223,11 @@ class Settings:
     )  # fmt: skip
     seq_length: int | None = _declare(
         None, COUNT, "Tokens per sequence s.", MODEL_PANEL, shown_default="the model's",
+        needs_model=True,
         sweepable=True,
     )  # fmt: skip
     micro_batch_size: int | None = _declare(
-        None, COUNT, "Sequences per microbatch b.", MODEL_PANEL, shown_default="1",
+        None, COUNT, "Sequences per microbatch b.", MODEL_PANEL, default=1,
         sweepable=True,
     )  # fmt: skip
     global_batch_size: int | None = _declare(
@@ -208,47 +236,50 @@ class Settings:
     )  # fmt: skip
     data_parallel: int | None = _declare(
         None, COUNT, "Data-parallel replicas d of the pipeline.", MODEL_PANEL,
-        shown_default="1", sweepable=True,
+        default=1, sweepable=True,
     )  # fmt: skip
     tensor_parallel: int | None = _declare(
         None, COUNT, "Tensor-parallel degree t of each pipeline device.", MODEL_PANEL,
-        shown_default="1", sweepable=True,
+        needs_model=True,
+        default=1, sweepable=True,
     )  # fmt: skip
     expert_parallel: int | None = _declare(
         None, COUNT, "Expert-parallel degree E of a mixture-of-experts model: each device "
         "holds 1/E of every MoE layer's routed experts, and each MoE layer sends its tokens "
         "to their experts and back (two all-to-alls in F, two in B).", MODEL_PANEL,
-        shown_default="1", sweepable=True,
+        needs_model=True,
+        default=1, sweepable=True,
     )  # fmt: skip
     sequence_parallel: bool | None = _declare(
         None, SWITCH, "Sequence parallelism: activations and messages divided by t.",
-        MODEL_PANEL, flags=("--sequence-parallel/--no-sequence-parallel",),
+        MODEL_PANEL, needs_model=True, flags=("--sequence-parallel/--no-sequence-parallel",),
         shown_default="on when t > 1",
     )  # fmt: skip
     mfu: float | None = _declare(
         None, FRACTION, "Model FLOPs utilization: the share of the GPU's peak an op achieves.",
-        MODEL_PANEL, shown_default="0.5", sweepable=True,
+        MODEL_PANEL, needs_model=True, default=0.5, sweepable=True,
     )  # fmt: skip
     recompute: str | None = _declare(
         None, RECOMPUTE_KIND, "Activation recomputation: none, selective (the attention core) "
-        "or full (the whole layer).", MODEL_PANEL, shown_default="none",
+        "or full (the whole layer).", MODEL_PANEL, needs_model=True, default="none",
     )  # fmt: skip
     attention: str | None = _declare(
         None, ATTENTION_KIND, "Attention kernel: flash (FlashAttention, SDPA, cuDNN: keeps "
         "O(s) per layer, computes the causal half) or eager (keeps the s*s scores).",
-        MODEL_PANEL, shown_default="flash",
+        MODEL_PANEL, needs_model=True, default="flash",
     )  # fmt: skip
     layers_per_stage: tuple[int, ...] | None = _declare(
         None, COUNTS, "Transformer layers on each stage (p*v values).", MODEL_PANEL,
+        needs_model=True,
         shown_default="as even as possible",
     )  # fmt: skip
     layout: str | None = _declare(
         None, NAME, "Layers per stage in Megatron-LM's layout grammar: \"Et*9|t*10|t*9L\".",
-        MODEL_PANEL,
+        MODEL_PANEL, needs_model=True,
     )  # fmt: skip
     distributed_optimizer: bool | None = _declare(
         None, SWITCH, "Optimizer state sharded over the data-parallel replicas: 6 + 12/d "
-        "bytes per parameter instead of 18.", MODEL_PANEL,
+        "bytes per parameter instead of 18.", MODEL_PANEL, needs_model=True,
         flags=("--distributed-optimizer/--no-distributed-optimizer",), shown_default="off",
     )  # fmt: skip
     activation_memory: float | None = _declare(
@@ -282,30 +313,60 @@ class Settings:
 
     jitter: float | None = _declare(
         None, CV, "Each op's duration drawn around its cost with this coefficient of variation "
-        "(lognormal).", VARIABILITY_PANEL, shown_default="0", sweepable=True,
+        "(lognormal).", VARIABILITY_PANEL, default=0.0, sweepable=True,
     )  # fmt: skip
     link_jitter: float | None = _declare(
         None, CV, "Each message's time drawn with this coefficient of variation.",
-        VARIABILITY_PANEL, shown_default="0", sweepable=True,
+        VARIABILITY_PANEL, default=0.0, sweepable=True,
     )  # fmt: skip
     seed: int | None = _declare(
         None, SEED, "Seed of the draws: the same seed gives the same run.", VARIABILITY_PANEL,
-        shown_default="0",
+        default=0,
     )  # fmt: skip
     stragglers: tuple[Straggler, ...] | None = _declare(
         None, STRAGGLERS, "A slow device: 3:1.3 (always 1.3x) or 3:2:0.1 (each op 2x with "
         "probability 0.1). Repeatable.", VARIABILITY_PANEL, flags=("--straggler",),
-        repeatable=True, sweepable=True,
+        repeatable=True, default=(), sweepable=True,
     )  # fmt: skip
     slow_links: tuple[tuple[int, int, float], ...] | None = _declare(
         None, SLOW_LINKS, "A slow link direction: 3-4:2 (messages from 3 to 4 take twice as "
         "long). Repeatable.", VARIABILITY_PANEL, flags=("--slow-link",), repeatable=True,
+        default=(),
         sweepable=True,
     )  # fmt: skip
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with `changes` applied (values already parsed)."""
         return dataclasses.replace(self, **changes)
+
+    @cached_property
+    def resolved(self) -> Resolved:
+        """The values used: each given one, else its declared default (the one place
+        defaults are applied; `Settings` itself keeps what the user gave)."""
+        values = {}
+        for item in dataclasses.fields(Resolved):
+            given = getattr(self, item.name)
+            values[item.name] = given if given is not None else BY_NAME[item.name].default
+        return Resolved(**values)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The settings that have a default of their own, as used: never None."""
+
+    policy: str
+    micro_batch_size: int
+    data_parallel: int
+    tensor_parallel: int
+    expert_parallel: int
+    mfu: float
+    recompute: str
+    attention: str
+    jitter: float
+    link_jitter: float
+    seed: int
+    stragglers: tuple[Straggler, ...]
+    slow_links: tuple[tuple[int, int, float], ...]
 
 
 SETTINGS: tuple[Setting, ...] = tuple(
@@ -314,6 +375,10 @@ SETTINGS: tuple[Setting, ...] = tuple(
 )
 """Every setting, in the order --help lists them."""
 BY_NAME = {setting.name: setting for setting in SETTINGS}
+MODEL_ONLY = tuple(setting.name for setting in SETTINGS if setting.needs_model)
+"""The settings that mean something only with --model."""
+VARIABILITY = tuple(setting.name for setting in SETTINGS if setting.group is Group.VARIABILITY)
+"""The settings that make runs random or slow."""
 
 
 def check_settings(settings: Settings) -> None:

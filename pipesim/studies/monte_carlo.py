@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pipesim.errors import ConfigError
 from pipesim.problem.variability import run_seed
 from pipesim.schedules.registry import get_policy
-from pipesim.settings.declarations import Settings
+from pipesim.settings.declarations import VARIABILITY, Settings
 from pipesim.studies.executor import run_all
 from pipesim.studies.step import StepJob, raise_fatal, step_figures
 
@@ -84,7 +84,7 @@ def monte_carlo(
     """`runs` steps of each policy, seeded from `settings.seed` (0 if not given)."""
     if not 1 <= runs <= MAX_RUNS:
         raise ConfigError(f"runs must be between 1 and {MAX_RUNS:,}, got {runs}")
-    seed = settings.seed or 0
+    seed = settings.resolved.seed
     seeds = [run_seed(seed, run) for run in range(runs)]
     jobs = []
     for reference in policies:
@@ -175,7 +175,7 @@ def damage(
             )
             without[source] = rerun.makespan.p95
     (plain,) = monte_carlo(
-        settings.replace(stragglers=None, jitter=None, link_jitter=None, slow_links=None),
+        settings.replace(**{name: None for name in VARIABILITY if name != "seed"}),
         [policy],
         1,
     )

@@ -85,7 +85,7 @@ def candidates(base: Settings, space: PlanSpace) -> list[Candidate]:
         raise ConfigError("plan needs a model and a GPU (--model, --gpu)")
     if base.global_batch_size is None:
         raise ConfigError("plan needs the global batch size (--global-batch-size)")
-    d = base.data_parallel or 1
+    d = base.resolved.data_parallel
     sizes = [b for b in space.micro_batch_sizes if base.global_batch_size % (b * d) == 0]
     if not sizes:
         raise ConfigError(
@@ -125,8 +125,8 @@ def evaluate(candidate: Candidate) -> PlanRow:
     it by name)."""
     settings = candidate.settings
     policy = get_policy(settings.policy or "1f1b")
-    b = settings.micro_batch_size or 1
-    recompute = settings.recompute or "none"
+    b = settings.resolved.micro_batch_size
+    recompute = settings.resolved.recompute
     try:
         settings = settings.replace(layers_per_stage=_layers(settings, policy, candidate.layout))
         problem = build_problem(settings, policy)
@@ -188,9 +188,9 @@ def _row(
         settings.policy or "1f1b",
         settings.stages or 0,
         chunks,
-        settings.micro_batch_size or 1,
+        settings.resolved.micro_batch_size,
         microbatches,
-        settings.recompute or "none",
+        settings.resolved.recompute,
         candidate.layout,
         layers,
         **more,  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from pathlib import Path
 from pipesim.analysis.report import Report
 from pipesim.errors import ConfigError
 from pipesim.schedules.base import Policy
-from pipesim.settings.declarations import DEFAULT_POLICY, Settings
+from pipesim.settings.declarations import Settings
 from pipesim.studies.executor import Progress, quiet
 from pipesim.studies.explain import Explanation
 from pipesim.studies.monte_carlo import Damage, MonteCarlo
@@ -59,8 +59,8 @@ def run_step(
         if runs is not None:
             raise ConfigError("--runs simulates a policy (--policy), not a schedule file")
     else:
-        chosen = get_policy(settings.policy or DEFAULT_POLICY)
-    name = settings.policy or DEFAULT_POLICY
+        chosen = get_policy(settings.resolved.policy)
+    name = settings.resolved.policy
     pool = workers or default_workers()
     study = None
     if runs is not None:

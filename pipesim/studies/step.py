@@ -20,7 +20,7 @@ from pipesim.errors import (
 from pipesim.problem.build import build_problem
 from pipesim.schedules.base import Policy
 from pipesim.schedules.registry import get_policy
-from pipesim.settings.declarations import DEFAULT_POLICY, Settings
+from pipesim.settings.declarations import Settings
 
 
 def simulate_step(
@@ -34,7 +34,7 @@ def simulate_step(
     report has the figures studies use, not the idle causes or the critical path."""
     from pipesim.simulator.model import simulate  # SimPy loads here, not at start-up
 
-    chosen = policy or get_policy(settings.policy or DEFAULT_POLICY)
+    chosen = policy or get_policy(settings.resolved.policy)
     trace = simulate(build_problem(settings, chosen), chosen, progress)
     return analyze(trace, chosen, detail)
 
