@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipesim import Kind, assert_valid
+from pipesim.analysis.idle_causes import IdleCause
 from tests.conftest import simulate_settings
 
 
@@ -13,8 +14,8 @@ def _times(report: object, device: int) -> list[tuple[str, float, float]]:
     return [(f"{r.kind}{r.microbatch}", r.start, r.end) for r in ops]
 
 
-def _nonzero(causes: dict[str, float]) -> dict[str, float]:
-    return {cause: ms for cause, ms in causes.items() if ms}
+def _nonzero(causes: dict[IdleCause, float]) -> dict[str, float]:
+    return {cause.value: ms for cause, ms in causes.items() if ms}
 
 
 def test_uneven_stages_with_latency_by_hand() -> None:

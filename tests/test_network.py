@@ -17,6 +17,7 @@ from pipesim import (
     simulate_step,
     summarize,
 )
+from pipesim.analysis.idle_causes import IdleCause
 from tests.conftest import B, F, FixedOrders, simulate_settings
 
 
@@ -97,9 +98,9 @@ def test_idle_wait_split_into_computing_queued_and_in_flight() -> None:
     )
     summary = summarize(simulate(build_problem(settings, policy), policy))
     causes = summary.devices[1].idle_by_cause
-    assert causes["warmup"] == 3
-    assert causes["wait_activation_queued"] == 1
-    assert causes["wait_activation_in_flight"] == 2
+    assert causes[IdleCause.WARMUP] == 3
+    assert causes[IdleCause.WAIT_ACTIVATION_QUEUED] == 1
+    assert causes[IdleCause.WAIT_ACTIVATION_IN_FLIGHT] == 2
 
 
 @st.composite
@@ -137,7 +138,7 @@ def test_idle_causes_add_up_with_links_and_blocking(settings: Settings, blocking
         assert sum(stats.idle_by_cause.values()) == pytest.approx(stats.idle, abs=1e-9)
         assert min(stats.idle_by_cause.values()) >= -1e-9
         if not blocking:
-            assert stats.idle_by_cause["blocking_send"] == 0
+            assert stats.idle_by_cause[IdleCause.BLOCKING_SEND] == 0
 
 
 @pytest.mark.parametrize(

@@ -470,3 +470,5 @@ def test_every_file_option_comes_from_the_output_registry(command: str) -> None:
         "validate": {"--trace"},
     }[command]
     assert shown == expected
+    if "--plot" in expected:  # the extra to install, not eaten as markup
+        assert "pipesim[plot]" in result.stdout

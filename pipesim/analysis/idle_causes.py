@@ -3,37 +3,80 @@ the op that ended it (its device freed, or its last input, and where that input 
 
 from __future__ import annotations
 
+from enum import StrEnum
 from itertools import pairwise
 
 from pipesim.analysis.readiness import Readiness
-from pipesim.problem.ops import ACTIVATION, GRADIENT, Kind
+from pipesim.problem.ops import ACTIVATION, GRADIENT
 from pipesim.simulator.trace import OpRecord
 
-IDLE_CAUSES = (
-    "warmup",
-    "wait_activation",
-    "wait_activation_queued",
-    "wait_activation_in_flight",
-    "wait_gradient",
-    "wait_gradient_queued",
-    "wait_gradient_in_flight",
-    "blocking_send",
-    "drain",
-)
-"""Why a device sat idle; the causes partition its idle time. Before its first op (warmup) and
-after its last (drain); waiting for the input of its next op (an activation for F, a gradient
-for B), split by where that input was: still being computed upstream (wait_activation,
-wait_gradient), queued behind other messages on its link (..._queued) or in flight
-(..._in_flight); held by its own blocking send (blocking_send)."""
 
+class IdleCause(StrEnum):
+    """Why a device sat idle; the causes partition its idle time. Before its first op (warmup)
+    and after its last (drain); waiting for the input of its next op (an activation for F, a
+    gradient for B), split by where that input was: still being computed upstream
+    (wait_activation, wait_gradient), queued behind other messages on its link (..._queued) or
+    in flight (..._in_flight); held by its own blocking send (blocking_send). The value is the
+    JSON key."""
+
+    WARMUP = "warmup"
+    WAIT_ACTIVATION = "wait_activation"
+    WAIT_ACTIVATION_QUEUED = "wait_activation_queued"
+    WAIT_ACTIVATION_IN_FLIGHT = "wait_activation_in_flight"
+    WAIT_GRADIENT = "wait_gradient"
+    WAIT_GRADIENT_QUEUED = "wait_gradient_queued"
+    WAIT_GRADIENT_IN_FLIGHT = "wait_gradient_in_flight"
+    BLOCKING_SEND = "blocking_send"
+    DRAIN = "drain"
+
+    @property
+    def label(self) -> str:
+        """How people read it."""
+        return _LABELS[self]
+
+    @property
+    def on_link(self) -> bool:
+        """Whether it is communication: a message queued, in flight, or a blocking send."""
+        return self in LINK_CAUSES
+
+    @staticmethod
+    def waiting(message: str, where: str = "") -> IdleCause:
+        """Waiting for an `message` ("activation" or "gradient") that is being computed
+        (`where` ""), "queued" or "in_flight"."""
+        return _WAITS[(message, where)]
+
+
+_LABELS = {
+    IdleCause.WARMUP: "warm-up",
+    IdleCause.WAIT_ACTIVATION: "waiting for activations being computed",
+    IdleCause.WAIT_ACTIVATION_QUEUED: "activations queued on links",
+    IdleCause.WAIT_ACTIVATION_IN_FLIGHT: "activations in flight",
+    IdleCause.WAIT_GRADIENT: "waiting for gradients being computed",
+    IdleCause.WAIT_GRADIENT_QUEUED: "gradients queued on links",
+    IdleCause.WAIT_GRADIENT_IN_FLIGHT: "gradients in flight",
+    IdleCause.BLOCKING_SEND: "held by blocking sends",
+    IdleCause.DRAIN: "drain",
+}
+_WAITS = {
+    (ACTIVATION, ""): IdleCause.WAIT_ACTIVATION,
+    (ACTIVATION, "queued"): IdleCause.WAIT_ACTIVATION_QUEUED,
+    (ACTIVATION, "in_flight"): IdleCause.WAIT_ACTIVATION_IN_FLIGHT,
+    (GRADIENT, ""): IdleCause.WAIT_GRADIENT,
+    (GRADIENT, "queued"): IdleCause.WAIT_GRADIENT_QUEUED,
+    (GRADIENT, "in_flight"): IdleCause.WAIT_GRADIENT_IN_FLIGHT,
+}
+IDLE_CAUSES = tuple(IdleCause)
+"""Every cause, in the order the summary lists them."""
 LINK_CAUSES = (
-    "wait_activation_queued",
-    "wait_activation_in_flight",
-    "wait_gradient_queued",
-    "wait_gradient_in_flight",
-    "blocking_send",
+    IdleCause.WAIT_ACTIVATION_QUEUED,
+    IdleCause.WAIT_ACTIVATION_IN_FLIGHT,
+    IdleCause.WAIT_GRADIENT_QUEUED,
+    IdleCause.WAIT_GRADIENT_IN_FLIGHT,
+    IdleCause.BLOCKING_SEND,
 )
 """The causes that are communication."""
+QUEUED = (IdleCause.WAIT_ACTIVATION_QUEUED, IdleCause.WAIT_GRADIENT_QUEUED)
+FILL_AND_DRAIN = (IdleCause.WARMUP, IdleCause.DRAIN)
 
 
 class IdleAttribution:
@@ -45,18 +88,18 @@ class IdleAttribution:
         """Whether only the gaps between ops need a cause: without blocking sends a device is
         free when its op ends (False walks every op, as blocking sends need)."""
 
-    def device(self, device: int, ops: list[OpRecord], makespan: float) -> dict[str, float]:
+    def device(self, device: int, ops: list[OpRecord], makespan: float) -> dict[IdleCause, float]:
         causes = dict.fromkeys(IDLE_CAUSES, 0.0)
         if not ops:
-            causes["warmup"] = makespan
+            causes[IdleCause.WARMUP] = makespan
             return causes
-        causes["warmup"] = ops[0].start
+        causes[IdleCause.WARMUP] = ops[0].start
         if not self._gaps_only:
             for before, after in pairwise(ops):
                 cursor = self._held_by_send(before, after.start, causes)
                 if after.start > cursor:
                     self._wait(after, cursor, causes)
-            causes["drain"] = makespan - self._held_by_send(ops[-1], makespan, causes)
+            causes[IdleCause.DRAIN] = makespan - self._held_by_send(ops[-1], makespan, causes)
             return causes
         # Without blocking sends a device is free when its op ends: only gaps need a cause.
         wait = self._wait
@@ -64,30 +107,30 @@ class IdleAttribution:
         for index, record in enumerate(ops[1:]):
             if record.start > ends[index]:
                 wait(record, ends[index], causes)
-        causes["drain"] = makespan - ops[-1].end
+        causes[IdleCause.DRAIN] = makespan - ops[-1].end
         return causes
 
-    def _held_by_send(self, record: OpRecord, until: float, causes: dict[str, float]) -> float:
+    def _held_by_send(
+        self, record: OpRecord, until: float, causes: dict[IdleCause, float]
+    ) -> float:
         """With blocking sends, the device stays held after `record` until its output has
         arrived: count that as blocking_send and return when the device is free."""
         free = min(self._readiness.device_freed(record).time, until)
-        causes["blocking_send"] += free - record.end
+        causes[IdleCause.BLOCKING_SEND] += free - record.end
         return free
 
-    def _wait(self, record: OpRecord, cursor: float, causes: dict[str, float]) -> None:
+    def _wait(self, record: OpRecord, cursor: float, causes: dict[IdleCause, float]) -> None:
         """Attribute [cursor, record.start) to the input `record` waited for last."""
         release = self._readiness.last_input(record)
-        if release is not None and release.message is not None:
-            message = release.message
-        else:
-            message = ACTIVATION if record.kind is Kind.F else GRADIENT
+        message = release.message if release is not None else None
+        message = message or record.kind.message or ACTIVATION
         start = record.start
         if release is None or release.transfer is None or release.time <= cursor:
-            causes[f"wait_{message}"] += start - cursor
+            causes[IdleCause.waiting(message)] += start - cursor
             return
         transfer = release.transfer
         computing = max(0.0, min(transfer.queued, start) - cursor)
         queued = max(0.0, min(transfer.start, start) - max(transfer.queued, cursor))
-        causes[f"wait_{message}"] += computing
-        causes[f"wait_{message}_queued"] += queued
-        causes[f"wait_{message}_in_flight"] += start - cursor - computing - queued
+        causes[IdleCause.waiting(message)] += computing
+        causes[IdleCause.waiting(message, "queued")] += queued
+        causes[IdleCause.waiting(message, "in_flight")] += start - cursor - computing - queued

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from pipesim.problem.ops import ACTIVATION, GRADIENT
+from pipesim.problem.ops import Kind
 from pipesim.simulator.op_index import OpIndex
 from pipesim.simulator.trace import OpRecord, Trace, TransferRecord
 
@@ -81,7 +81,7 @@ class Readiness:
                 producer = self._producer(needed)
                 if producer is None:
                     continue  # never ran: the checker reports it
-                message = (ACTIVATION if needed % 3 == 0 else GRADIENT) if is_message else None
+                message = Kind.from_key(needed).message if is_message else None
                 sent = self._sent.get(needed) if is_message else None
                 if sent is not None and sent.dst == record.device:
                     candidate = Release(sent.end, producer, sent, message)

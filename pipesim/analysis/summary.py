@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from operator import sub
 
 from pipesim.analysis.critical_path import CriticalPath, critical_path
-from pipesim.analysis.idle_causes import IdleAttribution
+from pipesim.analysis.idle_causes import IdleAttribution, IdleCause
 from pipesim.analysis.memory import (
     DeviceMemory,
     OutOfMemory,
@@ -39,7 +39,7 @@ class DeviceStats:
     peak_activations: float
     """Most activations held at once, in units of one microbatch through the device's whole
     share of the model (a chunk's activation counts 1/v)."""
-    idle_by_cause: dict[str, float]
+    idle_by_cause: dict[IdleCause, float]
     """Idle time by cause (`IDLE_CAUSES`); empty when the step was summarized for a study,
     which needs only the figures (`summarize(detail=False)`)."""
 

@@ -326,7 +326,7 @@ def _list(
 @takes_outputs(
     "plot",
     words={"plot": "Also draw step time against peak memory (.png, .svg or .pdf; needs "
-           "pipesim[plot])."},
+           "pipesim\\[plot])."},
 )  # fmt: skip
 def plan(
     settings: Settings,

@@ -23,6 +23,7 @@ from pipesim.problem.expert_parallel import (
 from pipesim.problem.layout import even_layers, layers_from_counts, layers_from_layout
 from pipesim.problem.memory import StageMemory
 from pipesim.problem.network import Link, Network
+from pipesim.problem.ops import Kind
 from pipesim.problem.pipeline import Pipeline, Problem
 from pipesim.problem.transformer import Shape
 from pipesim.problem.variability import Variability
@@ -63,7 +64,7 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
     stages = default_stages if settings.stages is None else settings.stages
     microbatches = _microbatches(settings, default_microbatches)
     chunks = policy.resolve_chunks(settings.chunks)
-    kinds = 3 if policy.split_backward else 2
+    kinds = len(Kind.of_step(policy.split_backward))
     check_ops(kinds * stages * chunks * microbatches, f"p={stages}, v={chunks}, m={microbatches}")
     group = settings.microbatch_group_size
     if group is not None:

@@ -39,6 +39,23 @@ class Kind(IntEnum):
     def __format__(self, spec: str) -> str:
         return format(self.name, spec)
 
+    @property
+    def message(self) -> str | None:
+        """What its output is when sent to another stage: an activation (F), a gradient (B);
+        a W sends nothing."""
+        return _MESSAGES[self]
+
+    @staticmethod
+    def from_key(key: int) -> Kind:
+        """The kind of the op numbered `key` (`op_key`)."""
+        return _KINDS[key % 3]
+
+    @staticmethod
+    def of_step(split_backward: bool) -> tuple[Kind, ...]:
+        """The kinds every (stage, microbatch) of a step runs: F and B, and W when the
+        backward is split."""
+        return _SPLIT if split_backward else _WHOLE
+
 
 class Op(NamedTuple):
     """One unit of work: `kind` on `stage` for `microbatch`."""
@@ -61,6 +78,9 @@ class Need(NamedTuple):
 
 ACTIVATION = "activation"
 GRADIENT = "gradient"
+_MESSAGES = {Kind.F: ACTIVATION, Kind.B: GRADIENT, Kind.W: None}
+_KINDS = (Kind.F, Kind.B, Kind.W)
+_SPLIT, _WHOLE = _KINDS, (Kind.F, Kind.B)
 
 
 def op_key(kind: int, stage: int, microbatch: int, microbatches: int) -> int:
@@ -113,7 +133,7 @@ def on_line(stage: int, microbatch: int, num_stages: int, microbatches: int, lin
 def all_ops(num_stages: int, microbatches: int, split_backward: bool, lines: int = 1) -> list[Op]:
     """Every op of one training step, each exactly once, in a fixed order: with several
     lines, microbatch group k's ops on line k's stages only."""
-    kinds = (Kind.F, Kind.B, Kind.W) if split_backward else (Kind.F, Kind.B)
+    kinds = Kind.of_step(split_backward)
     return [
         Op(kind, stage, mb)
         for stage in range(num_stages)

@@ -14,7 +14,7 @@ from functools import cached_property
 from pipesim.problem.costs import StageCosts
 from pipesim.problem.memory import StageMemory
 from pipesim.problem.network import Network
-from pipesim.problem.ops import Op, on_line, op_key
+from pipesim.problem.ops import Kind, Op, on_line, op_key
 from pipesim.problem.variability import Variability
 from pipesim.problem.workload import Workload
 
@@ -139,6 +139,15 @@ class Problem:
     weight_share: tuple[float, ...] | None = None
     """Per stage, with a split backward: the share of a microbatch's activations kept from B
     until W (the Zero Bubble paper's M_W / M_B); None: the whole, until W."""
+
+    @property
+    def kinds(self) -> tuple[Kind, ...]:
+        """The kinds of op each (stage, microbatch) runs in this step."""
+        return Kind.of_step(self.split_backward)
+
+    @property
+    def ops_in_step(self) -> int:
+        return self.pipeline.op_count(len(self.kinds))
 
     def duration(self, op: Op) -> float:
         """What `op` costs on average (its stage's cost)."""

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipesim.analysis.idle_causes import LINK_CAUSES
+from pipesim.analysis.diagnosis import diagnose
+from pipesim.analysis.idle_causes import LINK_CAUSES, IdleCause
 from pipesim.analysis.report import Report
 from pipesim.analysis.summary import Summary
 from pipesim.render.numbers import num, peak
@@ -48,15 +49,17 @@ def _where(report: Report) -> str:
     if idle <= 0:
         return "Where: no device is ever idle; there is no bubble to explain."
 
-    def share(*causes: str) -> str:
-        total = sum(stats.idle_by_cause[c] for stats in summary.devices for c in causes)
-        return percent(total / idle)
+    diagnosis = diagnose(summary, report.trace.problem)
 
+    def share(*causes: IdleCause) -> str:
+        return percent(diagnosis.share(*causes))
+
+    computing = share(IdleCause.WAIT_ACTIVATION, IdleCause.WAIT_GRADIENT)
     return (
         f"Where: the devices are idle {ms(idle)} ms in all ({percent(summary.bubble_fraction)} "
         f"of {len(summary.devices)} x {ms(summary.makespan)} ms): pipeline fill "
-        f"{share('warmup')}, drain {share('drain')}, waiting for inputs still being computed "
-        f"{share('wait_activation', 'wait_gradient')}, waiting on links {share(*LINK_CAUSES)}."
+        f"{share(IdleCause.WARMUP)}, drain {share(IdleCause.DRAIN)}, waiting for inputs still "
+        f"being computed {computing}, waiting on links {share(*LINK_CAUSES)}."
     )
 
 

@@ -186,7 +186,7 @@ def transfer_rows(report: Report) -> Iterable[dict[str, Any]]:
         yield {
             "src": transfer.src,
             "dst": transfer.dst,
-            "message": "activation" if transfer.kind is Kind.F else "gradient",
+            "message": transfer.kind.message,
             "stage": transfer.stage,
             "microbatch": transfer.microbatch,
             "queued": num(transfer.queued),

@@ -121,7 +121,7 @@ class SvgOutput(TerminalOutput):
 @dataclass(frozen=True)
 class PlotOutput(Output):
     name = "plot"
-    help = "Also draw it with matplotlib: .png, .svg or .pdf (pip install 'pipesim[plot]')."
+    help = "Also draw it with matplotlib: .png, .svg or .pdf (pip install 'pipesim\\[plot]')."
     suffixes: ClassVar[tuple[str, ...]] = (".png", ".svg", ".pdf")
 
     def check(self, path: Path) -> None:

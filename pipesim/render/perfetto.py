@@ -209,7 +209,7 @@ def _transfer_events(report: Report) -> Iterator[dict[str, Any]]:
     for transfer, tid in zip(trace.transfers, lanes.tids, strict=True):
         if transfer.end <= transfer.queued:
             continue  # a free message: nothing to show on a link's track
-        message = "activation" if transfer.kind is Kind.F else "gradient"
+        message = transfer.kind.message
         link = f"{transfer.src}->{transfer.dst}"
         if transfer.start > transfer.queued:
             yield {
@@ -297,7 +297,7 @@ def _event_lines(report: Report) -> Iterator[str]:
     """By 2 * receives + sends, an op slice's flow flags."""
     # In a whole step (what a simulation gives) every message's both ends ran, so a slot
     # says it all; a trace made by hand is looked up op by op.
-    whole = ran.count(1) == pipeline.op_count(3 if trace.problem.split_backward else 2)
+    whole = ran.count(1) == trace.problem.ops_in_step
     slot_ways = [
         (into is not None) * 2 + (out is not None) for out, into in zip(feeds, fed_by, strict=True)
     ]

@@ -5,23 +5,24 @@ from __future__ import annotations
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.text import Text
 
-from pipesim.analysis.idle_causes import IDLE_CAUSES, LINK_CAUSES
+from pipesim.analysis.diagnosis import Diagnosis, diagnose
+from pipesim.analysis.idle_causes import FILL_AND_DRAIN, IDLE_CAUSES, LINK_CAUSES, IdleCause
 from pipesim.analysis.report import Report
 from pipesim.analysis.summary import DeviceStats
 from pipesim.render.explanation import critical_path_words
 from pipesim.render.style import activations, figures_table, ms, percent
 
 # The table groups the idle causes into columns; the line under it lists every cause.
-_CAUSE_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("warm up", ("warmup",)),
-    ("wait act.", ("wait_activation",)),
-    ("wait grad.", ("wait_gradient",)),
+_CAUSE_COLUMNS: tuple[tuple[str, tuple[IdleCause, ...]], ...] = (
+    ("warm up", (IdleCause.WARMUP,)),
+    ("wait act.", (IdleCause.WAIT_ACTIVATION,)),
+    ("wait grad.", (IdleCause.WAIT_GRADIENT,)),
     ("on links", LINK_CAUSES),
-    ("drain", ("drain",)),
+    ("drain", (IdleCause.DRAIN,)),
 )
 
 
-def _idle(stats: DeviceStats, causes: tuple[str, ...]) -> float:
+def _idle(stats: DeviceStats, causes: tuple[IdleCause, ...]) -> float:
     return sum(stats.idle_by_cause[cause] for cause in causes)
 
 
@@ -110,25 +111,26 @@ def headline(report: Report) -> list[Text]:
     closed = _closed_form_text(report)
     if closed:
         lines.append(Text.assemble(("closed form ", "bold"), closed))
-    total_idle = sum(stats.idle for stats in summary.devices)
-    if total_idle > 0:
-        lines.append(_where(report, total_idle))
-        lines.append(_why(report))
+    diagnosis = diagnose(summary, report.trace.problem)
+    if diagnosis.total_idle > 0:
+        lines.append(_where(diagnosis))
+        lines.append(_why(report, diagnosis))
     return lines
 
 
-def _where(report: Report, total_idle: float) -> Text:
+def _where(diagnosis: Diagnosis) -> Text:
     """Idle time summed over devices, by cause."""
-    devices = report.summary.devices
     parts = [
-        f"{_CAUSE_WORDS[cause]} {ms(total)} ms"
+        f"{cause.label} {ms(total)} ms"
         for cause in IDLE_CAUSES
-        if (total := sum(s.idle_by_cause[cause] for s in devices)) > 0
+        if (total := diagnosis.by_cause[cause]) > 0
     ]
-    return Text.assemble(("idle ", "bold"), f"{ms(total_idle)} ms in all: ", " · ".join(parts))
+    return Text.assemble(
+        ("idle ", "bold"), f"{ms(diagnosis.total_idle)} ms in all: ", " · ".join(parts)
+    )
 
 
-def _why(report: Report) -> Text:
+def _why(report: Report, diagnosis: Diagnosis) -> Text:
     """The reason for the bubble that this run's figures support."""
     summary = report.summary
     pipeline = report.trace.problem.pipeline
@@ -162,59 +164,41 @@ def _why(report: Report) -> Text:
                 f"at m={2 * pipeline.microbatches}."
             )
         return Text.assemble(("why: ", "bold"), text)
-    devices = summary.devices
-    total_idle = sum(s.idle for s in devices)
-    on_links = sum(_idle(s, LINK_CAUSES) for s in devices)
-    fill_drain = sum(_idle(s, ("warmup", "drain")) for s in devices)
     sentences = []
     critical = summary.path
     if critical.links > 0:
-        label = "communication-bound: " if critical.links >= summary.makespan / 2 else ""
+        label = "communication-bound: " if diagnosis.communication_bound else ""
         sentences.append(label + critical_path_words(summary))
-    if on_links > 0:
-        queued = sum(_idle(s, ("wait_activation_queued", "wait_gradient_queued")) for s in devices)
-        held = sum(s.idle_by_cause["blocking_send"] for s in devices)
-        in_flight = on_links - queued - held
-        detail = f"{ms(queued)} ms queued behind other messages, {ms(in_flight)} ms in flight"
-        if held > 0:
-            detail += f", {ms(held)} ms held by blocking sends"
-        sentences.append(
-            f"devices spend {percent(on_links / total_idle)} of their idle time waiting on links "
-            f"directly ({detail})"
+    if diagnosis.on_links > 0:
+        detail = (
+            f"{ms(diagnosis.queued)} ms queued behind other messages, "
+            f"{ms(diagnosis.in_flight)} ms in flight"
         )
-    # Only links that carry bytes are ever busy: with latency alone, no link is.
-    links = [link for link in summary.links if link.busy > 0]
-    if links and (on_links >= total_idle / 4 or critical.links >= summary.makespan / 4):
-        link = max(links, key=lambda item: item.busy)
+        if diagnosis.held > 0:
+            detail += f", {ms(diagnosis.held)} ms held by blocking sends"
+        sentences.append(
+            f"devices spend {percent(diagnosis.share(*LINK_CAUSES))} of their idle time waiting "
+            f"on links directly ({detail})"
+        )
+    link = diagnosis.busiest_link
+    if link is not None:
         between = " (between nodes)" if link.crosses_nodes else ""
         sentences.append(
             f"the busiest link, {link.src}->{link.dst}{between}, carries a message "
             f"{percent(link.utilization)} of the time, {ms(link.busy / link.messages)} ms each"
         )
-    if not report.trace.problem.costs.uniform:
-        busiest = max(devices, key=lambda s: s.busy)
+    busiest = diagnosis.pace_setter
+    if busiest is not None:
         share = busiest.busy / summary.makespan if summary.makespan > 0 else 0.0
         sentences.append(
             f"the stages are uneven: device {busiest.device} is the busiest ({ms(busiest.busy)} "
             f"ms, {percent(share)} of the makespan) and sets the pace while the others wait"
         )
     sentences.append(
-        f"{percent(fill_drain / total_idle)} of the idle time is the pipeline's fill and drain"
+        f"{percent(diagnosis.share(*FILL_AND_DRAIN))} of the idle time is the pipeline's fill "
+        "and drain"
     )
     return Text.assemble(("why: ", "bold"), "; ".join(sentences) + ".")
-
-
-_CAUSE_WORDS = {
-    "warmup": "warm-up",
-    "wait_activation": "waiting for activations being computed",
-    "wait_activation_queued": "activations queued on links",
-    "wait_activation_in_flight": "activations in flight",
-    "wait_gradient": "waiting for gradients being computed",
-    "wait_gradient_queued": "gradients queued on links",
-    "wait_gradient_in_flight": "gradients in flight",
-    "blocking_send": "held by blocking sends",
-    "drain": "drain",
-}
 
 
 def _closed_form_text(report: Report) -> str:

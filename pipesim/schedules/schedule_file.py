@@ -65,7 +65,7 @@ class ScheduleFile:
     def check_size(self, microbatches: int) -> None:
         """Refuse, before anything is enumerated, a step with more ops than this machine holds
         (a cell naming stage 999999999 makes a billion stages)."""
-        kinds = 3 if self.split_backward else 2
+        kinds = len(Kind.of_step(self.split_backward))
         check_ops(
             self.num_stages * microbatches * kinds,
             f"{self.path}'s {self.num_stages} stages with m={microbatches}",

@@ -114,7 +114,8 @@ def _declare(field_default: Any, kind: ValueKind, help: str, group: Group, **mor
     """A `Settings` field with its declaration attached (the name is filled in below); --help
     shows the default unless `shown_default` words it otherwise."""
     if more.get("shown_default") is None and more.get("default") not in (None, ()):
-        more["shown_default"] = str(more["default"])
+        default = more["default"]
+        more["shown_default"] = f"{default:g}" if isinstance(default, float) else str(default)
     return dataclasses.field(
         default=field_default, metadata={"setting": Setting("", kind, help, group, **more)}
     )

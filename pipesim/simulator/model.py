@@ -12,7 +12,7 @@ from collections.abc import Callable
 import simpy
 
 from pipesim.errors import PipesimError, PolicyError, ScheduleIncomplete, ScheduleStalled
-from pipesim.problem.ops import Kind, Op
+from pipesim.problem.ops import Op
 from pipesim.problem.pipeline import Problem
 from pipesim.schedules.base import OrderedProgram, Policy
 from pipesim.simulator.board import Board
@@ -95,7 +95,7 @@ class Simulation:
         stuck = [device for device in self.devices if not device.finished]
         if stuck:
             raise self._stall_report(stuck)
-        if self.recording.op_count() < self._ops_in_step():
+        if self.recording.op_count() < self.problem.ops_in_step:
             raise self._missing_report()
         return self.recording.trace(self.policy.name, self.problem)
 
@@ -107,8 +107,7 @@ class Simulation:
         return f"waiting on policy {self.policy.name!r} for device {asking}'s next op"
 
     def _run_reporting(self, progress: Callable[[int, int], None]) -> None:
-        pipeline = self.problem.pipeline
-        total = pipeline.op_count(3 if self.problem.split_backward else 2)
+        total = self.problem.ops_in_step
         step = self.env.step
         try:
             while True:
@@ -118,14 +117,10 @@ class Simulation:
         except simpy.core.EmptySchedule:
             progress(self.recording.op_count(), total)
 
-    def _ops_in_step(self) -> int:
-        pipeline = self.problem.pipeline
-        return pipeline.op_count(3 if self.problem.split_backward else 2)
-
     def _missing_report(self) -> ScheduleIncomplete:
         """Name, per device, the ops its policy never ran (as `validate` does for files)."""
         index = self.index
-        kinds = (Kind.F, Kind.B, Kind.W) if self.problem.split_backward else (Kind.F, Kind.B)
+        kinds = self.problem.kinds
         missing: dict[int, list[Op]] = {}
         for stage in range(index.num_stages):
             for mb in range(index.microbatches):

@@ -195,7 +195,7 @@ def lower_bound(problem: Problem) -> float:
     first forward's input (every earlier stage's forward and message) and then do all of its
     work. The optimizer's cut; cheap, and needs no solver."""
     pipeline = problem.pipeline
-    kinds = (Kind.F, Kind.B, Kind.W) if problem.split_backward else (Kind.F, Kind.B)
+    kinds = problem.kinds
     best = 0.0
     for stages in pipeline.stages_by_device:
         if not stages:
