@@ -10,27 +10,27 @@ from __future__ import annotations
 
 import simpy
 
+from pipesim.simulator.readiness import Waits
 
-class Board:
-    """Readiness of every op of one simulated step, by op key."""
+
+class Board(Waits):
+    """Readiness of every op of one simulated step, by op key, for devices that wait on
+    events (`readiness.Readiness`)."""
 
     __slots__ = (
         "_awaiting_arrival",
         "_awaiting_completion",
         "_env",
-        "completed",
         "delivered",
         "running",
     )
 
-    def __init__(self, env: simpy.Environment, size: int, events: bool = True) -> None:
-        """`events`: whether devices wait on op timeouts (not when run ahead of the clock)."""
+    def __init__(self, env: simpy.Environment, size: int) -> None:
+        super().__init__(size)
         self._env = env
-        self.completed = bytearray(size)
-        """completed[key]: the op has run (read directly on the hot path)."""
         self.delivered = bytearray(size)
         """delivered[key]: the op's output message has reached its consumer's device."""
-        self.running: list[simpy.Event | None] = [None] * size if events else []
+        self.running: list[simpy.Event | None] = [None] * size
         """running[key]: the timeout of op `key` while it computes. A device waiting for an
         input that is available as soon as that op ends waits on this timeout itself."""
         self._awaiting_completion: dict[int, simpy.Event] = {}

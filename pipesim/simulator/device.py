@@ -8,61 +8,36 @@ from typing import Any
 import simpy
 
 from pipesim.errors import PipesimError, PolicyError
-from pipesim.problem.ops import Fused, Need, Op, Step, fused_problem
-from pipesim.problem.pipeline import Problem
+from pipesim.problem.ops import Fused, Op, Step, fused_problem
 from pipesim.schedules.base import DeviceProgram, OrderedProgram
 from pipesim.simulator.board import Board
-from pipesim.simulator.channel import Links
-from pipesim.simulator.op_index import OpIndex
-from pipesim.simulator.trace import FusedRecord, OpRecord, Recording
-
-
-class Activity:
-    """What the simulation is doing right now, for a progress display on another thread."""
-
-    __slots__ = ("asking", "interrupted")
-
-    def __init__(self) -> None:
-        self.asking: int | None = None
-        """The device whose (dynamic) policy is deciding its next op, if any."""
-        self.interrupted: str | None = None
-        """Set when Ctrl-C reached a policy: SimPy turns the exception into the failure of
-        one process, which the environment raises only after the events queued before it, so
-        every other policy must stop before it is asked again."""
+from pipesim.simulator.readiness import Context, Wait
+from pipesim.simulator.trace import FusedRecord, OpRecord
 
 
 class Device:
-    """One device. Its `run` generator is the SimPy process; `waiting_for` says what it is
-    blocked on, so that a stalled schedule can be diagnosed."""
+    """One device. Its `run` generator is the SimPy process; while it is blocked, the
+    readiness keeper holds what it waits for (`readiness.Wait`), so that a stalled schedule can
+    be diagnosed."""
 
-    def __init__(
-        self,
-        device: int,
-        program: DeviceProgram,
-        policy_name: str,
-        env: simpy.Environment,
-        problem: Problem,
-        index: OpIndex,
-        board: Board,
-        links: Links,
-        records: Recording,
-        activity: Activity,
-    ) -> None:
+    def __init__(self, device: int, program: DeviceProgram, context: Context) -> None:
         self.device = device
         self.program = program
-        self.policy_name = policy_name
-        self.env = env
-        self.problem = problem
-        self.index = index
-        self.board = board
-        self.links = links
-        self.records = records
-        self.activity = activity
+        self.context = context
+        self.env = context.env
+        self.problem = context.problem
+        self.index = context.index
+        self.links = context.links
+        self.records = context.records
+        self.policy_name = context.policy_name
         self.finished = False
-        self.waiting_for: tuple[Op, int] | None = None
-        """The op this device waits to run and the index of the input it waits for."""
-        self.waiting_in: Fused | None = None
-        """The fused step that op belongs to, if any."""
+
+    @property
+    def board(self) -> Board:
+        """The event board this device waits on (the event path's readiness keeper)."""
+        board = self.context.readiness
+        assert isinstance(board, Board)
+        return board
 
     @property
     def now(self) -> float:
@@ -81,7 +56,7 @@ class Device:
         """A dynamic policy's decisions, one at a time (a fixed order is iterated directly); a
         policy that fails is reported, not propagated as a crash."""
         while True:
-            activity = self.activity
+            activity = self.context.activity
             if activity.interrupted is not None:
                 raise KeyboardInterrupt(activity.interrupted)
             activity.asking = self.device
@@ -120,7 +95,8 @@ class Device:
         board = self.board
         completed, delivered = board.completed, board.delivered
         complete, deliver, input_event = board.complete, board.deliver, board.input_event
-        running = board.running
+        running, waits = board.running, board.waits
+        new = tuple.__new__  # a Wait without NamedTuple's Python-level __new__
         record = self.records.ops[self.device].append
         record_key = self.records.keys[self.device].append
         send = self.links.send
@@ -148,13 +124,12 @@ class Device:
             for which, (message, offset, at_compute_end) in enumerate(plan[slot]):
                 needed = key + offset
                 if not (delivered if message else completed)[needed]:
-                    self.waiting_for = (op, which)
+                    waits[device] = new(Wait, (op, which, None))
                     # An input whose producer is computing right now, and that is available
                     # as soon as it ends, is awaited on the producer's own timeout: its process
                     # is called back first, marks the input, then this one resumes.
                     computing = running[needed] if at_compute_end else None
                     yield computing if computing is not None else input_event(message, needed)
-            self.waiting_for = None
             start = env.now
             cost = duration[slot] if scales is None else duration[slot] * scales[key]
             running[key] = compute = timeout(cost)
@@ -186,10 +161,9 @@ class Device:
             ):
                 needed = key + offset
                 if needed not in keys and not board.ready(message, needed):
-                    self.waiting_for, self.waiting_in = (op, which), fused
+                    board.waits[self.device] = Wait(op, which, fused)
                     computing = running[needed] if at_compute_end else None
                     yield computing if computing is not None else board.input_event(message, needed)
-        self.waiting_for = self.waiting_in = None
         env = self.env
         parts = self._fused_parts(fused, keys)
         start = env.now
@@ -261,17 +235,10 @@ class Device:
             key = index.key(op)
             if index.owner[index.slot(key)] != self.device:
                 self._misplaced(op)
-            if self.board.completed[key] or key in keys:
+            if self.context.readiness.completed[key] or key in keys:
                 raise PolicyError(f"policy asked device {self.device} to run {op} a second time")
             keys.append(key)
         return keys
-
-    def waiting_need(self) -> tuple[Op, Need] | None:
-        """What a stalled device waits for, in the terms of the dependency rules."""
-        if self.waiting_for is None:
-            return None
-        op, which = self.waiting_for
-        return op, self.index.need(op, which)
 
     def _misplaced(self, op: Op) -> None:
         pipeline = self.problem.pipeline

@@ -17,10 +17,11 @@ from pipesim.problem.pipeline import Problem
 from pipesim.schedules.base import OrderedProgram, Policy
 from pipesim.simulator.board import Board
 from pipesim.simulator.channel import Links
-from pipesim.simulator.device import Activity, Device
+from pipesim.simulator.device import Device
 from pipesim.simulator.gc_pause import cyclic_gc_paused
 from pipesim.simulator.op_index import OpIndex
 from pipesim.simulator.ordered_device import OrderedDevice, Timetable
+from pipesim.simulator.readiness import Activity, Context
 from pipesim.simulator.trace import Recording, Trace
 
 _PROGRESS_EVERY = 10_000
@@ -55,30 +56,33 @@ class Simulation:
                 f"{pipeline.devices} devices"
             )
         self.ahead = ahead and all(isinstance(program, OrderedProgram) for program in programs)
-        self.board = Board(self.env, self.index.size, events=not self.ahead)
         self.recording = Recording(pipeline.devices)
         self.activity = Activity()
-        self.links = Links(
-            self.env,
-            problem.network,
-            self.board.deliver,
-            self.recording.transfers,
-            problem.message_scales,
-        )
-        shared = (self.env, problem, self.index, self.board, self.links, self.recording)
+        readiness: Board | Timetable
         if self.ahead:
-            timetable = Timetable(self.env, self.index.size)
-            self.devices: list[Device] = [
-                OrderedDevice(
-                    device, program, policy.name, *shared, self.activity, timetable=timetable
-                )
-                for device, program in enumerate(programs)
-            ]
+            readiness = Timetable(self.env, self.index.size)
+            deliver = _handed_over_ahead
         else:
-            self.devices = [
-                Device(device, program, policy.name, *shared, self.activity)
-                for device, program in enumerate(programs)
-            ]
+            readiness = board = Board(self.env, self.index.size)
+            deliver = board.deliver
+        self.readiness = readiness
+        self.links = Links(
+            self.env, problem.network, deliver, self.recording.transfers, problem.message_scales
+        )
+        context = Context(
+            self.env,
+            problem,
+            self.index,
+            readiness,
+            self.links,
+            self.recording,
+            self.activity,
+            policy.name,
+        )
+        kind = OrderedDevice if self.ahead else Device
+        self.devices: list[Device] = [
+            kind(device, program, context) for device, program in enumerate(programs)
+        ]
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> Trace:
         """Simulate to the end; `progress(ops done, ops in all)` is called every
@@ -128,7 +132,7 @@ class Simulation:
                     continue
                 for kind in kinds:
                     op = Op(kind, stage, mb)
-                    if not self.board.completed[index.key(op)]:
+                    if not self.readiness.completed[index.key(op)]:
                         owner = self.problem.pipeline.placement[stage]
                         missing.setdefault(owner, []).append(op)
         total = sum(len(ops) for ops in missing.values())
@@ -149,12 +153,12 @@ class Simulation:
         waits: list[str] = []
         waits_on: dict[int, int] = {}
         for device in stuck:
-            waiting = device.waiting_need()
-            assert waiting is not None, "a stuck device is always waiting"
-            op, need = waiting
+            wait = self.readiness.waits.get(device.device)
+            assert wait is not None, "a stuck device is always waiting"
+            op, need = wait.op, self.index.need(wait.op, wait.which)
             producer_device = placement[need.op.stage]
             what = f"the {need.message} of {need.op}" if need.message else f"{need.op}"
-            step = f" (fused in {device.waiting_in})" if device.waiting_in is not None else ""
+            step = f" (fused in {wait.fused})" if wait.fused is not None else ""
             waits.append(
                 f"device {device.device} waits to run {op}{step}, which needs {what} "
                 f"(device {producer_device})"
@@ -172,6 +176,12 @@ class Simulation:
         return ScheduleStalled(
             f"schedule can never finish (stalled at {now:g} ms): {summary}", waits, cycle
         )
+
+
+def _handed_over_ahead(key: int) -> None:
+    """Devices run ahead of the clock hand messages over themselves (`Channel.hand_over`);
+    nothing is delivered by events."""
+    raise AssertionError(f"message {key} sent on the event path of an ordered run")
 
 
 def _find_cycle(waits_on: dict[int, int]) -> list[int]:

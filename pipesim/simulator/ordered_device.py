@@ -28,11 +28,13 @@ from pipesim.errors import PolicyError
 from pipesim.problem.ops import Fused
 from pipesim.schedules.base import OrderedProgram
 from pipesim.simulator.device import Device
+from pipesim.simulator.readiness import Wait, Waits
 from pipesim.simulator.trace import OpRecord
 
 
-class Timetable:
-    """When each op's output is available, as soon as that is known, and who waits to know it.
+class Timetable(Waits):
+    """When each op's output is available, as soon as that is known, and who waits to know it
+    (`readiness.Readiness` for devices run ahead of the clock).
 
     Entry `key` is when op `key`'s output is there on its own device (the op's end, or its
     fused step's); entry `size + key` is when it has reached the device it is sent to. -1 means
@@ -41,6 +43,7 @@ class Timetable:
     __slots__ = ("_env", "at", "size", "waiting")
 
     def __init__(self, env: simpy.Environment, size: int) -> None:
+        super().__init__(size)
         self._env = env
         self.size = size
         self.at: list[float] = [-1.0] * (2 * size)
@@ -64,9 +67,11 @@ class Timetable:
 class OrderedDevice(Device):
     """A device whose program is an `OrderedProgram`, run ahead of the clock."""
 
-    def __init__(self, *args: Any, timetable: Timetable) -> None:
-        super().__init__(*args)
-        self.timetable = timetable
+    @property
+    def timetable(self) -> Timetable:
+        timetable = self.context.readiness
+        assert isinstance(timetable, Timetable)
+        return timetable
 
     def run(self) -> Generator[simpy.Event, Any, None]:
         # NOTE: this loop runs once per op; everything it needs is bound to locals.
@@ -78,8 +83,8 @@ class OrderedDevice(Device):
         pipeline = self.problem.pipeline
         lines, line_length = pipeline.lines > 1, pipeline.line_length
         per_line = m // pipeline.lines
-        completed = self.board.completed
         timetable = self.timetable
+        completed, waits = timetable.completed, timetable.waits
         at, waiting, known = timetable.at, timetable.waiting, timetable.known
         size = timetable.size
         # Per slot, the timetable offset of each input: its key offset, plus `size` when the
@@ -120,7 +125,7 @@ class OrderedDevice(Device):
                 entry = key + offset
                 ready = at[entry]
                 if ready < 0:
-                    self.waiting_for = (op, entries[slot].index(offset))
+                    waits[device] = new(Wait, (op, entries[slot].index(offset), None))
                     yield known(entry)
                     ready = at[entry]
                 if ready > start:
@@ -147,7 +152,6 @@ class OrderedDevice(Device):
             if waiting and entry in waiting:
                 waiting.pop(entry).succeed()
             free = end
-        self.waiting_for = None
         self.finished = True
 
     def _run_fused_ahead(self, fused: Fused, free: float) -> Generator[simpy.Event, Any, float]:
@@ -165,15 +169,14 @@ class OrderedDevice(Device):
                     continue
                 entry = needed + size if message else needed
                 if timetable.at[entry] < 0:
-                    self.waiting_for, self.waiting_in = (op, which), fused
+                    timetable.waits[self.device] = Wait(op, which, fused)
                     yield timetable.known(entry)
                 start = max(start, timetable.at[entry])
-        self.waiting_for = self.waiting_in = None
         parts = self._fused_parts(fused, keys)
         end = start + sum(parts)
         self._record_fused(fused, keys, parts, start, end)
         for key in keys:
-            self.board.completed[key] = 1
+            timetable.completed[key] = 1
             timetable.publish(key, end)
         free = end
         for op, key in zip(fused.ops, keys, strict=True):

@@ -82,6 +82,11 @@ class Trace:
     transfers: list[TransferRecord]
     fused: list[FusedRecord] = field(default_factory=list)
     """The steps that ran several ops as one, device by device in the order they ran."""
+    by_device: tuple[list[list[OpRecord]], list[array[int]]] | None = field(
+        default=None, repr=False, compare=False
+    )
+    """The ops already grouped by device, with their keys, when the maker has them (a
+    simulation does); None: computed from `ops` when first asked."""
 
     @cached_property
     def makespan(self) -> float:
@@ -99,6 +104,8 @@ class Trace:
 
     @cached_property
     def _keys_by_device(self) -> list[array[int]]:
+        if self.by_device is not None:
+            return self.by_device[1]
         m = self.problem.pipeline.microbatches
         return [
             array("q", [(stage * m + mb) * 3 + kind for _, stage, kind, mb, _, _ in ops])
@@ -107,6 +114,8 @@ class Trace:
 
     @cached_property
     def _by_device(self) -> list[list[OpRecord]]:
+        if self.by_device is not None:
+            return self.by_device[0]
         by_device: list[list[OpRecord]] = [[] for _ in range(self.problem.pipeline.devices)]
         for record in self.ops:
             by_device[record.device].append(record)
@@ -165,8 +174,7 @@ class Recording:
             [record for records in self.ops for record in records],
             [record for records in self.transfers for record in records],
             [record for records in self.fused for record in records],
+            # The per-device lists are the trace's grouping by device already, with its keys.
+            (self.ops, self.keys),
         )
-        # The per-device lists are the trace's grouping by device already, with its keys.
-        trace.__dict__["_by_device"] = self.ops
-        trace.__dict__["_keys_by_device"] = self.keys
         return trace
