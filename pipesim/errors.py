@@ -1,7 +1,18 @@
 """The one exception family the library raises for things a user got wrong.
 
-The CLI turns a `PipesimError` into a single line on stderr and an exit code, so every message
-here is written to be read by the person who typed the command, not by a developer.
+The CLI turns a `PipesimError` into a single line on stderr and its exit code, in one place
+(`cli/app.py`), so every message here is written to be read by the person who typed the
+command, not by a developer. Every type pickles with its fields, so a study's worker process
+sends back the error itself and the study raises it unchanged.
+
+Who raises what: `ConfigError` the settings (`settings/values.py`, `settings/declarations.py`,
+`settings/hardware.py`, `settings/text_input.py`) and their resolution (`problem/build.py`,
+`problem/capacity.py`), output paths (`cli/output_files.py`) and the schedule files
+(`schedules/schedule_file.py`); `CostShapeError` a cost list that fits no stage count
+(`problem/build.py`); `PolicyError` the registry (an unknown name), a policy's own constraints
+(`check`), a user's policy that fails or answers nonsense (`schedules/guarded.py`, and the
+simulator for built-in ones); `ScheduleStalled` and `ScheduleIncomplete` the simulation
+(`simulator/model.py`); `OutOfMemoryError` `pipesim run --fail-on-oom`.
 """
 
 from __future__ import annotations
@@ -35,12 +46,15 @@ class ScheduleStalled(PipesimError):
     exit_code = 1
 
     def __init__(self, message: str, waits: list[str], cycle: list[int]) -> None:
-        super().__init__(message)
+        super().__init__(message, waits, cycle)
         self.waits = waits
         """One sentence per stuck device: which op it waits to run, and for what."""
         self.cycle = cycle
         """The devices that wait on each other in a circle, the first repeated at the end
         (empty when the wait-for graph has no cycle)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class ScheduleIncomplete(PipesimError):

@@ -145,3 +145,14 @@ def test_a_setting_that_needs_a_model_is_refused_without_one(name: str) -> None:
     BY_NAME[name].kind.check(name, value)
     with pytest.raises(ConfigError, match=f"{name} needs a model"):
         build_problem(Settings(**{name: value}), get_policy("1f1b"))  # type: ignore[arg-type]
+
+
+def test_a_study_raises_a_workers_error_as_it_was_raised() -> None:
+    # The capacity check refuses the step in the worker process; the study raises that same
+    # ConfigError here, not a bare error rebuilt from its text.
+    from pipesim.studies.compare import compare_policies
+
+    huge = Settings(stages=100_000, microbatches=100_000)
+    with pytest.raises(ConfigError, match="memory") as caught:
+        compare_policies(huge, ["1f1b", "gpipe"], workers=2)
+    assert type(caught.value) is ConfigError and caught.value.exit_code == 2

@@ -57,7 +57,14 @@ class ShapesPipeline(Protocol):
 
 
 def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
-    """Validate `settings` and resolve them into the problem `policy` will run."""
+    """Validate `settings` and resolve them into the problem `policy` will run.
+
+    Raises:
+        ConfigError: a value out of range, settings that contradict each other or the model
+            (a degree that does not divide what it splits), a step too large to hold.
+        CostShapeError: a cost list whose length fits neither the devices nor the stages.
+        PolicyError: settings that break the policy's own constraints.
+    """
     check_settings(settings)
     _check_model_settings(settings)
     default_stages, default_microbatches = policy.default_shape()

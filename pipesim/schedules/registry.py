@@ -51,7 +51,11 @@ def _lookup_table() -> dict[str, type[Policy]]:
 
 def get_policy(name: str) -> Policy:
     """The policy registered under `name` or one of its aliases, case-insensitive; or a user's
-    class given as module:ClassName or file.py:ClassName."""
+    class given as module:ClassName or file.py:ClassName.
+
+    Raises:
+        PolicyError: no such policy, or a user's module or class that cannot be loaded.
+    """
     if is_custom_reference(name):
         return load_custom_policy(name.strip())
     cls = _lookup_table().get(name.strip().lower())

@@ -418,7 +418,12 @@ def settings_from_mapping(data: Mapping[str, Any], origin: str, base: Settings) 
 
 def load_settings(path: Path, base: Settings | None = None) -> Settings:
     """Settings from a TOML file (flat keys, as `Settings` names them). A policy given as a
-    file (`file.py:Class`) is found relative to the config file, not the working directory."""
+    file (`file.py:Class`) is found relative to the config file, not the working directory.
+
+    Raises:
+        ConfigError: the file cannot be read (missing, too large, not UTF-8), is not TOML, or
+            holds an unknown key or a value of the wrong kind or out of range.
+    """
     text = read_text(path, "config", CONFIG_LIMIT)
     try:
         data = tomllib.loads(text)

@@ -203,6 +203,12 @@ def _find_cycle(waits_on: dict[int, int]) -> list[int]:
 def simulate(
     problem: Problem, policy: Policy, progress: Callable[[int, int], None] | None = None
 ) -> Trace:
-    """Run `policy` on `problem` and return the timeline."""
+    """Run `policy` on `problem` and return the timeline.
+
+    Raises:
+        PolicyError: the policy fails, or asks for an op that is not its device's, or twice.
+        ScheduleStalled: some device waits for an input that never comes.
+        ScheduleIncomplete: every device's policy finished with ops never run.
+    """
     with cyclic_gc_paused():
         return Simulation(problem, policy).run(progress)

@@ -144,7 +144,12 @@ def compare_workflow(
     traces: bool = False,
     progress: Progress = quiet,
 ) -> CompareResult:
-    """Compare the policies named (every registered one by default) on `settings`."""
+    """Compare the policies named (every registered one by default) on `settings`.
+
+    Raises:
+        ConfigError, PipesimError: settings no policy can run (a policy's own constraint is
+            its row's error instead).
+    """
     from pipesim.studies.optimize import lower_bound
     from pipesim.studies.step import simulate_step
 

@@ -43,8 +43,12 @@ def run_step(
     dask_scheduler: str | None = None,
     progress: Progress = quiet,
 ) -> RunResult:
-    """Simulate what `pipesim run` is given. Raises `ConfigError` for a schedule file with a
-    policy or with --runs, and whatever building and simulating the step raises."""
+    """Simulate what `pipesim run` is given.
+
+    Raises:
+        ConfigError: a schedule file with a policy or with --runs, and as `simulate_step`.
+        PolicyError, ScheduleStalled, ScheduleIncomplete: as `simulate_step`.
+    """
     from pipesim.schedules.registry import get_policy
     from pipesim.studies.executor import default_workers
     from pipesim.studies.step import simulate_step

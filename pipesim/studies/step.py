@@ -31,7 +31,15 @@ def simulate_step(
 ) -> Report:
     """Simulate `settings` (with `policy`, or the one `settings.policy` names) and analyze the
     trace; `progress(done, total)` is called now and then for long runs. Without `detail` the
-    report has the figures studies use, not the idle causes or the critical path."""
+    report has the figures studies use, not the idle causes or the critical path.
+
+    Raises:
+        ConfigError: a setting out of range or inconsistent with another (or with the model).
+        PolicyError: an unknown policy, or one whose constraints these settings break, or a
+            user's policy that fails.
+        ScheduleStalled: the schedule can never finish (who waits for what, and the cycle).
+        ScheduleIncomplete: every policy finished but some ops never ran.
+    """
     from pipesim.simulator.model import simulate  # SimPy loads here, not at start-up
 
     chosen = policy or get_policy(settings.resolved.policy)
@@ -51,13 +59,11 @@ class StepJob:
 @dataclass(frozen=True)
 class StepOutcome:
     """What a worker sends back: the figures, or why this policy cannot run the step (`error`,
-    the study goes on), or why no policy can (`fatal` and its exit code, the study stops).
-    Errors travel as text: exceptions with extra fields do not survive pickling."""
+    the study goes on), or why no policy can (`fatal`, which the study raises as it is)."""
 
     figures: Figures | None = None
     error: str | None = None
-    fatal: str | None = None
-    exit_code: int = 2
+    fatal: PipesimError | None = None
 
 
 def step_figures(job: StepJob) -> StepOutcome:
@@ -70,13 +76,11 @@ def step_figures(job: StepJob) -> StepOutcome:
         # with v chunks per device: that policy's row says so.
         return StepOutcome(error=str(error))
     except PipesimError as error:
-        return StepOutcome(fatal=str(error), exit_code=error.exit_code)
+        return StepOutcome(fatal=error)
 
 
 def raise_fatal(outcomes: Sequence[StepOutcome]) -> None:
-    """Stop the study with the first outcome that no policy could survive."""
+    """Stop the study with the first error that no policy could survive, as it was raised."""
     for outcome in outcomes:
         if outcome.fatal is not None:
-            error = PipesimError(outcome.fatal)
-            error.exit_code = outcome.exit_code
-            raise error
+            raise outcome.fatal
