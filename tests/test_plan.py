@@ -277,3 +277,30 @@ def test_a_plan_with_jitter_says_each_configuration_is_one_draw(tmp_path: Path) 
     assert "plan ranks each configuration on one draw (seed 0)" in varied.stderr
     plain = runner.invoke(app, _cli(tmp_path, "--policies", "1f1b"))
     assert "one draw" not in plain.stderr
+
+
+def test_plans_axes_are_the_settings_given_as_lists(tmp_path: Path) -> None:
+    # -p, -v, --micro-batch-size and --recompute are the settings' own flags, taking lists
+    # (the older --pipeline-parallel and --micro-batch-sizes too); a config file's one value
+    # is an axis of one value.
+    args = [*_cli(tmp_path, "--policies", "interleaved", "-f", "json")]
+    args = [arg if arg != "-p" else "--pipeline-parallel" for arg in args]
+    listed = json.loads(
+        runner.invoke(app, [*args, "-v", "2", "--micro-batch-sizes", "1,2", "--recompute",
+                            "full,none"]).stdout
+    )  # fmt: skip
+    assert listed["options"]["pipeline_parallel"] == [2, 4]
+    assert listed["options"]["micro_batch_sizes"] == [1, 2]
+    assert listed["options"]["recompute"] == ["full", "none"]
+    assert {(row["chunks"], row["micro_batch_size"]) for row in listed["result"]} <= {
+        (2, 1), (2, 2)
+    }  # fmt: skip
+    config = tmp_path / "axes.toml"
+    config.write_text('chunks = 2\nrecompute = "selective"\nmicro_batch_size = 2\n')
+    from_file = json.loads(runner.invoke(app, [*args, "--config", str(config)]).stdout)
+    assert from_file["options"]["chunks"] == [2]
+    assert {row["recompute"] for row in from_file["result"]} == {"selective"}
+    bad = runner.invoke(app, [*args, "-v", "2,0"])
+    assert bad.exit_code == 2 and "chunks must be at least 1" in bad.stderr
+    missing = runner.invoke(app, ["plan", "--model", "llama3-8b", "--gpu", "h100"])
+    assert missing.exit_code == 2 and "plan needs -p" in missing.stderr

@@ -116,9 +116,24 @@ class SweepAxis:
     values: tuple[Any, ...]
 
 
-def _option(setting: Setting, listed: bool, shown: str | None = None) -> inspect.Parameter:
-    """The typer option of one setting; `listed`: it may take a comma list (sweep); `shown`:
-    this command's own words for its default."""
+def _listed(name: str, text: str | list[str] | None, configured: Any) -> tuple[Any, ...] | None:
+    """A comma list's values, in order, each once; the config's one value; or None."""
+    if text is None or text == []:
+        return None if configured is None else (configured,)
+    if isinstance(text, list):
+        text = ",".join(text)
+    kind = BY_NAME[name].kind
+    values = tuple(kind.from_text(name, part) for part in text.split(",") if part.strip())
+    if not values:
+        raise ConfigError(f"{BY_NAME[name].flag}: no values in {text!r}")
+    return tuple(dict.fromkeys(values))
+
+
+def _option(
+    setting: Setting, listed: str | None, shown: str | None = None, aliases: tuple[str, ...] = ()
+) -> inspect.Parameter:
+    """The typer option of one setting; `listed`: it may take a comma list, and what that
+    does; `shown`: this command's own words for its default; `aliases`: more flag names."""
     if shown is not None:
         setting = dataclasses.replace(setting, shown_default=shown)
     if setting.kind.metavar == "":  # an on/off switch
@@ -132,12 +147,12 @@ def _option(setting: Setting, listed: bool, shown: str | None = None) -> inspect
         )
     else:
         annotation = list[str] | None if setting.repeatable else str | None
-        flags = setting.flags or ("--" + setting.name.replace("_", "-"),)
+        flags = (*(setting.flags or ("--" + setting.name.replace("_", "-"),)), *aliases)
         metavar = setting.kind.metavar
         info = typer.Option(
             *flags,
             rich_help_panel=setting.panel,
-            help=setting.help + (" A comma list sweeps it." if listed else ""),
+            help=setting.help + (f" {listed}" if listed else ""),
             show_default=setting.shown_default or False,
             metavar=f"{metavar}[,{metavar}...]" if listed else metavar,
         )
@@ -153,25 +168,42 @@ Command = TypeVar("Command", bound=Callable[..., None])
 
 
 def takes_settings(
-    exclude: Collection[str] = (), sweep: bool = False, defaults: dict[str, str] | None = None
+    exclude: Collection[str] = (),
+    sweep: bool = False,
+    defaults: dict[str, str] | None = None,
+    lists: Collection[str] = (),
+    aliases: dict[str, tuple[str, ...]] | None = None,
 ) -> Callable[[Command], Command]:
     """Give a command every setting (but those in `exclude`) as an option, and --config.
 
     The command declares a `settings: Settings` parameter, and with `sweep` an `axis:
-    SweepAxis` one: the sweepable setting that was given as a comma list. A command that
-    declares `config: Path | None` also gets the file's path (to keep outputs off it)."""
+    SweepAxis` one: the sweepable setting that was given as a comma list. Settings in `lists`
+    always take a comma list, handed to the command as `axes: dict[str, tuple]` (the values
+    given, or the config file's one value), not in its settings. `aliases`: more flag names
+    for a setting in this command. A command that declares `config: Path | None` also gets the
+    file's path (to keep outputs off it)."""
     chosen = [setting for setting in SETTINGS if setting.name not in exclude]
+    more = aliases or {}
 
     def wrap(command: Command) -> Command:
         own = [
             parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
             for parameter in inspect.signature(command, eval_str=True).parameters.values()
-            if parameter.name not in ("settings", "axis", "config")
+            if parameter.name not in ("settings", "axis", "axes", "config")
         ]
         wants_config = "config" in inspect.signature(command).parameters
         shown = defaults or {}
         options = [
-            _option(setting, sweep and setting.sweepable, shown.get(setting.name))
+            _option(
+                setting,
+                "A comma list tries each value."
+                if setting.name in lists
+                else "A comma list sweeps it."
+                if sweep and setting.sweepable
+                else None,
+                shown.get(setting.name),
+                more.get(setting.name, ()),
+            )
             for setting in chosen
         ]
 
@@ -187,6 +219,11 @@ def takes_settings(
                 given["axis"] = axis
                 texts[axis.setting] = None
                 base = base.replace(**{axis.setting: axis.values[0]})
+            if lists:
+                given["axes"] = {
+                    name: _listed(name, texts.pop(name), getattr(base, name)) for name in lists
+                }
+                base = base.replace(**dict.fromkeys(lists))
             given["settings"] = with_flags(base, texts)
             if wants_config:
                 given["config"] = config

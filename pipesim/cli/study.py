@@ -33,8 +33,8 @@ from pipesim.cli.options import (
 from pipesim.cli.output_files import check_outputs, print_json, write_files
 from pipesim.errors import ConfigError
 from pipesim.render.outputs import Requested, Shown
-from pipesim.settings.declarations import BY_NAME, RECOMPUTE_KIND, VARIABILITY, Settings
-from pipesim.settings.values import COUNT, RECOMPUTE, ValueKind
+from pipesim.settings.declarations import BY_NAME, VARIABILITY, Settings
+from pipesim.settings.values import RECOMPUTE
 
 if TYPE_CHECKING:
     from pipesim.problem.pipeline import Pipeline
@@ -305,23 +305,13 @@ def presets() -> None:
     )
 
 
-def _list(
-    name: str, text: str | None, default: tuple[Any, ...], kind: ValueKind
-) -> tuple[Any, ...]:
-    if text is None:
-        return default
-    values = tuple(kind.from_text(name, part) for part in text.split(",") if part.strip())
-    if not values:
-        raise ConfigError(f"{name}: no values in {text!r}")
-    return tuple(dict.fromkeys(values))
-
-
 @app.command()
 @takes_settings(
-    exclude=(
-        "policy", "stages", "chunks", "microbatches", "micro_batch_size", "recompute",
-        "layers_per_stage", "layout",
-    )
+    exclude=("policy", "microbatches", "layers_per_stage", "layout"),
+    lists=("stages", "chunks", "micro_batch_size", "recompute"),
+    defaults={"stages": "required", "chunks": "1,2,3,4", "micro_batch_size": "1,2,4",
+              "recompute": "none,selective,full"},
+    aliases={"stages": ("--pipeline-parallel",), "micro_batch_size": ("--micro-batch-sizes",)},
 )  # fmt: skip
 @takes_outputs(
     "plot",
@@ -331,40 +321,10 @@ def _list(
 def plan(
     settings: Settings,
     outputs: Requested,
-    pipeline_parallel: Annotated[
-        str,
-        typer.Option(
-            "--pipeline-parallel",
-            "-p",
-            rich_help_panel="Search",
-            help="Pipeline degrees p to try: 4 or 4,8,16.",
-        ),
-    ],
+    axes: dict[str, tuple[Any, ...] | None],
     policies: Annotated[
         str | None,
         typer.Option(rich_help_panel="Search", help="Schedules to try.", show_default="all"),
-    ] = None,
-    chunks: Annotated[
-        str | None,
-        typer.Option(
-            "--chunks",
-            "-v",
-            rich_help_panel="Search",
-            help="Chunks per device for schedules that take them.",
-            show_default="1,2,3,4",
-        ),
-    ] = None,
-    micro_batch_sizes: Annotated[
-        str | None,
-        typer.Option(rich_help_panel="Search", help="Micro-batch sizes b.", show_default="1,2,4"),
-    ] = None,
-    recompute: Annotated[
-        str | None,
-        typer.Option(
-            rich_help_panel="Search",
-            help="Recompute modes.",
-            show_default="none,selective,full",
-        ),
     ] = None,
     top: Annotated[
         int, typer.Option(min=1, max=10_000, rich_help_panel="Input and output", help="Rows shown.")
@@ -390,12 +350,14 @@ def plan(
     outputs.check()
     check_outputs(outputs.named())
     names = _names(policies) or [policy.name for policy in registered_policies()]
+    if axes["stages"] is None:
+        raise ConfigError("plan needs -p: the pipeline degrees to try (4, or 4,8,16)")
     space = PlanSpace(
-        pipeline=_list("pipeline_parallel", pipeline_parallel, (), COUNT),
+        pipeline=axes["stages"],
         policies=tuple(get_policy(name).name for name in names),
-        chunks=_list("chunks", chunks, (1, 2, 3, 4), COUNT),
-        micro_batch_sizes=_list("micro_batch_sizes", micro_batch_sizes, (1, 2, 4), COUNT),
-        recompute=_list("recompute", recompute, RECOMPUTE, RECOMPUTE_KIND),
+        chunks=axes["chunks"] or (1, 2, 3, 4),
+        micro_batch_sizes=axes["micro_batch_size"] or (1, 2, 4),
+        recompute=axes["recompute"] or RECOMPUTE,
     )
     note_one_draw("plan", settings)
     with DeferredProgress("planning", output_format is SweepFormat.text) as progress:
