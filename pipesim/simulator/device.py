@@ -86,12 +86,10 @@ class Device:
         env = self.env
         timeout = env.timeout
         index = self.index
-        owner, duration, target = index.owner, index.duration, index.target
+        duration, target = index.duration, index.target
         plan, free_message = index.input_plan, index.free_message
         stages, m = index.num_stages, index.microbatches
-        pipeline = self.problem.pipeline
-        lines, line_length = pipeline.lines > 1, pipeline.line_length
-        per_line = m // pipeline.lines
+        runs_on = index.runs_on
         board = self.board
         completed, delivered = board.completed, board.delivered
         complete, deliver, input_event = board.complete, board.deliver, board.input_event
@@ -112,13 +110,9 @@ class Device:
             # together.
             kind, stage, mb = op
             slot = stage * 3 + kind
-            if (
-                not (0 <= stage < stages and 0 <= mb < m)
-                or owner[slot] != device
-                or (lines and stage // line_length != mb // per_line)  # ops.on_line, inlined
-            ):
+            key = (stage * m + mb) * 3 + kind  # ops.op_key, inlined in both hot loops
+            if not (0 <= stage < stages and 0 <= mb < m) or runs_on[key] != device:
                 self._misplaced(op)
-            key = (stage * m + mb) * 3 + kind
             if completed[key]:
                 raise PolicyError(f"policy asked device {device} to run {op} a second time")
             for which, (message, offset, at_compute_end) in enumerate(plan[slot]):

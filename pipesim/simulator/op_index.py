@@ -11,6 +11,8 @@ takes any time. key = (stage * m + microbatch) * 3 + kind; slot = stage * 3 + ki
 
 from __future__ import annotations
 
+from array import array
+
 from pipesim.errors import PolicyError
 from pipesim.problem.ops import Kind, Need, Op, message_target, needs
 from pipesim.problem.pipeline import Problem
@@ -47,6 +49,9 @@ class OpIndex:
                 self.inputs.append(tuple(self._offset(op, need) for need in inputs))
                 self.input_slots.append(tuple(need.op.stage * 3 + need.op.kind for need in inputs))
 
+        self.runs_on = _runs_on(problem)
+        """Per key: the device that runs that op, or -1 for an op no microbatch runs there (a
+        line's stage for another line's microbatch): the one lookup that admits an op."""
         network = problem.network
         self.free_message = [
             dst < 0
@@ -93,3 +98,21 @@ class OpIndex:
     def need(self, op: Op, index: int) -> Need:
         """The `index`-th input of `op`, as `needs` states it."""
         return needs(op, self.line_length)[index]
+
+
+def _runs_on(problem: Problem) -> array[int]:
+    """`OpIndex.runs_on`, built a stage at a time (a run may have millions of keys)."""
+    pipeline = problem.pipeline
+    m, per_line, line = pipeline.microbatches, pipeline.microbatches // pipeline.lines, 0
+    table = array("i")
+    for stage in range(pipeline.num_stages):
+        device = array("i", [pipeline.placement[stage]])
+        if pipeline.lines == 1:
+            table += device * (3 * m)
+            continue
+        line = stage // pipeline.line_length
+        nowhere = array("i", [-1])
+        table += nowhere * (3 * per_line * line)
+        table += device * (3 * per_line)
+        table += nowhere * (3 * (m - per_line * (line + 1)))
+    return table

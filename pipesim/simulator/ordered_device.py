@@ -78,11 +78,9 @@ class OrderedDevice(Device):
         program = self.program
         assert isinstance(program, OrderedProgram)
         index = self.index
-        owner, duration, target = index.owner, index.duration, index.target
+        duration, target = index.duration, index.target
         stages, m = index.num_stages, index.microbatches
-        pipeline = self.problem.pipeline
-        lines, line_length = pipeline.lines > 1, pipeline.line_length
-        per_line = m // pipeline.lines
+        runs_on = index.runs_on
         timetable = self.timetable
         completed, waits = timetable.completed, timetable.waits
         at, waiting, known = timetable.at, timetable.waiting, timetable.known
@@ -111,13 +109,9 @@ class OrderedDevice(Device):
             # The same checks as Device.run's, inlined in both hot loops: change them together.
             kind, stage, mb = op
             slot = stage * 3 + kind
-            if (
-                not (0 <= stage < stages and 0 <= mb < m)
-                or owner[slot] != device
-                or (lines and stage // line_length != mb // per_line)  # ops.on_line, inlined
-            ):
+            key = (stage * m + mb) * 3 + kind  # ops.op_key, inlined in both hot loops
+            if not (0 <= stage < stages and 0 <= mb < m) or runs_on[key] != device:
                 self._misplaced(op)
-            key = (stage * m + mb) * 3 + kind
             if completed[key]:
                 raise PolicyError(f"policy asked device {device} to run {op} a second time")
             start = free
