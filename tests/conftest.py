@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -66,12 +67,18 @@ def result_json(text: str, command: str | None = None) -> Any:
     schema every output follows."""
     import json
 
+    document = json.loads(text)
+    _envelope_validator().validate(document)
+    if command is not None:
+        assert document["command"] == command
+    return document["result"]
+
+
+@cache
+def _envelope_validator() -> Any:
+    """The schema compiled once for the whole session."""
     import jsonschema
 
     from pipesim.render.envelope import schema
 
-    document = json.loads(text)
-    jsonschema.validate(document, schema())
-    if command is not None:
-        assert document["command"] == command
-    return document["result"]
+    return jsonschema.Draft202012Validator(schema())

@@ -12,12 +12,15 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
 from pipesim.cli import app
 from pipesim.settings.declarations import SETTINGS
+
+pytestmark = pytest.mark.slow
 
 runner = CliRunner()
 FUZZ = settings(

@@ -50,6 +50,7 @@ def test_the_page_loads_and_draws_every_op_with_the_summary(tmp_path: Path) -> N
     assert "waited for" in page.read_text()  # tooltips say what each op waited for
 
 
+@pytest.mark.slow
 def test_a_page_of_100000_ops_loads_and_draws_them_all(tmp_path: Path) -> None:
     page = tmp_path / "big.html"
     result = runner.invoke(app, ["run", "-p", "16", "-m", "3125", "--html", str(page)])

@@ -52,6 +52,7 @@ def test_a_limit_below_1f1bs_peak_costs_bubble_but_is_kept() -> None:
     assert spans[1] == pytest.approx(32 * (8 * 1 + 8 * 1 + 1))
 
 
+@pytest.mark.slow
 def test_never_better_than_the_proven_optimum_under_the_same_limit() -> None:
     pytest.importorskip("highspy")
     from pipesim import build_problem, get_policy
