@@ -55,6 +55,7 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "data_parallel": ("4", "4", 4),
     "tensor_parallel": ("8", "8", 8),
     "expert_parallel": ("8", "8", 8),
+    "tp_comm_overlap": ("0.5", "0.5", 0.5),
     "sequence_parallel": ("", "true", True),
     "mfu": ("0.4", "0.4", 0.4),
     "recompute": ("full", '"full"', "full"),

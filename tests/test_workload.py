@@ -102,14 +102,19 @@ def test_llama3_8b_stage_costs_by_hand() -> None:
     p_matmul = 2 * h * h + 2 * h * (h // 4) + 3 * h * ffn
     forward = 8 * (2 * p_matmul * s + 2 * s * s * h)  # causal attention: half the scores
     rate = 312e12 * 0.5 * 2 / 1e3  # FLOPs per ms: peak x MFU x t
+    # Tensor parallelism over 2 GPUs on NVLink (300 GB/s, 5 us), sequence parallel: per layer
+    # two blocks, each an all-gather and a reduce-scatter of the 2sh-byte activation, each
+    # ring step one latency and half the bytes; as many in B, none in W.
+    collective = 0.005 + 1000 * (2 * s * h) / 2 / 300e9
+    tp = 8 * 2 * 2 * collective
     costs = problem.costs
-    assert costs.forward[1] == pytest.approx(forward / rate)
+    assert costs.forward[1] == pytest.approx(forward / rate + tp)
     output = 2 * s * h * 128256
-    assert costs.forward[3] == pytest.approx((forward + output) / rate)
+    assert costs.forward[3] == pytest.approx((forward + output) / rate + tp)
     weight = 8 * 2 * p_matmul * s
     assert costs.weight[1] == pytest.approx(weight / rate)
     assert costs.backward[1] == pytest.approx(
-        (8 * (2 * p_matmul * s + 4 * s * s * h) + weight) / rate
+        (8 * (2 * p_matmul * s + 4 * s * s * h) + weight) / rate + tp
     )
     # Messages: s*b*h 16-bit values, split over t by sequence parallelism; links from the GPU.
     network = problem.network

@@ -19,6 +19,7 @@ from pipesim.analysis.memory import (
     peak_held,
 )
 from pipesim.analysis.readiness import Readiness
+from pipesim.analysis.whole_step import WholeStep, whole_step
 from pipesim.problem.ops import Kind, op_key
 from pipesim.simulator.trace import RECORD_END, RECORD_START, OpRecord, Trace
 
@@ -150,23 +151,26 @@ class Throughput:
     """What a step of a model achieves."""
 
     tokens_per_second: float
-    """Tokens of all data-parallel replicas per second of makespan."""
+    """Tokens of all data-parallel replicas per second of the whole step."""
     mfu: float
-    """Model FLOPs (recomputation excluded) over the peak of every GPU for the makespan."""
+    """Model FLOPs (recomputation excluded) over the peak of every GPU for the whole step."""
+    step: WholeStep
+    """The whole step: the pipeline, the exposed collectives and the optimizer."""
 
 
 def throughput(trace: Trace) -> Throughput | None:
+    step = whole_step(trace)
     workload = trace.problem.workload
-    makespan = trace.makespan
-    if workload is None or makespan <= 0:
+    if step is None or workload is None or step.step <= 0:
         return None
     pipeline = trace.problem.pipeline
-    seconds = makespan / 1e3
+    seconds = step.step / 1e3
     shape = workload.shape
     tokens = pipeline.microbatches * shape.tokens * workload.data_parallel
     gpus = pipeline.devices * shape.tensor_parallel
     flops = workload.flops_per_microbatch * pipeline.microbatches
-    return Throughput(tokens / seconds, flops / (seconds * gpus * workload.gpu.tflops * 1e12))
+    mfu = flops / (seconds * gpus * workload.gpu.tflops * 1e12)
+    return Throughput(tokens / seconds, mfu, step)
 
 
 def link_stats(trace: Trace) -> list[LinkStats]:

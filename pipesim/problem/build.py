@@ -221,7 +221,11 @@ def build_workload(settings: Settings, num_stages: int) -> Workload | None:
             degree, d, bool(settings.distributed_optimizer)
         )
         experts = (expert_parallel(model, gpu, shape, degree), per_parameter_routed)
-    return derive(model, gpu, shape, settings.resolved.mfu, layers, per_parameter, d, experts)
+    return derive(
+        model, gpu, shape, settings.resolved.mfu, layers, per_parameter, d, experts,
+        distributed=bool(settings.distributed_optimizer),
+        tp_overlap=settings.resolved.tp_comm_overlap,
+    )  # fmt: skip
 
 
 def _costs(settings: Settings, pipeline: Pipeline, workload: Workload | None) -> StageCosts:

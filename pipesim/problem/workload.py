@@ -23,7 +23,15 @@ from pipesim.problem.activations import (
     layer_weight_gradient_bytes,
     output_activation_bytes,
 )
+from pipesim.problem.collectives import all_reduce, ring_link
 from pipesim.problem.expert_parallel import ExpertParallel
+from pipesim.problem.step_collectives import (
+    GRADIENT_BYTES,
+    gradient_reduction_ms,
+    optimizer_ms,
+    parameter_gather_ms,
+    tensor_parallel_ms,
+)
 from pipesim.problem.transformer import (
     Shape,
     embedding_parameters,
@@ -69,6 +77,16 @@ class StageWork:
     """Milliseconds of one all-to-all (expert parallelism), 0 without it."""
     recomputed_all_to_all: bool = False
     """Whether B runs the forward's all-to-alls again (full recomputation)."""
+    tensor_parallel_forward: float = 0.0
+    """Of `forward`, the milliseconds of tensor-parallel collectives (`step_collectives`)."""
+    tensor_parallel_backward: float = 0.0
+    """Of `backward`, the milliseconds of tensor-parallel collectives."""
+    gradient_reduction: float = 0.0
+    """Milliseconds of the data-parallel reduction of its gradients, once per step."""
+    parameter_gather: float = 0.0
+    """Milliseconds of the distributed optimizer's all-gather of its weights, once per step."""
+    optimizer: float = 0.0
+    """Milliseconds of its share of the optimizer step."""
 
     @property
     def all_to_alls(self) -> tuple[int, int]:
@@ -116,6 +134,8 @@ def derive(
     bytes_per_parameter: float,
     data_parallel: int = 1,
     experts: tuple[ExpertParallel, float] | None = None,
+    distributed: bool = False,
+    tp_overlap: float = 0.0,
 ) -> Workload:
     """Every stage's costs and bytes, `layers[i]` transformer layers on stage i (in order, so
     a MoE model's dense first layers land on the first stages); `experts`: expert parallelism
@@ -124,6 +144,8 @@ def derive(
         experts if experts is not None else (ExpertParallel(1, 0.0, 0.0, False), 0.0)
     )
     degree = exchange.degree
+    t, d = shape.tensor_parallel, data_parallel
+    tp_layer = tensor_parallel_ms(model, gpu, shape, tp_overlap)
     rate = gpu.tflops * 1e12 * mfu * shape.tensor_parallel / 1e3  # FLOPs per millisecond
     plain_shape = Shape(shape.micro_batch, shape.seq_length, 1, False, "none", shape.attention)
     figures = {
@@ -188,11 +210,30 @@ def derive(
         )
         first_layer += count
         in_forward, in_backward = work.all_to_alls
+        tp_forward = len(moe_layers) * tp_layer
+        tp_backward = tp_forward * (2 if shape.recompute == "full" else 1)
+        dense, routed_gpu = (parameters - routed) / t, routed / (t * degree)
+        if index in (0, last) and model.tied and last > 0:
+            # the two copies of the tied embedding synchronize their gradients
+            dense_sync = model.vocab * model.hidden / t
+        else:
+            dense_sync = 0.0
+        reduction = gradient_reduction_ms(gpu, dense, routed_gpu, t, d, degree, distributed)
+        if dense_sync:
+            latency, bandwidth = ring_link(gpu, t * d * len(layers))
+            reduction += all_reduce(GRADIENT_BYTES * dense_sync, 2, latency, bandwidth)
+        updated = dense / d + routed_gpu / (d // degree) if distributed else dense + routed_gpu
+        gather = parameter_gather_ms(gpu, dense, routed_gpu, t, d, degree) if distributed else 0.0
         stages.append(
             replace(
                 work,
-                forward=work.forward + in_forward * work.all_to_all,
-                backward=work.backward + in_backward * work.all_to_all,
+                forward=work.forward + in_forward * work.all_to_all + tp_forward,
+                backward=work.backward + in_backward * work.all_to_all + tp_backward,
+                tensor_parallel_forward=tp_forward,
+                tensor_parallel_backward=tp_backward,
+                gradient_reduction=reduction,
+                parameter_gather=gather,
+                optimizer=optimizer_ms(gpu, updated),
             )
         )
     return Workload(

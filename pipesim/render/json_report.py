@@ -108,7 +108,10 @@ def _workload(report: Report) -> dict[str, Any]:
     workload = report.trace.problem.workload
     rate = report.summary.throughput
     if workload is None or rate is None:
-        return {"model": None, "gpu": None, "mfu": None, "all_to_all": None}
+        return {
+            "model": None, "gpu": None, "step_ms": None, "step_breakdown": None, "mfu": None,
+            "all_to_all": None,
+        }  # fmt: skip
     shape = workload.shape
     return {
         "model": {
@@ -123,10 +126,13 @@ def _workload(report: Report) -> dict[str, Any]:
             "attention": shape.attention,
             "data_parallel": workload.data_parallel,
             "expert_parallel": workload.experts.degree if workload.experts else 1,
+            "distributed_optimizer": workload.bytes_per_parameter < 18,
             "bytes_per_parameter": num(workload.bytes_per_parameter),
             "message_bytes": num(workload.message_bytes),
         },
         "gpu": {"name": workload.gpu.name, "tflops": num(workload.gpu.tflops)},
+        "step_ms": num(rate.step.step),
+        "step_breakdown": {name: num(ms) for name, ms in rate.step.breakdown().items()},
         "mfu": num(workload.mfu),
         "achieved_mfu": num(rate.mfu),
         "tokens_per_second": num(rate.tokens_per_second),
@@ -143,6 +149,13 @@ def _workload(report: Report) -> dict[str, Any]:
                 "static_bytes": num(stage.static),
                 "routed_expert_parameters": stage.routed_parameters,
                 "all_to_alls": {"forward": stage.all_to_alls[0], "backward": stage.all_to_alls[1]},
+                "tensor_parallel_ms": {
+                    "forward": num(stage.tensor_parallel_forward),
+                    "backward": num(stage.tensor_parallel_backward),
+                },
+                "gradient_reduction_ms": num(stage.gradient_reduction),
+                "parameter_gather_ms": num(stage.parameter_gather),
+                "optimizer_ms": num(stage.optimizer),
             }
             for index, stage in enumerate(workload.stages)
         ],

@@ -7,6 +7,7 @@ from rich.text import Text
 
 from pipesim.analysis.all_to_all import all_to_all_time
 from pipesim.analysis.report import Report
+from pipesim.analysis.whole_step import WholeStep
 from pipesim.render.style import figures_table, gigabytes, ms, percent
 
 
@@ -79,6 +80,7 @@ def memory_lines(report: Report) -> list[Text]:
                 f"{percent(rate.mfu)} MFU for the step",
             )
         )
+        lines.append(_step_line(rate.step))
         experts = workload.experts
         if experts is not None:
             busiest = max(range(len(workload.stages)), key=lambda s: workload.stages[s].all_to_alls)
@@ -98,3 +100,25 @@ def memory_lines(report: Report) -> list[Text]:
                 )
             )
     return lines
+
+
+def _step_line(step: WholeStep) -> Text:
+    """The whole step, and what each part adds to the pipeline."""
+    parts = [f"pipeline {ms(step.pipeline)}"]
+    named = (
+        ("tensor-parallel collectives", step.tensor_parallel),
+        ("expert all-to-alls", step.expert_parallel),
+        ("exposed data-parallel reduction", step.data_parallel),
+        ("optimizer", step.optimizer),
+        ("parameter all-gather", step.parameter_gather),
+    )
+    parts += [f"{name} {ms(value)}" for name, value in named if value > 0]
+    hidden = sum(record.end - record.start for record in step.reductions) - step.data_parallel
+    note = (
+        f" (of the gradient reductions, {ms(hidden)} ms run under the pipeline's tail)"
+        if step.reductions and hidden > 0
+        else ""
+    )
+    return Text.assemble(
+        ("step ", "bold"), f"{ms(step.step)} ms = " + " + ".join(parts) + " ms" + note
+    )

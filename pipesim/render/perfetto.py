@@ -35,6 +35,8 @@ COMPUTE_THREAD = 0
 """Each device's ops; its links' tracks follow from 1."""
 ALL_TO_ALL_THREAD = 1_000_000
 """Each device's all-to-alls (expert parallelism), sorted right under its compute track."""
+REDUCTION_THREAD = 1_000_001
+"""Each device's data-parallel gradient reductions, under its all-to-alls."""
 
 
 class Lanes(NamedTuple):
@@ -110,6 +112,7 @@ def trace_events(report: Report) -> Iterator[dict[str, Any]]:
             }
     yield from _transfer_events(report)
     yield from _all_to_all_events(report)
+    yield from _reduction_events(report)
     for device, steps in enumerate(report.activations_over_time()):
         for time, held in steps:
             yield {
@@ -169,6 +172,22 @@ def _metadata_events(report: Report) -> Iterator[dict[str, Any]]:
                 "tid": ALL_TO_ALL_THREAD,
                 "args": {"sort_index": COMPUTE_THREAD + 1},
             }
+    if report.summary.throughput is not None and report.summary.throughput.step.reductions:
+        for device in range(trace.problem.pipeline.devices):
+            yield {
+                "ph": "M",
+                "name": "thread_name",
+                "pid": device,
+                "tid": REDUCTION_THREAD,
+                "args": {"name": "gradient reduction (data parallel)"},
+            }
+            yield {
+                "ph": "M",
+                "name": "thread_sort_index",
+                "pid": device,
+                "tid": REDUCTION_THREAD,
+                "args": {"sort_index": COMPUTE_THREAD + 2},
+            }
     lanes = link_lanes(trace.transfers)
     for (src, dst, lane), tid in lanes.threads.items():
         yield {
@@ -199,6 +218,22 @@ def _all_to_all_events(report: Report) -> Iterator[dict[str, Any]]:
                 "stage": exchange.stage,
                 "bytes_sent": num(workload.experts.bytes_sent),
             },
+        }
+
+
+def _reduction_events(report: Report) -> Iterator[dict[str, Any]]:
+    """A slice per stage's gradient reduction, on its device's reduction track."""
+    rate = report.summary.throughput
+    for reduction in rate.step.reductions if rate is not None else ():
+        yield {
+            "ph": "X",
+            "name": f"reduce gradients s{reduction.stage}",
+            "cat": "data-parallel",
+            "pid": reduction.device,
+            "tid": REDUCTION_THREAD,
+            "ts": _us(reduction.start),
+            "dur": _us(reduction.end - reduction.start),
+            "args": {"stage": reduction.stage},
         }
 
 
@@ -336,6 +371,7 @@ def _event_lines(report: Report) -> Iterator[str]:
                 )
     yield from map(_dumps, _transfer_events(report))
     yield from map(_dumps, _all_to_all_events(report))
+    yield from map(_dumps, _reduction_events(report))
     split = trace.problem.split_backward
     for device, ops in enumerate(trace.ops_by_device()):
         # `device_activations`, with each count's text made once.

@@ -251,6 +251,11 @@ class Settings:
         needs_model=True,
         default=1, sweepable=True,
     )  # fmt: skip
+    tp_comm_overlap: float | None = _declare(
+        None, SHARE, "The share of tensor-parallel collectives hidden under compute "
+        "(Megatron-LM's --tp-comm-overlap with Transformer Engine's userbuffers).", MODEL_PANEL,
+        needs_model=True, default=0.0, sweepable=True,
+    )  # fmt: skip
     sequence_parallel: bool | None = _declare(
         None, SWITCH, "Sequence parallelism: activations and messages divided by t.",
         MODEL_PANEL, needs_model=True, flags=("--sequence-parallel/--no-sequence-parallel",),
@@ -360,6 +365,7 @@ class Resolved:
     data_parallel: int
     tensor_parallel: int
     expert_parallel: int
+    tp_comm_overlap: float
     mfu: float
     recompute: str
     attention: str

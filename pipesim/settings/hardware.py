@@ -109,6 +109,9 @@ class Gpu:
     network_latency: float
     """Milliseconds per message between nodes."""
     gpus_per_node: int
+    hbm_bandwidth: float = 0.0
+    """Bytes per second of its memory (the optimizer step is bound by it); 0: unknown, and
+    the optimizer step is not timed."""
     source: str = field(default="", compare=False)
     """The absolute path of the file it was read from; "" for a preset or a table."""
 
@@ -203,7 +206,7 @@ _OPTIONAL_WHOLE = {
 }  # fmt: skip
 _SWITCHES = {"tied", "gated", "qk_norm", "qkv_bias"}
 _SIZES = {"memory"}
-_RATES = {"nvlink_bandwidth", "network_bandwidth"}
+_RATES = {"nvlink_bandwidth", "network_bandwidth", "hbm_bandwidth"}
 _LIMITS = {"layers": 10**5, "seq_length": 10**8, "vocab": 10**8, "gpus_per_node": 10**4}
 
 

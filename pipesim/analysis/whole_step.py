@@ -1,0 +1,126 @@
+"""The whole training step: the pipeline, then what the collectives around it and the optimizer
+add, each placed on the timeline (`problem.step_collectives` says what each costs).
+
+A stage's gradient reduction starts once that stage's last backward of the step has run (its
+last W with a split backward, else its last B) and runs on its device's network while the
+device goes on computing, one reduction after another; what ends before the pipeline's last op
+is hidden, the rest is exposed. The optimizer step then runs on every device at once (the
+gradient norm and the update are synchronized), then the distributed optimizer's all-gather.
+
+    step = makespan + exposed data-parallel reduction + optimizer + parameter all-gather
+
+The breakdown splits the makespan further by what the busiest device spent in
+tensor-parallel collectives and expert all-to-alls inside its ops (they lengthen the ops, and
+so the pipeline): pipeline = makespan - those, and the parts add up to the step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from pipesim.analysis.all_to_all import all_to_all_time
+from pipesim.problem.ops import Kind
+from pipesim.simulator.trace import Trace
+
+
+class ReductionRecord(NamedTuple):
+    """One stage's gradient reduction on `device`, from `start` to `end` (ms)."""
+
+    device: int
+    stage: int
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class WholeStep:
+    """The step's time and where it went (ms)."""
+
+    step: float
+    pipeline: float
+    """The makespan less the busiest device's collectives inside its ops."""
+    tensor_parallel: float
+    expert_parallel: float
+    data_parallel: float
+    """The gradient reductions that end after the pipeline's last op."""
+    optimizer: float
+    parameter_gather: float
+    reductions: tuple[ReductionRecord, ...]
+
+    def breakdown(self) -> dict[str, float]:
+        return {
+            "pipeline": self.pipeline,
+            "tensor_parallel": self.tensor_parallel,
+            "expert_parallel": self.expert_parallel,
+            "data_parallel": self.data_parallel,
+            "optimizer": self.optimizer,
+            "parameter_gather": self.parameter_gather,
+        }
+
+
+def whole_step(trace: Trace) -> WholeStep | None:
+    """The whole step of a simulated pipeline, or None without a model (hand-entered costs
+    have no collectives or optimizer to add)."""
+    problem = trace.problem
+    workload = problem.workload
+    if workload is None:
+        return None
+    pipeline = problem.pipeline
+    makespan = trace.makespan
+    last_grad = Kind.W if problem.split_backward else Kind.B
+    reductions: list[ReductionRecord] = []
+    done = 0.0
+    tensor = [0.0] * pipeline.devices
+    for device, ops in enumerate(trace.ops_by_device()):
+        ready: dict[int, float] = {}
+        for record in ops:
+            work = workload.stages[pipeline.model_stage(record.stage)]
+            if record.kind is Kind.F:
+                tensor[device] += work.tensor_parallel_forward
+            elif record.kind is Kind.B:
+                tensor[device] += work.tensor_parallel_backward
+            if record.kind is last_grad:
+                ready[record.stage] = max(ready.get(record.stage, 0.0), record.end)
+        free = 0.0
+        for stage, end in sorted(ready.items(), key=lambda item: (item[1], item[0])):
+            duration = workload.stages[pipeline.model_stage(stage)].gradient_reduction
+            if duration <= 0:
+                continue
+            start = max(end, free)
+            free = start + duration
+            reductions.append(ReductionRecord(device, stage, start, free))
+        done = max(done, free)
+    stages_of = pipeline.stages_by_device
+    optimizer = max(
+        (
+            sum(workload.stages[pipeline.model_stage(s)].optimizer for s in held)
+            for held in stages_of
+        ),
+        default=0.0,
+    )
+    gather = max(
+        (
+            sum(workload.stages[pipeline.model_stage(s)].parameter_gather for s in held)
+            for held in stages_of
+        ),
+        default=0.0,
+    )
+    exposed = max(0.0, done - makespan)
+    busiest = max(range(pipeline.devices), key=lambda d: _busy(trace, d))
+    expert = all_to_all_time(trace)[busiest] if workload.experts is not None else 0.0
+    tp = tensor[busiest]
+    return WholeStep(
+        step=makespan + exposed + optimizer + gather,
+        pipeline=makespan - tp - expert,
+        tensor_parallel=tp,
+        expert_parallel=expert,
+        data_parallel=exposed,
+        optimizer=optimizer,
+        parameter_gather=gather,
+        reductions=tuple(reductions),
+    )
+
+
+def _busy(trace: Trace, device: int) -> float:
+    return sum(record.end - record.start for record in trace.ops_by_device()[device])

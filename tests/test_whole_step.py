@@ -1,0 +1,135 @@
+"""The whole step: collectives at their ring costs, the gradient reductions placed after each
+stage's last backward and hidden under the pipeline's tail where they can be, the optimizer at
+the memory's bandwidth. Expected figures are worked out here from the datasheet values."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from pipesim.cli import app
+from pipesim.problem.build import build_problem
+from pipesim.problem.collectives import all_gather, all_reduce, reduce_scatter
+from pipesim.problem.ops import Kind
+from pipesim.problem.transformer import layer_parameters
+from pipesim.schedules.registry import get_policy
+from pipesim.settings.declarations import Settings
+from pipesim.settings.hardware import load_gpu, load_model
+from pipesim.studies.step import simulate_step
+from tests.conftest import result_json
+
+runner = CliRunner()
+H100 = load_gpu("h100", "test")
+LLAMA = load_model("llama3-8b", "test")
+
+
+def test_ring_collectives_follow_the_bus_bandwidth_factors() -> None:
+    # nccl-tests: busbw = algbw * 2(n-1)/n for all-reduce, (n-1)/n for the others, so at a
+    # bus bandwidth B and no latency an all-reduce of S bytes takes 2(n-1)/n * S / B.
+    size, n, bandwidth = 1e9, 8, 50e9
+    assert all_reduce(size, n, 0.0, bandwidth) == pytest.approx(1000 * 14 / 8 * size / bandwidth)
+    assert reduce_scatter(size, n, 0.0, bandwidth) == pytest.approx(1000 * 7 / 8 * size / 50e9)
+    assert all_gather(size, n, 0.01, bandwidth) == pytest.approx(7 * 0.01 + 1000 * 7 / 8 / 50)
+    assert all_reduce(size, n, 0.01, bandwidth) == pytest.approx(14 * 0.01 + 35.0)
+    assert all_reduce(size, 1, 0.01, bandwidth) == 0.0
+
+
+def _settings(**changes: object) -> Settings:
+    base = Settings(policy="1f1b", model=LLAMA, gpu=H100, stages=4, microbatches=8, seq_length=4096)
+    return base.replace(**changes)
+
+
+def test_a_stage_reduces_its_gradients_over_the_data_parallel_ring() -> None:
+    # d = 8 replicas of a pipeline device of t = 1: a ring of 8 GPUs in one node (NVLink),
+    # an all-reduce of 4 bytes per parameter of the stage (8 of Llama 3 8B's layers).
+    problem = build_problem(_settings(data_parallel=8), get_policy("1f1b"))
+    assert problem.workload is not None
+    stage = problem.workload.stages[1]
+    size = 4.0 * 8 * layer_parameters(LLAMA)
+    expected = 14 * 0.005 + 1000 * 14 / 8 * size / 450e9
+    assert stage.gradient_reduction == pytest.approx(expected, rel=1e-12)
+    # Adam over the same parameters: 30 bytes each at 3.35 TB/s.
+    assert stage.optimizer == pytest.approx(1000 * 30 * 8 * layer_parameters(LLAMA) / 3.35e12)
+    sharded = build_problem(_settings(data_parallel=8, distributed_optimizer=True),
+                            get_policy("1f1b")).workload  # fmt: skip
+    assert sharded is not None
+    assert sharded.stages[1].optimizer == pytest.approx(stage.optimizer / 8)
+    gather = 7 * 0.005 + 1000 * 7 / 8 * (2.0 * 8 * layer_parameters(LLAMA)) / 450e9
+    assert sharded.stages[1].parameter_gather == pytest.approx(gather, rel=1e-12)
+
+
+def test_reductions_start_after_each_stages_last_backward_and_hide_under_the_tail() -> None:
+    report = simulate_step(_settings(data_parallel=8))
+    rate = report.summary.throughput
+    assert rate is not None
+    step, trace = rate.step, report.trace
+    makespan = trace.makespan
+    for reduction in step.reductions:
+        last = max(r.end for r in trace.ops if r.stage == reduction.stage and r.kind is Kind.B)
+        assert reduction.start == pytest.approx(last)
+    # Under 1F1B the last device finishes first: its reduction runs while device 0 still
+    # works, and only the reductions that end after the last op are exposed.
+    last_device = next(r for r in step.reductions if r.device == 3)
+    assert last_device.end < makespan
+    assert step.data_parallel == pytest.approx(max(r.end for r in step.reductions) - makespan)
+    assert step.step == pytest.approx(
+        makespan + step.data_parallel + step.optimizer + step.parameter_gather
+    )
+    assert sum(step.breakdown().values()) == pytest.approx(step.step)
+
+
+def test_more_data_parallelism_costs_the_exposed_reduction() -> None:
+    one = simulate_step(_settings()).summary.throughput
+    eight = simulate_step(_settings(data_parallel=8)).summary.throughput
+    assert one is not None and eight is not None
+    assert one.step.data_parallel == 0 and one.step.reductions == ()
+    assert eight.step.data_parallel > 0
+    assert eight.step.step > one.step.step
+    # per GPU the replica does the same work, so throughput per GPU falls by the exposed part
+    assert eight.tokens_per_second / 8 < one.tokens_per_second
+
+
+def test_tensor_parallel_collectives_show_in_the_step_and_the_json() -> None:
+    args = ["run", "--model", "llama3-8b", "--gpu", "h100", "-p", "4", "-m", "8"]
+    args += ["--tensor-parallel", "8", "--data-parallel", "2", "-f", "json"]
+    data = result_json(runner.invoke(app, args).stdout, "run")
+    breakdown = data["step_breakdown"]
+    assert breakdown["tensor_parallel"] > 0 and breakdown["data_parallel"] >= 0
+    assert sum(breakdown.values()) == pytest.approx(data["step_ms"], rel=1e-6)
+    assert data["step_ms"] > data["makespan"]
+    assert all(stage["tensor_parallel_ms"]["forward"] > 0 for stage in data["stage_work"])
+    overlapped = result_json(runner.invoke(app, [*args, "--tp-comm-overlap", "1"]).stdout)
+    assert overlapped["step_breakdown"]["tensor_parallel"] == 0
+    assert overlapped["makespan"] < data["makespan"]
+
+
+def test_the_summary_says_what_the_step_is_made_of(tmp_path: object) -> None:
+    args = ["run", "--model", "llama3-8b", "--gpu", "h100", "-p", "4", "-m", "8"]
+    result = runner.invoke(app, [*args, "--data-parallel", "8"], env={"COLUMNS": "80"})
+    text = " ".join(result.stdout.split())
+    assert "step " in text and "exposed data-parallel reduction" in text
+    assert "optimizer" in text and "run under the pipeline's tail" in text
+
+
+def test_hand_entered_costs_have_no_whole_step() -> None:
+    data = result_json(runner.invoke(app, ["run", "-p", "4", "-m", "8", "-f", "json"]).stdout)
+    assert data["step_ms"] is None and data["step_breakdown"] is None
+
+
+def test_a_perfetto_trace_draws_the_reductions(tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    trace = tmp_path / "t.json"
+    args = ["run", "--model", "llama3-8b", "--gpu", "h100", "-p", "4", "-m", "8"]
+    result = runner.invoke(app, [*args, "--data-parallel", "8", "--trace", str(trace)])
+    assert result.exit_code == 0, result.stderr
+    events = json.loads(trace.read_text())["traceEvents"]
+    assert len([e for e in events if e.get("cat") == "data-parallel"]) == 4
+
+
+def test_tp_comm_overlap_needs_a_model() -> None:
+    result = runner.invoke(app, ["run", "--tp-comm-overlap", "0.5"])
+    assert result.exit_code == 2 and "tp_comm_overlap needs a model" in result.stderr
