@@ -166,7 +166,7 @@ def evaluate(candidate: Candidate) -> PlanRow:
         recompute,
         candidate.layout,
         layers,
-        summary.makespan,
+        summary.throughput.step.step,  # the whole step: the pipeline and what follows it
         summary.throughput.tokens_per_second,
         summary.throughput.mfu,
         summary.bubble_fraction,
