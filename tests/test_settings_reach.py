@@ -57,6 +57,7 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "expert_parallel": ("8", "8", 8),
     "tp_comm_overlap": ("0.5", "0.5", 0.5),
     "sequence_parallel": ("", "true", True),
+    "cross_node_tp": ("", "true", True),
     "mfu": ("0.4", "0.4", 0.4),
     "recompute": ("full", '"full"', "full"),
     "attention": ("eager", '"eager"', "eager"),

@@ -133,3 +133,34 @@ def test_a_perfetto_trace_draws_the_reductions(tmp_path: object) -> None:
 def test_tp_comm_overlap_needs_a_model() -> None:
     result = runner.invoke(app, ["run", "--tp-comm-overlap", "0.5"])
     assert result.exit_code == 2 and "tp_comm_overlap needs a model" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--tensor-parallel", "16"], "tensor_parallel 16 spans more than a node"),
+        (["--tensor-parallel", "2", "--seq-length", "4095"],
+         "sequence of 4095 tokens over tensor_parallel 2, which does not divide it"),
+        (["--tensor-parallel", "3"], "tensor_parallel 3 must divide the model's 32"),
+    ],
+)  # fmt: skip
+def test_a_degree_that_does_not_fit_what_it_splits_is_one_line(
+    extra: list[str], words: str
+) -> None:
+    args = ["run", "--model", "llama3-8b", "--gpu", "h100", "-p", "4", "-m", "8", *extra]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_tensor_parallelism_across_nodes_runs_on_the_network_when_asked() -> None:
+    # t = 16 on 8-GPU nodes: the ring crosses the network (50 GB/s, 10 us).
+    args = ["run", "--model", "llama3-8b", "--gpu", "h100", "-p", "2", "-m", "4"]
+    args += ["--tensor-parallel", "16", "--cross-node-tp", "-f", "json"]
+    data = result_json(runner.invoke(app, args).stdout)
+    s, h = 8192, 4096
+    collective = 15 * 0.01 + 1000 * 15 / 16 * (2 * s * h) / 50e9  # an all-gather or a RS
+    layers = 16  # 32 over 2 stages; each layer two blocks of an all-gather and a reduce-scatter
+    assert data["stage_work"][0]["tensor_parallel_ms"]["forward"] == pytest.approx(
+        layers * 2 * 2 * collective, rel=1e-6
+    )

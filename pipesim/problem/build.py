@@ -185,6 +185,12 @@ def build_workload(settings: Settings, num_stages: int) -> Workload | None:
     if model is None or gpu is None:
         return None
     t = settings.resolved.tensor_parallel
+    if t > gpu.gpus_per_node and not settings.cross_node_tp:
+        raise ConfigError(
+            f"tensor_parallel {t} spans more than a node ({gpu.name}: {gpu.gpus_per_node} GPUs "
+            "per node): its collectives would cross the network; give --cross-node-tp to "
+            "simulate it anyway"
+        )
     if model.heads % t or (model.kv_heads % t and t % model.kv_heads):
         raise ConfigError(
             f"tensor_parallel {t} must divide the model's {model.heads} attention heads "
@@ -200,6 +206,11 @@ def build_workload(settings: Settings, num_stages: int) -> Workload | None:
         recompute=settings.resolved.recompute,
         attention=settings.resolved.attention,
     )
+    if shape.sequence_parallel and shape.seq_length % t:
+        raise ConfigError(
+            f"sequence parallelism splits the sequence of {shape.seq_length} tokens over "
+            f"tensor_parallel {t}, which does not divide it"
+        )
     if settings.layout is not None:
         layers = layers_from_layout(settings.layout, model.layers, num_stages)
     elif settings.layers_per_stage is not None:

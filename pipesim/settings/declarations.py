@@ -251,6 +251,11 @@ class Settings:
         needs_model=True,
         default=1, sweepable=True,
     )  # fmt: skip
+    cross_node_tp: bool | None = _declare(
+        None, SWITCH, "Allow tensor parallelism across nodes (its collectives then run on the "
+        "network).", MODEL_PANEL, flags=("--cross-node-tp/--no-cross-node-tp",),
+        needs_model=True, shown_default="off",
+    )  # fmt: skip
     tp_comm_overlap: float | None = _declare(
         None, SHARE, "The share of tensor-parallel collectives hidden under compute "
         "(Megatron-LM's --tp-comm-overlap with Transformer Engine's userbuffers).", MODEL_PANEL,
