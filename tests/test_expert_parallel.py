@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipesim.analysis.all_to_all import all_to_all_time, all_to_alls
+from pipesim.analysis.checker import check_trace
 from pipesim.cli import app
 from pipesim.problem.build import build_problem
 from pipesim.problem.ops import Kind
@@ -211,3 +212,25 @@ def test_data_parallel_replicas_fill_a_node_before_the_next_stage() -> None:
     assert network.link(0, 1).bandwidth == NETWORK
     settings = settings.replace(data_parallel=2)
     assert build_problem(settings, get_policy("1f1b")).network.devices_per_node == 2
+
+
+def test_a_dualpipe_pair_computes_one_microbatch_under_the_others_all_to_alls() -> None:
+    # DualPipe's design: in a fused forward-and-backward pair, each op's all-to-alls run under
+    # the other's compute, so the pair takes the longer of the two computes together and the
+    # two exchanges together, not their sum.
+    settings = Settings(
+        policy="dualpipe", model=MIXTRAL, gpu=H100, stages=4, microbatches=8,
+        tensor_parallel=2, data_parallel=8, expert_parallel=8,
+    )  # fmt: skip
+    problem = build_problem(settings, get_policy("dualpipe"))
+    trace = simulate(problem, get_policy("dualpipe"))
+    costs = problem.costs
+    pairs = [step for step in trace.fused if step.overlapped]
+    assert pairs
+    for step in pairs:
+        whole = sum(problem.duration(op) for op in step.ops)
+        exchanges = sum(costs.exchange(op) for op in step.ops)
+        assert exchanges > 0
+        assert step.end - step.start == pytest.approx(max(whole - exchanges, exchanges))
+        assert step.end - step.start < whole
+    assert check_trace(trace) == []

@@ -72,8 +72,11 @@ def _check_placement_and_durations(trace: Trace) -> list[str]:
             problems.append(f"{op} runs on device {record.device}, not on its stage's device")
         else:
             step = trace.fused_step.get(op)
-            scale = trace.problem.step_scale(step is not None and step.overlapped)
-            cost = scale * trace.problem.op_time(op)
+            if step is None:
+                cost = trace.problem.op_time(op)
+            else:
+                parts = trace.problem.fused_parts(step.ops, step.overlapped)
+                cost = parts[step.ops.index(op)]
             if abs((record.end - record.start) - cost) > eps:
                 problems.append(f"{op} lasts {record.end - record.start:g} ms, costs {cost:g}")
     return problems

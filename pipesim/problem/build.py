@@ -278,7 +278,15 @@ def _costs(settings: Settings, pipeline: Pipeline, workload: Workload | None) ->
                 f"weight ({w:g} ms) exceeds backward ({b:g} ms) on stage {stage}: "
                 "the weight gradient is part of the backward"
             )
-    return StageCosts(forward, backward, weight, settings.overlap_cost)
+    exchanges: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
+    if derived is not None and settings.forward is None and settings.backward is None:
+        works = [derived[pipeline.model_stage(s)] for s in stage_ids]
+        if any(work.all_to_all for work in works):
+            exchanges = (
+                tuple(work.all_to_alls[0] * work.all_to_all for work in works),
+                tuple(work.all_to_alls[1] * work.all_to_all for work in works),
+            )
+    return StageCosts(forward, backward, weight, settings.overlap_cost, *exchanges)
 
 
 def _check_cost(name: str, value: float) -> float:

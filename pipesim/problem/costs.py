@@ -19,6 +19,17 @@ class StageCosts:
     """A fused forward-and-backward pair takes this times the sum of its ops' costs (1: no
     overlap; 0.7: the halves hide 30% of each other, as DualPipe hides one microbatch's
     all-to-all behind another's computation)."""
+    exchange_forward: tuple[float, ...] = ()
+    """Per stage, the milliseconds of a forward spent in expert all-to-alls (empty: none),
+    which the other op of a fused pair computes under (`Problem.fused_parts`)."""
+    exchange_backward: tuple[float, ...] = ()
+    """The same for the input-gradient (or whole) backward."""
+
+    def exchange(self, op: Op) -> float:
+        """Milliseconds of `op` spent in all-to-alls another op's compute can hide."""
+        kind, stage, _ = op
+        table = self.exchange_forward if kind is Kind.F else self.exchange_backward
+        return table[stage] if table and kind is not Kind.W else 0.0
 
     def duration(self, op: Op, split_backward: bool) -> float:
         """How long `op` holds its device."""

@@ -15,8 +15,9 @@ One all-to-all of one MoE layer, for one microbatch, per GPU, in the alpha-beta 
 
 (tokens on the GPU: b*s, divided by t under sequence parallelism, which Megatron-LM requires
 for MoE with t > 1). A MoE layer runs two in F (dispatch, combine) and their two gradients in
-B, none in W; full recomputation runs the forward's two again in B. Nothing hides them: they
-lengthen the ops (overlapping them with another microbatch is DualPipe's idea, `--overlap-cost`).
+B, none in W; full recomputation runs the forward's two again in B. They lengthen the ops,
+except in a fused forward-and-backward pair, where each op computes under the other's
+(DualPipe's design; `Problem.fused_parts`).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ to know about devices holding several chunks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -191,3 +192,27 @@ class Problem:
         """What the costs of a step's ops are multiplied by: the overlap cost for a fused
         forward-and-backward pair (`overlapped`), 1 for anything else."""
         return self.costs.overlap if overlapped else 1.0
+
+    def fused_parts(self, ops: Sequence[Op], overlapped: bool) -> list[float]:
+        """How long each op of a fused step takes within it: its cost and its draw, times the
+        overlap cost for a forward-and-backward pair. A pair whose ops spend time in expert
+        all-to-alls computes one op under the other's exchanges, as DualPipe does: it lasts
+        max(overlap cost x their compute, their all-to-alls), shared in proportion to the
+        ops' costs."""
+        scale = self.step_scale(overlapped)
+        scales = self.op_scales
+        m = self.pipeline.microbatches
+        draws = [
+            1.0 if scales is None else scales[op_key(op.kind, op.stage, op.microbatch, m)]
+            for op in ops
+        ]
+        parts = [scale * self.duration(op) * draw for op, draw in zip(ops, draws, strict=True)]
+        exchanges = [self.costs.exchange(op) * draw for op, draw in zip(ops, draws, strict=True)]
+        hidden = sum(exchanges)
+        if not overlapped or hidden == 0:
+            return parts
+        times = [self.duration(op) * draw for op, draw in zip(ops, draws, strict=True)]
+        whole = sum(times)
+        compute = whole - hidden
+        total = max(scale * compute, hidden)
+        return [total * time / whole for time in times]

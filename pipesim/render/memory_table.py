@@ -95,8 +95,8 @@ def memory_lines(report: Report) -> list[Text]:
                     f"all-to-all over {'the network' if experts.crosses_nodes else 'NVLink'} "
                     f"({ms(experts.duration)} ms); stage {busiest} runs {counts[0]} in each F "
                     f"and {counts[1]} in each B; device {device} spends {ms(time[device])} ms "
-                    "in them, exposed (they lengthen F and B; only fused pairs at "
-                    "--overlap-cost < 1 hide a part)",
+                    "in them (they lengthen F and B, except in a fused forward-and-backward "
+                    "pair, where each op computes under the other's, as in DualPipe)",
                 )
             )
     return lines

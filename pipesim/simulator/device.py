@@ -186,15 +186,8 @@ class Device:
             yield env.all_of(arrivals)
 
     def _fused_parts(self, fused: Fused, keys: list[int]) -> list[float]:
-        """How long each op of a fused step takes within it: its cost, its draw, and the
-        step's scale (the overlap cost of a forward-and-backward pair)."""
-        index = self.index
-        scale = self.problem.step_scale(fused.overlapped)
-        draws = self.problem.op_scales
-        return [
-            scale * index.duration[index.slot(key)] * (1.0 if draws is None else draws[key])
-            for key in keys
-        ]
+        """How long each op of a fused step takes within it (`Problem.fused_parts`)."""
+        return self.problem.fused_parts(fused.ops, fused.overlapped)
 
     def _record_fused(
         self, fused: Fused, keys: list[int], parts: list[float], start: float, end: float
