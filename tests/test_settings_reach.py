@@ -55,6 +55,7 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "data_parallel": ("4", "4", 4),
     "tensor_parallel": ("8", "8", 8),
     "expert_parallel": ("8", "8", 8),
+    "context_parallel": ("2", "2", 2),
     "tp_comm_overlap": ("0.5", "0.5", 0.5),
     "sequence_parallel": ("", "true", True),
     "cross_node_tp": ("", "true", True),

@@ -164,3 +164,68 @@ def test_tensor_parallelism_across_nodes_runs_on_the_network_when_asked() -> Non
     assert data["stage_work"][0]["tensor_parallel_ms"]["forward"] == pytest.approx(
         layers * 2 * 2 * collective, rel=1e-6
     )
+
+
+def _work(**changes: object):  # type: ignore[no-untyped-def]
+    problem = build_problem(_settings(**changes), get_policy("1f1b"))
+    assert problem.workload is not None
+    return problem
+
+
+def test_context_parallelism_splits_each_sequence_over_its_ranks() -> None:
+    # At s = 32k the attention of each block hides its key/value transfer: each rank does a
+    # quarter of every op, keeps a quarter of the activations, sends a quarter of a message.
+    one, four = _work(seq_length=32768), _work(seq_length=32768, context_parallel=4)
+    w1, w4 = one.workload, four.workload
+    assert w1 is not None and w4 is not None
+    assert w4.stages[1].context_parallel_forward == 0.0
+    assert w4.stages[1].forward == pytest.approx(w1.stages[1].forward / 4, rel=1e-12)
+    assert w4.stages[1].activation == pytest.approx(w1.stages[1].activation / 4, rel=1e-12)
+    assert four.network.activation_size == one.network.activation_size / 4
+    # four replicas of the sequence, each a ring of 4 GPUs: a node holds 2 pipeline devices
+    assert four.network.devices_per_node == 2
+
+
+def test_the_key_value_ring_shows_where_attention_cannot_hide_it() -> None:
+    # s = 4096 over c = 8 ranks on NVLink: each of the 7 steps sends 512 tokens of keys and
+    # values of Llama 3 8B's 8 KV heads of 128 (2 x 512 x 8 x 256 bytes = 2 MiB) against an
+    # eighth of the rank's attention core at 50% of the H100's peak.
+    work = _work(seq_length=4096, context_parallel=8).workload
+    assert work is not None
+    block = 2.0 * 512 * 8 * 256
+    transfer = 0.005 + 1000 * block / 450e9
+    core = 2.0 * 4096 * 2048 * 32 * 256 / 8 / (989e12 * 0.5 / 1e3)
+    per_layer = 7 * max(0.0, transfer - core / 8)
+    assert per_layer > 0
+    assert work.stages[1].context_parallel_forward == pytest.approx(8 * per_layer, rel=1e-9)
+    assert work.stages[1].context_parallel_backward == pytest.approx(16 * per_layer, rel=1e-9)
+
+
+def test_context_parallel_ranks_reduce_gradients_with_the_replicas() -> None:
+    plain = _work(data_parallel=2).workload
+    folded = _work(data_parallel=2, context_parallel=4).workload
+    assert plain is not None and folded is not None
+    size = 4.0 * 8 * layer_parameters(LLAMA)
+    ring = 14 * 0.005 + 1000 * 14 / 8 * size / 450e9  # an all-reduce over 2 x 4 ranks
+    assert folded.stages[1].gradient_reduction == pytest.approx(ring, rel=1e-12)
+    assert plain.stages[1].gradient_reduction < folded.stages[1].gradient_reduction
+
+
+def test_throughput_counts_every_token_of_the_split_sequences() -> None:
+    rate = simulate_step(_settings(seq_length=32768, context_parallel=4)).summary.throughput
+    assert rate is not None
+    assert rate.tokens_per_second == pytest.approx(8 * 32768 / (rate.step.step / 1e3))
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--model", "llama3-8b", "--gpu", "h100", "--seq-length", "4100",
+          "--context-parallel", "4"], "2c = 8 chunks"),
+        (["--context-parallel", "2"], "context_parallel needs a model"),
+    ],
+)  # fmt: skip
+def test_bad_context_parallelism_is_one_line(extra: list[str], words: str) -> None:
+    result = runner.invoke(app, ["run", "-p", "4", *extra])
+    assert result.exit_code == 2 and words in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -166,7 +166,7 @@ def throughput(trace: Trace) -> Throughput | None:
     pipeline = trace.problem.pipeline
     seconds = step.step / 1e3
     shape = workload.shape
-    tokens = pipeline.microbatches * shape.tokens * workload.data_parallel
+    tokens = pipeline.microbatches * shape.micro_batch * shape.seq_length * workload.data_parallel
     gpus = pipeline.devices * shape.tensor_parallel
     flops = workload.flops_per_microbatch * pipeline.microbatches
     mfu = flops / (seconds * gpus * workload.gpu.tflops * 1e12)

@@ -10,8 +10,9 @@ gradient norm and the update are synchronized), then the distributed optimizer's
     step = makespan + exposed data-parallel reduction + optimizer + parameter all-gather
 
 The breakdown splits the makespan further by what the busiest device spent in
-tensor-parallel collectives and expert all-to-alls inside its ops (they lengthen the ops, and
-so the pipeline): pipeline = makespan - those, and the parts add up to the step.
+tensor-parallel collectives, the context-parallel ring and expert all-to-alls inside its ops
+(they lengthen the ops, and so the pipeline): pipeline = makespan - those, and the parts add
+up to the step.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class WholeStep:
     pipeline: float
     """The makespan less the busiest device's collectives inside its ops."""
     tensor_parallel: float
+    context_parallel: float
     expert_parallel: float
     data_parallel: float
     """The gradient reductions that end after the pipeline's last op."""
@@ -52,6 +54,7 @@ class WholeStep:
         return {
             "pipeline": self.pipeline,
             "tensor_parallel": self.tensor_parallel,
+            "context_parallel": self.context_parallel,
             "expert_parallel": self.expert_parallel,
             "data_parallel": self.data_parallel,
             "optimizer": self.optimizer,
@@ -72,14 +75,17 @@ def whole_step(trace: Trace) -> WholeStep | None:
     reductions: list[ReductionRecord] = []
     done = 0.0
     tensor = [0.0] * pipeline.devices
+    ring = [0.0] * pipeline.devices
     for device, ops in enumerate(trace.ops_by_device()):
         ready: dict[int, float] = {}
         for record in ops:
             work = workload.stages[pipeline.model_stage(record.stage)]
             if record.kind is Kind.F:
                 tensor[device] += work.tensor_parallel_forward
+                ring[device] += work.context_parallel_forward
             elif record.kind is Kind.B:
                 tensor[device] += work.tensor_parallel_backward
+                ring[device] += work.context_parallel_backward
             if record.kind is last_grad:
                 ready[record.stage] = max(ready.get(record.stage, 0.0), record.end)
         free = 0.0
@@ -109,11 +115,12 @@ def whole_step(trace: Trace) -> WholeStep | None:
     exposed = max(0.0, done - makespan)
     busiest = max(range(pipeline.devices), key=lambda d: _busy(trace, d))
     expert = all_to_all_time(trace)[busiest] if workload.experts is not None else 0.0
-    tp = tensor[busiest]
+    tp, cp = tensor[busiest], ring[busiest]
     return WholeStep(
         step=makespan + exposed + optimizer + gather,
-        pipeline=makespan - tp - expert,
+        pipeline=makespan - tp - cp - expert,
         tensor_parallel=tp,
+        context_parallel=cp,
         expert_parallel=expert,
         data_parallel=exposed,
         optimizer=optimizer,

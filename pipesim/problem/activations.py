@@ -207,13 +207,12 @@ def embedding_activation_bytes(model: Model, shape: Shape) -> float:
     """What the first stage keeps per microbatch for the embedding: the token ids (8 bytes
     each) and the dropout mask (1 byte per value), as Megatron-LM's
     theoretical_memory_usage counts them, divided by t."""
-    s, b, h = shape.seq_length, shape.micro_batch, model.hidden
-    return (8.0 * s * b + s * b * h) / shape.tensor_parallel
+    tokens, h = shape.tokens, model.hidden
+    return (8.0 * tokens + tokens * h) / shape.tensor_parallel
 
 
 def output_activation_bytes(model: Model, shape: Shape) -> float:
     """What the last stage keeps per microbatch for the output layer and loss: the inputs of
     the final norm and the output projection and the 32-bit logits, 4*s*b*(h + V), divided
     by t (Megatron-LM's theoretical_memory_usage)."""
-    s, b = shape.seq_length, shape.micro_batch
-    return 4.0 * s * b * (model.hidden + model.vocab) / shape.tensor_parallel
+    return 4.0 * shape.tokens * (model.hidden + model.vocab) / shape.tensor_parallel

@@ -205,7 +205,14 @@ def build_workload(settings: Settings, num_stages: int) -> Workload | None:
         else settings.sequence_parallel,
         recompute=settings.resolved.recompute,
         attention=settings.resolved.attention,
+        context_parallel=settings.resolved.context_parallel,
     )
+    c = shape.context_parallel
+    if shape.seq_length % (2 * c) and c > 1:
+        raise ConfigError(
+            f"context_parallel {c} splits each sequence into 2c = {2 * c} chunks (two per rank, "
+            f"to balance causal attention), which must divide its {shape.seq_length} tokens"
+        )
     if shape.sequence_parallel and shape.seq_length % t:
         raise ConfigError(
             f"sequence parallelism splits the sequence of {shape.seq_length} tokens over "
@@ -222,14 +229,15 @@ def build_workload(settings: Settings, num_stages: int) -> Workload | None:
             )
         layers = even_layers(model.layers, num_stages)
     d = settings.resolved.data_parallel
-    per_parameter = 6 + 12 / d if settings.distributed_optimizer else 18.0
+    # the optimizer state is sharded over every rank that holds the same weights: d*c
+    per_parameter = 6 + 12 / (d * c) if settings.distributed_optimizer else 18.0
     experts = None
     degree = settings.resolved.expert_parallel
     if settings.expert_parallel is not None:
-        check_expert_parallel(model, degree, d)
+        check_expert_parallel(model, degree, d * c)
     if degree > 1:
         per_parameter_routed = routed_bytes_per_parameter(
-            degree, d, bool(settings.distributed_optimizer)
+            degree, d * c, bool(settings.distributed_optimizer)
         )
         experts = (expert_parallel(model, gpu, shape, degree), per_parameter_routed)
     return derive(
@@ -418,7 +426,10 @@ def build_network(settings: Settings, workload: Workload | None = None) -> Netwo
         # The pipeline is the outermost dimension in Megatron-LM (rank order tp-cp-ep-dp-pp)
         # and torchtitan (mesh pp, dp, cp, tp): a stage's t*d GPUs fill a node before the
         # next stage's start.
-        per_node = max(1, gpu.gpus_per_node // (t * (settings.resolved.data_parallel)))
+        resolved = settings.resolved
+        per_node = max(
+            1, gpu.gpus_per_node // (t * resolved.context_parallel * resolved.data_parallel)
+        )
     if per_node is None:
         for name in ("inter_node_latency", "inter_node_bandwidth"):
             if getattr(settings, name) is not None:

@@ -16,6 +16,14 @@ reduce-scatter, then after the optimizer step an all-gather of the updated bf16 
 bytes). The ring spans t*d consecutive GPUs (rank order tp-cp-ep-dp-pp). A MoE layer's routed
 experts are reduced over the d/E replicas that hold them.
 
+Context parallelism (Megatron-LM with Transformer Engine's ring attention, Liu et al. 2023):
+each of c ranks holds s/c of every sequence, and in each layer the key/value blocks travel
+round a ring of c ranks (t*c consecutive GPUs): c-1 steps, each one block (s/c tokens of keys
+and values of the rank's kv heads) while the rank computes attention on the block it holds,
+so a step costs only what its transfer takes beyond that compute. The backward passes the
+blocks and their gradients: twice the bytes against twice the compute. Gradients are then
+reduced over the d*c ranks that hold the same weights.
+
 The optimizer step (Adam, fp32 master weights and moments) is bound by memory: per parameter it
 updates it reads the gradient, the master weight and both moments and writes those three and
 the 16-bit weight, 30 bytes, at the GPU's HBM bandwidth; with the distributed optimizer each
@@ -25,7 +33,7 @@ GPU updates its 1/d.
 from __future__ import annotations
 
 from pipesim.problem.collectives import all_gather, all_reduce, reduce_scatter, ring_link
-from pipesim.problem.transformer import Shape
+from pipesim.problem.transformer import Shape, attention_core_flops
 from pipesim.settings.hardware import Gpu, Model
 
 GRADIENT_BYTES = 4.0
@@ -87,3 +95,25 @@ def optimizer_ms(gpu: Gpu, updated: float) -> float:
     if gpu.hbm_bandwidth <= 0:
         return 0.0
     return 1000.0 * ADAM_BYTES * updated / gpu.hbm_bandwidth
+
+
+def context_parallel_ms(model: Model, gpu: Gpu, shape: Shape, mfu: float) -> tuple[float, float]:
+    """Exposed milliseconds of one layer's key/value ring in its F and in its B (0, 0 without
+    context parallelism): (c-1) steps, each max(0, transfer - its share of the attention)."""
+    c = shape.context_parallel
+    if c <= 1:
+        return 0.0, 0.0
+    t = shape.tensor_parallel
+    kv_heads = max(1, model.kv_heads // t)
+    if model.mla:
+        head = model.head_size + model.qk_rope_head_dim + model.v_head_dim
+    else:
+        head = 2 * model.head_size
+    block = 2.0 * shape.tokens * kv_heads * head  # this rank's keys and values, 16-bit
+    latency, bandwidth = ring_link(gpu, t * c)
+    transfer = latency + 1000.0 * block / bandwidth
+    rate = gpu.tflops * 1e12 * mfu * t / 1e3  # FLOPs per ms, as every op is timed
+    core = attention_core_flops(model, shape) / rate
+    forward = (c - 1) * max(0.0, transfer - core / c)
+    backward = (c - 1) * max(0.0, 2 * transfer - 2 * core / c)
+    return forward, backward

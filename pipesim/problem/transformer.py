@@ -38,10 +38,13 @@ class Shape:
     """"none", "selective" (the attention core is recomputed) or "full" (the whole layer)."""
     attention: str = "flash"
     """"flash" (FlashAttention, SDPA, cuDNN: O(s) kept per layer) or "eager" (scores kept)."""
+    context_parallel: int = 1
+    """The sequence split over this many ranks, each holding s/c of its tokens."""
 
     @property
     def tokens(self) -> int:
-        return self.micro_batch * self.seq_length
+        """The tokens of one microbatch on one device: b*s, over c with context parallelism."""
+        return self.micro_batch * self.seq_length // self.context_parallel
 
 
 def attention_parameters(model: Model) -> int:
@@ -157,7 +160,8 @@ def attention_core_flops(model: Model, shape: Shape) -> float:
     else:
         d_qk = d_v = model.head_size
     s_eff = s / 2 if shape.attention == "flash" else s
-    return 2.0 * b * s * s_eff * model.heads * (d_qk + d_v)
+    # With context parallelism each rank's queries meet every key: a 1/c share of the work.
+    return 2.0 * b * s * s_eff * model.heads * (d_qk + d_v) / shape.context_parallel
 
 
 def layer_flops(model: Model, shape: Shape, index: int = 0) -> tuple[float, float, float]:

@@ -27,6 +27,7 @@ from pipesim.problem.collectives import all_reduce, ring_link
 from pipesim.problem.expert_parallel import ExpertParallel
 from pipesim.problem.step_collectives import (
     GRADIENT_BYTES,
+    context_parallel_ms,
     gradient_reduction_ms,
     optimizer_ms,
     parameter_gather_ms,
@@ -81,6 +82,10 @@ class StageWork:
     """Of `forward`, the milliseconds of tensor-parallel collectives (`step_collectives`)."""
     tensor_parallel_backward: float = 0.0
     """Of `backward`, the milliseconds of tensor-parallel collectives."""
+    context_parallel_forward: float = 0.0
+    """Of `forward`, the exposed milliseconds of context parallelism's K/V ring."""
+    context_parallel_backward: float = 0.0
+    """Of `backward`, the same."""
     gradient_reduction: float = 0.0
     """Milliseconds of the data-parallel reduction of its gradients, once per step."""
     parameter_gather: float = 0.0
@@ -144,10 +149,14 @@ def derive(
         experts if experts is not None else (ExpertParallel(1, 0.0, 0.0, False), 0.0)
     )
     degree = exchange.degree
-    t, d = shape.tensor_parallel, data_parallel
+    t, d, c = shape.tensor_parallel, data_parallel, shape.context_parallel
     tp_layer = tensor_parallel_ms(model, gpu, shape, tp_overlap)
+    cp_forward, cp_backward = context_parallel_ms(model, gpu, shape, mfu)
     rate = gpu.tflops * 1e12 * mfu * shape.tensor_parallel / 1e3  # FLOPs per millisecond
-    plain_shape = Shape(shape.micro_batch, shape.seq_length, 1, False, "none", shape.attention)
+    plain_shape = Shape(
+        shape.micro_batch, shape.seq_length, 1, False, "none", shape.attention,
+        shape.context_parallel,
+    )  # fmt: skip
     figures = {
         kind: _LayerFigures(model, shape, plain_shape, index) for kind, index in _layer_kinds(model)
     }
@@ -212,25 +221,41 @@ def derive(
         in_forward, in_backward = work.all_to_alls
         tp_forward = len(moe_layers) * tp_layer
         tp_backward = tp_forward * (2 if shape.recompute == "full" else 1)
+        ring_forward = len(moe_layers) * cp_forward
+        ring_backward = len(moe_layers) * cp_backward + (
+            ring_forward if shape.recompute == "full" else 0.0
+        )
         dense, routed_gpu = (parameters - routed) / t, routed / (t * degree)
         if index in (0, last) and model.tied and last > 0:
             # the two copies of the tied embedding synchronize their gradients
             dense_sync = model.vocab * model.hidden / t
         else:
             dense_sync = 0.0
-        reduction = gradient_reduction_ms(gpu, dense, routed_gpu, t, d, degree, distributed)
+        # Gradients are reduced over the d*c ranks that hold the same weights (Megatron-LM
+        # folds context parallelism into the data-parallel group for them).
+        reduction = gradient_reduction_ms(gpu, dense, routed_gpu, t, d * c, degree, distributed)
         if dense_sync:
-            latency, bandwidth = ring_link(gpu, t * d * len(layers))
+            latency, bandwidth = ring_link(gpu, t * c * d * len(layers))
             reduction += all_reduce(GRADIENT_BYTES * dense_sync, 2, latency, bandwidth)
-        updated = dense / d + routed_gpu / (d // degree) if distributed else dense + routed_gpu
-        gather = parameter_gather_ms(gpu, dense, routed_gpu, t, d, degree) if distributed else 0.0
+        shards = d * c
+        updated = (
+            dense / shards + routed_gpu / (shards // degree) if distributed else dense + routed_gpu
+        )
+        gather = (
+            parameter_gather_ms(gpu, dense, routed_gpu, t, shards, degree) if distributed else 0.0
+        )
         stages.append(
             replace(
                 work,
-                forward=work.forward + in_forward * work.all_to_all + tp_forward,
-                backward=work.backward + in_backward * work.all_to_all + tp_backward,
+                forward=work.forward + in_forward * work.all_to_all + tp_forward + ring_forward,
+                backward=work.backward
+                + in_backward * work.all_to_all
+                + tp_backward
+                + ring_backward,
                 tensor_parallel_forward=tp_forward,
                 tensor_parallel_backward=tp_backward,
+                context_parallel_forward=ring_forward,
+                context_parallel_backward=ring_backward,
                 gradient_reduction=reduction,
                 parameter_gather=gather,
                 optimizer=optimizer_ms(gpu, updated),

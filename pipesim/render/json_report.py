@@ -126,6 +126,7 @@ def _workload(report: Report) -> dict[str, Any]:
             "attention": shape.attention,
             "data_parallel": workload.data_parallel,
             "expert_parallel": workload.experts.degree if workload.experts else 1,
+            "context_parallel": shape.context_parallel,
             "distributed_optimizer": workload.bytes_per_parameter < 18,
             "bytes_per_parameter": num(workload.bytes_per_parameter),
             "message_bytes": num(workload.message_bytes),
@@ -152,6 +153,10 @@ def _workload(report: Report) -> dict[str, Any]:
                 "tensor_parallel_ms": {
                     "forward": num(stage.tensor_parallel_forward),
                     "backward": num(stage.tensor_parallel_backward),
+                },
+                "context_parallel_ms": {
+                    "forward": num(stage.context_parallel_forward),
+                    "backward": num(stage.context_parallel_backward),
                 },
                 "gradient_reduction_ms": num(stage.gradient_reduction),
                 "parameter_gather_ms": num(stage.parameter_gather),

@@ -107,6 +107,7 @@ def _step_line(step: WholeStep) -> Text:
     parts = [f"pipeline {ms(step.pipeline)}"]
     named = (
         ("tensor-parallel collectives", step.tensor_parallel),
+        ("context-parallel ring", step.context_parallel),
         ("expert all-to-alls", step.expert_parallel),
         ("exposed data-parallel reduction", step.data_parallel),
         ("optimizer", step.optimizer),

@@ -251,6 +251,11 @@ class Settings:
         needs_model=True,
         default=1, sweepable=True,
     )  # fmt: skip
+    context_parallel: int | None = _declare(
+        None, COUNT, "Context-parallel degree c: each sequence split over c ranks, which pass "
+        "keys and values round a ring in every layer.", MODEL_PANEL, needs_model=True,
+        default=1, sweepable=True,
+    )  # fmt: skip
     cross_node_tp: bool | None = _declare(
         None, SWITCH, "Allow tensor parallelism across nodes (its collectives then run on the "
         "network).", MODEL_PANEL, flags=("--cross-node-tp/--no-cross-node-tp",),
@@ -370,6 +375,7 @@ class Resolved:
     data_parallel: int
     tensor_parallel: int
     expert_parallel: int
+    context_parallel: int
     tp_comm_overlap: float
     mfu: float
     recompute: str
