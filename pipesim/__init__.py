@@ -35,7 +35,12 @@ if TYPE_CHECKING:
     from pipesim.settings.declarations import Settings, load_settings
     from pipesim.simulator import simulate
     from pipesim.simulator.trace import OpRecord, Trace, TransferRecord
+    from pipesim.studies.compare import compare_workflow
+    from pipesim.studies.optimize import optimize_workflow
+    from pipesim.studies.plan import PlanSpace, plan_configurations
+    from pipesim.studies.run import run_step
     from pipesim.studies.step import simulate_step
+    from pipesim.studies.sweep import sweep_setting
 
 _WHERE = {
     "assert_valid": "pipesim.analysis.checker",
@@ -66,11 +71,21 @@ _WHERE = {
     "Trace": "pipesim.simulator.trace",
     "TransferRecord": "pipesim.simulator.trace",
     "simulate_step": "pipesim.studies.step",
+    "run_step": "pipesim.studies.run",
+    "compare_workflow": "pipesim.studies.compare",
+    "sweep_setting": "pipesim.studies.sweep",
+    "PlanSpace": "pipesim.studies.plan",
+    "plan_configurations": "pipesim.studies.plan",
+    "optimize_workflow": "pipesim.studies.optimize",
 }
 """Each public name and the module that defines it."""
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from pipesim.render.envelope import version
+
+        return version()
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'pipesim' has no attribute {name!r}")
@@ -87,6 +102,7 @@ __all__ = [
     "Op",
     "OpRecord",
     "PipesimError",
+    "PlanSpace",
     "Policy",
     "PolicyError",
     "Report",
@@ -101,11 +117,16 @@ __all__ = [
     "assert_valid",
     "build_problem",
     "check_trace",
+    "compare_workflow",
     "get_policy",
     "load_settings",
     "needs",
+    "optimize_workflow",
+    "plan_configurations",
     "registered_policies",
+    "run_step",
     "simulate",
     "simulate_step",
     "summarize",
+    "sweep_setting",
 ]

@@ -442,3 +442,15 @@ def test_compare_runs_says_why_a_policy_did_not_run_under_its_table() -> None:
     row = next(line for line in result.stdout.splitlines() if line.startswith("dualpipe "))
     assert "not run" in row and "even" not in row
     assert "dualpipe not run: dualpipe needs an even number of devices (p=3)" in result.stdout
+
+
+def test_pipesim_alone_prints_its_help_and_no_error() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pipesim"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0
+    assert "Usage:" in done.stdout and "pipesim" in done.stdout and " run " in done.stdout
+    assert done.stderr == ""

@@ -156,3 +156,35 @@ def test_a_study_raises_a_workers_error_as_it_was_raised() -> None:
     with pytest.raises(ConfigError, match="memory") as caught:
         compare_policies(huge, ["1f1b", "gpipe"], workers=2)
     assert type(caught.value) is ConfigError and caught.value.exit_code == 2
+
+
+def test_python_takes_what_the_command_line_takes() -> None:
+    # Names, numbers, strings with units and paths as str, read as a TOML file would be, with
+    # the same one-line errors raised as ConfigError.
+    from pipesim.settings.hardware import Model
+
+    settings = Settings(model="llama3-8b", gpu="h100", memory_limit="80GB", forward=1.0)
+    assert isinstance(settings.model, Model) and settings.memory_limit == 80e9
+    assert settings.forward == (1.0,)
+    assert Settings(forward=[1, 2]).forward == (1.0, 2.0)
+    assert Settings(stragglers="1:1.5").stragglers is not None
+    with pytest.raises(ConfigError, match="unknown model 'nope'"):
+        Settings(model="nope")
+    with pytest.raises(ConfigError, match="'lots' is not a size"):
+        Settings(memory_limit="lots")
+
+
+def test_load_settings_takes_a_path_as_a_string(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("stages = 3\n")
+    assert load_settings(str(config)).stages == 3
+
+
+def test_the_library_says_its_version_and_runs_every_workflow() -> None:
+    import pipesim
+
+    assert pipesim.__version__ == "0.1.0"
+    result = pipesim.run_step(Settings(stages=2, microbatches=2))
+    assert result.report.summary.makespan == 9.0
+    compared = pipesim.compare_workflow(Settings(stages=2, microbatches=4), ["1f1b", "gpipe"])
+    assert [row.policy for row in compared.rows] == ["1f1b", "gpipe"]

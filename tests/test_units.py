@@ -18,6 +18,12 @@ from pipesim.settings.values import COSTS, COUNT, DURATION, FACTOR, RATE, SIZE, 
         ("512KiB", 512 * 1024),
         ("4096", 4096),
         ("2 kB", 2000),
+        # a size's unit in any case, with or without its B; bits only when it says bit
+        ("80gb", 80e9),
+        ("80G", 80e9),
+        ("80gib", 80 * 2**30),
+        ("64mb", 64e6),
+        ("1.5Gbit", 1.5e9 / 8),
     ],
 )
 def test_sizes(text: str, size: float) -> None:
@@ -32,7 +38,7 @@ def test_rates(text: str, rate: float) -> None:
     assert parse_rate("rate", text) == rate
 
 
-@pytest.mark.parametrize("text", ["64XB", "64mb", "MB", "-1MB", "1e400MB", "25GB"])
+@pytest.mark.parametrize("text", ["64XB", "64mbytes", "MB", "-1MB", "1e400MB", "25GB"])
 def test_bad_sizes_and_rates(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_rate("rate", text) if text == "25GB" else parse_size("size", text)

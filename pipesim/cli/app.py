@@ -69,6 +69,8 @@ class _OneLineErrors(TyperGroup):
             format_message = getattr(error, "format_message", None)
             if format_message is None:
                 raise
+            if type(error).__name__ == "NoArgsIsHelpError":
+                sys.exit(0)  # `pipesim` alone: the help it printed is the answer
             fail(format_message(), getattr(error, "exit_code", 2))
         notes, _notes = _notes, None
         for note in notes:

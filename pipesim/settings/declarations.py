@@ -351,6 +351,18 @@ class Settings:
         sweepable=True,
     )  # fmt: skip
 
+    def __post_init__(self) -> None:
+        """From Python, a setting takes what a TOML file takes (a preset's or a file's name
+        for the model, a number for a cost list, "80GB" for a size) and is read the same way,
+        with the same one-line errors; values already of their kind are left alone."""
+        for name, tuples in _TUPLE_FIELDS.items():
+            value = getattr(self, name)
+            if isinstance(value, str | list) or (
+                tuples and isinstance(value, int | float) and not isinstance(value, bool)
+            ):
+                parsed = BY_NAME[name].kind.from_toml(f"Settings({name}=...)", value)
+                object.__setattr__(self, name, parsed)
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with `changes` applied (values already parsed)."""
         return dataclasses.replace(self, **changes)
@@ -386,6 +398,12 @@ class Resolved:
     stragglers: tuple[Straggler, ...]
     slow_links: tuple[tuple[int, int, float], ...]
 
+
+_TUPLE_FIELDS = {
+    item.name: str(item.type).startswith("tuple") for item in dataclasses.fields(Settings)
+}
+"""Every setting, and whether its value is a tuple (a lone number given for it is a list of
+one)."""
 
 SETTINGS: tuple[Setting, ...] = tuple(
     dataclasses.replace(field.metadata["setting"], name=field.name)
@@ -433,7 +451,7 @@ def settings_from_mapping(data: Mapping[str, Any], origin: str, base: Settings) 
     return base.replace(**changes)
 
 
-def load_settings(path: Path, base: Settings | None = None) -> Settings:
+def load_settings(path: Path | str, base: Settings | None = None) -> Settings:
     """Settings from a TOML file (flat keys, as `Settings` names them). A policy given as a
     file (`file.py:Class`) is found relative to the config file, not the working directory.
 
@@ -441,6 +459,7 @@ def load_settings(path: Path, base: Settings | None = None) -> Settings:
         ConfigError: the file cannot be read (missing, too large, not UTF-8), is not TOML, or
             holds an unknown key or a value of the wrong kind or out of range.
     """
+    path = Path(path)
     text = read_text(path, "config", CONFIG_LIMIT)
     try:
         data = tomllib.loads(text)

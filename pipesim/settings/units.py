@@ -1,7 +1,9 @@
 """Sizes and rates as people write them: "64MB", "1.5GiB", "25GB/s", "100Gbit/s".
 
 SI prefixes are powers of 1000, binary ones (KiB, MiB, ...) powers of 1024; B is a byte and
-b or bit a bit. A bare number is bytes (or bytes per second).
+b or bit a bit. A bare number is bytes (or bytes per second). A size's unit may be written in
+any case and without its B ('80gb', '80G', '80GiB'): a memory size is never counted in bits,
+unless it says 'bit'. A rate keeps the case that tells Gb/s (bits) from GB/s (bytes).
 """
 
 from __future__ import annotations
@@ -30,8 +32,19 @@ def _multiplier(unit: str) -> float | None:
     return None
 
 
+_SIZE_UNITS = {
+    **{prefix.lower() + suffix: float(factor) for prefix, factor in _PREFIX.items()
+       for suffix in ("", "b") if prefix},
+    **{prefix.lower() + suffix: float(factor) for prefix, factor in _BINARY.items()
+       for suffix in ("", "b")},
+    **{prefix.lower() + "bit": factor / 8 for prefix, factor in _PREFIX.items()},
+    "b": 1.0,
+}  # fmt: skip
+"""A size's units, lower-cased: 'gb' and 'g' are 1e9 bytes, 'gib' and 'gi' 2**30, 'gbit' 1.25e8."""
+
+
 def parse_size(name: str, text: str | float) -> float:
-    """Bytes in a size such as '64MB', '1.5GiB' or 4096."""
+    """Bytes in a size such as '64MB', '1.5GiB', '80gb' or 4096."""
     return _parse(name, text, rate=False)
 
 
@@ -53,7 +66,12 @@ def _parse(name: str, text: str | float, rate: bool) -> float:
         if per_second:
             body = body[:-2]
         match = _QUANTITY.match(body)
-        factor = _multiplier(match.group(2)) if match else None
+        if match is None:
+            factor = None
+        elif rate:
+            factor = _multiplier(match.group(2))
+        else:
+            factor = 1.0 if not match.group(2) else _SIZE_UNITS.get(match.group(2).lower())
         if match is None or factor is None or (rate and match.group(2) and not per_second):
             raise ConfigError(f"{name}: {text!r} is not a {what}; write it as {example}")
         value = float(match.group(1)) * factor
