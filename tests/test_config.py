@@ -160,18 +160,19 @@ def test_a_study_raises_a_workers_error_as_it_was_raised() -> None:
 
 def test_python_takes_what_the_command_line_takes() -> None:
     # Names, numbers, strings with units and paths as str, read as a TOML file would be, with
-    # the same one-line errors raised as ConfigError.
+    # the same one-line errors raised as ConfigError. (Typed code sees the parsed types; the
+    # ignores below are what an untyped notebook writes.)
     from pipesim.settings.hardware import Model
 
-    settings = Settings(model="llama3-8b", gpu="h100", memory_limit="80GB", forward=1.0)
+    settings = Settings(model="llama3-8b", gpu="h100", memory_limit="80GB", forward=1.0)  # type: ignore[arg-type]
     assert isinstance(settings.model, Model) and settings.memory_limit == 80e9
     assert settings.forward == (1.0,)
-    assert Settings(forward=[1, 2]).forward == (1.0, 2.0)
-    assert Settings(stragglers="1:1.5").stragglers is not None
+    assert Settings(forward=[1, 2]).forward == (1.0, 2.0)  # type: ignore[arg-type]
+    assert Settings(stragglers="1:1.5").stragglers is not None  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="unknown model 'nope'"):
-        Settings(model="nope")
+        Settings(model="nope")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="'lots' is not a size"):
-        Settings(memory_limit="lots")
+        Settings(memory_limit="lots")  # type: ignore[arg-type]
 
 
 def test_load_settings_takes_a_path_as_a_string(tmp_path: Path) -> None:
