@@ -181,7 +181,7 @@ def test_compare_json_rows_and_constraint_rows() -> None:
     assert record["verdict"]["fastest"] == "1f1b"
     rows = record["rows"]
     assert [row["policy"] for row in rows] == ["gpipe", "1f1b", "dualpipe-v"]
-    assert rows[0]["speedup_over_gpipe"] == 1.0
+    assert record["speedup_baseline"] == "gpipe" and rows[0]["speedup"] == 1.0
     assert rows[1]["peak_activations"] == 4 and rows[0]["peak_activations"] == 6
     assert rows[2]["error"] == "dualpipe-v needs m >= 2p microbatches (m=6, p=4)"
 
@@ -454,3 +454,18 @@ def test_pipesim_alone_prints_its_help_and_no_error() -> None:
     assert done.returncode == 0
     assert "Usage:" in done.stdout and "pipesim" in done.stdout and " run " in done.stdout
     assert done.stderr == ""
+
+
+def test_without_gpipe_the_speed_ups_are_over_the_slowest_and_say_so() -> None:
+    args = ["compare", "-p", "4", "-m", "8", "--policies", "1f1b,zb-h1,zb-v"]
+    result = runner.invoke(app, args, env={"COLUMNS": "100"})
+    assert result.exit_code == 0
+    assert "speed-up over 1f1b" in " ".join(result.stdout.split())
+    assert "1.22x" in result.stdout  # 33 / 27: ZB-H1 over 1F1B
+    data = result_json(runner.invoke(app, [*args, "-f", "json"]).stdout)
+    assert data["speedup_baseline"] == "1f1b"
+    assert [row["speedup"] for row in data["rows"]] == [
+        1.0,
+        pytest.approx(33 / 27, abs=1e-9),
+        pytest.approx(33 / 25.5, abs=1e-9),
+    ]

@@ -472,3 +472,17 @@ def test_every_file_option_comes_from_the_output_registry(command: str) -> None:
     assert shown == expected
     if "--plot" in expected:  # the extra to install, not eaten as markup
         assert "pipesim[plot]" in result.stdout
+
+
+def test_a_weight_for_a_policy_that_never_splits_the_backward_says_so() -> None:
+    plain = runner.invoke(app, ["run", "--policy", "1f1b", "-p", "4", "-m", "8", "-f", "json"])
+    weighted = runner.invoke(
+        app, ["run", "--policy", "1f1b", "-p", "4", "-m", "8", "--weight", "0.5", "-f", "json"]
+    )
+    assert weighted.exit_code == 0
+    assert "--weight changes nothing: 1f1b runs each backward whole" in weighted.stderr
+    assert result_json(weighted.stdout)["makespan"] == result_json(plain.stdout)["makespan"]
+    split = runner.invoke(
+        app, ["run", "--policy", "zb-h1", "-p", "4", "-m", "8", "--weight", "0.5"]
+    )
+    assert "--weight" not in split.stderr

@@ -13,7 +13,7 @@ from pipesim.analysis.summary import Summary
 from pipesim.render.json_report import network_record
 from pipesim.render.numbers import num, peak
 from pipesim.render.style import activations, gigabytes, ms, percent
-from pipesim.studies.compare import Comparison, speedup_over, verdict
+from pipesim.studies.compare import Comparison, speedup_baseline, speedup_over, verdict
 
 
 class ComparisonTable:
@@ -124,7 +124,7 @@ def _verdict_lines(rows: Sequence[Comparison]) -> list[Text]:
                 else "peak: activations held, in microbatches through a device's whole share "
                 "of the model; "
             )
-            + "speed-up over gpipe",
+            + f"speed-up over {speedup_baseline(rows) or 'gpipe'}",
             style="dim",
         )
     )
@@ -160,9 +160,7 @@ def comparison_rows(rows: Sequence[Comparison]) -> list[dict[str, Any]]:
                 if summary.memory is None
                 else num(max(use.peak for use in summary.memory)),
                 "oom_devices": [oom.device for oom in summary.oom],
-                "speedup_over_gpipe": None
-                if row.policy not in speedups
-                else num(speedups[row.policy]),
+                "speedup": None if row.policy not in speedups else num(speedups[row.policy]),
                 "error": None,
             }
         )
@@ -181,6 +179,7 @@ def comparison_record(rows: Sequence[Comparison]) -> dict[str, Any]:
     return {
         "network": None if simulated is None else network_record(simulated.network),
         "rows": comparison_rows(rows),
+        "speedup_baseline": speedup_baseline(rows),
         "verdict": None
         if result is None
         else {

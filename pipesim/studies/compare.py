@@ -71,9 +71,20 @@ def refuse_unused_chunks(settings: Settings, policies: Sequence[Policy]) -> None
         )
 
 
-def speedup_over(rows: Sequence[Comparison], baseline: str = "gpipe") -> dict[str, float]:
+def speedup_baseline(rows: Sequence[Comparison]) -> str | None:
+    """What the speed-ups are over: GPipe when it ran, else the slowest policy that ran."""
+    ran = [row for row in rows if row.figures is not None]
+    if any(row.policy == "gpipe" for row in ran):
+        return "gpipe"
+    slowest = max(ran, key=lambda row: row.figures.summary.makespan if row.figures else 0.0,
+                  default=None)  # fmt: skip
+    return None if slowest is None else slowest.policy
+
+
+def speedup_over(rows: Sequence[Comparison], baseline: str | None = None) -> dict[str, float]:
     """baseline makespan / each policy's makespan, for the policies that ran (empty if the
-    baseline did not)."""
+    baseline did not); the baseline is `speedup_baseline`'s unless given."""
+    baseline = baseline or speedup_baseline(rows)
     base = next((row.figures for row in rows if row.policy == baseline and row.figures), None)
     if base is None:
         return {}

@@ -85,6 +85,11 @@ def run_step(
 
             found = damage(settings, name, study, pool)
     notes = []
+    if settings.weight is not None and not report.trace.problem.split_backward:
+        notes.append(
+            f"--weight changes nothing: {report.trace.policy} runs each backward whole (B and "
+            "W together, for --backward ms)"
+        )
     if settings.overlap_cost != 1 and not any(step.overlapped for step in report.trace.fused):
         notes.append(
             f"--overlap-cost {settings.overlap_cost:g} changes nothing: "
