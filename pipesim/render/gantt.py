@@ -133,24 +133,25 @@ def _device_row(
     fill: dict[Kind, str] | None,
     chunk_of: list[int] | None,
 ) -> Text:
-    """The cells of one device: each owned by the op that covers most of its time slice; when
-    some op is narrower than a cell (it could lose every cell to its neighbours), the kinds
-    share the cells in proportion to their time instead (`_dense_row`)."""
+    """The cells of one device: each op owns the cells between its start and end rounded to
+    the nearest cell edges; when some op is narrower than a cell (it could lose every cell to
+    its neighbours), the kinds share the cells in proportion to their time instead
+    (`_dense_row`)."""
     if _crowded(ops, columns, scale):
         return _dense_row(ops, columns, scale, fill)
     owner: list[int] = [-1] * columns
-    best = [0.0] * columns
     covered = [0.0] * columns
     for index, record in enumerate(ops):
         start, end = record.start * scale, record.end * scale
-        first = min(int(start), columns - 1)
-        last = min(max(first, math.ceil(end) - 1), columns - 1)
-        for cell in range(first, last + 1):
-            overlap = min(end, cell + 1) - max(start, cell)
-            if overlap > 0:
-                covered[cell] += overlap
-                if overlap > best[cell]:
-                    best[cell], owner[cell] = overlap, index
+        # Every boundary, the op's and the idle time's alike, goes to its nearest cell edge
+        # (halves up): an op or a gap of n cells' time gets n cells, give or take one, so
+        # rounding never swallows idle time nor stretches an op.
+        first = min(math.floor(start + 0.5), columns)
+        last = min(max(math.floor(end + 0.5), first + 1), columns)
+        for cell in range(first, last):
+            if owner[cell] < 0:
+                owner[cell] = index
+                covered[cell] = max(0.0, min(end, cell + 1) - max(start, cell))
     text = Text()
     cell = 0
     while cell < columns:
@@ -171,6 +172,12 @@ def _device_row(
 _KINDS = (Kind.F, Kind.B, Kind.W)
 
 
+def _mostly_idle(fill: dict[Kind, str]) -> str:
+    """Without color, the glyph of a cell busy under half its time: not a kind's fill, which
+    would hide the idle time, nor a blank, which would hide the work."""
+    return "." if fill is ASCII_FILL else "·"
+
+
 def _crowded(ops: list[OpRecord], columns: int, scale: float) -> bool:
     """Whether a row has more ops than cells, or an op narrower than one cell."""
     if len(ops) > columns:
@@ -182,11 +189,11 @@ def _dense_row(
     ops: list[OpRecord], columns: int, scale: float, fill: dict[Kind, str] | None
 ) -> Text:
     """A row with more ops than columns: no op can be seen alone, so each cell shows one kind
-    of work, chosen by error diffusion so that along the row every kind gets cells in
-    proportion to its time (a column of F, B and W in equal parts shows each in a third of the
-    cells, where the majority would show only one); a cell busy less than half its time is
-    faint. One pass of arithmetic per op, so that a million-op chart draws in well under a
-    second."""
+    of work or idle time, chosen by error diffusion so that along the row every kind, and the
+    idle time, gets cells in proportion to its time (a column of F, B and W in equal parts
+    shows each in a third of the cells, where the majority would show only one; a device idle
+    90% of the time is blank in 90% of its cells). One pass of arithmetic per op, so that a
+    million-op chart draws in well under a second."""
     coverage = [[0.0] * columns, [0.0] * columns, [0.0] * columns]
     last_cell = columns - 1
     for record in ops:
@@ -205,23 +212,29 @@ def _dense_row(
                 start, cell = edge, cell + 1
     text = Text()
     run_style, run_length, run_glyph = "", 0, " "
-    owed = [0.0, 0.0, 0.0]
-    """Per kind, the cells' worth of time it has had minus the cells it was shown in."""
+    owed = [0.0, 0.0, 0.0, 0.0]
+    """Per kind, and idle last, the cells' worth of time it has had minus the cells it was
+    shown in."""
     for cell in range(columns):
         amounts = (coverage[0][cell], coverage[1][cell], coverage[2][cell])
         total = amounts[0] + amounts[1] + amounts[2]
         if total <= 0:
-            style, glyph = "", " "
+            style, glyph = "", " "  # an idle cell shown idle: nothing owed either way
         else:
             for code in (0, 1, 2):
                 owed[code] += amounts[code]
+            owed[3] += max(0.0, 1.0 - total)
             present = [code for code in (0, 1, 2) if amounts[code] > 0]
+            if total < 1.0:
+                present.append(3)  # idle time competes for the cell like any kind of work
             code = max(present, key=lambda c: owed[c])
-            owed[code] -= total
-            kind = _KINDS[code]
-            faint = total < 0.5
-            style = PARTIAL if faint else op_style(kind, 0)
-            glyph = fill[kind] if fill else ("▏" if faint else " ")
+            owed[code] -= 1.0
+            if code == 3:
+                style, glyph = "", " "
+            else:
+                kind = _KINDS[code]
+                style = op_style(kind, 0)
+                glyph = fill[kind] if fill else " "
         if (style, glyph) != (run_style, run_glyph) and run_length:
             text.append(run_glyph * run_length, style=run_style or None)
             run_length = 0
@@ -242,7 +255,7 @@ def _append_op_run(
     last in its op, so that two labels never touch ("0▓4░", not "▓04")."""
     width = len(covered)
     if sum(covered) < width / 2:
-        glyph = fill[record.kind] if fill else "▏"
+        glyph = _mostly_idle(fill) if fill else "▏"
         text.append(glyph * width, style=PARTIAL)
         return
     label = str(record.microbatch)
@@ -339,12 +352,7 @@ def _legend(
         entries.append(Text.assemble((swatch, op_style(kind, 0)), f" {KIND_NAMES[kind]}"))
     notes = ["blank idle"]
     if dense:
-        notes.append("more ops than columns: kinds share cells in proportion to their time")
-        notes.append(
-            "faint or ▏ busy under half the cell"
-            if fill is None
-            else "faint: busy under half the cell"
-        )
+        notes.append("more ops than columns: kinds and idle share cells by time")
     else:
         notes.append("digits microbatch")
         if trace.problem.pipeline.chunks > 1 and fill is None:
