@@ -18,7 +18,8 @@ from pipesim import Settings, simulate_step
 from pipesim.cli import app
 from pipesim.render import GanttChart, SummaryTable
 from pipesim.render.gantt import chart_scale
-from tests.conftest import simulate_settings
+from pipesim.render.style import ms
+from tests.conftest import result_json, simulate_settings
 
 
 def _render(renderable: object, width: int = 100, color: str | None = None) -> str:
@@ -320,3 +321,31 @@ def test_no_row_swallows_idle_time_or_stretches_work(
         crowded = any((record.end - record.start) * scale < 1 for record in ops)
         slack = 4 if crowded else len(ops) + 1
         assert abs(busy_cells - busy_time) <= slack, (policy, device, cells)
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--model", "gpt3-175b", "--gpu", "a100-80gb", "-p", "8", "--global-batch-size", "512",
+         "--data-parallel", "8", "--tensor-parallel", "8"],
+        ["--policy", "zb-v", "-p", "4", "-m", "8", "--jitter", "0.1", "--runs", "20"],
+        ["--policy", "interleaved", "-p", "8", "-m", "64", "-v", "2", "--comm-latency", "0.37"],
+    ],
+    ids=["gpt3-175b", "zb-v runs", "interleaved"],
+)  # fmt: skip
+def test_the_run_summary_never_cuts_a_figure(args: list[str], width: int) -> None:
+    # Too narrow for every column, the table drops the idle causes (the line under it lists
+    # them) and says so, rather than print 1204... for 120460.
+    result = CliRunner().invoke(app, ["run", *args], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    top = next(i for i, line in enumerate(lines) if "┃" in line)
+    end = next(i for i, line in enumerate(lines) if line.startswith("times in ms"))
+    table = lines[top:end]
+    assert not any("…" in line for line in table), "\n".join(table)
+    total = next(line for line in table if line.strip().startswith("all"))
+    if "runs" not in " ".join(args):
+        data = result_json(CliRunner().invoke(app, ["run", *args, "-f", "json"]).stdout)
+        busy = sum(device["busy"] for device in data["devices"])
+        assert ms(busy) in total.split()

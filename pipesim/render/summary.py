@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.table import Table
 from rich.text import Text
 
 from pipesim.analysis.diagnosis import Diagnosis, diagnose
@@ -35,36 +36,62 @@ class SummaryTable:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         report = self.report
         summary = report.summary
-        table = figures_table(
-            "times in ms; peak act. in microbatches' worth of a device's activations"
-        )
-        table.add_column("device", justify="right")
-        table.add_column("busy", justify="right")
-        table.add_column("idle", justify="right")
-        table.add_column("bubble", justify="right")
-        for header, _ in _CAUSE_COLUMNS:
-            table.add_column(header, justify="right", style="dim")
-        table.add_column("peak act.", justify="right")
-        for stats in summary.devices:
-            table.add_row(
+        rows = [
+            [
                 str(stats.device),
                 ms(stats.busy),
                 ms(stats.idle),
                 percent(stats.bubble_fraction),
                 *(ms(_idle(stats, causes)) for _, causes in _CAUSE_COLUMNS),
                 activations(stats.peak_activations),
-            )
-        table.add_section()
-        table.add_row(
+            ]
+            for stats in summary.devices
+        ]
+        total = [
             "all",
             ms(sum(s.busy for s in summary.devices)),
             ms(sum(s.idle for s in summary.devices)),
             percent(summary.bubble_fraction),
             *(ms(sum(_idle(s, causes) for s in summary.devices)) for _, causes in _CAUSE_COLUMNS),
             activations(summary.peak_activations),
-            style="bold",
-        )
+        ]
+        headers = ["device", "busy", "idle", "bubble", *(h for h, _ in _CAUSE_COLUMNS), "peak act."]
+        every = list(range(len(headers)))
+        causes = set(range(4, 4 + len(_CAUSE_COLUMNS)))
+        # All columns if they fit, else without the idle causes (the line under the table
+        # lists them), else without the peak: a figure is never cut.
+        narrowest = [
+            max(*(len(word) for word in header.split()), *(len(row[c]) for row in [*rows, total]))
+            for c, header in enumerate(headers)
+        ]
+        for keep in (every, [c for c in every if c not in causes], [0, 1, 2, 3]):
+            if sum(narrowest[c] for c in keep) + 3 * (len(keep) - 1) <= options.max_width - 2:
+                break
+        table = _table(headers, keep, rows, total, narrowest)
         yield Group(table, *headline(report))
+
+
+def _table(
+    headers: list[str],
+    keep: list[int],
+    rows: list[list[str]],
+    total: list[str],
+    narrowest: list[int],
+) -> Table:
+    """The per-device table with the columns `keep`, none narrower than its longest figure
+    or header word (`narrowest`): headers wrap, nothing is cut."""
+    caption = "times in ms; peak act. in microbatches' worth of a device's activations"
+    if len(keep) < len(headers):
+        caption += "; idle by cause: see the line below, or a wider terminal"
+    table = figures_table(caption)
+    for index in keep:
+        style = "dim" if 4 <= index < 4 + len(_CAUSE_COLUMNS) else None
+        table.add_column(headers[index], justify="right", style=style, min_width=narrowest[index])
+    for row in rows:
+        table.add_row(*(row[index] for index in keep))
+    table.add_section()
+    table.add_row(*(total[index] for index in keep), style="bold")
+    return table
 
 
 def headline(report: Report) -> list[Text]:
