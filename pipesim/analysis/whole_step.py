@@ -18,11 +18,12 @@ up to the step.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import sub
 from typing import NamedTuple
 
 from pipesim.analysis.all_to_all import all_to_all_time
 from pipesim.problem.ops import Kind
-from pipesim.simulator.trace import Trace
+from pipesim.simulator.trace import RECORD_END, RECORD_START, Trace
 
 
 class ReductionRecord(NamedTuple):
@@ -74,18 +75,9 @@ def whole_step(trace: Trace) -> WholeStep | None:
     last_grad = Kind.W if problem.split_backward else Kind.B
     reductions: list[ReductionRecord] = []
     done = 0.0
-    tensor = [0.0] * pipeline.devices
-    ring = [0.0] * pipeline.devices
     for device, ops in enumerate(trace.ops_by_device()):
         ready: dict[int, float] = {}
         for record in ops:
-            work = workload.stages[pipeline.model_stage(record.stage)]
-            if record.kind is Kind.F:
-                tensor[device] += work.tensor_parallel_forward
-                ring[device] += work.context_parallel_forward
-            elif record.kind is Kind.B:
-                tensor[device] += work.tensor_parallel_backward
-                ring[device] += work.context_parallel_backward
             if record.kind is last_grad:
                 ready[record.stage] = max(ready.get(record.stage, 0.0), record.end)
         free = 0.0
@@ -97,25 +89,24 @@ def whole_step(trace: Trace) -> WholeStep | None:
             free = start + duration
             reductions.append(ReductionRecord(device, stage, start, free))
         done = max(done, free)
-    stages_of = pipeline.stages_by_device
-    optimizer = max(
-        (
-            sum(workload.stages[pipeline.model_stage(s)].optimizer for s in held)
-            for held in stages_of
-        ),
-        default=0.0,
-    )
-    gather = max(
-        (
-            sum(workload.stages[pipeline.model_stage(s)].parameter_gather for s in held)
-            for held in stages_of
-        ),
-        default=0.0,
-    )
+    works = [
+        [workload.stages[pipeline.model_stage(stage)] for stage in held]
+        for held in pipeline.stages_by_device
+    ]
+    optimizer = max((sum(work.optimizer for work in held) for held in works), default=0.0)
+    gather = max((sum(work.parameter_gather for work in held) for held in works), default=0.0)
     exposed = max(0.0, done - makespan)
-    busiest = max(range(pipeline.devices), key=lambda d: _busy(trace, d))
+    busy = [
+        sum(map(sub, map(RECORD_END, ops), map(RECORD_START, ops))) for ops in trace.ops_by_device()
+    ]
+    busiest = max(range(pipeline.devices), key=busy.__getitem__)
     expert = all_to_all_time(trace)[busiest] if workload.experts is not None else 0.0
-    tp, cp = tensor[busiest], ring[busiest]
+    # Every microbatch of a stage's line runs its F and its B once on the stage's device.
+    runs = pipeline.microbatches // pipeline.lines
+    tp = runs * sum(w.tensor_parallel_forward + w.tensor_parallel_backward for w in works[busiest])
+    cp = runs * sum(
+        w.context_parallel_forward + w.context_parallel_backward for w in works[busiest]
+    )
     return WholeStep(
         step=makespan + exposed + optimizer + gather,
         pipeline=makespan - tp - cp - expert,
@@ -127,7 +118,3 @@ def whole_step(trace: Trace) -> WholeStep | None:
         parameter_gather=gather,
         reductions=tuple(reductions),
     )
-
-
-def _busy(trace: Trace, device: int) -> float:
-    return sum(record.end - record.start for record in trace.ops_by_device()[device])
