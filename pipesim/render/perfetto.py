@@ -156,38 +156,11 @@ def _metadata_events(report: Report) -> Iterator[dict[str, Any]]:
             "tid": COMPUTE_THREAD,
             "args": {"name": "compute"},
         }
+    devices = range(trace.problem.pipeline.devices)
     if trace.problem.workload is not None and trace.problem.workload.experts is not None:
-        for device in range(trace.problem.pipeline.devices):
-            yield {
-                "ph": "M",
-                "name": "thread_name",
-                "pid": device,
-                "tid": ALL_TO_ALL_THREAD,
-                "args": {"name": "all-to-all (expert parallel)"},
-            }
-            yield {
-                "ph": "M",
-                "name": "thread_sort_index",
-                "pid": device,
-                "tid": ALL_TO_ALL_THREAD,
-                "args": {"sort_index": COMPUTE_THREAD + 1},
-            }
+        yield from _track(devices, ALL_TO_ALL_THREAD, "all-to-all (expert parallel)", 1)
     if report.summary.throughput is not None and report.summary.throughput.step.reductions:
-        for device in range(trace.problem.pipeline.devices):
-            yield {
-                "ph": "M",
-                "name": "thread_name",
-                "pid": device,
-                "tid": REDUCTION_THREAD,
-                "args": {"name": "gradient reduction (data parallel)"},
-            }
-            yield {
-                "ph": "M",
-                "name": "thread_sort_index",
-                "pid": device,
-                "tid": REDUCTION_THREAD,
-                "args": {"sort_index": COMPUTE_THREAD + 2},
-            }
+        yield from _track(devices, REDUCTION_THREAD, "gradient reduction (data parallel)", 2)
     lanes = link_lanes(trace.transfers)
     for (src, dst, lane), tid in lanes.threads.items():
         yield {
@@ -197,6 +170,15 @@ def _metadata_events(report: Report) -> Iterator[dict[str, Any]]:
             "tid": tid,
             "args": {"name": f"link {src}->{dst}" + (f" ({lane + 1})" if lane else "")},
         }
+
+
+def _track(devices: range, tid: int, name: str, below_compute: int) -> Iterator[dict[str, Any]]:
+    """A named track on every device, sorted that many places under its compute track."""
+    for device in devices:
+        yield {"ph": "M", "name": "thread_name", "pid": device, "tid": tid,
+               "args": {"name": name}}  # fmt: skip
+        yield {"ph": "M", "name": "thread_sort_index", "pid": device, "tid": tid,
+               "args": {"sort_index": COMPUTE_THREAD + below_compute}}  # fmt: skip
 
 
 def _all_to_all_events(report: Report) -> Iterator[dict[str, Any]]:
