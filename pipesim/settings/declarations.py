@@ -10,7 +10,6 @@ given; `problem.build` resolves them for one policy.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -20,7 +19,7 @@ from typing import Any
 
 from pipesim.errors import ConfigError
 from pipesim.settings.hardware import Gpu, Model
-from pipesim.settings.text_input import CONFIG_LIMIT, read_text
+from pipesim.settings.text_input import read_toml
 from pipesim.settings.values import (
     ACTIVATIONS,
     ATTENTION,
@@ -460,13 +459,7 @@ def load_settings(path: Path | str, base: Settings | None = None) -> Settings:
             holds an unknown key or a value of the wrong kind or out of range.
     """
     path = Path(path)
-    text = read_text(path, "config", CONFIG_LIMIT)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path} is not valid TOML: {error}") from None
-    except RecursionError:
-        raise ConfigError(f"{path} nests arrays or tables too deeply to be a config") from None
+    data = read_toml(path, "config")
     settings = settings_from_mapping(data, str(path), base or Settings())
     if "policy" in data and settings.policy is not None:
         settings = settings.replace(policy=_beside(path, settings.policy))

@@ -15,7 +15,7 @@ from typing import Any
 
 from pipesim.errors import ConfigError
 from pipesim.settings.hf_config import model_fields, parse_config_json
-from pipesim.settings.text_input import CONFIG_LIMIT, read_text
+from pipesim.settings.text_input import CONFIG_LIMIT, read_text, read_toml
 from pipesim.settings.units import parse_rate, parse_size
 
 
@@ -154,12 +154,7 @@ def _load(kind: type[Model] | type[Gpu], given: object, where: str) -> Model | G
         return _record(kind, known[name], name, f"{what} preset {name}")
     if given.endswith(".toml"):
         path = Path(given)
-        try:
-            table = tomllib.loads(read_text(path, what, CONFIG_LIMIT))
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"{path} is not valid TOML: {error}") from None
-        except RecursionError:
-            raise ConfigError(f"{path} nests arrays or tables too deeply") from None
+        table = read_toml(path, what)
         return _record(kind, table, path.stem, str(path), str(path.resolve()))
     if kind is Model and given.endswith(".json"):
         path = Path(given)

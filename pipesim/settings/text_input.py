@@ -7,7 +7,9 @@ one clear error instead of a hang, a memory blow-up or a traceback.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from pipesim.errors import ConfigError
 
@@ -45,3 +47,15 @@ def read_text(path: Path, what: str, limit: int) -> str:
             f"{path} is not UTF-8 text (byte {error.start + 1} is {data[error.start]:#04x}); "
             f"save the {what} as UTF-8"
         ) from None
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """The table of a TOML file (`read_text`'s bounds for a config), or one line saying why
+    it is not one."""
+    text = read_text(path, what, CONFIG_LIMIT)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} nests arrays or tables too deeply") from None
