@@ -291,8 +291,8 @@ def _costs(settings: Settings, pipeline: Pipeline, workload: Workload | None) ->
         works = [derived[pipeline.model_stage(s)] for s in stage_ids]
         if any(work.all_to_all for work in works):
             exchanges = (
-                tuple(work.all_to_alls[0] * work.all_to_all for work in works),
-                tuple(work.all_to_alls[1] * work.all_to_all for work in works),
+                tuple(work.all_to_all_ms[0] for work in works),
+                tuple(work.all_to_all_ms[1] for work in works),
             )
     return StageCosts(forward, backward, weight, settings.overlap_cost, *exchanges)
 

@@ -94,6 +94,12 @@ class StageWork:
     """Milliseconds of its share of the optimizer step."""
 
     @property
+    def all_to_all_ms(self) -> tuple[float, float]:
+        """Milliseconds of all-to-alls in one F and in one B (part of `forward`, `backward`)."""
+        in_forward, in_backward = self.all_to_alls
+        return in_forward * self.all_to_all, in_backward * self.all_to_all
+
+    @property
     def all_to_alls(self) -> tuple[int, int]:
         """How many all-to-alls (F, B) one microbatch runs, with expert parallelism."""
         if self.all_to_all == 0:
@@ -218,7 +224,7 @@ def derive(
             recomputed_all_to_all=shape.recompute == "full",
         )
         first_layer += count
-        in_forward, in_backward = work.all_to_alls
+        exchange_forward, exchange_backward = work.all_to_all_ms
         tp_forward = len(moe_layers) * tp_layer
         tp_backward = tp_forward * (2 if shape.recompute == "full" else 1)
         ring_forward = len(moe_layers) * cp_forward
@@ -247,11 +253,8 @@ def derive(
         stages.append(
             replace(
                 work,
-                forward=work.forward + in_forward * work.all_to_all + tp_forward + ring_forward,
-                backward=work.backward
-                + in_backward * work.all_to_all
-                + tp_backward
-                + ring_backward,
+                forward=work.forward + exchange_forward + tp_forward + ring_forward,
+                backward=work.backward + exchange_backward + tp_backward + ring_backward,
                 tensor_parallel_forward=tp_forward,
                 tensor_parallel_backward=tp_backward,
                 context_parallel_forward=ring_forward,
