@@ -59,6 +59,7 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "tp_comm_overlap": ("0.5", "0.5", 0.5),
     "sequence_parallel": ("", "true", True),
     "cross_node_tp": ("", "true", True),
+    "gpus_per_node": ("4", "4", 4),
     "mfu": ("0.4", "0.4", 0.4),
     "recompute": ("full", '"full"', "full"),
     "attention": ("eager", '"eager"', "eager"),

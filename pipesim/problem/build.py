@@ -8,6 +8,8 @@ links and memory come from `workload`; a figure the user gives explicitly always
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from collections.abc import Sequence
 from typing import Protocol
@@ -29,6 +31,7 @@ from pipesim.problem.transformer import Shape
 from pipesim.problem.variability import Variability
 from pipesim.problem.workload import Workload, derive
 from pipesim.settings.declarations import MODEL_ONLY, Settings, check_settings
+from pipesim.settings.hardware import Gpu
 from pipesim.settings.values import Reserve
 
 
@@ -95,7 +98,8 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
         microbatch_group=group,
         lines=policy.lines,
     )
-    workload = build_workload(settings, pipeline.line_length)
+    # the same workload serves every schedule (plan asks for it once per schedule)
+    workload = _shared_workload(settings.replace(policy=None), pipeline.line_length)
     costs = _costs(settings, pipeline, workload)
     network = build_network(settings, workload)
     for src, dst, _ in network.slow_links:
@@ -179,9 +183,23 @@ def _microbatches(settings: Settings, default: int) -> int:
     return m
 
 
+def node_gpu(settings: Settings) -> Gpu | None:
+    """The GPU, with `--gpus-per-node` (when given) as its node size."""
+    gpu = settings.gpu
+    if gpu is None or settings.gpus_per_node is None:
+        return gpu
+    return dataclasses.replace(gpu, gpus_per_node=settings.gpus_per_node)
+
+
+@functools.lru_cache(maxsize=1024)
+def _shared_workload(settings: Settings, num_stages: int) -> Workload | None:
+    """`build_workload`, kept for the settings asked for again (a `Workload` is frozen)."""
+    return build_workload(settings, num_stages)
+
+
 def build_workload(settings: Settings, num_stages: int) -> Workload | None:
     """The model's figures per stage, or None without a model."""
-    model, gpu = settings.model, settings.gpu
+    model, gpu = settings.model, node_gpu(settings)
     if model is None or gpu is None:
         return None
     t = settings.resolved.tensor_parallel
@@ -419,7 +437,7 @@ def _weight_share(
 
 def build_network(settings: Settings, workload: Workload | None = None) -> Network:
     """The links and message sizes; a GPU gives defaults, every inconsistency is an error."""
-    gpu = settings.gpu
+    gpu = node_gpu(settings)
     t = settings.resolved.tensor_parallel
     per_node = settings.devices_per_node
     if per_node is None and gpu is not None:

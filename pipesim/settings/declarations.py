@@ -260,6 +260,10 @@ class Settings:
         "network).", MODEL_PANEL, flags=("--cross-node-tp/--no-cross-node-tp",),
         needs_model=True, shown_default="off",
     )  # fmt: skip
+    gpus_per_node: int | None = _declare(
+        None, COUNT, "GPUs per node: tensor parallelism stays inside one, and what leaves it "
+        "crosses the network.", MODEL_PANEL, needs_model=True, shown_default="the GPU's",
+    )  # fmt: skip
     tp_comm_overlap: float | None = _declare(
         None, SHARE, "The share of tensor-parallel collectives hidden under compute "
         "(Megatron-LM's --tp-comm-overlap with Transformer Engine's userbuffers).", MODEL_PANEL,
@@ -463,6 +467,13 @@ def load_settings(path: Path | str, base: Settings | None = None) -> Settings:
     settings = settings_from_mapping(data, str(path), base or Settings())
     if "policy" in data and settings.policy is not None:
         settings = settings.replace(policy=_beside(path, settings.policy))
+    for name in ("model", "gpu"):
+        record = getattr(settings, name)
+        if isinstance(data.get(name), dict) and record is not None and not record.source:
+            # written back as this file, whose table `--model FILE` reads (any working folder)
+            settings = settings.replace(
+                **{name: dataclasses.replace(record, source=str(path.resolve()))}
+            )
     return settings
 
 

@@ -126,8 +126,8 @@ def preset_tables(kind: type[Model] | type[Gpu]) -> dict[str, dict[str, Any]]:
 
 
 def load_model(given: object, where: str) -> Model:
-    """A model from a preset name, a TOML file's path, a Hugging Face config.json, or a TOML
-    table."""
+    """A model from a preset name, a TOML file's path (the model's fields, or a pipesim config
+    file whose [model] table holds them), a Hugging Face config.json, or a TOML table."""
     model = _load(Model, given, where)
     assert isinstance(model, Model)
     return model
@@ -155,6 +155,11 @@ def _load(kind: type[Model] | type[Gpu], given: object, where: str) -> Model | G
     if given.endswith(".toml"):
         path = Path(given)
         table = read_toml(path, what)
+        inner = table.get(what)
+        if isinstance(inner, dict):
+            # a pipesim config file: its [model] or [gpu] table is the record
+            name = str(inner.get("name", path.stem))
+            return _record(kind, inner, name, f"{path} [{what}]", str(path.resolve()))
         return _record(kind, table, path.stem, str(path), str(path.resolve()))
     if kind is Model and given.endswith(".json"):
         path = Path(given)
