@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -35,6 +36,15 @@ from pipesim.errors import ConfigError
 from pipesim.render.outputs import Requested, Shown
 from pipesim.settings.declarations import BY_NAME, VARIABILITY, Settings
 from pipesim.settings.values import RECOMPUTE
+
+
+class Framework(StrEnum):
+    """Whose schedules `plan` keeps, and whose settings it prints."""
+
+    any = "any"
+    megatron = "megatron"
+    torchtitan = "torchtitan"
+
 
 if TYPE_CHECKING:
     from pipesim.problem.pipeline import Pipeline
@@ -308,9 +318,13 @@ def presets() -> None:
 @app.command()
 @takes_settings(
     exclude=("policy", "microbatches", "layers_per_stage", "layout"),
-    lists=("stages", "chunks", "micro_batch_size", "recompute"),
-    defaults={"stages": "required", "chunks": "1,2,3,4", "micro_batch_size": "1,2,4",
-              "recompute": "none,selective,full"},
+    lists=("stages", "chunks", "micro_batch_size", "recompute", "tensor_parallel",
+           "context_parallel", "expert_parallel"),
+    defaults={"stages": "every degree that divides --gpus; else required",
+              "chunks": "1,2,3,4", "micro_batch_size": "1,2,4",
+              "recompute": "none,selective,full", "tensor_parallel": "every valid degree "
+              "with --gpus; else 1", "context_parallel": "1", "expert_parallel": "every valid "
+              "degree for a MoE model with --gpus; else 1"},
     aliases={"stages": ("--pipeline-parallel",), "micro_batch_size": ("--micro-batch-sizes",)},
 )  # fmt: skip
 @takes_outputs(
@@ -322,68 +336,122 @@ def plan(
     settings: Settings,
     outputs: Requested,
     axes: dict[str, tuple[Any, ...] | None],
+    gpus: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=10**7, rich_help_panel="Search",
+            help="GPUs in the cluster: try every split into tensor x pipeline x data (x "
+            "context, x expert) parallelism, with and without the distributed optimizer.",
+            show_default="the settings' split",
+        ),
+    ] = None,
+    framework: Annotated[
+        Framework,
+        typer.Option(
+            rich_help_panel="Search", case_sensitive=False,
+            help="Keep the schedules this framework runs, and print the best configuration "
+            "as its settings.",
+        ),
+    ] = Framework.any,
     policies: Annotated[
         str | None,
         typer.Option(rich_help_panel="Search", help="Schedules to try.", show_default="all"),
     ] = None,
+    exhaustive: Annotated[
+        bool,
+        typer.Option(
+            rich_help_panel="Search",
+            help="Simulate every configuration that can fit, not only those whose bound can "
+            "beat the rows shown (the same rows, slower).",
+        ),
+    ] = False,
     top: Annotated[
         int, typer.Option(min=1, max=10_000, rich_help_panel="Input and output", help="Rows shown.")
     ] = 10,
     workers: Workers = None,
     dask_scheduler: DaskScheduler = None,
     output_format: TableFormat = SweepFormat.text,
-) -> None:
-    """Search pipeline configurations of a model on a GPU: the fastest that fits in memory.
+) -> None:  # fmt: skip
+    """Search configurations of a model on a GPU: the fastest that fits in memory.
 
-    Simulates every combination of -p, policy, -v, micro-batch size and recompute mode,
-    each with the even layer split and the one balanced by simulated stage times.
-    Configurations whose static memory alone exceeds the limit are pruned.
+    With --gpus, tries every split of the cluster; else the settings' tensor and data
+    parallelism with each -p. Combines them with every policy, -v, micro-batch size and
+    recompute mode, each with the even layer split and the one balanced by stage times.
+    A configuration is simulated only if its memory can fit and a lower bound of its step
+    time can beat the rows shown (--exhaustive simulates all); the answer is the same.
     Needs --model, --gpu and --global-batch-size."""
+    from pipesim.render.frameworks import SCHEDULES
     from pipesim.render.plan_table import PlanReport, plan_records, write_plan_csv
     from pipesim.render.plots import plan_plot
     from pipesim.render.progress import DeferredProgress
     from pipesim.schedules.registry import get_policy, registered_policies
     from pipesim.settings.written import as_command
     from pipesim.studies.executor import default_workers
-    from pipesim.studies.plan import PlanSpace, plan_configurations
+    from pipesim.studies.plan import COUNTS, PlanSpace, plan_search
 
     outputs.check()
     check_outputs(outputs.named())
-    names = _names(policies) or [policy.name for policy in registered_policies()]
-    if axes["stages"] is None:
-        raise ConfigError("plan needs -p: the pipeline degrees to try (4, or 4,8,16)")
+    names = [get_policy(name).name for name in _names(policies) or ()] or [
+        policy.name
+        for policy in registered_policies()
+        if framework is Framework.any or policy.name in SCHEDULES[framework.value]
+    ]
+    if framework is not Framework.any:
+        foreign = [name for name in names if name not in SCHEDULES[framework.value]]
+        if foreign:
+            raise ConfigError(
+                f"{framework.value} does not run {', '.join(foreign)}; it runs "
+                f"{', '.join(SCHEDULES[framework.value])}"
+            )
     space = PlanSpace(
         pipeline=axes["stages"],
-        policies=tuple(get_policy(name).name for name in names),
+        policies=tuple(dict.fromkeys(names)),
         chunks=axes["chunks"] or (1, 2, 3, 4),
         micro_batch_sizes=axes["micro_batch_size"] or (1, 2, 4),
         recompute=axes["recompute"] or RECOMPUTE,
+        gpus=gpus,
+        tensor_parallel=axes["tensor_parallel"],
+        context_parallel=axes["context_parallel"],
+        expert_parallel=axes["expert_parallel"],
+        chunks_on_one_device=framework is Framework.any,
     )
     note_one_draw("plan", settings)
     with DeferredProgress("planning", output_format is SweepFormat.text) as progress:
-        rows = plan_configurations(
-            settings, space, workers or default_workers(), dask_scheduler, progress
-        )
+        result = plan_search(
+            settings, space, top, workers or default_workers(), dask_scheduler, progress,
+            exhaustive=exhaustive,
+        )  # fmt: skip
+    rows = result.rows
     limit = settings.memory_limit or (settings.gpu.memory if settings.gpu else None)
     title = f"pipesim plan: {as_command(settings).replace('pipesim run ', '')}"
+    if gpus is not None:
+        title += f" --gpus {gpus}"
     shown = Shown(title, plot=lambda path: plan_plot(rows, limit, title, path))
     write_files(outputs.contents(shown))
     if output_format is SweepFormat.json:
         from pipesim.render.envelope import envelope
 
         options = {
-            "pipeline_parallel": list(space.pipeline),
+            "gpus": gpus,
+            "framework": framework.value,
+            "pipeline_parallel": list(space.pipeline or ()),
+            "tensor_parallel": list(space.tensor_parallel or ()),
+            "context_parallel": list(space.context_parallel or ()),
+            "expert_parallel": list(space.expert_parallel or ()),
             "policies": list(space.policies),
             "chunks": list(space.chunks),
             "micro_batch_sizes": list(space.micro_batch_sizes),
             "recompute": list(space.recompute),
             "top": top,
+            "exhaustive": exhaustive,
+            "counts": {name: result.count(name) for name in COUNTS},
+            "duplicates": result.duplicates,
         }
         print_json(envelope("plan", settings, options, plan_records(rows, settings)))
     elif output_format is SweepFormat.csv:
         write_plan_csv(rows, settings, sys.stdout)
     else:
-        Console().print(PlanReport(rows, settings, top))
+        Console().print(PlanReport(result, settings, top, framework.value, gpus))
 
 
 @app.command()
