@@ -158,7 +158,10 @@ def test_the_pruned_search_gives_the_exhaustive_answer(exhaustive: list[object],
                 ("pruned_memory", "pruned_bound", "simulated", "not_possible"))  # fmt: skip
     assert total == result.count("considered") == len(exhaustive)
     # Ties go to less memory; no configuration appears twice.
-    keys = [(row.step_ms, row.peak_bytes, row.index) for row in ranked(result.rows)]
+    keys = [
+        (round(row.step_ms or 0, 9), round(row.peak_bytes or 0, 9), row.index)
+        for row in ranked(result.rows)
+    ]
     assert keys == sorted(keys)
     coordinates = [
         (r.policy, r.tensor_parallel, r.stages, r.data_parallel, r.chunks, r.micro_batch_size,
@@ -294,3 +297,45 @@ def test_gpus_per_node_sets_where_tensor_parallelism_may_go() -> None:
     with pytest.raises(ConfigError, match="4 GPUs per node"):
         simulate_step(case.replace(gpus_per_node=4))
     assert simulate_step(case.replace(gpus_per_node=8)).summary.makespan > 0
+
+
+def test_three_shards_merge_to_the_unsharded_answer_byte_for_byte(tmp_path: Path) -> None:
+    args = _plan(tmp_path, "--workers", "1")
+    whole = runner.invoke(app, [*args, "-f", "json"])
+    text = runner.invoke(app, args, env={"COLUMNS": "120"})
+    files = []
+    for part in (1, 2, 3):
+        shard = runner.invoke(app, [*args, "--shard", f"{part}/3"])
+        assert shard.exit_code == 0, shard.stderr
+        path = tmp_path / f"part{part}.json"
+        path.write_text(shard.stdout)
+        files.append(str(path))
+        assert result_json(shard.stdout)  # a shard is an ordinary plan envelope
+    merged_json = runner.invoke(app, ["plan", "--merge", *files, "-f", "json"])
+    assert merged_json.exit_code == 0, merged_json.stderr
+    assert merged_json.stdout == whole.stdout
+    merged_text = runner.invoke(app, ["plan", "--merge", *reversed(files)],
+                                env={"COLUMNS": "120"})  # fmt: skip
+    assert merged_text.stdout == text.stdout
+    # Not one plan, a part missing or twice, options the shards already fix: one line each.
+    other = tmp_path / "other.json"
+    other.write_text(
+        runner.invoke(app, [*args, "--micro-batch-sizes", "1", "--shard", "1/3"]).stdout
+    )
+    cases = {
+        (files[0], files[1]): "part 3/3 of the plan is missing",
+        (files[0], files[0], files[1], files[2]): "part 1/3 again",
+        (str(other), files[1], files[2]): "differ from",
+        (files[0], files[1], files[2], "--top", "3"): "--top must match",
+        (files[0], files[1], files[2], "--gpus", "8"): "leave out --gpus",
+        (str(_model_file(tmp_path)),): "not JSON",
+    }
+    for arguments, words in cases.items():
+        bad = runner.invoke(app, ["plan", "--merge", *arguments])
+        assert bad.exit_code == 2, (arguments, bad.output)
+        assert len(bad.stderr.splitlines()) == 1 and words in bad.stderr, bad.stderr
+    lone = runner.invoke(app, ["plan", files[0]])
+    assert lone.exit_code == 2 and "files are for --merge" in lone.stderr
+    for text_value, words in (("0/3", "I must be from 1 to N"), ("x", "expected I/N")):
+        bad = runner.invoke(app, [*args, "--shard", text_value])
+        assert bad.exit_code == 2 and words in bad.stderr

@@ -124,9 +124,8 @@ def test_the_cli_prints_a_ranked_plan_whose_best_flags_replay(tmp_path: Path) ->
 def test_csv_has_a_row_per_configuration(tmp_path: Path) -> None:
     result = runner.invoke(app, [*_cli(tmp_path, "--policies", "1f1b"), "-f", "csv"])
     lines = result.stdout.splitlines()
-    assert (
-        lines[0].startswith("command,policy,stages,chunks") and len(lines) == 1 + 2 * 3 * 3 * 2
-    )  # p x b x recompute x layout
+    assert lines[0].startswith("command,index,policy,stages,chunks")
+    assert len(lines) == 1 + 2 * 3 * 3 * 2  # p x b x recompute x layout
 
 
 @pytest.mark.parametrize(

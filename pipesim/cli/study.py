@@ -32,6 +32,7 @@ from pipesim.cli.options import (
     takes_settings,
 )
 from pipesim.cli.output_files import check_outputs, print_json, write_files
+from pipesim.cli.plan_shards import read_shards
 from pipesim.errors import ConfigError
 from pipesim.render.outputs import Requested, Shown
 from pipesim.settings.declarations import BY_NAME, VARIABILITY, Settings
@@ -365,9 +366,31 @@ def plan(
             "beat the rows shown (the same rows, slower).",
         ),
     ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            metavar="I/N", rich_help_panel="Search",
+            help="Evaluate only the I-th of N disjoint parts of the space and write its rows "
+            "as JSON, for a Slurm array or any batch system; --merge ranks the parts.",
+        ),
+    ] = None,
+    merge: Annotated[
+        bool,
+        typer.Option(
+            "--merge", rich_help_panel="Search",
+            help="Rank the rows of the --shard files given after it as the whole plan would.",
+        ),
+    ] = False,
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(metavar="[FILE]...", help="With --merge: the shards' JSON files.",
+                       show_default=False),
+    ] = None,
     top: Annotated[
-        int, typer.Option(min=1, max=10_000, rich_help_panel="Input and output", help="Rows shown.")
-    ] = 10,
+        int | None,
+        typer.Option(min=1, max=10_000, rich_help_panel="Input and output", help="Rows shown.",
+                     show_default="10"),
+    ] = None,
     workers: Workers = None,
     dask_scheduler: DaskScheduler = None,
     output_format: TableFormat = SweepFormat.text,
@@ -391,46 +414,50 @@ def plan(
 
     outputs.check()
     check_outputs(outputs.named())
-    names = [get_policy(name).name for name in _names(policies) or ()] or [
-        policy.name
-        for policy in registered_policies()
-        if framework is Framework.any or policy.name in SCHEDULES[framework.value]
-    ]
-    if framework is not Framework.any:
-        foreign = [name for name in names if name not in SCHEDULES[framework.value]]
-        if foreign:
-            raise ConfigError(
-                f"{framework.value} does not run {', '.join(foreign)}; it runs "
-                f"{', '.join(SCHEDULES[framework.value])}"
-            )
-    space = PlanSpace(
-        pipeline=axes["stages"],
-        policies=tuple(dict.fromkeys(names)),
-        chunks=axes["chunks"] or (1, 2, 3, 4),
-        micro_batch_sizes=axes["micro_batch_size"] or (1, 2, 4),
-        recompute=axes["recompute"] or RECOMPUTE,
-        gpus=gpus,
-        tensor_parallel=axes["tensor_parallel"],
-        context_parallel=axes["context_parallel"],
-        expert_parallel=axes["expert_parallel"],
-        chunks_on_one_device=framework is Framework.any,
-    )
-    note_one_draw("plan", settings)
-    with DeferredProgress("planning", output_format is SweepFormat.text) as progress:
-        result = plan_search(
-            settings, space, top, workers or default_workers(), dask_scheduler, progress,
-            exhaustive=exhaustive,
-        )  # fmt: skip
-    rows = result.rows
-    limit = settings.memory_limit or (settings.gpu.memory if settings.gpu else None)
-    title = f"pipesim plan: {as_command(settings).replace('pipesim run ', '')}"
-    if gpus is not None:
-        title += f" --gpus {gpus}"
-    shown = Shown(title, plot=lambda path: plan_plot(rows, limit, title, path))
-    write_files(outputs.contents(shown))
-    if output_format is SweepFormat.json:
-        from pipesim.render.envelope import envelope
-
+    if merge or files:
+        given = {
+            "settings": settings != Settings(), "lists": any(axes.values()), "--gpus": gpus,
+            "--framework": framework is not Framework.any, "--policies": policies,
+            "--exhaustive": exhaustive, "--shard": shard, "--workers": workers,
+            "--dask-scheduler": dask_scheduler,
+        }  # fmt: skip
+        merged_plan = read_shards(files or [], merge, top, [k for k, v in given.items() if v])
+        settings, result, options = merged_plan.settings, merged_plan.result, merged_plan.options
+        top, gpus = options["top"], options["gpus"]
+        framework = Framework(options["framework"])
+    else:
+        top = top or 10
+        parts = _shard(shard, output_format)
+        names = [get_policy(name).name for name in _names(policies) or ()] or [
+            policy.name
+            for policy in registered_policies()
+            if framework is Framework.any or policy.name in SCHEDULES[framework.value]
+        ]
+        if framework is not Framework.any:
+            foreign = [name for name in names if name not in SCHEDULES[framework.value]]
+            if foreign:
+                raise ConfigError(
+                    f"{framework.value} does not run {', '.join(foreign)}; it runs "
+                    f"{', '.join(SCHEDULES[framework.value])}"
+                )
+        space = PlanSpace(
+            pipeline=axes["stages"],
+            policies=tuple(dict.fromkeys(names)),
+            chunks=axes["chunks"] or (1, 2, 3, 4),
+            micro_batch_sizes=axes["micro_batch_size"] or (1, 2, 4),
+            recompute=axes["recompute"] or RECOMPUTE,
+            gpus=gpus,
+            tensor_parallel=axes["tensor_parallel"],
+            context_parallel=axes["context_parallel"],
+            expert_parallel=axes["expert_parallel"],
+            chunks_on_one_device=framework is Framework.any,
+        )
+        note_one_draw("plan", settings)
+        with DeferredProgress("planning", output_format is SweepFormat.text) as progress:
+            result = plan_search(
+                settings, space, top, workers or default_workers(), dask_scheduler, progress,
+                exhaustive=exhaustive, shard=parts,
+            )  # fmt: skip
         options = {
             "gpus": gpus,
             "framework": framework.value,
@@ -444,14 +471,40 @@ def plan(
             "recompute": list(space.recompute),
             "top": top,
             "exhaustive": exhaustive,
+            "shard": f"{parts[0]}/{parts[1]}" if parts else None,
             "counts": {name: result.count(name) for name in COUNTS},
             "duplicates": result.duplicates,
         }
+    rows = result.rows
+    limit = settings.memory_limit or (settings.gpu.memory if settings.gpu else None)
+    title = f"pipesim plan: {as_command(settings).replace('pipesim run ', '')}"
+    if gpus is not None:
+        title += f" --gpus {gpus}"
+    shown = Shown(title, plot=lambda path: plan_plot(rows, limit, title, path))
+    write_files(outputs.contents(shown))
+    if output_format is SweepFormat.json or options["shard"] is not None:
+        from pipesim.render.envelope import envelope
+
         print_json(envelope("plan", settings, options, plan_records(rows, settings)))
     elif output_format is SweepFormat.csv:
         write_plan_csv(rows, settings, sys.stdout)
     else:
         Console().print(PlanReport(result, settings, top, framework.value, gpus))
+
+
+def _shard(text: str | None, output_format: SweepFormat) -> tuple[int, int] | None:
+    """--shard I/N as (I, N)."""
+    if text is None:
+        return None
+    part, slash, parts = text.partition("/")
+    if not (slash and part.strip().isdigit() and parts.strip().isdigit()):
+        raise ConfigError(f"--shard {text!r}: expected I/N, as 2/8")
+    i, n = int(part), int(parts)
+    if not 1 <= i <= n:
+        raise ConfigError(f"--shard {text}: I must be from 1 to N")
+    if output_format is SweepFormat.csv:
+        raise ConfigError("--shard writes JSON for --merge; leave out -f csv")
+    return i, n
 
 
 @app.command()

@@ -6,8 +6,9 @@ configuration considered as JSON or CSV rows."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
@@ -268,8 +269,8 @@ def plan_settings(base: Settings, row: PlanRow) -> Settings:
 
 
 _FIELDS = (
-    "policy", "stages", "chunks", "micro_batch_size", "microbatches", "recompute", "layout",
-    "layers", "tensor_parallel", "data_parallel", "context_parallel", "expert_parallel",
+    "index", "policy", "stages", "chunks", "micro_batch_size", "microbatches", "recompute",
+    "layout", "layers", "tensor_parallel", "data_parallel", "context_parallel", "expert_parallel",
     "distributed_optimizer", "gpus", "step_ms", "step_bound_ms", "tokens_per_second", "mfu",
     "bubble", "peak_bytes", "bytes_over", "fits", "pruned", "bounded", "error",
 )  # fmt: skip
@@ -294,11 +295,32 @@ def plan_records(rows: Sequence[PlanRow], base: Settings) -> list[dict[str, Any]
     return records
 
 
+def row_from_record(record: Mapping[str, Any]) -> PlanRow:
+    """A row read back from `plan_records` (a shard's JSON).
+
+    Raises:
+        KeyError, TypeError, ValueError: a record that `plan_records` did not write.
+    """
+    fields: dict[str, Any] = {name: record[name] for name in _FIELDS if name in _ROW_FIELDS}
+    fields["layers"] = tuple(int(count) for count in record["layers"])
+    fields["breakdown"] = tuple(
+        (str(name), float(value)) for name, value in record["step_breakdown"].items()
+    )
+    row = PlanRow(**fields)
+    if row.gpus != record["gpus"] or row.fits != record["fits"]:
+        raise ValueError(f"record {row.index} contradicts itself")
+    return row
+
+
+_ROW_FIELDS = {item.name for item in dataclasses.fields(PlanRow)}
+
+
 def write_plan_csv(rows: Sequence[PlanRow], base: Settings, out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(("command", *_FIELDS))
+    columns = ("command", *_FIELDS)
+    writer.writerow(columns)
     for record in plan_records(rows, base):
         writer.writerow(
             " ".join(map(str, value)) if isinstance(value, list) else "" if value is None else value
-            for value in record.values()
+            for value in (record[name] for name in columns)
         )

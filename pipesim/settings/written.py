@@ -74,12 +74,13 @@ def _number(value: object) -> str:
 
 def settings_record(settings: Settings, leave_out: Collection[str] = ("policy",)) -> dict[str, Any]:
     """The settings given (every one that is set), as JSON: numbers and switches as
-    themselves, the rest as its flag writes it, so `--config` of the same keys reproduces it."""
+    themselves, the rest as its flag writes it, so `--config` of the same keys reproduces it
+    (a memory figure with its unit, which a config needs)."""
     record: dict[str, Any] = {}
     for setting in SETTINGS:
         value = getattr(settings, setting.name)
         if value is None or setting.name in leave_out:
             continue
-        plain = isinstance(value, bool | int | float)
+        plain = isinstance(value, bool | int | float) and setting.kind is not MEMORY
         record[setting.name] = value if plain else setting_text(setting, value)
     return record

@@ -10,6 +10,7 @@ Evaluations run through `executor`, so the records do not depend on the number o
 
 from __future__ import annotations
 
+import dataclasses
 from bisect import insort
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -261,6 +262,8 @@ class Screened:
     layers: tuple[int, ...] = ()
     step_bound: float = 0.0
     duplicate: bool = False
+    chunks: int = 0
+    microbatches: int = 0
 
 
 def screen(candidate: Candidate) -> Screened:
@@ -291,7 +294,9 @@ def screen(candidate: Candidate) -> Screened:
             step_bound_ms=bounds.step_ms,
         )  # fmt: skip
         return Screened(candidate, row)
-    return Screened(candidate, None, layers, bounds.step_ms)
+    return Screened(
+        candidate, None, layers, bounds.step_ms, False, pipeline.chunks, pipeline.microbatches
+    )
 
 
 def simulate_screened(screened: Screened) -> PlanRow:
@@ -302,7 +307,10 @@ def simulate_screened(screened: Screened) -> PlanRow:
     try:
         report = simulate_step(settings, policy, detail=False)  # a row keeps only figures
     except PipesimError as error:
-        return _row(candidate, settings, 0, 0, screened.layers, error=str(error))
+        return _row(
+            candidate, settings, screened.chunks, screened.microbatches, screened.layers,
+            error=str(error), step_bound_ms=screened.step_bound,
+        )  # fmt: skip
     summary = report.summary
     pipeline = report.trace.problem.pipeline
     assert summary.memory is not None and summary.throughput is not None
@@ -430,16 +438,22 @@ def plan_search(
     dask_scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     exhaustive: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> PlanResult:
     """Screen every configuration, then simulate in order of step bound until no bound left
     can beat (or tie) the `top`-th fastest that fits: the `top` rows of `ranked` are then
     those of `plan_configurations`. With `exhaustive`, or when ops vary by draw (jitter,
-    stragglers), everything that can fit is simulated.
+    stragglers), everything that can fit is simulated. `shard` (i, n): only the candidates
+    whose index is i - 1 modulo n; `merged` ranks the union of the n shards' rows as one
+    search would.
 
     Raises:
         ConfigError: as `candidates`.
     """
     found = candidates(base, space)
+    if shard is not None:
+        part, parts = shard
+        found = [candidate for candidate in found if candidate.index % parts == part - 1]
     screened = run_all(screen, found, workers, dask_scheduler, progress)
     rows: dict[int, PlanRow] = {}
     pending: list[Screened] = []
@@ -452,17 +466,13 @@ def plan_search(
         else:
             pending.append(item)
     pending.sort(key=lambda item: (item.step_bound, item.candidate.index))
-    varies = bool(base.jitter or base.link_jitter or base.stragglers)
-    prune = not exhaustive and not varies
+    prune = not exhaustive and not _varies(base)
     fastest: list[float] = []  # the step times of the rows that fit, ascending
-    batch = max(top, _BATCH)  # fixed, so that what is simulated does not depend on workers
     done = 0
     while done < len(pending):
-        if prune and len(fastest) >= top:
-            kth = fastest[top - 1]
-            if pending[done].step_bound * (1 - _TOLERANCE) > kth:
-                break
-        chunk = pending[done : done + batch]
+        if prune and len(fastest) >= top and _beyond(pending[done].step_bound, fastest[top - 1]):
+            break
+        chunk = pending[done : done + _BATCH]
         for row in run_all(simulate_screened, chunk, workers, dask_scheduler):
             rows[row.index] = row
             if row.fits and row.step_ms is not None:
@@ -470,33 +480,78 @@ def plan_search(
         done += len(chunk)
     for item in pending[done:]:
         candidate = item.candidate
-        settings = candidate.settings.replace(layers_per_stage=item.layers)
         rows[candidate.index] = _row(
-            candidate, settings, 0, 0, item.layers, bounded=True, step_bound_ms=item.step_bound
-        )
-    return PlanResult(tuple(rows[index] for index in sorted(rows)), duplicates)
+            candidate, candidate.settings.replace(layers_per_stage=item.layers), item.chunks,
+            item.microbatches, item.layers, bounded=True, step_bound_ms=item.step_bound,
+        )  # fmt: skip
+    result = PlanResult(tuple(rows[index] for index in sorted(rows)), duplicates)
+    return result if not prune or shard is not None else settled(result, top)
+
+
+def merged(parts: Sequence[PlanResult], top: int, exhaustive: bool) -> PlanResult:
+    """The shards of one search as that search gives them (`settled`)."""
+    rows = sorted((row for part in parts for row in part.rows), key=lambda row: row.index)
+    result = PlanResult(tuple(rows), sum(part.duplicates for part in parts))
+    return result if exhaustive else settled(result, top)
+
+
+def settled(result: PlanResult, top: int) -> PlanResult:
+    """The rows as the bound decides them, whoever simulated what: a row is kept simulated
+    when its bound could beat (or tie) the `top`-th fastest that fits, and reported as
+    bounded otherwise (it was simulated only because the rows around it were, in a batch or
+    in another shard). The output then depends on neither the batch size nor the shards."""
+    fitting = ranked(result.rows)
+    if len(fitting) < top:
+        return result
+    kth = fitting[top - 1].step_ms
+    assert kth is not None
+    rows = tuple(
+        _as_bounded(row)
+        if row.step_bound_ms is not None and not row.pruned and _beyond(row.step_bound_ms, kth)
+        else row
+        for row in result.rows
+    )
+    return PlanResult(rows, result.duplicates)
+
+
+def _as_bounded(row: PlanRow) -> PlanRow:
+    """A row as it is when its bound kept it from being simulated."""
+    return dataclasses.replace(
+        row, step_ms=None, tokens_per_second=None, mfu=None, bubble=None, peak_bytes=None,
+        bytes_over=0.0, breakdown=(), error=None, bounded=True,
+    )  # fmt: skip
+
+
+def _beyond(bound: float, kth: float) -> bool:
+    """Whether a configuration bounded by `bound` can neither beat nor tie `kth`."""
+    return bound * (1 - _TOLERANCE) > kth
+
+
+def _varies(base: Settings) -> bool:
+    """Whether ops vary by draw (then a bound holds for no draw in particular)."""
+    return bool(base.jitter or base.link_jitter or base.stragglers)
 
 
 _BATCH = 16
-"""Configurations simulated between two checks of the bound."""
+"""Configurations simulated between two checks of the bound (fixed: what is simulated must
+not depend on the number of workers)."""
 
 
 def ranked(rows: Sequence[PlanRow]) -> list[PlanRow]:
     """The configurations that fit, fastest first; ties go to less memory, then the earlier
-    candidate."""
-    return sorted(
-        (row for row in rows if row.fits),
-        key=lambda row: (row.step_ms, row.peak_bytes, row.index),
-    )
+    candidate. Times and sizes compare as the JSON writes them (to 1e-9), so rows read back
+    from shards rank as they did."""
+    return sorted((row for row in rows if row.fits), key=_order)
+
+
+def _order(row: PlanRow) -> tuple[float, float, int]:
+    return (round(row.step_ms or 0.0, 9), round(row.peak_bytes or 0.0, 9), row.index)
 
 
 def pareto(rows: Sequence[PlanRow]) -> list[PlanRow]:
     """The configurations simulated that no other beats on both step time and peak memory,
     by step time."""
-    ran = sorted(
-        (row for row in rows if row.ran),
-        key=lambda row: (row.step_ms, row.peak_bytes, row.index),
-    )
+    ran = sorted((row for row in rows if row.ran), key=_order)
     front: list[PlanRow] = []
     for row in ran:
         if not front or (row.peak_bytes or 0) < (front[-1].peak_bytes or 0):
