@@ -1,4 +1,6 @@
-"""Speed of `pipesim plan`: about 1,000 configurations of about 4,000 ops each. Not a test.
+"""Speed of `pipesim plan`: about 1,000 configurations of about 4,000 ops each, every one
+simulated, then the search pruned by bounds (`pipesim plan`'s own) for the same answer. Not a
+test.
 
     python benchmarks/plan_bench.py [--workers N]
 
@@ -19,7 +21,14 @@ from cpu_time import cpu_seconds  # benchmarks/cpu_time.py
 from pipesim import Settings, registered_policies
 from pipesim.settings.hardware import load_gpu, load_model
 from pipesim.studies.executor import default_workers
-from pipesim.studies.plan import PlanSpace, candidates, evaluate, plan_configurations
+from pipesim.studies.plan import (
+    PlanSpace,
+    candidates,
+    evaluate,
+    plan_configurations,
+    plan_search,
+    ranked,
+)
 
 MODEL = {
     "name": "bench", "layers": 48, "hidden": 2048, "ffn": 8192, "heads": 16, "kv_heads": 16,
@@ -45,13 +54,19 @@ def main() -> None:
     configurations = candidates(BASE, SPACE)
     cpu = cpu_seconds()
     started = time.perf_counter()
-    rows = plan_configurations(BASE, SPACE, workers=workers)
+    rows = plan_configurations(BASE, SPACE, workers=workers)  # every one simulated
     wall = time.perf_counter() - started
     cpu = cpu_seconds() - cpu
     started = time.perf_counter()
-    serial = [evaluate(candidate) for candidate in configurations]
+    serial = [row for row in map(evaluate, configurations) if row is not None]
     reference = time.perf_counter() - started
     assert serial == rows, "the pool's records differ from the serial ones"
+    cpu_search = cpu_seconds()
+    started = time.perf_counter()
+    searched = plan_search(BASE, SPACE, 10, workers=workers)
+    search_wall = time.perf_counter() - started
+    cpu_search = cpu_seconds() - cpu_search
+    assert ranked(searched.rows)[:10] == ranked(rows)[:10], "the bounds changed the answer"
     simulated = sum(row.ran for row in rows)
     pruned = sum(row.pruned for row in rows)
     impossible = sum(1 for row in rows if row.error)
@@ -62,6 +77,8 @@ def main() -> None:
     print(f"plan CPU time      {cpu:.1f} s")
     print(f"serial reference   {reference:.1f} s ({1e3 * reference / len(rows):.1f} ms each)")
     print(f"speed-up           {reference / wall:.2f}x over one process")
+    print(f"pruned search      {search_wall:.1f} s, {cpu_search:.1f} CPU s for the same 10 best "
+          f"({searched.count('simulated'):,} simulated)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from pipesim.simulator.trace import OpRecord, Trace, TransferRecord
     from pipesim.studies.compare import compare_workflow
     from pipesim.studies.optimize import optimize_workflow
-    from pipesim.studies.plan import PlanSpace, plan_configurations
+    from pipesim.studies.plan import PlanSpace, plan_configurations, plan_search, ranked
     from pipesim.studies.run import run_step
     from pipesim.studies.step import simulate_step
     from pipesim.studies.sweep import sweep_setting
@@ -76,6 +76,8 @@ _WHERE = {
     "sweep_setting": "pipesim.studies.sweep",
     "PlanSpace": "pipesim.studies.plan",
     "plan_configurations": "pipesim.studies.plan",
+    "plan_search": "pipesim.studies.plan",
+    "ranked": "pipesim.studies.plan",
     "optimize_workflow": "pipesim.studies.optimize",
 }
 """Each public name and the module that defines it."""
@@ -123,6 +125,8 @@ __all__ = [
     "needs",
     "optimize_workflow",
     "plan_configurations",
+    "plan_search",
+    "ranked",
     "registered_policies",
     "run_step",
     "simulate",

@@ -187,6 +187,15 @@ def test_plot_draws_the_plan_and_refuses_other_files(tmp_path: Path) -> None:
         runner.invoke(app, [*_cli(tmp_path, "--policies", "1f1b"), "--plot", str(vector)])
         drawings.append(vector.read_bytes())
     assert drawings[0] == drawings[1] and b"<svg" in drawings[0]
+    # Log axes (a cluster's configurations span orders of magnitude), the best one marked
+    # with its figures, and the limit named.
+    svg = drawings[0].decode()
+    records = result_json(
+        runner.invoke(app, [*_cli(tmp_path, "--policies", "1f1b"), "-f", "json"]).stdout
+    )
+    best = min((r for r in records if r["fits"]), key=lambda r: (r["step_ms"], r["peak_bytes"]))
+    assert "log scale" in svg and "limit 1.2 GB" in svg
+    assert f"best: {best['step_ms']:.3g} ms, {best['peak_bytes'] / 1e9:.3g} GB" in svg
     bad = runner.invoke(app, [*_cli(tmp_path, "--policies", "1f1b"), "--plot", "x.gif"])
     assert bad.exit_code == 2 and "must end in .png, .svg, .pdf" in bad.stderr
 

@@ -5,6 +5,7 @@ or not at all."""
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from pipesim.render.sweep_table import value_text
 from pipesim.settings.declarations import Settings
 from pipesim.settings.written import as_flags
 from pipesim.studies.monte_carlo import MonteCarlo
-from pipesim.studies.plan import PlanRow, pareto
+from pipesim.studies.plan import PlanRow, pareto, ranked
 from pipesim.studies.sweep import SweepRow
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -45,10 +46,12 @@ def _pyplot() -> Any:
 
 
 def plan_plot(rows: Sequence[PlanRow], limit: float | None, title: str, path: Path) -> bytes:
-    """Step time against peak memory for every simulated configuration, those that fit
-    apart from those that do not, the Pareto front joined, the memory limit marked."""
+    """Step time against peak memory for every simulated configuration, on log axes (a
+    cluster's configurations span orders of magnitude in both), those that fit apart from
+    those that do not, the Pareto front joined, the memory limit and the best one marked,
+    the title wrapped to the figure."""
     pyplot = _pyplot()
-    figure, axes = pyplot.subplots(figsize=(8, 5), dpi=120)
+    figure, axes = pyplot.subplots(figsize=(8, 5.5), dpi=120)
     ran = [row for row in rows if row.ran]
     for fits, color, label in ((True, "tab:blue", "fits"), (False, "tab:red", "over the limit")):
         chosen = [row for row in ran if row.fits == fits]
@@ -72,12 +75,23 @@ def plan_plot(rows: Sequence[PlanRow], limit: float | None, title: str, path: Pa
             label="Pareto front",
         )
     if limit is not None:
-        axes.axvline(limit / 1e9, color="tab:red", linestyle="--", linewidth=1, label="limit")
-    axes.set_xlabel("peak memory of the fullest device (GB)")
-    axes.set_ylabel("step time (ms)")
-    axes.set_title(title, fontsize=9)
-    axes.legend(fontsize=8)
-    axes.grid(alpha=0.3)
+        axes.axvline(limit / 1e9, color="tab:red", linestyle="--", linewidth=1,
+                     label=f"limit {limit / 1e9:.4g} GB")  # fmt: skip
+    fitting = ranked(rows)
+    if fitting:
+        best = fitting[0]
+        x, y = (best.peak_bytes or 0) / 1e9, best.step_ms or 0
+        axes.scatter([x], [y], marker="*", s=160, color="gold", edgecolor="black", zorder=5,
+                     label=f"best: {y:,.0f} ms, {x:.3g} GB" if y >= 100 else
+                     f"best: {y:.3g} ms, {x:.3g} GB")  # fmt: skip
+    if ran:
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+    axes.set_xlabel("peak memory of the fullest device (GB, log scale)")
+    axes.set_ylabel("step time (ms, log scale)")
+    axes.set_title("\n".join(textwrap.wrap(title, 100)), fontsize=8, loc="left")
+    axes.legend(fontsize=8, loc="best")
+    axes.grid(alpha=0.3, which="both")
     figure.tight_layout()
     return _saved(pyplot, figure, path)
 
