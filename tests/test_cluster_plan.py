@@ -339,3 +339,25 @@ def test_three_shards_merge_to_the_unsharded_answer_byte_for_byte(tmp_path: Path
     for text_value, words in (("0/3", "I must be from 1 to N"), ("x", "expected I/N")):
         bad = runner.invoke(app, [*args, "--shard", text_value])
         assert bad.exit_code == 2 and words in bad.stderr
+
+
+def test_dualpipe_is_planned_and_tensor_parallelism_beyond_a_node_is_named(
+    tmp_path: Path,
+) -> None:
+    # DualPipe's two lines hold the model once each: its layers split over p stages, not 2p.
+    space = PlanSpace(
+        pipeline=(2, 4),
+        policies=("dualpipe", "dualpipe-v"),
+        chunks=(1,),
+        micro_batch_sizes=(1,),
+        recompute=("none",),
+    )
+    rows = plan_configurations(BASE.replace(global_batch_size=64, memory_limit=None), space)
+    assert {row.policy for row in rows if row.ran} == {"dualpipe", "dualpipe-v"}
+    assert all(row.error is None for row in rows), [row.error for row in rows]
+    # A fixed split with t beyond the node: every configuration says why it cannot run.
+    wide = runner.invoke(app, ["plan", "--model", str(_model_file(tmp_path)), "--gpu", "h100",
+                               "-p", "2", "--tensor-parallel", "16", "--global-batch-size", "8",
+                               "--policies", "1f1b"], env={"COLUMNS": "200"})  # fmt: skip
+    assert wide.exit_code == 0, wide.stderr
+    assert "none fits" in wide.stdout and "spans more than a node" in wide.stdout
