@@ -59,8 +59,8 @@ class PlanReport:
         if fitting:
             shown = fitting[: self.top]
             yield _ranked_table(shown)
-            yield Text("why: " + "; ".join(f"#{rank} {why(row, self.base)}" for rank, row in
-                       enumerate(shown[:3], start=1)))  # fmt: skip
+            for rank, row in enumerate(shown[:3], start=1):
+                yield Text(f"why #{rank}: {why(row, self.base)}")
             best = fitting[0]
             yield Text.assemble(("best: ", "bold"), as_command(plan_settings(self.base, best)))
             yield from framework_settings(best, self.base, self.framework)
@@ -161,7 +161,8 @@ def why(row: PlanRow, base: Settings) -> str:
     if step <= 0:
         return "no step"
     pipeline_ms = step - sum(value for name, value in parts.items() if name != "pipeline")
-    said = [f"bubble {percent((row.bubble or 0) * pipeline_ms / step)}"]
+    bound = f" (at least {ms(row.step_bound_ms)})" if row.step_bound_ms is not None else ""
+    said = [f"{ms(step)} ms{bound}: bubble {percent((row.bubble or 0) * pipeline_ms / step)}"]
     comm = {
         "TP": parts.get("tensor_parallel", 0.0),
         "CP": parts.get("context_parallel", 0.0),
