@@ -41,6 +41,7 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "inter_node_bandwidth": ("1GB/s", "1e9", 1e9),
     "inter_node_latency": ("3", "3", 3.0),
     "blocking_comm": ("", "true", True),
+    "runtime": ("megatron", '"megatron"', "megatron"),
     "model": ("gpt3-175b", '"gpt3-175b"', load_model("gpt3-175b", "test")),
     "gpu": (
         "h100",

@@ -8,9 +8,11 @@ sent arrived on this device).
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import NamedTuple
 
 from pipesim.problem.ops import Kind
+from pipesim.problem.runtime import shares_exchange
 from pipesim.simulator.op_index import OpIndex
 from pipesim.simulator.trace import OpRecord, Trace, TransferRecord
 
@@ -36,9 +38,12 @@ class Readiness:
     """
 
     def __init__(self, trace: Trace) -> None:
-        self.index = index = OpIndex(trace.problem)
-        self.blocking = trace.problem.network.blocking
-        """Whether a device can be held after an op ends (by its blocking send)."""
+        problem = trace.problem
+        self.index = index = OpIndex(problem)
+        self.exchanges = problem.exchanges
+        self.blocking = problem.network.blocking or problem.exchanges
+        """Whether a device can be held after an op ends (by its blocking send, or in a
+        blocking exchange)."""
         self.keys_by_device = trace.keys_by_device()
         """Each device's op keys, in its order (the critical path reuses them)."""
         self._by_key: list[OpRecord | None] = [None] * index.size
@@ -47,6 +52,23 @@ class Readiness:
             assert len(device_keys) == len(ops)
             any(map(place, device_keys, ops))  # by_key[key] = record, in C (None: goes on)
         self._sent = {index.key(transfer): transfer for transfer in trace.transfers}
+        self._paired: dict[int, int] = {}
+        """With blocking exchanges: for the first op of a group that shares one exchange,
+        the key of the op after it (whose inputs came in the exchange before both)."""
+        self._exchange: dict[tuple[int, float], TransferRecord] = {}
+        """With blocking exchanges: per (device, time posted), the message of that exchange
+        that arrived last."""
+        if problem.exchanges:
+            chunks = problem.pipeline.chunks
+            for order, ops in zip(self.keys_by_device, trace.ops_by_device(), strict=True):
+                for at, (a, b) in enumerate(pairwise(ops)):
+                    if shares_exchange(a.op, b.op, chunks):
+                        self._paired[order[at]] = order[at + 1]
+            for transfer in trace.transfers:
+                slot = (transfer.src, transfer.queued)
+                held = self._exchange.get(slot)
+                if held is None or transfer.end > held.end:
+                    self._exchange[slot] = transfer
         self._step_of: dict[int, tuple[int, ...]] = {}
         """For each op of a fused step, the keys of the step's ops, in order."""
         for step in trace.fused:
@@ -72,12 +94,14 @@ class Readiness:
             keys = step
         else:
             return None  # started when the op before it in the step ended
+        paired = self._paired.get(key)
         latest: Release | None = None
-        for consumer in keys:
+        for consumer in (*keys, paired) if paired is not None else keys:
             for is_message, offset in self.index.inputs[self.index.slot(consumer)]:
                 needed = consumer + offset
-                if needed in keys:
-                    continue  # produced inside the step
+                if needed in keys or (consumer == paired and not is_message):
+                    continue  # produced inside the step (or, for the op paired after it,
+                    # on this device: only its messages came in the exchange before both)
                 producer = self._producer(needed)
                 if producer is None:
                     continue  # never ran: the checker reports it
@@ -98,6 +122,11 @@ class Readiness:
         if not self.blocking:
             return Release(record.end, record, None)
         key = self.index.key(record)
+        if self.exchanges:
+            last = self._exchange.get((record.device, record.end))
+            if key in self._paired or last is None or last.end <= record.end:
+                return Release(record.end, record, None)
+            return Release(last.end, record, last)
         step = self._step_of.get(key)
         if step is not None and step[-1] != key:
             return Release(record.end, record, None)  # the step goes on

@@ -27,6 +27,7 @@ from pipesim.problem.memory import StageMemory
 from pipesim.problem.network import Link, Network
 from pipesim.problem.ops import Kind
 from pipesim.problem.pipeline import Pipeline, Problem
+from pipesim.problem.runtime import blocking_exchanges
 from pipesim.problem.transformer import Shape
 from pipesim.problem.variability import Variability
 from pipesim.problem.workload import Workload, derive
@@ -121,6 +122,7 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
         variability=_variability(settings, stages),
         activation_limit=settings.activation_limit,
         weight_share=_weight_share(settings, memory, policy.split_backward, pipeline.num_stages),
+        exchanges=blocking_exchanges(settings.resolved.runtime),
     )
 
 

@@ -140,6 +140,9 @@ class Problem:
     weight_share: tuple[float, ...] | None = None
     """Per stage, with a split backward: the share of a microbatch's activations kept from B
     until W (the Zero Bubble paper's M_W / M_B); None: the whole, until W."""
+    exchanges: bool = False
+    """Messages move in blocking batched exchanges after each compute (`runtime`: Megatron-LM's
+    p2p), not as soon as an op ends."""
 
     @property
     def kinds(self) -> tuple[Kind, ...]:

@@ -177,7 +177,9 @@ def comparison_record(rows: Sequence[Comparison]) -> dict[str, Any]:
 
     simulated = next((row.figures.problem for row in rows if row.figures is not None), None)
     return {
-        "network": None if simulated is None else network_record(simulated.network),
+        "network": None
+        if simulated is None
+        else network_record(simulated.network, simulated.exchanges),
         "rows": comparison_rows(rows),
         "speedup_baseline": speedup_baseline(rows),
         "verdict": None

@@ -52,7 +52,7 @@ def header(report: Report) -> dict[str, Any]:
             "weight": [num(v) for v in problem.costs.weight] if problem.split_backward else None,
             "overlap": num(problem.costs.overlap),
         },
-        "network": network_record(problem.network),
+        "network": network_record(problem.network, problem.exchanges),
         "critical_path": {
             "compute": num(summary.path.compute),
             "queued": num(summary.path.queued),
@@ -181,7 +181,10 @@ def _all_to_all(report: Report) -> dict[str, Any] | None:
     }
 
 
-def network_record(network: Network) -> dict[str, Any]:
+def network_record(network: Network, exchanges: bool = False) -> dict[str, Any]:
+    """The links and messages; `exchanges`: they move in blocking exchanges (`--runtime
+    megatron`)."""
+
     def link(item: Link) -> dict[str, Any]:
         return {
             "latency": num(item.latency),
@@ -195,6 +198,7 @@ def network_record(network: Network) -> dict[str, Any]:
         "activation_size": num(network.activation_size),
         "gradient_size": num(network.gradient_size),
         "blocking": network.blocking,
+        "exchanges": exchanges,
     }
 
 

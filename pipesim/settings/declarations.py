@@ -37,6 +37,7 @@ from pipesim.settings.values import (
     RATE,
     RECOMPUTE,
     RESERVE,
+    RUNTIME,
     SEED,
     SHARE,
     SIZE,
@@ -51,6 +52,7 @@ from pipesim.settings.values import (
 
 RECOMPUTE_KIND = choice(RECOMPUTE)
 ATTENTION_KIND = choice(ATTENTION)
+RUNTIME_KIND = choice(RUNTIME)
 
 DEFAULT_POLICY = "1f1b"
 
@@ -213,6 +215,12 @@ class Settings:
         COMMUNICATION, flags=("--blocking-comm/--overlap-comm",), shown_default="overlap",
     )  # fmt: skip
 
+    runtime: str | None = _declare(
+        None, RUNTIME_KIND, "How messages behave: async (sends overlap compute, receives are "
+        "posted ahead: PyTorch's and the Zero Bubble runtimes, also named torch and "
+        "zero-bubble) or megatron (after each compute one batched exchange the device waits "
+        "for, a send leaving when its receiver posts it).", COMMUNICATION, default="async",
+    )  # fmt: skip
     model: Model | None = _declare(  # noqa: RUF009 (a field with its declaration)
         None, MODEL, "A model: a preset (see `pipesim presets`) or a .toml file; costs, "
         "messages and memory are then derived from it.", MODEL_PANEL,
@@ -395,6 +403,7 @@ class Resolved:
     mfu: float
     recompute: str
     attention: str
+    runtime: str
     jitter: float
     link_jitter: float
     seed: int

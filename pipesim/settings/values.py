@@ -31,6 +31,8 @@ class Straggler:
 RECOMPUTE = ("none", "selective", "full")
 """What a layer's backward recomputes: nothing, the attention core, or the whole forward."""
 ATTENTION = ("flash", "eager")
+RUNTIME = ("async", "torch", "zero-bubble", "megatron")
+"""How point-to-point messages behave (`problem.runtime` says what each does)."""
 """The attention kernel: fused (keeps O(s) per layer) or eager (keeps the s^2 scores)."""
 
 MAX_COUNT = 1_000_000_000

@@ -68,13 +68,18 @@ class Channel:
         arrival.callbacks.append(lambda _event: self._deliver(key))
         return arrival
 
-    def hand_over(self, kind: Kind, stage: int, mb: int, key: int, now: float) -> float:
+    def hand_over(
+        self, kind: Kind, stage: int, mb: int, key: int, now: float, queued: float | None = None
+    ) -> float:
         """Hand over the output of op `key` at `now`, which may be ahead of the clock (the
         link's queue depends only on what its sending device hands over, in order); return
-        when it arrives: the time at which `send`'s timeout would fire."""
-        return now + (self._occupy(kind, stage, mb, key, now) - now)
+        when it arrives: the time at which `send`'s timeout would fire. `queued`: when its
+        sender posted it, if earlier (it waited for its receiver)."""
+        return now + (self._occupy(kind, stage, mb, key, now, queued) - now)
 
-    def _occupy(self, kind: Kind, stage: int, mb: int, key: int, now: float) -> float:
+    def _occupy(
+        self, kind: Kind, stage: int, mb: int, key: int, now: float, queued: float | None = None
+    ) -> float:
         """Queue a message handed over at `now`, record it, and return when it arrives."""
         start = max(now, self._free_at)
         occupancy = self._activation if kind is Kind.F else self._gradient
@@ -84,7 +89,10 @@ class Channel:
             occupancy, latency = occupancy * scale, latency * scale
         self._free_at = start + occupancy
         end = self._free_at + latency
-        self._records.append(TransferRecord(self.src, self.dst, stage, kind, mb, now, start, end))
+        posted = now if queued is None else queued
+        self._records.append(
+            TransferRecord(self.src, self.dst, stage, kind, mb, posted, start, end)
+        )
         return end
 
 

@@ -118,7 +118,7 @@ class Device:
             for which, (message, offset, at_compute_end) in enumerate(plan[slot]):
                 needed = key + offset
                 if not (delivered if message else completed)[needed]:
-                    waits[device] = new(Wait, (op, which, None))
+                    waits[device] = new(Wait, (op, which, None, None))
                     # An input whose producer is computing right now, and that is available
                     # as soon as it ends, is awaited on the producer's own timeout: its process
                     # is called back first, marks the input, then this one resumes.

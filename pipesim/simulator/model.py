@@ -56,11 +56,16 @@ class Simulation:
                 f"{pipeline.devices} devices"
             )
         self.ahead = ahead and all(isinstance(program, OrderedProgram) for program in programs)
+        if problem.exchanges and not all(isinstance(p, OrderedProgram) for p in programs):
+            raise PolicyError(
+                f"runtime megatron exchanges messages in a fixed order; policy "
+                f"{policy.name!r} decides as it goes (give it a fixed order, or --runtime async)"
+            )
         self.recording = Recording(pipeline.devices)
         self.activity = Activity()
         readiness: Board | Timetable
         if self.ahead:
-            readiness = Timetable(self.env, self.index.size)
+            readiness = Timetable(self.env, self.index.size, problem.exchanges)
             deliver = _handed_over_ahead
         else:
             readiness = board = Board(self.env, self.index.size)
@@ -155,6 +160,14 @@ class Simulation:
         for device in stuck:
             wait = self.readiness.waits.get(device.device)
             assert wait is not None, "a stuck device is always waiting"
+            if wait.receiver is not None:
+                waits.append(
+                    f"device {device.device} waits, after {wait.op}, for device "
+                    f"{wait.receiver} to receive its {wait.op.kind.message} (a blocking "
+                    "exchange)"
+                )
+                waits_on[device.device] = wait.receiver
+                continue
             op, need = wait.op, self.index.need(wait.op, wait.which)
             producer_device = placement[need.op.stage]
             what = f"the {need.message} of {need.op}" if need.message else f"{need.op}"

@@ -25,7 +25,8 @@ from typing import Any
 import simpy
 
 from pipesim.errors import PolicyError
-from pipesim.problem.ops import Fused
+from pipesim.problem.ops import Fused, Op, op_key
+from pipesim.problem.runtime import one_batch, shares_exchange
 from pipesim.schedules.base import OrderedProgram
 from pipesim.simulator.device import Device
 from pipesim.simulator.readiness import Wait, Waits
@@ -37,16 +38,17 @@ class Timetable(Waits):
     (`readiness.Readiness` for devices run ahead of the clock).
 
     Entry `key` is when op `key`'s output is there on its own device (the op's end, or its
-    fused step's); entry `size + key` is when it has reached the device it is sent to. -1 means
+    fused step's); entry `size + key` is when it has reached the device it is sent to; with
+    blocking exchanges, entry `2 size + key` is when its receiver posted the receive. -1 means
     not known yet."""
 
     __slots__ = ("_env", "at", "size", "waiting")
 
-    def __init__(self, env: simpy.Environment, size: int) -> None:
+    def __init__(self, env: simpy.Environment, size: int, exchanges: bool = False) -> None:
         super().__init__(size)
         self._env = env
         self.size = size
-        self.at: list[float] = [-1.0] * (2 * size)
+        self.at: list[float] = [-1.0] * ((3 if exchanges else 2) * size)
         self.waiting: dict[int, simpy.Event] = {}
         """Per entry, the event of the device waiting to know it (read on the hot path)."""
 
@@ -74,6 +76,9 @@ class OrderedDevice(Device):
         return timetable
 
     def run(self) -> Generator[simpy.Event, Any, None]:
+        if self.problem.exchanges:
+            yield from self._run_exchanging()
+            return
         # NOTE: this loop runs once per op; everything it needs is bound to locals.
         program = self.program
         assert isinstance(program, OrderedProgram)
@@ -119,7 +124,7 @@ class OrderedDevice(Device):
                 entry = key + offset
                 ready = at[entry]
                 if ready < 0:
-                    waits[device] = new(Wait, (op, entries[slot].index(offset), None))
+                    waits[device] = new(Wait, (op, entries[slot].index(offset), None, None))
                     yield known(entry)
                     ready = at[entry]
                 if ready > start:
@@ -147,6 +152,128 @@ class OrderedDevice(Device):
                 waiting.pop(entry).succeed()
             free = end
         self.finished = True
+
+    def _run_exchanging(self) -> Generator[simpy.Event, Any, None]:
+        """Run the order as a runtime with blocking exchanges does (`problem.runtime`): after
+        each group of ops (one op, or an interleaved forward and backward), an exchange of
+        the group's outputs and the next group's inputs, in one batch or in two (`one_batch`).
+        A message leaves when its sender has posted it and its receiver has posted the
+        receive (and its link is free); the device waits for all of the exchange's messages.
+        In one batch, receives are posted before sends are waited on, as the batch posts
+        both."""
+        program = self.program
+        assert isinstance(program, OrderedProgram)
+        index, timetable = self.index, self.timetable
+        size, at = timetable.size, timetable.at
+        device, m = self.device, index.microbatches
+        scales = self.problem.op_scales
+        groups: list[list[Op]] = []
+        for step in program.ops:
+            if isinstance(step, Fused):
+                raise PolicyError(
+                    f"runtime megatron runs one op between exchanges; policy "
+                    f"{self.policy_name!r} fuses {step} (use --runtime async)"
+                )
+            if (
+                groups
+                and len(groups[-1]) == 1
+                and shares_exchange(groups[-1][0], step, self.problem.pipeline.chunks)
+            ):
+                groups[-1].append(step)
+            else:
+                groups.append([step])
+
+        def receives(group: list[Op]) -> list[tuple[Op, int, int]]:
+            """(op, input number, producer key) of each input the group gets from another
+            device."""
+            found = []
+            for op in group:
+                key = op_key(op.kind, op.stage, op.microbatch, m)
+                for which, (message, offset) in enumerate(index.inputs[index.slot(key)]):
+                    producer = key + offset
+                    if message and index.owner[index.slot(producer)] != device:
+                        found.append((op, which, producer))
+            return found
+
+        def arrived(wanted: list[tuple[Op, int, int]]) -> Generator[simpy.Event, Any, float]:
+            latest = 0.0
+            for op, which, producer in wanted:
+                if at[size + producer] < 0:
+                    timetable.waits[device] = Wait(op, which)
+                    yield timetable.known(size + producer)
+                latest = max(latest, at[size + producer])
+            return latest
+
+        wanted = receives(groups[0]) if groups else []
+        for _, _, producer in wanted:
+            timetable.publish(2 * size + producer, 0.0)
+        free = yield from arrived(wanted)
+        chunks = self.problem.pipeline.chunks
+        for number, group in enumerate(groups):
+            for op in group:
+                free = yield from self._compute_exchanging(op, free, scales)
+            posted = free
+            following = groups[number + 1] if number + 1 < len(groups) else None
+            wanted = receives(following) if following is not None else []
+            together = following is not None and one_batch(group[-1], following[0], chunks)
+            if together:
+                for _, _, producer in wanted:
+                    timetable.publish(2 * size + producer, posted)
+            done = posted
+            for op in group:
+                key = op_key(op.kind, op.stage, op.microbatch, m)
+                dst = index.target[index.slot(key)]
+                if dst < 0:
+                    continue
+                if dst == device:
+                    timetable.publish(size + key, at[key])
+                    continue
+                if at[2 * size + key] < 0:
+                    timetable.waits[device] = Wait(op, 0, None, dst)
+                    yield timetable.known(2 * size + key)
+                start = max(posted, at[2 * size + key])
+                arrival = self.links.channel(device, dst).hand_over(
+                    op.kind, op.stage, op.microbatch, key, start, queued=posted
+                )
+                timetable.publish(size + key, arrival)
+                done = max(done, arrival)
+            if not together:  # the sends complete, then the receives are posted
+                for _, _, producer in wanted:
+                    timetable.publish(2 * size + producer, done)
+            free = max(done, (yield from arrived(wanted)))
+        self.finished = True
+
+    def _compute_exchanging(
+        self, op: Op, free: float, scales: list[float] | None
+    ) -> Generator[simpy.Event, Any, float]:
+        """Run `op` once the device is free and its inputs on this device are there (those
+        from other devices came in the exchange before it); return its end."""
+        index, timetable = self.index, self.timetable
+        device = self.device
+        kind, stage, mb = op
+        key = op_key(kind, stage, mb, index.microbatches)
+        if not (0 <= stage < index.num_stages and 0 <= mb < index.microbatches) or (
+            index.runs_on[key] != device
+        ):
+            self._misplaced(op)
+        if timetable.completed[key]:
+            raise PolicyError(f"policy asked device {device} to run {op} a second time")
+        start = free
+        slot = index.slot(key)
+        for which, (message, offset) in enumerate(index.inputs[slot]):
+            producer = key + offset
+            entry = producer + timetable.size if message else producer
+            if timetable.at[entry] < 0:
+                timetable.waits[device] = Wait(op, which)
+                yield timetable.known(entry)
+            start = max(start, timetable.at[entry])
+        duration = index.duration[slot] * (1.0 if scales is None else scales[key])
+        end = start + duration
+        self.records.ops[device].append(OpRecord(device, stage, kind, mb, start, end))
+        self.records.keys[device].append(key)
+        timetable.completed[key] = 1
+        timetable.publish(key, end)
+        return end
 
     def _run_fused_ahead(self, fused: Fused, free: float) -> Generator[simpy.Event, Any, float]:
         """Run ops as one step: they start when the device is free and every input produced

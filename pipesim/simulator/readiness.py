@@ -24,11 +24,14 @@ from pipesim.simulator.trace import Recording
 
 class Wait(NamedTuple):
     """A device blocked: it waits to run `op` (inside the fused step `fused`, if any) until
-    input number `which` of `op` is there (`OpIndex.need` says which that is)."""
+    input number `which` of `op` is there (`OpIndex.need` says which that is); or, with
+    `receiver`, in a blocking exchange after running `op`, until device `receiver` posts the
+    receive of `op`'s output."""
 
     op: Op
     which: int
     fused: Fused | None = None
+    receiver: int | None = None
 
 
 class Readiness(Protocol):

@@ -1,0 +1,50 @@
+"""How a training runtime moves activations and gradients between pipeline ranks: the
+semantics of its point-to-point messages, which the papers' timelines leave out.
+
+- `async` (pipesim's default, and the papers' model): a device hands its output over and goes
+  on computing; its receiver is always ready for it, and an op waits only for its inputs.
+  PyTorch's `_PipelineScheduleRuntime` (torch/distributed/pipelining/schedules.py) posts each
+  send as a non-blocking `batch_isend_irecv` right after the compute, and `_add_send_recv`
+  places each receive in the receiving rank's actions as soon as its sender computes, which
+  the rank waits on just before the compute that needs it; sends are waited only at the end
+  of the step. The Zero Bubble runtime (sail-sg, megatron/core/pipeline_parallel/zerobubble/
+  runtime.py) batches its sends and receives without waiting (`flush`) and waits on a
+  receive's handles in the compute that needs it (`schedule_f_impl`, `schedule_b_impl`).
+  Both are this model: `torch` and `zero-bubble` name it.
+- `megatron`: Megatron-LM's schedules (megatron/core/pipeline_parallel/schedules.py, without
+  p2p overlap, as its non-interleaved 1F1B always runs and its interleaved one did before
+  `--overlap-p2p-communication`) exchange after each compute: one batched
+  `batch_isend_irecv` of that compute's outputs and the next compute's inputs, which the rank
+  waits for (`_communicate(wait_on_reqs=True)`, e.g. `send_forward_recv_backward`; see
+  `one_batch` for the exchanges it splits in two). NCCL's
+  send and receive meet: a message leaves when both ends have posted it, so a device waits
+  for its receivers to reach their exchange, for its messages to arrive and for its next
+  inputs. Megatron's interleaved loop runs a forward and then a backward before one exchange
+  (`send_forward_backward_recv_forward_backward`).
+"""
+
+from __future__ import annotations
+
+from pipesim.problem.ops import Kind, Op
+
+
+def blocking_exchanges(runtime: str) -> bool:
+    """Whether `runtime` exchanges messages in batches each device waits for."""
+    return runtime == "megatron"
+
+
+def one_batch(before: Op, after: Op, chunks: int) -> bool:
+    """Whether the exchange between `before` and `after` (the next op on the device) is one
+    batch, sends and receives posted together; else the sends complete before the receives
+    are posted. Megatron-LM's 1F1B sends a warm-up forward's output (`send_forward`) before
+    it receives the next forward's input (`recv_forward`), and likewise in the cool-down, but
+    batches a forward's output with a backward's input (`send_forward_recv_backward`) and the
+    reverse; its interleaved schedule batches every exchange."""
+    return chunks > 1 or before.kind is not after.kind
+
+
+def shares_exchange(first: Op, second: Op, chunks: int) -> bool:
+    """Whether `second`, run right after `first` on a device, is computed before the exchange
+    that follows `first` (Megatron-LM's interleaved steady state: forward, backward, then one
+    exchange)."""
+    return chunks > 1 and first.kind is Kind.F and second.kind is Kind.B
