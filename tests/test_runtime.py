@@ -1,7 +1,7 @@
-"""--runtime: how messages behave. `megatron` is held to a reference written from Megatron-LM's
-1F1B loop (megatron/core/pipeline_parallel/schedules.py, forward_backward_pipelining_without_
-interleaving): its calls in order, each a blocking batch whose messages leave when both ends
-have posted them. The others keep pipesim's asynchronous model, unchanged."""
+"""--runtime: how messages behave. `megatron` on 1F1B is held to a reference written from
+Megatron-LM's 1F1B loop (megatron/core/pipeline_parallel/schedules.py, forward_backward_
+pipelining_without_interleaving): its calls in order, each a blocking batch whose messages
+leave when both ends have posted them. The others keep pipesim's asynchronous model."""
 
 from __future__ import annotations
 
@@ -139,7 +139,9 @@ def test_megatron_waits_where_async_overlaps() -> None:
 def test_megatron_interleaved_pairs_a_forward_and_a_backward_per_exchange() -> None:
     case = Settings(policy="interleaved", stages=4, microbatches=8, chunks=2, comm_latency=0.2)
     fast = simulate_step(case).summary.makespan
-    trace = simulate_step(case.replace(runtime="megatron")).trace
+    # Megatron-LM overlaps an interleaved schedule's p2p by default: the asynchronous model.
+    assert simulate_step(case.replace(runtime="megatron")).summary.makespan == fast
+    trace = simulate_step(case.replace(runtime="megatron-no-overlap")).trace
     assert check_trace(trace) == []
     assert trace.makespan > fast
     # In the steady state a forward's output leaves only after the backward run after it.
@@ -156,15 +158,18 @@ def test_megatron_interleaved_pairs_a_forward_and_a_backward_per_exchange() -> N
 
 def test_an_order_that_deadlocks_on_blocking_sends_says_who_waits() -> None:
     result = runner.invoke(app, ["run", "-p", "4", "-m", "8", "--policy", "zb-v", "--runtime",
-                                 "megatron", "--comm-latency", "0.2"])  # fmt: skip
+                                 "megatron-no-overlap", "--comm-latency", "0.2"])  # fmt: skip
     assert result.exit_code == 1
     assert "blocking exchange" in result.stderr and "cycle:" in result.stderr
     fused = runner.invoke(app, ["run", "-p", "4", "-m", "8", "--policy", "dualpipe-v",
-                                "--runtime", "megatron"])  # fmt: skip
+                                "--runtime", "megatron-no-overlap"])  # fmt: skip
     assert fused.exit_code == 2 and "fuses" in fused.stderr
     bad = runner.invoke(app, ["run", "--runtime", "nccl"])
     assert bad.exit_code == 2
-    assert "runtime must be one of async, torch, zero-bubble, megatron" in bad.stderr
+    assert (
+        "runtime must be one of async, torch, zero-bubble, megatron, megatron-no-overlap"
+        in bad.stderr
+    )
 
 
 @settings(max_examples=120, deadline=None)
@@ -176,7 +181,7 @@ def test_blocking_exchanges_give_valid_timelines_whose_idle_time_is_explained(
     from pipesim.analysis.critical_path import critical_path
 
     try:
-        megatron = simulate_step(case.replace(runtime="megatron"))
+        megatron = simulate_step(case.replace(runtime="megatron-no-overlap"))
     except (ScheduleStalled, PolicyError):
         assume(False)  # an order blocking sends deadlock, or steps fused in pairs
         raise
@@ -199,7 +204,7 @@ def test_megatron_exchanges_cut_interleaved_speedups_in_the_zero_bubble_settings
     for p, m, f, b, w, c, h, *_ in TABLE_5:
         v = layers[h] // p
         speedups = []
-        for runtime in ("async", "megatron"):
+        for runtime in ("async", "megatron-no-overlap"):
             base = Settings(
                 stages=p,
                 microbatches=m,

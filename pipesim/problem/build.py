@@ -122,7 +122,7 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
         variability=_variability(settings, stages),
         activation_limit=settings.activation_limit,
         weight_share=_weight_share(settings, memory, policy.split_backward, pipeline.num_stages),
-        exchanges=blocking_exchanges(settings.resolved.runtime),
+        exchanges=blocking_exchanges(settings.resolved.runtime, pipeline.chunks),
     )
 
 

@@ -11,16 +11,21 @@ semantics of its point-to-point messages, which the papers' timelines leave out.
   runtime.py) batches its sends and receives without waiting (`flush`) and waits on a
   receive's handles in the compute that needs it (`schedule_f_impl`, `schedule_b_impl`).
   Both are this model: `torch` and `zero-bubble` name it.
-- `megatron`: Megatron-LM's schedules (megatron/core/pipeline_parallel/schedules.py, without
-  p2p overlap, as its non-interleaved 1F1B always runs and its interleaved one did before
-  `--overlap-p2p-communication`) exchange after each compute: one batched
-  `batch_isend_irecv` of that compute's outputs and the next compute's inputs, which the rank
-  waits for (`_communicate(wait_on_reqs=True)`, e.g. `send_forward_recv_backward`; see
-  `one_batch` for the exchanges it splits in two). NCCL's
-  send and receive meet: a message leaves when both ends have posted it, so a device waits
-  for its receivers to reach their exchange, for its messages to arrive and for its next
-  inputs. Megatron's interleaved loop runs a forward and then a backward before one exchange
+- `megatron-no-overlap`: Megatron-LM's schedules (megatron/core/pipeline_parallel/
+  schedules.py) without p2p overlap, as its non-interleaved 1F1B always runs and its
+  interleaved one runs with `--no-overlap-p2p-communication` (the default before 2024):
+  after each compute, one batched `batch_isend_irecv` of that compute's outputs and the next
+  compute's inputs, which the rank waits for (`_communicate(wait_on_reqs=True)`, e.g.
+  `send_forward_recv_backward`; see `one_batch` for the exchanges its 1F1B splits in two).
+  NCCL's send and receive meet: a message leaves when both ends have posted it, so a device
+  waits for its receivers to reach their exchange, for its messages to arrive and for its
+  next inputs. Its interleaved loop runs a forward and then a backward before one exchange
   (`send_forward_backward_recv_forward_backward`).
+- `megatron`: Megatron-LM as it runs by default: the blocking exchanges above for one chunk
+  per device (1F1B, whose loop refuses p2p overlap), and for interleaved chunks the
+  overlapped p2p of `overlap_p2p_comm` (on unless `--no-overlap-p2p-communication`): sends
+  and receives posted without waiting, each waited on just before the compute that needs it,
+  which is the asynchronous model.
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ from __future__ import annotations
 from pipesim.problem.ops import Kind, Op
 
 
-def blocking_exchanges(runtime: str) -> bool:
-    """Whether `runtime` exchanges messages in batches each device waits for."""
-    return runtime == "megatron"
+def blocking_exchanges(runtime: str, chunks: int) -> bool:
+    """Whether `runtime` exchanges messages in batches each device waits for, with `chunks`
+    chunks per device."""
+    return runtime == "megatron-no-overlap" or (runtime == "megatron" and chunks == 1)
 
 
 def one_batch(before: Op, after: Op, chunks: int) -> bool:

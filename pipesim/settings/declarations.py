@@ -218,8 +218,10 @@ class Settings:
     runtime: str | None = _declare(
         None, RUNTIME_KIND, "How messages behave: async (sends overlap compute, receives are "
         "posted ahead: PyTorch's and the Zero Bubble runtimes, also named torch and "
-        "zero-bubble) or megatron (after each compute one batched exchange the device waits "
-        "for, a send leaving when its receiver posts it).", COMMUNICATION, default="async",
+        "zero-bubble), megatron-no-overlap (after each compute one batched exchange the "
+        "device waits for, a send leaving when its receiver posts it) or megatron (that for "
+        "1F1B, async for interleaved chunks, as Megatron-LM runs by default).",
+        COMMUNICATION, default="async",
     )  # fmt: skip
     model: Model | None = _declare(  # noqa: RUF009 (a field with its declaration)
         None, MODEL, "A model: a preset (see `pipesim presets`) or a .toml file; costs, "

@@ -31,7 +31,7 @@ class Straggler:
 RECOMPUTE = ("none", "selective", "full")
 """What a layer's backward recomputes: nothing, the attention core, or the whole forward."""
 ATTENTION = ("flash", "eager")
-RUNTIME = ("async", "torch", "zero-bubble", "megatron")
+RUNTIME = ("async", "torch", "zero-bubble", "megatron", "megatron-no-overlap")
 """How point-to-point messages behave (`problem.runtime` says what each does)."""
 """The attention kernel: fused (keeps O(s) per layer) or eager (keeps the s^2 scores)."""
 

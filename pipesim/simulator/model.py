@@ -58,7 +58,7 @@ class Simulation:
         self.ahead = ahead and all(isinstance(program, OrderedProgram) for program in programs)
         if problem.exchanges and not all(isinstance(p, OrderedProgram) for p in programs):
             raise PolicyError(
-                f"runtime megatron exchanges messages in a fixed order; policy "
+                f"blocking exchanges (--runtime megatron) run a fixed order; policy "
                 f"{policy.name!r} decides as it goes (give it a fixed order, or --runtime async)"
             )
         self.recording = Recording(pipeline.devices)

@@ -171,7 +171,7 @@ class OrderedDevice(Device):
         for step in program.ops:
             if isinstance(step, Fused):
                 raise PolicyError(
-                    f"runtime megatron runs one op between exchanges; policy "
+                    f"blocking exchanges (--runtime megatron) run one op between two; policy "
                     f"{self.policy_name!r} fuses {step} (use --runtime async)"
                 )
             if (
