@@ -4,7 +4,9 @@ the memory's bandwidth. Expected figures are worked out here from the datasheet 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -229,3 +231,56 @@ def test_bad_context_parallelism_is_one_line(extra: list[str], words: str) -> No
     result = runner.invoke(app, ["run", "-p", "4", *extra])
     assert result.exit_code == 2 and words in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_chart_draws_each_devices_collectives_where_the_step_places_them() -> None:
+    # At 80 columns, a lane under each device marks its gradient reductions (r), then the
+    # optimizer (o) and the all-gather (g): where the whole step says they run.
+    from rich.console import Console
+
+    from pipesim.analysis.whole_step import whole_step
+    from pipesim.render.gantt import GanttChart, chart_scale
+
+    slow = dataclasses.replace(H100, network_bandwidth=2e9)  # reductions long enough to see
+    settings = _settings(data_parallel=16, distributed_optimizer=True, microbatches=4, gpu=slow)
+    report = simulate_step(settings)
+    step = whole_step(report.trace)
+    assert step is not None and step.reductions
+    console = Console(width=80, record=True, color_system=None)
+    console.print(GanttChart(report.trace))
+    lines = console.export_text().splitlines()
+    lanes = [line for line in lines if line.startswith(" ") and line.lstrip().startswith("╎")]
+    assert len(lanes) == 4
+    label = lines[0].index("│")
+    scale = chart_scale(step.step, 80 - label - 1 - 7)
+    for reduction in step.reductions:
+        lane = lanes[reduction.device][label + 1 :]
+        middle = int((reduction.start + reduction.end) / 2 * scale)
+        assert reduction.end - reduction.start >= 2 / scale  # long enough to own a cell
+        assert lane[middle] == "r", (reduction, lane)
+    assert all("g" in lane for lane in lanes)  # the all-gather ends every device's step
+    assert any("╎ after the backwards: r gradient reduction" in line for line in lines)
+    # Hand-entered costs have no collectives: no lane, no legend entry.
+    plain = Console(width=80, record=True, color_system=None)
+    plain.print(GanttChart(simulate_step(Settings(stages=4, microbatches=8)).trace))
+    assert "╎" not in plain.export_text()
+
+
+def test_the_plot_draws_the_collectives_to_the_end_of_the_step(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from pipesim.render.plots import _step_end
+
+    slow = dataclasses.replace(H100, network_bandwidth=2e9)
+    settings = _settings(data_parallel=16, distributed_optimizer=True, microbatches=4, gpu=slow)
+    report = simulate_step(settings)
+    assert report.summary.throughput is not None
+    # The time axis runs to the end of the whole step, past the pipeline's last op.
+    assert _step_end(report) == pytest.approx(report.summary.throughput.step.step)
+    assert _step_end(report) > report.summary.makespan
+    picture = tmp_path / "step.svg"
+    args = ["run", "--model", "llama3-8b", "--gpu", "h100", "-p", "4", "-m", "4",
+            "--data-parallel", "16", "--distributed-optimizer", "--plot", str(picture)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    svg = picture.read_text()
+    assert "gradient reduction" in svg and "parameter all-gather" in svg

@@ -118,3 +118,37 @@ def whole_step(trace: Trace) -> WholeStep | None:
         parameter_gather=gather,
         reductions=tuple(reductions),
     )
+
+
+class CollectiveSpan(NamedTuple):
+    """A collective one device runs after its backwards, from `start` to `end` (ms): its
+    gradient `reduction`, the `optimizer` step or the distributed optimizer's `gather`."""
+
+    start: float
+    end: float
+    what: str
+
+
+def device_collectives(trace: Trace) -> list[list[CollectiveSpan]] | None:
+    """Per device, where the whole step places its collectives after its backwards: each
+    stage's gradient reduction, then the optimizer step and the all-gather, which start when
+    every device is done; None when the step has none (hand-entered costs, one replica)."""
+    step = whole_step(trace)
+    if step is None or (step.step <= trace.makespan and not step.reductions):
+        return None
+    pipeline, workload = trace.problem.pipeline, trace.problem.workload
+    assert workload is not None
+    lanes: list[list[CollectiveSpan]] = [[] for _ in range(pipeline.devices)]
+    for reduction in step.reductions:
+        lanes[reduction.device].append(CollectiveSpan(reduction.start, reduction.end, "reduction"))
+    begin = trace.makespan + step.data_parallel
+    for device, held in enumerate(pipeline.stages_by_device):
+        works = [workload.stages[pipeline.model_stage(stage)] for stage in held]
+        optimizer = sum(work.optimizer for work in works)
+        gather = sum(work.parameter_gather for work in works)
+        if optimizer > 0:
+            lanes[device].append(CollectiveSpan(begin, begin + optimizer, "optimizer"))
+        if gather > 0:
+            start = begin + step.optimizer
+            lanes[device].append(CollectiveSpan(start, start + gather, "gather"))
+    return lanes

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
+from pipesim.analysis.whole_step import device_collectives
 from pipesim.problem.ops import Kind
 from pipesim.render.style import (
     ASCII_FILL,
@@ -45,7 +46,9 @@ class GanttChart:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         trace = self.trace
-        offset, until = self.window or (0.0, trace.makespan)
+        after = _after_pipeline(trace)
+        step_end = max([trace.makespan, *(end for lane in after or () for _, end, _ in lane)])
+        offset, until = self.window or (0.0, step_end)
         makespan = until - offset
         every = trace.ops_by_device()
         by_device = (
@@ -67,13 +70,16 @@ class GanttChart:
             row.append("│", style="dim")
             row.append_text(_device_row(ops, columns, scale, fill if mono else None, chunk_of))
             busy = sum(record.end - record.start for record in ops)
-            idle = 1 - busy / makespan if makespan > 0 else 0.0
+            span = min(until, trace.makespan) - offset  # idle within the pipeline's time
+            idle = 1 - busy / span if span > 0 else 0.0
             row.append(f" {percent(idle):>6}", style="dim")
             row.no_wrap = True
             yield row
             if lanes is not None:
                 sends = _clip_transfers(lanes[device], offset, until)
                 yield _transfer_lane(sends, label_width, columns, scale, mono)
+            if after is not None:
+                yield _collective_lane(after[device], offset, label_width, columns, scale)
         yield from _time_axis(label_width, columns, scale, makespan, offset)
         dense = any(_crowded(ops, columns, scale) for ops in by_device)
         yield from _legend(trace, scale, fill if mono else None, options.max_width, dense)
@@ -116,6 +122,54 @@ def _transfer_lane(
         else:
             lane.append(cell[0], style=cell[1])
     return lane
+
+
+_AFTER = {"reduction": "r", "optimizer": "o", "gather": "g"}
+"""The letter of each collective in the lane under a device."""
+_NAMES = {"r": "gradient reduction", "o": "optimizer", "g": "parameter all-gather"}
+
+
+def _after_pipeline(trace: Trace) -> list[list[tuple[float, float, str]]] | None:
+    """Per device, its collectives as (start, end, letter), or None."""
+    spans = device_collectives(trace)
+    if spans is None:
+        return None
+    return [[(span.start, span.end, _AFTER[span.what]) for span in lane] for lane in spans]
+
+
+def _collective_lane(
+    spans: list[tuple[float, float, str]],
+    offset: float,
+    label_width: int,
+    columns: int,
+    scale: float,
+) -> Text:
+    """A lane under a device for its collectives after its backwards: each cell shows the
+    letter (`_NAMES`) of the span that covers most of it, and a span that covers most of no
+    cell still takes its first one from a span that has others, so that every collective the
+    device runs can be seen."""
+    width = 1 / scale
+    owner: list[int | None] = [None] * columns
+    cover = [0.0] * columns
+    placed = [(start - offset, end - offset, letter) for start, end, letter in spans]
+    for number, (start, end, _) in enumerate(placed):
+        if end <= 0 or start >= columns * width:
+            continue
+        first = min(max(0, int(start * scale)), columns - 1)
+        last = min(max(first, math.ceil(end * scale) - 1), columns - 1)
+        for index in range(first, last + 1):
+            share = min(end, (index + 1) * width) - max(start, index * width)
+            if share > cover[index]:
+                owner[index], cover[index] = number, share
+    for number, (start, end, _) in enumerate(placed):
+        if number in owner or end <= 0 or start >= columns * width:
+            continue
+        first = min(max(0, int(start * scale)), columns - 1)
+        held = owner[first]
+        if held is None or owner.count(held) > 1:
+            owner[first] = number
+    cells = "".join(" " if number is None else placed[number][2] for number in owner)
+    return Text(" " * label_width + "╎" + cells, style="dim", no_wrap=True)
 
 
 def _chunk_index(trace: Trace) -> list[int] | None:
@@ -359,6 +413,13 @@ def _legend(
             notes.append("light = later chunk")  # shades exist only in color, op by op
     if _transfers_by_sender(trace) is not None:
         notes.append("╵ sends: ━ activation ═ gradient ┄ queued")
+    after = _after_pipeline(trace)
+    if after is not None:
+        shown = {letter for lane in after for _, _, letter in lane}
+        notes.append(
+            "╎ after the backwards: "
+            + " ".join(f"{letter} {name}" for letter, name in _NAMES.items() if letter in shown)
+        )
     if scale > 0:
         notes.append(f"1 col = {ms(1 / scale)} ms")
     entries += [Text(note, style="dim") for note in notes]

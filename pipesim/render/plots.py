@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipesim.analysis.report import Report
+from pipesim.analysis.whole_step import device_collectives
 from pipesim.errors import ConfigError
 from pipesim.problem.ops import Kind
 from pipesim.render.sweep_table import value_text
@@ -122,8 +123,9 @@ def timeline_plot(reports: Sequence[Report], titles: Sequence[str], path: Path) 
     """Each report's timeline on a true time axis, one panel per report (all sharing the time
     axis), and under them one memory panel per report: ops as rectangles colored by kind
     (later chunks lighter, fused forward-and-backward pairs hatched), the microbatch inside
-    when it fits, each device's sends as a thin lane under its row (queued part grey), and
-    the memory each device holds over time, against the limit when there is one."""
+    when it fits, each device's sends as a thin lane under its row (queued part grey), its
+    collectives after its backwards in another (gradient reduction, optimizer, all-gather),
+    and the memory each device holds over time, against the limit when there is one."""
     pyplot = _pyplot()
     panels = len(reports)
     heights = [max(2.0, 0.45 * r.trace.problem.pipeline.devices) for r in reports]
@@ -136,7 +138,7 @@ def timeline_plot(reports: Sequence[Report], titles: Sequence[str], path: Path) 
         gridspec_kw={"height_ratios": [h for height in heights for h in (height, 1.4)]},
         squeeze=False,
     )
-    end = max(report.summary.makespan for report in reports) or 1.0
+    end = max(_step_end(report) for report in reports) or 1.0
     for index, (report, title) in enumerate(zip(reports, titles, strict=True)):
         _draw_timeline(axes[2 * index][0], report, title, end)
         _draw_memory(axes[2 * index + 1][0], report)
@@ -191,9 +193,17 @@ def _draw_timeline(axes: Any, report: Report, title: str, end: float) -> None:
             [(transfer.start, transfer.end - transfer.start)], (lane, 0.08),
             facecolors=_COLORS[transfer.kind], alpha=0.7,
         )  # fmt: skip
+    collectives = device_collectives(trace)
+    for device, collected in enumerate(collectives or ()):
+        for span in collected:
+            axes.broken_barh(
+                [(span.start, span.end - span.start)], (device + 0.4, 0.08),
+                facecolors=_COLLECTIVE_COLORS[span.what],
+            )  # fmt: skip
     axes.set_yticks(range(pipeline.devices), [f"dev {d}" for d in range(pipeline.devices)])
     axes.set_ylim(pipeline.devices - 0.5, -0.6)
-    axes.set_title(title, fontsize=8, loc="left")
+    # The legend takes the row above the axes, the title (wrapped) the rows above it.
+    axes.set_title("\n".join(textwrap.wrap(title, 150)), fontsize=8, loc="left", pad=16)
     axes.grid(axis="x", alpha=0.3)
     handles = [
         Patch(facecolor=_COLORS[kind], label=name)
@@ -204,14 +214,37 @@ def _draw_timeline(axes: Any, report: Report, title: str, end: float) -> None:
         handles.append(Patch(facecolor="white", edgecolor="black", hatch="///", label="F&B pair"))
     if trace.transfers:
         handles.append(Patch(facecolor="#BBBBBB", label="queued send"))
+    shown = {span.what for collected in collectives or () for span in collected}
+    handles += [
+        Patch(facecolor=color, label=_COLLECTIVE_NAMES[what])
+        for what, color in _COLLECTIVE_COLORS.items()
+        if what in shown
+    ]
     axes.legend(
         handles=handles,
         fontsize=7,
-        loc="lower right",
-        bbox_to_anchor=(1.0, 1.0),
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.0),
         ncol=len(handles),
         frameon=False,
+        borderaxespad=0.1,
     )
+
+
+_COLLECTIVE_COLORS = {"reduction": "#8172B3", "optimizer": "#937860", "gather": "#DA8BC3"}
+"""Gradient reduction, optimizer step, parameter all-gather: a thin lane under each device."""
+_COLLECTIVE_NAMES = {
+    "reduction": "gradient reduction",
+    "optimizer": "optimizer",
+    "gather": "parameter all-gather",
+}
+
+
+def _step_end(report: Report) -> float:
+    """When the whole step ends: the pipeline's makespan, or later for what follows it."""
+    lanes = device_collectives(report.trace)
+    ends = [span.end for lane in lanes or () for span in lane]
+    return max([report.summary.makespan, *ends])
 
 
 def _draw_memory(axes: Any, report: Report) -> None:
