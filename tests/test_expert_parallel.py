@@ -14,12 +14,15 @@ from typer.testing import CliRunner
 from pipesim.analysis.all_to_all import all_to_all_time, all_to_alls
 from pipesim.analysis.checker import check_trace
 from pipesim.cli import app
+from pipesim.errors import ConfigError
 from pipesim.problem.build import build_problem
 from pipesim.problem.ops import Kind
+from pipesim.schedules.base import StaticPolicy
 from pipesim.schedules.registry import get_policy
 from pipesim.settings.declarations import Settings
 from pipesim.settings.hardware import load_gpu, load_model
 from pipesim.simulator import simulate
+from pipesim.studies.step import simulate_step
 from tests.conftest import result_json
 
 runner = CliRunner()
@@ -234,3 +237,36 @@ def test_a_dualpipe_pair_computes_one_microbatch_under_the_others_all_to_alls() 
         assert step.end - step.start == pytest.approx(max(whole - exchanges, exchanges))
         assert step.end - step.start < whole
     assert check_trace(trace) == []
+
+
+def test_combined_1f1b_runs_each_steady_pair_as_one_step_hiding_its_all_to_alls() -> None:
+    # Megatron-LM's --overlap-moe-expert-parallel-comm: interleaved 1F1B's steady-state
+    # forward and backward (of different microbatches) run as one combined step, one's
+    # all-to-alls under the other's compute; warm-up and cool-down ops run alone.
+    settings = _settings(policy="interleaved", chunks=2, microbatches=16, expert_parallel=8)
+    plain = simulate_step(settings)
+    report = simulate_step(settings.replace(ep_comm_overlap=True))
+    trace, problem = report.trace, report.trace.problem
+    assert check_trace(trace) == []
+    pairs = [step for step in trace.fused if step.overlapped]
+    # each device runs m*v - (warm-up) pairs: every F that a B follows at once
+    interleaved = get_policy("interleaved")
+    assert isinstance(interleaved, StaticPolicy)
+    orders = interleaved.device_orders(problem.pipeline)
+    expected = sum(
+        1 for order in orders for a, b in itertools.pairwise(order)
+        if a.kind is Kind.F and b.kind is Kind.B
+    )  # fmt: skip
+    assert len(pairs) == expected > 0
+    for step in pairs:
+        whole = sum(problem.duration(op) for op in step.ops)
+        exchanges = sum(problem.costs.exchange(op) for op in step.ops)
+        assert step.end - step.start == pytest.approx(max(whole - exchanges, exchanges))
+    assert report.summary.makespan < plain.summary.makespan
+    for changes, words in (
+        ({"expert_parallel": 1}, "give --expert-parallel > 1"),
+        ({"recompute": "full"}, "without full recomputation"),
+        ({"policy": "1f1b", "chunks": None}, "needs --policy interleaved and -v > 1"),
+    ):
+        with pytest.raises(ConfigError, match=words):
+            simulate_step(settings.replace(ep_comm_overlap=True, **changes))

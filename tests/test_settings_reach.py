@@ -59,6 +59,7 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "context_parallel": ("2", "2", 2),
     "tp_comm_overlap": ("0.5", "0.5", 0.5),
     "sequence_parallel": ("", "true", True),
+    "ep_comm_overlap": ("", "true", True),
     "cross_node_tp": ("", "true", True),
     "gpus_per_node": ("4", "4", 4),
     "mfu": ("0.4", "0.4", 0.4),

@@ -12,7 +12,7 @@ from itertools import pairwise
 from typing import NamedTuple
 
 from pipesim.problem.ops import Kind
-from pipesim.problem.runtime import shares_exchange
+from pipesim.problem.runtime import interleaved_pair
 from pipesim.simulator.op_index import OpIndex
 from pipesim.simulator.trace import OpRecord, Trace, TransferRecord
 
@@ -62,7 +62,7 @@ class Readiness:
             chunks = problem.pipeline.chunks
             for order, ops in zip(self.keys_by_device, trace.ops_by_device(), strict=True):
                 for at, (a, b) in enumerate(pairwise(ops)):
-                    if shares_exchange(a.op, b.op, chunks):
+                    if interleaved_pair(a.op, b.op, chunks):
                         self._paired[order[at]] = order[at + 1]
             for transfer in trace.transfers:
                 slot = (transfer.src, transfer.queued)

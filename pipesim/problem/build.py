@@ -48,6 +48,9 @@ class ShapesPipeline(Protocol):
     @property
     def takes_activation_limit(self) -> bool: ...
 
+    @property
+    def combines_pairs(self) -> bool: ...
+
     def default_shape(self) -> tuple[int, int]: ...
 
     def resolve_chunks(self, requested: int | None) -> int: ...
@@ -123,7 +126,26 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
         activation_limit=settings.activation_limit,
         weight_share=_weight_share(settings, memory, policy.split_backward, pipeline.num_stages),
         exchanges=blocking_exchanges(settings.resolved.runtime, pipeline.chunks),
+        combined_pairs=_combined_pairs(settings, policy, pipeline),
     )
+
+
+def _combined_pairs(settings: Settings, policy: ShapesPipeline, pipeline: Pipeline) -> bool:
+    """--ep-comm-overlap, checked as Megatron-LM's TransformerConfig checks it: expert
+    parallelism, no full recomputation, interleaved chunks when there is a pipeline."""
+    if not settings.ep_comm_overlap:
+        return False
+    resolved = settings.resolved
+    if resolved.expert_parallel < 2:
+        raise ConfigError("ep_comm_overlap hides expert all-to-alls: give --expert-parallel > 1")
+    if resolved.recompute == "full":
+        raise ConfigError("ep_comm_overlap runs without full recomputation (as Megatron-LM)")
+    if pipeline.devices > 1 and not (policy.combines_pairs and pipeline.chunks > 1):
+        raise ConfigError(
+            "ep_comm_overlap combines the steady-state pairs of interleaved 1F1B: with a pipeline "
+            "it needs --policy interleaved and -v > 1 (as Megatron-LM's virtual pipeline)"
+        )
+    return True
 
 
 def _variability(settings: Settings, devices: int) -> Variability | None:

@@ -143,6 +143,9 @@ class Problem:
     exchanges: bool = False
     """Messages move in blocking batched exchanges after each compute (`runtime`: Megatron-LM's
     p2p), not as soon as an op ends."""
+    combined_pairs: bool = False
+    """Steady-state forward-backward pairs run as one step, hiding each other's all-to-alls
+    (--ep-comm-overlap: Megatron-LM's combined 1F1B)."""
 
     @property
     def kinds(self) -> tuple[Kind, ...]:

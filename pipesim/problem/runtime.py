@@ -49,8 +49,8 @@ def one_batch(before: Op, after: Op, chunks: int) -> bool:
     return chunks > 1 or before.kind is not after.kind
 
 
-def shares_exchange(first: Op, second: Op, chunks: int) -> bool:
-    """Whether `second`, run right after `first` on a device, is computed before the exchange
-    that follows `first` (Megatron-LM's interleaved steady state: forward, backward, then one
-    exchange)."""
+def interleaved_pair(first: Op, second: Op, chunks: int) -> bool:
+    """Whether `first` and `second`, run one after the other on a device, are a steady-state
+    pair of Megatron-LM's interleaved loop: a forward, then a backward, then one exchange (and
+    one combined step with --ep-comm-overlap)."""
     return chunks > 1 and first.kind is Kind.F and second.kind is Kind.B

@@ -12,8 +12,9 @@ from collections.abc import Iterator, Sequence
 from typing import ClassVar, NamedTuple, Protocol
 
 from pipesim.errors import PolicyError
-from pipesim.problem.ops import Op, Step
+from pipesim.problem.ops import Fused, Op, Step
 from pipesim.problem.pipeline import Pipeline, Problem, round_robin_placement
+from pipesim.problem.runtime import interleaved_pair
 
 
 class DeviceView(Protocol):
@@ -85,6 +86,9 @@ class Policy(ABC):
     """Whether the schedule plans under --activation-limit (zb-auto)."""
     lines: int = 1
     """Chains of stages, each fed its own microbatches (2 for bidirectional DualPipe)."""
+    combines_pairs: bool = False
+    """Whether the schedule runs its steady-state forward-backward pairs as one combined step
+    when asked (--ep-comm-overlap: Megatron-LM's combined 1F1B, interleaved only)."""
 
     def default_shape(self) -> tuple[int, int]:
         """(p, m) when the user gives neither."""
@@ -141,7 +145,25 @@ class StaticPolicy(Policy):
         """Each device's ops (or fused steps), in the order it runs them."""
 
     def programs(self, problem: Problem) -> list[DeviceProgram]:
-        return [OrderedProgram(order) for order in self.device_orders(problem.pipeline)]
+        orders = self.device_orders(problem.pipeline)
+        if problem.combined_pairs:
+            orders = [combined_pairs(order, problem.pipeline.chunks) for order in orders]
+        return [OrderedProgram(order) for order in orders]
+
+
+def combined_pairs(order: Sequence[Step], chunks: int) -> list[Step]:
+    """`order` with each forward run right before a backward (the steady state of interleaved
+    1F1B) fused with it into one step, as Megatron-LM's combined 1F1B runs them
+    (megatron/core/pipeline_parallel/combined_1f1b.py): one microbatch's all-to-alls run under
+    the other's compute (`Problem.fused_parts`)."""
+    combined: list[Step] = []
+    for step in order:
+        last = combined[-1] if combined else None
+        if isinstance(last, Op) and isinstance(step, Op) and interleaved_pair(last, step, chunks):
+            combined[-1] = Fused((last, step))
+        else:
+            combined.append(step)
+    return combined
 
 
 def textbook_conditions(problem: Problem) -> str | None:

@@ -36,6 +36,7 @@ class Interleaved1F1B(StaticPolicy):
     aliases = ("Interleaved1F1B", "ScheduleInterleaved1F1B", "virtual-pipeline")
     chunks: int | None = None
     takes_microbatch_group = True
+    combines_pairs = True
 
     def check(self, devices: int, chunks: int, microbatches: int) -> None:
         super().check(devices, chunks, microbatches)

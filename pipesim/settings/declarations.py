@@ -279,6 +279,12 @@ class Settings:
         "(Megatron-LM's --tp-comm-overlap with Transformer Engine's userbuffers).", MODEL_PANEL,
         needs_model=True, default=0.0, sweepable=True,
     )  # fmt: skip
+    ep_comm_overlap: bool | None = _declare(
+        None, SWITCH, "Hide expert all-to-alls under the other microbatch's compute by running "
+        "each steady-state forward and backward of interleaved 1F1B as one combined step "
+        "(Megatron-LM's --overlap-moe-expert-parallel-comm).", MODEL_PANEL, needs_model=True,
+        flags=("--ep-comm-overlap/--no-ep-comm-overlap",), shown_default="off",
+    )  # fmt: skip
     sequence_parallel: bool | None = _declare(
         None, SWITCH, "Sequence parallelism: activations and messages divided by t.",
         MODEL_PANEL, needs_model=True, flags=("--sequence-parallel/--no-sequence-parallel",),

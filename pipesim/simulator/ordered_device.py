@@ -26,7 +26,7 @@ import simpy
 
 from pipesim.errors import PolicyError
 from pipesim.problem.ops import Fused, Op, op_key
-from pipesim.problem.runtime import one_batch, shares_exchange
+from pipesim.problem.runtime import interleaved_pair, one_batch
 from pipesim.schedules.base import OrderedProgram
 from pipesim.simulator.device import Device
 from pipesim.simulator.readiness import Wait, Waits
@@ -177,7 +177,7 @@ class OrderedDevice(Device):
             if (
                 groups
                 and len(groups[-1]) == 1
-                and shares_exchange(groups[-1][0], step, self.problem.pipeline.chunks)
+                and interleaved_pair(groups[-1][0], step, self.problem.pipeline.chunks)
             ):
                 groups[-1].append(step)
             else:
