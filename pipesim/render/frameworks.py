@@ -58,6 +58,7 @@ def megatron_arguments(
     recompute: str,
     distributed_optimizer: bool,
     sequence_parallel: bool,
+    ep_comm_overlap: bool = False,
 ) -> list[str]:
     """The Megatron-LM arguments of a configuration (run on t p d c GPUs)."""
     total = sum(layers)
@@ -75,6 +76,8 @@ def megatron_arguments(
         args += ["--context-parallel-size", str(context)]
     if expert > 1:
         args += ["--expert-model-parallel-size", str(expert)]
+    if ep_comm_overlap:
+        args.append("--overlap-moe-expert-parallel-comm")
     args += [
         "--num-layers", str(total),
         "--seq-length", str(seq_length),

@@ -204,7 +204,7 @@ def framework_settings(row: PlanRow, base: Settings, framework: str) -> RenderRe
                 micro_batch=row.micro_batch_size, global_batch=base.global_batch_size,
                 seq_length=seq, layers=layers, recompute=row.recompute,
                 distributed_optimizer=row.distributed_optimizer,
-                sequence_parallel=sequence_parallel,
+                sequence_parallel=sequence_parallel, ep_comm_overlap=bool(base.ep_comm_overlap),
             )  # fmt: skip
             yield Text.assemble(
                 ("Megatron-LM ", "bold"),
