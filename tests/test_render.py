@@ -331,8 +331,10 @@ def test_no_row_swallows_idle_time_or_stretches_work(
          "--data-parallel", "8", "--tensor-parallel", "8"],
         ["--policy", "zb-v", "-p", "4", "-m", "8", "--jitter", "0.1", "--runs", "20"],
         ["--policy", "interleaved", "-p", "8", "-m", "64", "-v", "2", "--comm-latency", "0.37"],
+        ["--model", "llama3-70b", "--gpu", "h100", "-p", "4", "--tensor-parallel", "8",
+         "--data-parallel", "2", "--global-batch-size", "64"],
     ],
-    ids=["gpt3-175b", "zb-v runs", "interleaved"],
+    ids=["gpt3-175b", "zb-v runs", "interleaved", "llama3-70b"],
 )  # fmt: skip
 def test_the_run_summary_never_cuts_a_figure(args: list[str], width: int) -> None:
     # Too narrow for every column, the table drops the idle causes (the line under it lists
@@ -345,6 +347,12 @@ def test_the_run_summary_never_cuts_a_figure(args: list[str], width: int) -> Non
     table = lines[top:end]
     assert not any("…" in line for line in table), "\n".join(table)
     total = next(line for line in table if line.strip().startswith("all"))
+    # Every column of the header has its figure, whole, in every row (none cropped away).
+    columns = table[-1 - next(i for i, line in enumerate(reversed(table)) if "┃" in line)]
+    for row in table[table.index(columns) :]:
+        if "│" in row:
+            cells = [cell.strip() for cell in row.split("│")]
+            assert len(cells) == columns.count("┃") + 1 and all(cells), "\n".join(table)
     if "runs" not in " ".join(args):
         data = result_json(CliRunner().invoke(app, ["run", *args, "-f", "json"]).stdout)
         busy = sum(device["busy"] for device in data["devices"])

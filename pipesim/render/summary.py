@@ -64,10 +64,15 @@ class SummaryTable:
             max(*(len(word) for word in header.split()), *(len(row[c]) for row in [*rows, total]))
             for c, header in enumerate(headers)
         ]
+        room = options.max_width - 2
         for keep in (every, [c for c in every if c not in causes], [0, 1, 2, 3]):
-            if sum(narrowest[c] for c in keep) + 3 * (len(keep) - 1) <= options.max_width - 2:
+            if sum(narrowest[c] for c in keep) + 3 * (len(keep) - 1) <= room:
                 break
-        table = _table(headers, keep, rows, total, narrowest)
+        # Headers on one line when they fit; else every column exactly as wide as its
+        # longest figure or header word (rich, left to share the room, may cut a column).
+        widest = [max(len(headers[c]), narrowest[c]) for c in keep]
+        fixed = sum(widest) + 3 * (len(keep) - 1) > room
+        table = _table(headers, keep, rows, total, narrowest, fixed)
         yield Group(table, *headline(report))
 
 
@@ -77,16 +82,25 @@ def _table(
     rows: list[list[str]],
     total: list[str],
     narrowest: list[int],
+    fixed: bool = False,
 ) -> Table:
     """The per-device table with the columns `keep`, none narrower than its longest figure
-    or header word (`narrowest`): headers wrap, nothing is cut."""
+    or header word (`narrowest`; exactly that wide with `fixed`): headers wrap, nothing is
+    cut."""
     caption = "times in ms; peak act. in microbatches' worth of a device's activations"
     if len(keep) < len(headers):
         caption += "; idle by cause: see the line below, or a wider terminal"
     table = figures_table(caption)
     for index in keep:
         style = "dim" if 4 <= index < 4 + len(_CAUSE_COLUMNS) else None
-        table.add_column(headers[index], justify="right", style=style, min_width=narrowest[index])
+        width = narrowest[index]
+        table.add_column(
+            headers[index],
+            justify="right",
+            style=style,
+            min_width=width,
+            max_width=width if fixed else None,
+        )
     for row in rows:
         table.add_row(*(row[index] for index in keep))
     table.add_section()
