@@ -12,7 +12,7 @@ from rich.text import Text
 from pipesim.analysis.summary import Summary
 from pipesim.render.json_report import network_record
 from pipesim.render.numbers import num, peak
-from pipesim.render.style import activations, gigabytes, ms, percent
+from pipesim.render.style import activations, fitted_columns, gigabytes, ms, percent
 from pipesim.studies.compare import Comparison, speedup_baseline, speedup_over, verdict
 
 
@@ -26,16 +26,14 @@ class ComparisonTable:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         speedups = speedup_over(self.rows)
         in_bytes = _peak_bytes(self.rows)
-        table = Table(show_edge=False, header_style="bold", pad_edge=False)
-        table.add_column("policy", no_wrap=True)
         peak_header = "peak GB" if in_bytes else "peak"
-        for header in ("v", "makespan", "bubble", "formula", "span", peak_header, "speed-up"):
-            table.add_column(header, justify="right", no_wrap=True)
+        headers = ["policy", "v", "makespan", "bubble", "formula", "span", peak_header, "speed-up"]
+        cells: list[list[Text | str]] = []
         for row in self.rows:
             figures = row.figures
             if figures is None:
                 # why, under the table: a sentence in a column would squeeze every other one
-                table.add_row(row.policy, "", Text("not run", style="red"), end_section=False)
+                cells.append([row.policy, "", Text("not run", style="red"), *[""] * 5])
                 continue
             summary = figures.summary
             closed = figures.closed_form
@@ -45,7 +43,7 @@ class ComparisonTable:
                 else percent(closed.bubble_fraction) + ("*" if closed.view == "span" else "")
             )
             speedup = speedups.get(row.policy)
-            table.add_row(
+            cells.append([
                 row.policy,
                 str(figures.problem.pipeline.chunks),
                 ms(summary.makespan),
@@ -54,7 +52,21 @@ class ComparisonTable:
                 percent(summary.span_bubble_fraction),
                 _peak_cell(figures.summary) if in_bytes else activations(summary.peak_activations),
                 f"{speedup:.2f}x" if speedup is not None else "—",
+            ])  # fmt: skip
+        # Every column if they fit; else without the span, then the closed form, then v: a
+        # figure is never cut, and the line under the table says what was left out.
+        keep, widths = fitted_columns(headers, cells, options.max_width, droppable=(5, 4, 1))
+        left_out = [headers[c] for c in (5, 4, 1) if c not in keep]
+        table = Table(show_edge=False, header_style="bold", pad_edge=False)
+        for index in keep:
+            table.add_column(
+                headers[index],
+                justify="left" if index == 0 else "right",
+                no_wrap=True,
+                min_width=widths[index],
             )
+        for row_cells in cells:
+            table.add_row(*(row_cells[index] for index in keep))
         by_reason: dict[str, list[str]] = {}
         for row in self.rows:
             if row.figures is None:
@@ -63,7 +75,9 @@ class ComparisonTable:
             Text.assemble((f"{', '.join(policies)} not run: ", "red"), reason)
             for reason, policies in by_reason.items()
         ]
-        yield Group(table, *not_run, *_verdict_lines(self.rows))
+        shown = ", ".join(left_out)
+        narrow = [Text(f"left out at this width: {shown} (see -f json)", style="dim")]
+        yield Group(table, *(narrow if left_out else []), *not_run, *_verdict_lines(self.rows))
 
 
 def _peak_bytes(rows: Sequence[Comparison]) -> bool:

@@ -10,7 +10,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.text import Text
 
 from pipesim.render.numbers import num
-from pipesim.render.style import figures_table, ms, percent
+from pipesim.render.style import figures_table, fitted_columns, ms, percent
 from pipesim.studies.monte_carlo import Damage, Distribution, MonteCarlo
 
 _BINS = 12
@@ -79,14 +79,32 @@ class MonteCarloComparison:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         ran = [study for study in self.studies if study.error is None]
-        table = figures_table("step time in ms over the runs; ranked by mean")
-        for header in ("policy", "mean", "p50", "p95", "p99", "max", "bubble p50"):
-            table.add_column(header, justify="left" if header == "policy" else "right")
-        for study in sorted(ran, key=lambda s: (s.makespan.mean, s.policy)):
-            table.add_row(study.policy, *_cells(study.makespan, ms), percent(study.bubble.p50))
-        for study in self.studies:
-            if study.error is not None:
-                table.add_row(study.policy, Text("not run", style="red"), "", "", "", "", "")
+        headers = ("policy", "mean", "p50", "p95", "p99", "max", "bubble p50")
+        rows: list[list[str | Text]] = [
+            [study.policy, *_cells(study.makespan, ms), percent(study.bubble.p50)]
+            for study in sorted(ran, key=lambda s: (s.makespan.mean, s.policy))
+        ]
+        rows += [
+            [study.policy, Text("not run", style="red"), "", "", "", "", ""]
+            for study in self.studies
+            if study.error is not None
+        ]
+        # Too narrow for every column: p99, then p50, go (a figure is never cut).
+        keep, widths = fitted_columns(headers, rows, options.max_width, droppable=(4, 2))
+        caption = "step time in ms over the runs; ranked by mean"
+        left_out = [headers[c] for c in (4, 2) if c not in keep]
+        if left_out:
+            caption += f"; left out at this width: {', '.join(left_out)} (see -f json)"
+        table = figures_table(caption)
+        for index in keep:
+            table.add_column(
+                headers[index],
+                justify="left" if index == 0 else "right",
+                no_wrap=True,
+                min_width=widths[index],
+            )
+        for row in rows:
+            table.add_row(*(row[index] for index in keep))
         not_run = [
             Text.assemble((f"{study.policy} not run: ", "red"), study.error)
             for study in self.studies

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.table import Table
+from rich.text import Text
 
 from pipesim.problem.ops import Kind
 
@@ -62,3 +65,30 @@ def figures_table(caption: str) -> Table:
         caption_justify="left",
         caption_style="dim",
     )
+
+
+def fitted_columns(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str | Text]],
+    width: int,
+    droppable: Sequence[int] = (),
+) -> tuple[list[int], list[int]]:
+    """Which columns a table of `rows` shows in `width` terminal columns, and how wide each
+    one is: a column is as wide as its header or its longest cell (a figure is never cut),
+    and when they do not all fit the columns in `droppable` go, in that order (the caller
+    says which went). Returns (the columns kept, every column's width)."""
+    widths = [
+        max(
+            [len(header)]
+            + [cell.cell_len if isinstance(cell, Text) else len(cell) for cell in column]
+        )
+        for header, column in zip(
+            headers, zip(*rows, strict=True) if rows else [()] * len(headers), strict=True
+        )
+    ]
+    keep = list(range(len(headers)))
+    for drop in droppable:
+        if sum(widths[c] for c in keep) + 3 * (len(keep) - 1) <= width:
+            break
+        keep.remove(drop)
+    return keep, widths

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipesim.render.numbers import num, peak
-from pipesim.render.style import activations, ms, percent
+from pipesim.render.style import activations, fitted_columns, ms, percent
 from pipesim.settings.declarations import BY_NAME
 from pipesim.settings.values import MEMORY, RATE, SIZE
 from pipesim.settings.written import setting_text
@@ -28,11 +28,38 @@ class SweepTable:
         self.rows = rows
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        # The figures first; the bar takes what width is left (up to 20 columns), and goes
-        # before any number is cut.
-        figures = self._table(bar=0)
-        spare = options.max_width - console.measure(figures, options=options).maximum - 3
-        yield self._table(bar=min(_BAR, spare)) if spare >= 6 else figures
+        # The figures first, each column as wide as its longest figure; the bar takes what
+        # width is left (up to 20 columns) and goes first; then formula and efficiency go,
+        # and the line under the table says so: a figure is never cut.
+        setting = self.rows[0].setting if self.rows else "value"
+        headers = [setting.replace("_", " "), "policy", "bubble", "formula", "efficiency",
+                   "makespan", "peak"]  # fmt: skip
+        rows = self._cells()
+        keep, widths = fitted_columns(headers, rows, options.max_width, droppable=(3, 4))
+        spare = options.max_width - sum(widths[c] for c in keep) - 3 * len(keep)
+        bar = min(_BAR, spare) if len(keep) == len(headers) and spare >= 6 else 0
+        table = Table(show_edge=False, header_style="bold", pad_edge=False)
+        for index in keep:
+            table.add_column(
+                headers[index],
+                justify="left" if index == 1 else "right",
+                no_wrap=True,
+                min_width=widths[index],
+            )
+        if bar:
+            table.add_column("bubble", no_wrap=True, min_width=bar)
+        for row, cells in zip(self.rows, rows, strict=True):
+            shown = [cells[index] for index in keep]
+            if bar and row.figures is not None:
+                filled = round(row.figures.summary.bubble_fraction * bar)
+                shown.append(
+                    Text("█" * filled, style="red") + Text("░" * (bar - filled), style="dim")
+                )
+            table.add_row(*shown)
+        yield table
+        left_out = [headers[c] for c in (3, 4) if c not in keep]
+        if left_out:
+            yield Text(f"left out at this width: {', '.join(left_out)} (see -f json)", style="dim")
         # Why a row did not run, under the table: a sentence in a column squeezes the others.
         reasons = dict.fromkeys(
             (row.policy, row.error or "") for row in self.rows if row.figures is None
@@ -40,21 +67,15 @@ class SweepTable:
         for policy, error in reasons:
             yield Text.assemble((f"{policy} not run: ", "red"), error)
 
-    def _table(self, bar: int) -> Table:
-        setting = self.rows[0].setting if self.rows else "value"
-        table = Table(show_edge=False, header_style="bold", pad_edge=False)
-        table.add_column(setting.replace("_", " "), justify="right", no_wrap=True)
-        table.add_column("policy", no_wrap=True)
-        for header in ("bubble", "formula", "efficiency", "makespan", "peak"):
-            table.add_column(header, justify="right", no_wrap=True)
-        if bar:
-            table.add_column("bubble", no_wrap=True, min_width=bar)
+    def _cells(self) -> list[list[str | Text]]:
+        """Each row's figures, the swept value only on the first row of its group."""
+        rows: list[list[str | Text]] = []
         previous = None
         for row in self.rows:
             label = value_text(row.setting, row.value) if row.value != previous else ""
             previous = row.value
             if row.figures is None:
-                table.add_row(label, row.policy, Text("not run", style="red"))
+                rows.append([label, row.policy, Text("not run", style="red"), "", "", "", ""])
                 continue
             summary = row.figures.summary
             closed = row.figures.closed_form
@@ -63,7 +84,7 @@ class SweepTable:
                 if closed is None or closed.bubble_fraction is None
                 else percent(closed.bubble_fraction) + ("*" if closed.view == "span" else "")
             )
-            cells: list[str | Text] = [
+            rows.append([
                 label,
                 row.policy,
                 percent(summary.bubble_fraction),
@@ -71,14 +92,8 @@ class SweepTable:
                 percent(1 - summary.bubble_fraction),
                 ms(summary.makespan),
                 activations(summary.peak_activations),
-            ]
-            if bar:
-                filled = round(summary.bubble_fraction * bar)
-                cells.append(
-                    Text("█" * filled, style="red") + Text("░" * (bar - filled), style="dim")
-                )
-            table.add_row(*cells)
-        return table
+            ])  # fmt: skip
+        return rows
 
 
 def value_text(setting: str, value: object) -> str:
