@@ -6,7 +6,7 @@ that can never finish); nothing here computes a figure.
 
 import sys
 
-from pipesim.cli import simulate, study  # noqa: F401  (importing registers the commands)
+from pipesim.cli import measured, simulate, study  # noqa: F401  (importing registers the commands)
 from pipesim.cli.app import app
 
 

@@ -1,0 +1,130 @@
+"""Train a small MLP with torch.distributed.pipelining on CPU and profile it: the measured run
+`pipesim calibrate` reads.
+
+    python examples/torch_pipeline.py --schedule 1f1b --out traces/
+
+Two ranks (processes, one thread each) on the gloo backend run the schedule through PyTorch's
+schedule runtime (`_PipelineScheduleRuntime`, loaded with the schedule's own actions), which
+labels every action `PP:<stage><action><microbatch>` in the profiler's trace. Each step ends
+with the gradient norm all-reduced over the ranks (as gradient clipping does) and an AdamW
+update. After `--warmup` steps, `--steps` steps are profiled and each rank writes
+`<schedule>_rank<r>.json.gz`.
+The model is 2 MLP blocks per rank whatever the schedule. Schedules: gpipe (PyTorch's
+LoopedBFS with one stage per rank), 1f1b (Interleaved1F1B with one stage per rank),
+interleaved (two stages of one block per rank) and zb (InterleavedZeroBubble, one stage per
+rank, backward split into I and W).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import shutil
+from pathlib import Path
+
+SCHEDULES = ("gpipe", "1f1b", "interleaved", "zb")
+
+
+def _run(rank: int, args: argparse.Namespace) -> None:
+    import torch
+    import torch.distributed as dist
+    from torch.distributed.pipelining import PipelineStage
+    from torch.distributed.pipelining.schedules import (
+        ScheduleInterleaved1F1B,
+        ScheduleInterleavedZeroBubble,
+        ScheduleLoopedBFS,
+        _PipelineScheduleRuntime,
+    )
+    from torch.profiler import ProfilerActivity, profile
+
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(args.port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=args.ranks)
+    torch.manual_seed(0)
+    # The same model whatever the schedule: 2 blocks per rank, as one stage or as two chunks.
+    chunks = 2 if args.schedule == "interleaved" else 1
+    stages = []
+    width = args.width
+
+    def block() -> torch.nn.Module:
+        return torch.nn.Sequential(
+            torch.nn.Linear(width, 4 * width), torch.nn.GELU(), torch.nn.Linear(4 * width, width)
+        )
+
+    for chunk in range(chunks):
+        index = rank + chunk * args.ranks
+        module = torch.nn.Sequential(*(block() for _ in range(2 // chunks)))
+        stages.append(PipelineStage(module, index, args.ranks * chunks, torch.device("cpu")))
+
+    def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return ((output - target) ** 2).mean()
+
+    source = {
+        "gpipe": ScheduleLoopedBFS,
+        "1f1b": ScheduleInterleaved1F1B,
+        "interleaved": ScheduleInterleaved1F1B,
+        "zb": ScheduleInterleavedZeroBubble,
+    }[args.schedule]
+    actions = source(stages, args.microbatches, loss_fn=loss).pipeline_order
+    schedule = _PipelineScheduleRuntime(stages, args.microbatches, loss_fn=loss)  # type: ignore[no-untyped-call]
+    schedule._prepare_schedule_with_comms(actions)  # the actions, plus their sends and receives
+    rows = args.microbatches * args.rows
+    inputs, targets = torch.randn(rows, width), torch.randn(rows, width)
+    parameters = [p for stage in stages for p in stage.submod.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=1e-4)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        if rank == 0:
+            schedule.step(inputs)
+        elif rank == args.ranks - 1:
+            schedule.step(target=targets)
+        else:
+            schedule.step()
+        # The gradient norm over every rank, as gradient clipping computes it: the step ends
+        # together on all ranks, as training steps do.
+        norm = torch.stack([p.grad.norm() for p in parameters if p.grad is not None]).norm()
+        squared = norm**2
+        dist.all_reduce(squared)
+        optimizer.step()
+
+    for _ in range(args.warmup):
+        step()
+    dist.barrier()
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        for _ in range(args.steps):
+            step()
+    plain = Path(args.out) / f"{args.schedule}_rank{rank}.json"
+    profiler.export_chrome_trace(str(plain))
+    with (
+        plain.open("rb") as source_file,
+        open(f"{plain}.gz", "wb") as target,
+        gzip.GzipFile(fileobj=target, mode="wb", mtime=0) as packed,
+    ):
+        shutil.copyfileobj(source_file, packed)
+    plain.unlink()
+    dist.destroy_process_group()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--schedule", choices=SCHEDULES, default="1f1b")
+    parser.add_argument("--out", default=".")
+    parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--microbatches", type=int, default=8)
+    parser.add_argument("--rows", type=int, default=8, help="rows of input per microbatch")
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--port", type=int, default=29541)
+    args = parser.parse_args()
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    from torch.multiprocessing import spawn  # type: ignore[attr-defined]
+
+    spawn(_run, args=(args,), nprocs=args.ranks)  # type: ignore[no-untyped-call]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""What `pipesim calibrate` prints and writes: the fitted costs beside their spread, the
+measured step beside its replay, a config file whose every number says where it came from,
+and the JSON record."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.text import Text
+
+from pipesim.render.numbers import num
+from pipesim.render.style import figures_table, ms, percent
+from pipesim.studies.calibrate import Calibration
+
+_NAMES = {"F": "forward", "B": "backward", "I": "input gradient", "W": "weight gradient"}
+
+
+class CalibrationReport:
+    """The fit and the replay, as people read them."""
+
+    def __init__(self, calibration: Calibration, replayed: float, written: Sequence[Path]):
+        self.calibration, self.replayed, self.written = calibration, replayed, written
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        calibration = self.calibration
+        settings = calibration.settings
+        used = calibration.steps - calibration.skip
+        yield Text(
+            f"measured run: {settings.stages} ranks, {len(calibration.policy.stage_placement)} "
+            f"stages, m={settings.microbatches}; {calibration.steps} steps, the first "
+            f"{calibration.skip} left out as warm-up",
+            style="bold",
+        )
+        table = figures_table(
+            "ms per microbatch: from the end of an action's wait for its inputs to the start "
+            "of the next action, mean over microbatches and steps; cv: their spread"
+        )
+        for header in ("stage", "rank", "action", "ms", "cv", "samples"):
+            table.add_column(header, justify="left" if header == "action" else "right")
+        placement = calibration.policy.stage_placement
+        for fit in calibration.fits:
+            table.add_row(
+                str(fit.stage), str(placement[fit.stage]), _NAMES[fit.kind], ms(fit.mean),
+                percent(fit.cv), str(fit.samples),
+            )  # fmt: skip
+        yield table
+        latency = settings.comm_latency or 0.0
+        yield Text(
+            f"message latency {ms(latency)} ms (median of {calibration.latency_samples} "
+            "messages whose consumer was already waiting)"
+        )
+        mean = statistics.fmean(calibration.measured)
+        low, high = min(calibration.measured), max(calibration.measured)
+        error = self.replayed / mean - 1
+        yield Text.assemble(
+            ("step: ", "bold"),
+            f"measured {ms(mean)} ms (mean of {used}; {ms(low)}-{ms(high)}), replayed "
+            f"{ms(self.replayed)} ms on the fitted costs in the measured order: ",
+            (f"{'+' if error >= 0 else ''}{error * 100:.1f}%", "bold"),
+        )
+        for path in self.written:
+            yield Text(f"wrote {path}", style="dim")
+        yield Group(
+            Text("next: pipesim run --config CALIBRATED.toml --schedule MEASURED.csv (the "
+                 "replay); pipesim compare --config CALIBRATED.toml (every schedule on these "
+                 "costs)", style="dim"),
+        )  # fmt: skip
+
+
+def calibration_record(calibration: Calibration, replayed: float) -> dict[str, Any]:
+    """`pipesim calibrate --format json`'s result."""
+    mean = statistics.fmean(calibration.measured)
+    return {
+        "traces": list(calibration.paths),
+        "ranks": calibration.settings.stages,
+        "placement": list(calibration.policy.stage_placement),
+        "microbatches": calibration.settings.microbatches,
+        "steps": calibration.steps,
+        "skip": calibration.skip,
+        "fits": [
+            {
+                "stage": f.stage,
+                "kind": f.kind,
+                "ms": num(f.mean),
+                "cv": num(f.cv),
+                "samples": f.samples,
+            }
+            for f in calibration.fits
+        ],
+        "latency_ms": num(calibration.settings.comm_latency or 0.0),
+        "latency_samples": calibration.latency_samples,
+        "measured_step_ms": [num(value) for value in calibration.measured],
+        "measured_mean_ms": num(mean),
+        "replayed_ms": num(replayed),
+        "error": num(replayed / mean - 1),
+    }
+
+
+def write_calibrated_config(calibration: Calibration, out: TextIO) -> None:
+    """The fitted settings as a `--config` file, each number with where it came from."""
+    settings = calibration.settings
+    out.write(
+        "# pipesim calibrate: costs fitted to a measured run\n"
+        f"# from: {', '.join(calibration.paths)}\n"
+        f"# steps {calibration.skip + 1}-{calibration.steps} (the first {calibration.skip} "
+        "left out as warm-up)\n"
+        "# replay: pipesim run --config THIS --schedule the order calibrate wrote;\n"
+        "# what if: pipesim compare --config THIS, or --policy NAME with it\n\n"
+    )
+    out.write(f"stages = {settings.stages}  # ranks in the traces\n")
+    out.write(f"microbatches = {settings.microbatches}  # largest microbatch index + 1\n")
+    note = "per rank, the mean of its stages' actions summed (ms per microbatch)"
+    for name, values in (
+        ("forward", settings.forward),
+        ("backward", settings.backward),
+        ("weight", settings.weight),
+    ):
+        if values is not None:
+            listed = ", ".join(json.dumps(num(value)) for value in values)
+            out.write(f"{name} = [{listed}]  # {note}\n")
+    out.write(
+        f"comm_latency = {json.dumps(num(settings.comm_latency or 0.0))}  # median of "
+        f"{calibration.latency_samples} timed messages (ms)\n"
+    )

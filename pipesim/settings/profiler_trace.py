@@ -1,0 +1,187 @@
+"""A measured run read from PyTorch profiler traces: what each rank computed, and when.
+
+`torch.distributed.pipelining`'s schedule runtime (`_PipelineScheduleRuntime`) wraps each
+action in a `record_function` named `PP:` plus the action: `PP:0F3` (stage 0's forward of
+microbatch 3), `PP:1B2` (a full backward), `PP:1I2` and `PP:1W2` (input and weight gradient),
+`PP:2SEND_F0`, `PP:0RECV_B1`, ... The profiler writes them as complete events ("ph": "X",
+"cat": "user_annotation") of a Chrome trace, one file per rank (`prof.export_chrome_trace`),
+with the rank in `distributedInfo` and the clock's origin in `baseTimeNanoseconds`.
+
+A compute action waits for its inputs inside its own span (the runtime waits on the receive
+before computing, sometimes after an operator or two), so the longest stretch of the span
+without an operator of its thread (`cpu_op` or `kernel` events), when longer than
+`WAIT_MS`, is the wait: the action computed for the rest of its span (operators and the
+interpreter's time between them), and its input had arrived when that stretch ended. Ranks'
+clocks are taken as one (one host, or hosts kept in step by NTP or PTP), shifted by their
+`baseTimeNanoseconds`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from bisect import bisect_left
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipesim.errors import ConfigError
+
+TRACE_LIMIT = 1 << 30
+"""Bytes of one (uncompressed) trace read at most."""
+
+_ACTION = re.compile(r"^PP:([0-9]{1,9})(F|B|I|W)([0-9]{1,9})$")
+_RANK_IN_NAME = re.compile(r"rank[_-]?([0-9]{1,6})", re.IGNORECASE)
+_OPERATORS = ("cpu_op", "kernel", "gpu_memcpy")
+WAIT_MS = 0.1
+"""A stretch of a compute action without operators longer than this is waiting, not the
+interpreter's time between operators."""
+
+
+@dataclass(frozen=True)
+class MeasuredAction:
+    """One compute action of one rank: `kind` F, B (full backward), I or W, of `stage` and
+    `microbatch`; its span (`start` to `end`), when its wait for inputs ended (`compute`; the
+    start when it did not wait) and how long it computed (`busy`: the span less the wait),
+    in ms on the common clock."""
+
+    rank: int
+    kind: str
+    stage: int
+    microbatch: int
+    start: float
+    compute: float
+    end: float
+    busy: float
+
+
+@dataclass(frozen=True)
+class RankTrace:
+    """A rank's compute actions, in the order it ran them."""
+
+    rank: int
+    path: str
+    actions: tuple[MeasuredAction, ...]
+
+
+def read_profiler_trace(path: Path) -> RankTrace:
+    """The compute actions of one rank's trace (`.json` or `.json.gz`).
+
+    Raises:
+        ConfigError: the file cannot be read or is not a Chrome trace, has no `PP:` compute
+            actions, or names no rank; two compute actions of one thread overlap.
+    """
+    data = _load(path)
+    events = data.get("traceEvents")
+    if not isinstance(events, list):
+        raise ConfigError(f"{path}: not a Chrome trace (no traceEvents list)")
+    rank = _rank(path, data)
+    base = data.get("baseTimeNanoseconds")
+    shift = float(base) / 1e6 if isinstance(base, int | float) else 0.0
+    operators: dict[Any, list[tuple[float, float]]] = {}
+    spans: list[tuple[float, float, Any, str, int, int]] = []
+    for event in events:
+        if not isinstance(event, dict) or event.get("ph") != "X":
+            continue
+        try:
+            start, duration = float(event["ts"]), float(event["dur"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        thread = event.get("tid")
+        if event.get("cat") in _OPERATORS:
+            operators.setdefault(thread, []).append((start, start + duration))
+            continue
+        match = _ACTION.match(str(event.get("name", "")))
+        if match is not None:
+            stage, kind, microbatch = int(match[1]), match[2], int(match[3])
+            spans.append((start, start + duration, thread, kind, stage, microbatch))
+    if not spans:
+        raise ConfigError(
+            f"{path}: no PP: compute actions (F, B, I, W); record the run through "
+            "torch.distributed.pipelining's schedule runtime (examples/torch_pipeline.py)"
+        )
+    busy = {thread: _union(intervals) for thread, intervals in operators.items()}
+    spans.sort()
+    actions = []
+    last_end: dict[Any, float] = {}
+    for start, end, thread, kind, stage, microbatch in spans:
+        if start < last_end.get(thread, -1.0) - 1e-3:
+            raise ConfigError(
+                f"{path}: compute actions overlap on one thread at {start:.3f} us "
+                f"(PP:{stage}{kind}{microbatch}); is this one rank's trace?"
+            )
+        last_end[thread] = end
+        wait, waited_until = _wait(busy.get(thread, ([], [])), start, end)
+        actions.append(
+            MeasuredAction(
+                rank, kind, stage, microbatch, start / 1e3 + shift,
+                waited_until / 1e3 + shift, end / 1e3 + shift, (end - start - wait) / 1e3,
+            )
+        )  # fmt: skip
+    return RankTrace(rank, str(path), tuple(actions))
+
+
+def _union(intervals: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    """Intervals merged into disjoint ones, as (starts, ends), sorted."""
+    starts: list[float] = []
+    ends: list[float] = []
+    for start, end in sorted(intervals):
+        if ends and start <= ends[-1]:
+            ends[-1] = max(ends[-1], end)
+        else:
+            starts.append(start)
+            ends.append(end)
+    return starts, ends
+
+
+def _wait(merged: tuple[list[float], list[float]], start: float, end: float) -> tuple[float, float]:
+    """The longest stretch of [start, end] (us) that the merged operator intervals leave
+    empty, as (length, when it ended), if longer than `WAIT_MS`; else (0, start)."""
+    starts, ends = merged
+    index = bisect_left(ends, start)
+    longest, until, cursor = 0.0, start, start
+    while index < len(starts) and starts[index] < end:
+        gap = starts[index] - cursor
+        if gap > longest:
+            longest, until = gap, starts[index]
+        cursor = max(cursor, ends[index])
+        index += 1
+    if end - cursor > longest:
+        longest, until = end - cursor, end
+    return (longest, until) if longest > WAIT_MS * 1e3 else (0.0, start)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as raw:
+            compressed = raw.read(2) == b"\x1f\x8b"
+        with gzip.open(path) if compressed else path.open("rb") as stream:
+            text = stream.read(TRACE_LIMIT + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such trace") from None
+    except EOFError:
+        raise ConfigError(f"{path}: cut short (the compressed trace ends early)") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the trace ({error})") from None
+    if len(text) > TRACE_LIMIT:
+        raise ConfigError(f"{path}: more than {TRACE_LIMIT >> 20} MB of trace")
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not JSON, or cut short ({error})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a Chrome trace (a JSON object)")
+    return data
+
+
+def _rank(path: Path, data: dict[str, Any]) -> int:
+    info = data.get("distributedInfo")
+    if isinstance(info, dict) and isinstance(info.get("rank"), int):
+        return int(info["rank"])
+    found = _RANK_IN_NAME.search(path.name)
+    if found is None:
+        raise ConfigError(
+            f"{path}: names no rank (no distributedInfo in the trace, no rankN in its name)"
+        )
+    return int(found[1])

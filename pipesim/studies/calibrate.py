@@ -1,0 +1,253 @@
+"""Costs fitted to a measured run, and the run replayed on them: how far the simulation is
+from what the cluster did, before asking it what another schedule would do.
+
+A run's ranks repeat the same order of compute actions every step, so each rank's actions
+split into steps of equal length (the first `skip` steps, warm-up, are left out). An action
+holds its rank from the end of its wait for inputs to its end (`settings.profiler_trace`),
+and then for the runtime's own work until the next action's span (posting sends and
+receives); per stage and kind the cost is the mean of that (a rank's busy time is a sum of
+such costs, whose expectation is the sum of their means; noise on a shared host is skewed,
+so medians would come out short), its spread the coefficient of variation. A message's time
+is measured where its consumer was waiting for it already when it was handed over: from
+when the producer's rank was done with the producer to the end of the consumer's wait; the
+latency is their median (0 when none was timed). The measured order, with the fitted costs,
+is then simulated and set beside each measured step.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+from pipesim.errors import ConfigError
+from pipesim.problem.ops import Kind, Op
+from pipesim.problem.pipeline import Pipeline
+from pipesim.schedules.base import StaticPolicy
+from pipesim.settings.declarations import Settings
+from pipesim.settings.profiler_trace import MeasuredAction, RankTrace
+from pipesim.studies.step import simulate_step
+
+_KINDS = {"F": Kind.F, "B": Kind.B, "I": Kind.B, "W": Kind.W}
+_WAITED = 0.02
+"""ms a consumer must have waited inside its action for its wait to time a message."""
+
+
+class MeasuredOrder(StaticPolicy):
+    """The order each rank ran, as a schedule."""
+
+    summary = "the order of a measured run"
+    chunks: int | None = None
+
+    def __init__(self, orders: Sequence[Sequence[Op]], placement: tuple[int, ...], split: bool):
+        self.name = "measured"
+        self._orders = [list(order) for order in orders]
+        self._placement = placement
+        self.split_backward = split
+
+    def default_shape(self) -> tuple[int, int]:
+        microbatches = 1 + max(op.microbatch for order in self._orders for op in order)
+        return len(self._orders), microbatches
+
+    def resolve_chunks(self, requested: int | None) -> int:
+        return len(self._placement) // len(self._orders)
+
+    def placement(self, devices: int, chunks: int) -> tuple[int, ...]:
+        return self._placement
+
+    def device_orders(self, pipeline: Pipeline | None = None) -> list[list[Op]]:
+        return self._orders
+
+    @property
+    def stage_placement(self) -> tuple[int, ...]:
+        """The rank of each stage."""
+        return self._placement
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One stage's fitted cost of one kind (ms), and how much it varied."""
+
+    stage: int
+    kind: str
+    mean: float
+    cv: float
+    samples: int
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What a measured run gives pipesim."""
+
+    settings: Settings
+    """p, m and the fitted costs (per device: the sums of its stages'), the message latency."""
+    policy: MeasuredOrder
+    fits: tuple[Fit, ...]
+    latency_samples: int
+    measured: tuple[float, ...]
+    """Each used step's measured time (ms): from the first operator of its first action (a
+    rank may enter the step early, only to wait) to its last action's end."""
+    steps: int
+    """Steps in the traces; the first `skip` were left out."""
+    skip: int
+    paths: tuple[str, ...]
+
+    @property
+    def measured_step(self) -> float:
+        return statistics.median(self.measured)
+
+    def replayed(self) -> float:
+        """The simulated step time of the measured order on the fitted costs."""
+        return simulate_step(self.settings, self.policy, detail=False).summary.makespan
+
+
+def calibrate(traces: Sequence[RankTrace], skip: int = 1) -> Calibration:
+    """Fit costs and the order to the ranks' traces.
+
+    Raises:
+        ConfigError: ranks missing or given twice, steps that differ in what they run or in
+            number between ranks, fewer steps than `skip` + 1, a schedule that mixes full and
+            split backwards.
+    """
+    by_rank = {trace.rank: trace for trace in traces}
+    if len(by_rank) != len(traces):
+        twice = sorted({t.rank for t in traces if sum(u.rank == t.rank for u in traces) > 1})
+        raise ConfigError(f"rank {twice[0]} is given twice")
+    ranks = len(by_rank)
+    missing = sorted(set(range(ranks)) - set(by_rank))
+    if missing:
+        raise ConfigError(f"rank {missing[0]}'s trace is missing (ranks 0 to {ranks - 1})")
+    steps_by_rank = [_steps(by_rank[rank]) for rank in range(ranks)]
+    counts = {len(steps) for steps in steps_by_rank}
+    if len(counts) != 1:
+        raise ConfigError(
+            "the ranks' traces hold different numbers of steps: "
+            + ", ".join(f"rank {r} {len(s)}" for r, s in enumerate(steps_by_rank))
+        )
+    total = counts.pop()
+    if total <= skip:
+        raise ConfigError(
+            f"the traces hold {total} step(s); {skip} are left out as warm-up (--skip)"
+        )
+    kinds = {a.kind for steps in steps_by_rank for step in steps for a in step}
+    split = bool(kinds & {"I", "W"})
+    if split and "B" in kinds:
+        raise ConfigError("the run mixes full backwards (B) with split ones (I, W)")
+    placement_map: dict[int, int] = {}
+    for rank, steps in enumerate(steps_by_rank):
+        for action in steps[0]:
+            if placement_map.setdefault(action.stage, rank) != rank:
+                raise ConfigError(
+                    f"stage {action.stage} runs on ranks {placement_map[action.stage]} and {rank}"
+                )
+    stages = 1 + max(placement_map)
+    if sorted(placement_map) != list(range(stages)):
+        raise ConfigError(f"stages {sorted(set(range(stages)) - set(placement_map))} never run")
+    placement = tuple(placement_map[stage] for stage in range(stages))
+    used = [steps[skip:] for steps in steps_by_rank]
+    orders = [[Op(_KINDS[a.kind], a.stage, a.microbatch) for a in steps[0]] for steps in used]
+    samples: dict[tuple[int, str], list[float]] = {}
+    handed: dict[tuple[int, str, int, int], float] = {}
+    """When each action's device was done with it: its end, plus the runtime's own work
+    before the next action's span (its sends, the next receives' posting)."""
+    for steps in used:
+        for k, step in enumerate(steps):
+            gaps = [b.start - a.end for a, b in pairwise(step)]
+            usual = statistics.median(gaps) if gaps else 0.0
+            for number, action in enumerate(step):
+                after = gaps[number] if number < len(gaps) else usual
+                samples.setdefault((action.stage, action.kind), []).append(
+                    action.busy + max(0.0, after)
+                )
+                key = (k, action.kind, action.stage, action.microbatch)
+                handed[key] = action.end + max(0.0, after)
+    fits = tuple(
+        Fit(stage, kind, statistics.fmean(values), _cv(values), len(values))
+        for (stage, kind), values in sorted(samples.items())
+    )
+    cost = {(fit.stage, fit.kind): fit.mean for fit in fits}
+    backward_kind = "I" if split else "B"
+
+    def per_device(kinds: tuple[str, ...]) -> tuple[float, ...]:
+        # a device's stages together: pipesim splits them evenly over the stages it holds,
+        # for this schedule or any other (what-if runs need per-device costs)
+        return tuple(
+            sum(cost[(s, kind)] for s in range(stages) if placement[s] == device for kind in kinds)
+            for device in range(ranks)
+        )
+
+    forward = per_device(("F",))
+    backward = per_device((backward_kind, "W") if split else (backward_kind,))
+    weight = per_device(("W",)) if split else None
+    waits = _message_times(used, placement, handed)
+    latency = statistics.median(waits) if waits else 0.0
+    microbatches = 1 + max(op.microbatch for order in orders for op in order)
+    settings = Settings(
+        stages=ranks,
+        microbatches=microbatches,
+        forward=forward,
+        backward=backward,
+        weight=weight,
+        comm_latency=latency,
+    )
+    measured = tuple(
+        max(a.end for steps in used for a in steps[k])
+        - min(a.compute for steps in used for a in steps[k])
+        for k in range(total - skip)
+    )
+    policy = MeasuredOrder(orders, placement, split)
+    paths = tuple(by_rank[rank].path for rank in range(ranks))
+    return Calibration(settings, policy, fits, len(waits), measured, total, skip, paths)
+
+
+def _steps(trace: RankTrace) -> list[list[MeasuredAction]]:
+    """A rank's actions cut into steps: each step runs every (kind, stage, microbatch) of the
+    rank once, in the same order."""
+    actions = trace.actions
+    per_step = len({(a.kind, a.stage, a.microbatch) for a in actions})
+    if len(actions) % per_step:
+        raise ConfigError(
+            f"{trace.path}: {len(actions)} compute actions are not whole steps of {per_step} "
+            "(a step cut short by the profiler?)"
+        )
+    steps = [list(actions[i : i + per_step]) for i in range(0, len(actions), per_step)]
+    first = [(a.kind, a.stage, a.microbatch) for a in steps[0]]
+    for number, step in enumerate(steps[1:], start=2):
+        if [(a.kind, a.stage, a.microbatch) for a in step] != first:
+            raise ConfigError(f"{trace.path}: step {number} runs another order than step 1")
+    return steps
+
+
+def _message_times(
+    used: list[list[list[MeasuredAction]]],
+    placement: tuple[int, ...],
+    handed: dict[tuple[int, str, int, int], float],
+) -> list[float]:
+    """From when a producer's device was done with it to the end of its consumer's wait,
+    where the consumer was waiting already when the producer handed it over."""
+    found: list[float] = []
+    for k in range(len(used[0])):
+        index = {(a.kind, a.stage, a.microbatch): a for steps in used for a in steps[k]}
+        for (kind, stage, microbatch), consumer in index.items():
+            if kind == "F":
+                source = ("F", stage - 1, microbatch)
+            elif kind in ("B", "I"):
+                source = (kind, stage + 1, microbatch)
+            else:
+                continue
+            producer = index.get(source)
+            if producer is None or placement[producer.stage] == placement[stage]:
+                continue
+            waited = (consumer.end - consumer.start) - consumer.busy
+            handover = handed[(k, *source)]
+            # The whole time from hand-over to arrival is the message's only when the
+            # consumer was already waiting for it when it was handed over.
+            if waited > _WAITED and consumer.compute - waited <= handover < consumer.compute:
+                found.append(consumer.compute - handover)
+    return found
+
+
+def _cv(values: list[float]) -> float:
+    mean = statistics.fmean(values)
+    return statistics.pstdev(values) / mean if mean > 0 and len(values) > 1 else 0.0

@@ -1,0 +1,134 @@
+"""`pipesim calibrate`: real profiler traces in, fitted costs out, the measured run replayed.
+
+The traces in tests/data/torch_pipeline were recorded on this project's 2-core machine by
+
+    python examples/torch_pipeline.py --schedule S --out tests/data/torch_pipeline \\
+        --steps 3 --microbatches 4
+
+for S in gpipe, 1f1b, interleaved and zb: two ranks on gloo, PyTorch's schedule runtime
+labelling every action, AdamW and an all-reduced gradient norm ending each step."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shlex
+import statistics
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipesim.cli import app
+from pipesim.errors import ConfigError
+from pipesim.settings.profiler_trace import read_profiler_trace
+from pipesim.studies.calibrate import calibrate
+from tests.conftest import result_json
+
+runner = CliRunner()
+DATA = Path(__file__).parent / "data" / "torch_pipeline"
+SCHEDULES = ("gpipe", "1f1b", "interleaved", "zb")
+
+
+def _traces(schedule: str) -> list[Path]:
+    return [DATA / f"{schedule}_rank{rank}.json.gz" for rank in (0, 1)]
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_replaying_the_fitted_costs_in_the_measured_order_gives_the_measured_step(
+    schedule: str,
+) -> None:
+    calibration = calibrate([read_profiler_trace(path) for path in _traces(schedule)])
+    assert calibration.steps == 3 and len(calibration.measured) == 2
+    measured = statistics.fmean(calibration.measured)
+    # Measured on these traces: gpipe +0.4%, 1f1b -2.8%, interleaved -7.1%, zb +2.2%.
+    assert calibration.replayed() == pytest.approx(measured, rel=0.10)
+    # The order is the runtime's: ranks 0 and 1 hold stages 0, 1 (and 2, 3 interleaved).
+    placement = calibration.policy.stage_placement
+    assert placement == ((0, 1, 0, 1) if schedule == "interleaved" else (0, 1))
+    assert calibration.policy.split_backward == (schedule == "zb")
+    # Messages on one host take a fraction of a millisecond, and every cost is positive.
+    assert 0 < (calibration.settings.comm_latency or 0) < 1
+    assert all(fit.mean > 0 for fit in calibration.fits if fit.kind != "I")
+
+
+def test_the_cli_writes_a_config_and_an_order_that_replay_to_the_same_step(
+    tmp_path: Path,
+) -> None:
+    config, order = tmp_path / "calibrated.toml", tmp_path / "measured.csv"
+    result = runner.invoke(
+        app, ["calibrate", *map(str, _traces("1f1b")), "-o", str(config),
+              "--schedule-out", str(order)], env={"COLUMNS": "100"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    words = " ".join(result.stdout.split())
+    assert "measured run: 2 ranks, 2 stages, m=4" in words and "replayed" in words
+    record = result_json(
+        runner.invoke(app, ["calibrate", *map(str, _traces("1f1b")), "-f", "json"]).stdout
+    )
+    replay = runner.invoke(
+        app, ["run", "--config", str(config), "--schedule", str(order), "-f", "json"]
+    )
+    assert replay.exit_code == 0, replay.stderr
+    assert result_json(replay.stdout)["makespan"] == pytest.approx(record["replayed_ms"])
+    # Every number in the config says where it came from.
+    for line in config.read_text().splitlines():
+        if "=" in line:
+            assert "#" in line, line
+    # What if: every schedule on the measured costs.
+    compare = runner.invoke(app, ["compare", "--config", str(config), "-f", "json"])
+    assert compare.exit_code == 0, compare.stderr
+    assert len(result_json(compare.stdout)["rows"]) > 10
+
+
+def _write(path: Path, data: object, compress: bool = True) -> Path:
+    text = json.dumps(data).encode()
+    path.write_bytes(gzip.compress(text, mtime=0) if compress else text)
+    return path
+
+
+def _event(name: str, ts: float, dur: float, cat: str = "user_annotation") -> dict[str, object]:
+    return {"ph": "X", "name": name, "cat": cat, "ts": ts, "dur": dur, "tid": 1, "pid": 1}
+
+
+def test_a_trace_pipesim_cannot_use_is_one_line(tmp_path: Path) -> None:
+    good = _traces("gpipe")
+    cut = tmp_path / "cut_rank0.json.gz"
+    cut.write_bytes(good[0].read_bytes()[:5000])
+    unlabelled = _write(tmp_path / "plain_rank0.json", {"traceEvents": [
+        _event("aten::mm", 0, 5, "cpu_op")]}, compress=False)  # fmt: skip
+    nameless = _write(tmp_path / "trace.json.gz", {"traceEvents": [_event("PP:0F0", 0, 5)]})
+    overlapping = _write(tmp_path / "x_rank0.json.gz", {"traceEvents": [
+        _event("PP:0F0", 0, 10), _event("PP:0F1", 5, 10)]})  # fmt: skip
+    cases = {
+        (str(cut), str(good[1])): "cut short",
+        (str(unlabelled), str(good[1])): "no PP: compute actions",
+        (str(nameless),): "names no rank",
+        (str(overlapping),): "compute actions overlap",
+        (str(good[1]),): "rank 0's trace is missing",
+        (str(good[0]), str(good[0])): "rank 0 is given twice",
+        (str(tmp_path / "none_rank0.json"),): "no such trace",
+    }
+    for arguments, words in cases.items():
+        result = runner.invoke(app, ["calibrate", *arguments])
+        assert result.exit_code == 2, (arguments, result.output)
+        assert len(result.stderr.splitlines()) == 1 and words in result.stderr, result.stderr
+    with pytest.raises(ConfigError, match="left out as warm-up"):
+        calibrate([read_profiler_trace(path) for path in good], skip=3)
+
+
+@pytest.mark.slow
+def test_the_example_records_a_run_that_calibrates(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    import subprocess
+    import sys
+
+    example = Path(__file__).parent.parent / "examples" / "torch_pipeline.py"
+    command = [sys.executable, str(example), "--schedule", "1f1b", "--out", str(tmp_path)]
+    command += ["--steps", "2", "--microbatches", "4", "--width", "128", "--port", "29557"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, shlex.join(command) + "\n" + done.stderr[-2000:]
+    traces = sorted(tmp_path.glob("1f1b_rank*.json.gz"))
+    assert len(traces) == 2
+    calibration = calibrate([read_profiler_trace(path) for path in traces])
+    assert calibration.settings.microbatches == 4 and calibration.replayed() > 0
