@@ -132,3 +132,31 @@ def test_the_example_records_a_run_that_calibrates(tmp_path: Path) -> None:
     assert len(traces) == 2
     calibration = calibrate([read_profiler_trace(path) for path in traces])
     assert calibration.settings.microbatches == 4 and calibration.replayed() > 0
+
+
+def test_a_plain_csv_of_intervals_calibrates_as_the_traces_do(tmp_path: Path) -> None:
+    # The framework-neutral input: rank, action, start and end in microseconds, and how long
+    # the action computed (the rest of it was waiting).
+    rows = ["rank,action,start_us,end_us,busy_us"]
+    for rank, path in enumerate(_traces("1f1b")):
+        for a in read_profiler_trace(path).actions:
+            rows.append(f"{rank},{a.stage}{a.kind}{a.microbatch},{a.start * 1e3:.3f},"
+                        f"{a.end * 1e3:.3f},{a.busy * 1e3:.3f}")  # fmt: skip
+        rows.append(f"{rank},{rank}SEND_F0,0,1,1")  # not a compute action: skipped
+    measured = tmp_path / "measured.csv"
+    measured.write_text("\n".join(rows) + "\n")
+    from_csv = result_json(runner.invoke(app, ["calibrate", str(measured), "-f", "json"]).stdout)
+    from_traces = result_json(
+        runner.invoke(app, ["calibrate", *map(str, _traces("1f1b")), "-f", "json"]).stdout
+    )
+    assert from_csv["replayed_ms"] == pytest.approx(from_traces["replayed_ms"], rel=1e-6)
+    for text, words in (
+        ("rank,action,start_us\n0,0F0,1\n", "no column 'end_us'"),
+        ("rank,action,start_us,end_us\n0,0F0,x,2\n", "line 2: rank and times must be numbers"),
+        ("rank,action,start_us,end_us\n0,0F0,5,2\n", "line 2: end before start"),
+        ("rank,action,start_us,end_us\n0,0SEND_F0,1,2\n", "no compute actions"),
+    ):
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text)
+        result = runner.invoke(app, ["calibrate", str(bad)])
+        assert result.exit_code == 2 and words in result.stderr, result.stderr

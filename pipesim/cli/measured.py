@@ -21,7 +21,8 @@ def calibrate(
         list[Path],
         typer.Argument(
             metavar="TRACE...",
-            help="One PyTorch profiler trace (.json or .json.gz) per rank of one run.",
+            help="One PyTorch profiler trace (.json or .json.gz) per rank of one run, or CSV "
+            "files of measured intervals (rank,action,start_us,end_us[,busy_us]).",
             show_default=False,
         ),
     ],
@@ -58,14 +59,20 @@ def calibrate(
     )
     from pipesim.render.envelope import envelope
     from pipesim.schedules.schedule_file import write_schedule
-    from pipesim.settings.profiler_trace import read_profiler_trace
+    from pipesim.settings.profiler_trace import read_measured_csv, read_profiler_trace
     from pipesim.studies.calibrate import calibrate as fit
 
     inputs = [(f"trace {number}", path) for number, path in enumerate(traces, start=1)]
     check_outputs([("--output", output), ("--schedule-out", schedule_out)], inputs=inputs)
     if not traces:
         raise ConfigError("calibrate needs the traces of a run: one per rank")
-    calibration = fit([read_profiler_trace(path) for path in traces], skip=skip)
+    ranks = []
+    for path in traces:
+        if path.suffix.lower() == ".csv":
+            ranks += read_measured_csv(path)
+        else:
+            ranks.append(read_profiler_trace(path))
+    calibration = fit(ranks, skip=skip)
     replayed = calibration.replayed()
     files: list[tuple[Path, bytes]] = []
     if output is not None:

@@ -1,4 +1,5 @@
-"""A measured run read from PyTorch profiler traces: what each rank computed, and when.
+"""A measured run read from PyTorch profiler traces, or from a plain CSV of intervals: what
+each rank computed, and when.
 
 `torch.distributed.pipelining`'s schedule runtime (`_PipelineScheduleRuntime`) wraps each
 action in a `record_function` named `PP:` plus the action: `PP:0F3` (stage 0's forward of
@@ -13,20 +14,24 @@ without an operator of its thread (`cpu_op` or `kernel` events), when longer tha
 `WAIT_MS`, is the wait: the action computed for the rest of its span (operators and the
 interpreter's time between them), and its input had arrived when that stretch ended. Ranks'
 clocks are taken as one (one host, or hosts kept in step by NTP or PTP), shifted by their
-`baseTimeNanoseconds`.
+`baseTimeNanoseconds` (`RankTrace.origin`).
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from pipesim.errors import ConfigError
+from pipesim.settings.text_input import read_text
 
 TRACE_LIMIT = 1 << 30
 """Bytes of one (uncompressed) trace read at most."""
@@ -58,11 +63,14 @@ class MeasuredAction:
 
 @dataclass(frozen=True)
 class RankTrace:
-    """A rank's compute actions, in the order it ran them."""
+    """A rank's compute actions, in the order it ran them, timed from `origin`."""
 
     rank: int
     path: str
     actions: tuple[MeasuredAction, ...]
+    origin: float = 0.0
+    """Where the actions' clock starts, in ms on a clock all ranks share (the trace's
+    `baseTimeNanoseconds`): kept apart so that the times keep their microseconds."""
 
 
 def read_profiler_trace(path: Path) -> RankTrace:
@@ -78,7 +86,7 @@ def read_profiler_trace(path: Path) -> RankTrace:
         raise ConfigError(f"{path}: not a Chrome trace (no traceEvents list)")
     rank = _rank(path, data)
     base = data.get("baseTimeNanoseconds")
-    shift = float(base) / 1e6 if isinstance(base, int | float) else 0.0
+    origin = float(base) / 1e6 if isinstance(base, int | float) else 0.0
     operators: dict[Any, list[tuple[float, float]]] = {}
     spans: list[tuple[float, float, Any, str, int, int]] = []
     for event in events:
@@ -115,11 +123,11 @@ def read_profiler_trace(path: Path) -> RankTrace:
         wait, waited_until = _wait(busy.get(thread, ([], [])), start, end)
         actions.append(
             MeasuredAction(
-                rank, kind, stage, microbatch, start / 1e3 + shift,
-                waited_until / 1e3 + shift, end / 1e3 + shift, (end - start - wait) / 1e3,
+                rank, kind, stage, microbatch, start / 1e3, waited_until / 1e3, end / 1e3,
+                (end - start - wait) / 1e3,
             )
         )  # fmt: skip
-    return RankTrace(rank, str(path), tuple(actions))
+    return RankTrace(rank, str(path), tuple(actions), origin)
 
 
 def _union(intervals: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
@@ -185,3 +193,56 @@ def _rank(path: Path, data: dict[str, Any]) -> int:
             f"{path}: names no rank (no distributedInfo in the trace, no rankN in its name)"
         )
     return int(found[1])
+
+
+_CSV_COLUMNS = ("rank", "action", "start_us", "end_us")
+
+
+def read_measured_csv(path: Path) -> list[RankTrace]:
+    """Every rank's compute actions from a framework-neutral CSV: a header, then one row per
+    action with `rank`, `action` (pipesim's CSV notation: `0F3`, `1B2`, `1I2`, `1W2`; other
+    actions, such as `0SEND_F3`, are skipped), `start_us` and `end_us` (microseconds on one
+    clock) and, optionally, `busy_us`: how long it computed (default: all of it, no wait).
+    Megatron-LM's timers or any runtime's logs convert to it in a few lines.
+
+    Raises:
+        ConfigError: the file cannot be read, lacks a column, or has a row that is not
+            numbers where numbers go; two actions of one rank overlap.
+    """
+    text = read_text(path, "measured CSV", TRACE_LIMIT)
+    rows = csv.DictReader(io.StringIO(text))
+    missing = [name for name in _CSV_COLUMNS if name not in (rows.fieldnames or [])]
+    if missing:
+        raise ConfigError(f"{path}: no column {missing[0]!r} (columns: {', '.join(_CSV_COLUMNS)}"
+                          ", and optionally busy_us)")  # fmt: skip
+    by_rank: dict[int, list[MeasuredAction]] = {}
+    for line, row in enumerate(rows, start=2):
+        match = _ACTION.match("PP:" + (row["action"] or "").strip())
+        if match is None:
+            continue
+        try:
+            rank = int(row["rank"])
+            start, end = float(row["start_us"]), float(row["end_us"])
+            busy = float(row["busy_us"]) if row.get("busy_us") not in (None, "") else end - start
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}, line {line}: rank and times must be numbers") from None
+        if not (end >= start and 0 <= busy <= end - start + 0.01 and rank >= 0):
+            raise ConfigError(f"{path}, line {line}: end before start, or busy beyond the span")
+        busy = min(busy, end - start)  # (a rounding of the times)
+        wait = (end - start) - busy
+        by_rank.setdefault(rank, []).append(
+            MeasuredAction(
+                rank, match[2], int(match[1]), int(match[3]), start / 1e3,
+                (start + wait) / 1e3, end / 1e3, busy / 1e3,
+            )
+        )  # fmt: skip
+    if not by_rank:
+        raise ConfigError(f"{path}: no compute actions (F, B, I or W)")
+    traces = []
+    for rank, actions in sorted(by_rank.items()):
+        actions.sort(key=lambda action: action.start)
+        for before, after in pairwise(actions):
+            if after.start < before.end - 1e-6:
+                raise ConfigError(f"{path}: rank {rank}'s actions overlap at {after.start} ms")
+        traces.append(RankTrace(rank, str(path), tuple(actions)))
+    return traces

@@ -16,6 +16,7 @@ is then simulated and set beside each measured step.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -118,7 +119,8 @@ def calibrate(traces: Sequence[RankTrace], skip: int = 1) -> Calibration:
     missing = sorted(set(range(ranks)) - set(by_rank))
     if missing:
         raise ConfigError(f"rank {missing[0]}'s trace is missing (ranks 0 to {ranks - 1})")
-    steps_by_rank = [_steps(by_rank[rank]) for rank in range(ranks)]
+    first = min(trace.origin for trace in traces)
+    steps_by_rank = [_steps(_shifted(by_rank[rank], first)) for rank in range(ranks)]
     counts = {len(steps) for steps in steps_by_rank}
     if len(counts) != 1:
         raise ConfigError(
@@ -199,6 +201,18 @@ def calibrate(traces: Sequence[RankTrace], skip: int = 1) -> Calibration:
     policy = MeasuredOrder(orders, placement, split)
     paths = tuple(by_rank[rank].path for rank in range(ranks))
     return Calibration(settings, policy, fits, len(waits), measured, total, skip, paths)
+
+
+def _shifted(trace: RankTrace, origin: float) -> RankTrace:
+    """`trace` timed from `origin` (the earliest of the ranks' origins) instead of its own."""
+    shift = trace.origin - origin
+    if shift == 0:
+        return trace
+    actions = tuple(
+        dataclasses.replace(a, start=a.start + shift, compute=a.compute + shift, end=a.end + shift)
+        for a in trace.actions
+    )
+    return dataclasses.replace(trace, actions=actions, origin=origin)
 
 
 def _steps(trace: RankTrace) -> list[list[MeasuredAction]]:
