@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from pipesim.cli import app
 from pipesim.errors import ConfigError
+from pipesim.render.style import ms
 from pipesim.settings.profiler_trace import read_profiler_trace
 from pipesim.studies.calibrate import calibrate
 from tests.conftest import result_json
@@ -160,3 +161,33 @@ def test_a_plain_csv_of_intervals_calibrates_as_the_traces_do(tmp_path: Path) ->
         bad.write_text(text)
         result = runner.invoke(app, ["calibrate", str(bad)])
         assert result.exit_code == 2 and words in result.stderr, result.stderr
+
+
+def test_a_run_drawn_against_the_measured_run(tmp_path: Path) -> None:
+    config, order = tmp_path / "calibrated.toml", tmp_path / "measured.csv"
+    traces = [str(path) for path in _traces("1f1b")]
+    fitted = runner.invoke(app, ["calibrate", *traces, "-o", str(config), "--schedule-out",
+                                 str(order), "-f", "json"])  # fmt: skip
+    record = result_json(fitted.stdout)
+    against = [item for path in traces for item in ("--against", path)]
+    args = ["run", "--config", str(config), "--schedule", str(order), *against]
+    data = result_json(runner.invoke(app, [*args, "-f", "json"]).stdout)["against"]
+    # The measured step is one of the steps calibrate timed; the simulated one is the replay.
+    assert any(data["measured_ms"] == pytest.approx(step) for step in record["measured_step_ms"])
+    assert data["simulated_ms"] == pytest.approx(record["replayed_ms"])
+    assert [device["device"] for device in data["devices"]] == [0, 1]
+    # At 80 columns each device has its simulated row and, under it, its measured one,
+    # ending where the JSON says.
+    shown = runner.invoke(app, args, env={"COLUMNS": "80"})
+    assert shown.exit_code == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    for device in data["devices"]:
+        label = f"dev {device['device']} sim"
+        sim = next(i for i, line in enumerate(lines) if line.startswith(label))
+        assert lines[sim + 1].lstrip().startswith("meas")
+        assert lines[sim + 1].split()[-1] == ms(device["end_measured"])
+        assert lines[sim].split()[-1] == ms(device["end_simulated"])
+    assert "against the measured run: measured step" in " ".join(shown.stdout.split())
+    # A measured run of another shape (4 microbatches against a run of 8) is one line.
+    other = runner.invoke(app, ["run", "-p", "2", "-m", "2", *against])
+    assert other.exit_code == 2 and "is not an op of this run" in other.stderr, other.stderr

@@ -34,12 +34,14 @@ from pipesim.cli.options import (
 from pipesim.cli.output_files import Named, check_outputs, print_json, write_files
 from pipesim.errors import ConfigError, OutOfMemoryError, ScheduleStalled
 from pipesim.render.outputs import SAVED_WIDTH, Requested, Shown
+from pipesim.render.style import ms
 from pipesim.settings.declarations import Settings
 
 if TYPE_CHECKING:
     from pipesim.analysis.report import Report
     from pipesim.problem.pipeline import Pipeline
     from pipesim.render import GanttChart
+    from pipesim.simulator.trace import Trace
     from pipesim.studies.explain import Explanation
     from pipesim.studies.run import RunResult
 
@@ -101,7 +103,16 @@ def run(
         str | None,
         typer.Option(rich_help_panel="Chart", help="Draw only these devices: 0-3,7."),
     ] = None,
-) -> None:
+    against: Annotated[
+        list[Path] | None,
+        typer.Option(
+            metavar="TRACE", rich_help_panel="Chart",
+            help="A measured run (one profiler trace per rank, or a CSV; see calibrate): draw "
+            "its typical step under each device's simulated one and compare them. Repeat it "
+            "for each rank's trace.",
+        ),
+    ] = None,
+) -> None:  # fmt: skip
     """Simulate one training step and show its timeline, bubbles and activation memory."""
     # What a run may need is imported when it needs it: start-up is most of a small run.
     from pipesim.render.progress import DeferredProgress
@@ -131,20 +142,87 @@ def run(
     write_files(outputs.contents(_shown(result, views, width)))
     for note in result.notes:
         warn(note)
+    measured = _measured(result.report, against) if against else None
     if output_format is OutputFormat.json:
         options = {"schedule": None if schedule is None else str(schedule.resolve()),
-                   "runs": runs, "explain": explain}  # fmt: skip
-        _write_run_json(result, settings, options)
+                   "runs": runs, "explain": explain,
+                   "against": [str(path) for path in against or ()]}  # fmt: skip
+        _write_run_json(result, settings, options, measured)
     else:
         console = Console()
         for view in views:
             console.print(view)
+        if measured is not None:
+            _print_against(result.report.trace, measured, console)
     report = result.report
     if fail_on_oom and report.summary.oom:
         worst = max(report.summary.oom, key=lambda oom: oom.bytes_over)
         raise OutOfMemoryError(
             f"{len(report.summary.oom)} device(s) out of memory; device {worst.device} needs "
             f"{worst.bytes_over / 1e9:.1f} GB more than the limit"
+        )
+
+
+def _measured(report: Report, traces: list[Path]) -> Trace:
+    """The measured run's typical step, as a timeline of this run's problem."""
+    from pipesim.settings.profiler_trace import read_measured_csv, read_profiler_trace
+    from pipesim.studies.calibrate import measured_step
+
+    ranks = []
+    for path in traces:
+        if path.suffix.lower() == ".csv":
+            ranks += read_measured_csv(path)
+        else:
+            ranks.append(read_profiler_trace(path))
+    return measured_step(ranks, report.trace.problem)
+
+
+def _against_record(simulated: Trace, measured: Trace) -> dict[str, object]:
+    """The measured step beside the simulated one, per device and for the step (JSON)."""
+    from pipesim.render.numbers import num
+
+    devices = []
+    for device, (sim_ops, meas_ops) in enumerate(
+        zip(simulated.ops_by_device(), measured.ops_by_device(), strict=True)
+    ):
+        devices.append({
+            "device": device,
+            "busy_measured": num(sum(r.end - r.start for r in meas_ops)),
+            "busy_simulated": num(sum(r.end - r.start for r in sim_ops)),
+            "end_measured": num(max(r.end for r in meas_ops)),
+            "end_simulated": num(max(r.end for r in sim_ops)),
+        })  # fmt: skip
+    return {
+        "measured_ms": num(measured.makespan),
+        "simulated_ms": num(simulated.makespan),
+        "error": num(simulated.makespan / measured.makespan - 1),
+        "devices": devices,
+    }
+
+
+def _print_against(simulated: Trace, measured: Trace, console: Console) -> None:
+    """The two timelines, device by device, and what differs."""
+    from pipesim.render.gantt import OverlayChart
+
+    record = _against_record(simulated, measured)
+    error = simulated.makespan / measured.makespan - 1
+    console.print(Text())
+    console.print(OverlayChart(simulated, measured))
+    console.print(
+        Text.assemble(
+            ("against the measured run: ", "bold"),
+            f"measured step {ms(measured.makespan)} ms, simulated {ms(simulated.makespan)} "
+            f"ms ({'+' if error >= 0 else ''}{error * 100:.1f}%)",
+        )
+    )
+    for device in record["devices"]:  # type: ignore[attr-defined]
+        console.print(
+            Text(
+                f"  device {device['device']}: busy {ms(device['busy_measured'])} ms measured, "
+                f"{ms(device['busy_simulated'])} simulated; its last op ends at "
+                f"{ms(device['end_measured'])} measured, {ms(device['end_simulated'])} simulated",
+                style="dim",
+            )
         )
 
 
@@ -178,8 +256,14 @@ def _shown(result: RunResult, views: list[RenderableType], width: int | None) ->
     )  # fmt: skip
 
 
-def _write_run_json(result: RunResult, given: Settings, options: Mapping[str, object]) -> None:
-    """The run in the envelope: the step, or with --runs the study and its median run."""
+def _write_run_json(
+    result: RunResult,
+    given: Settings,
+    options: Mapping[str, object],
+    measured: Trace | None = None,
+) -> None:
+    """The run in the envelope: the step, or with --runs the study and its median run; with
+    a measured run, its comparison (`against`)."""
     from pipesim.render import write_json
     from pipesim.render.envelope import envelope, write_envelope
 
@@ -191,13 +275,17 @@ def _write_run_json(result: RunResult, given: Settings, options: Mapping[str, ob
         record = {**monte_carlo_record(result.study), "median_run": header(report)}
         if result.damage is not None:
             record["explanation"] = damage_record(result.damage)
+        if measured is not None:
+            record["against"] = _against_record(report.trace, measured)
         print_json(envelope("run", given, options, record))
         return
-    extra = None
+    extra: dict[str, object] | None = None
     if result.explanation is not None:
         from pipesim.render.explanation import explanation_record
 
         extra = {"explanation": explanation_record(report, result.explanation)}
+    if measured is not None:
+        extra = {**(extra or {}), "against": _against_record(report.trace, measured)}
     write_envelope(
         sys.stdout, "run", given, options, lambda out: write_json(report, out, extra, end="")
     )

@@ -432,3 +432,46 @@ def _legend(
             line.append("   ")
         line.append_text(entry)
     return lines
+
+
+class OverlayChart:
+    """A simulated step and a measured one, device by device (simulated above, measured
+    below), on one time scale: where the simulation runs ahead of the run or falls behind."""
+
+    def __init__(self, simulated: Trace, measured: Trace) -> None:
+        self.simulated, self.measured = simulated, measured
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        simulated, measured = self.simulated, self.measured
+        until = max(simulated.makespan, measured.makespan)
+        devices = simulated.problem.pipeline.devices
+        label_width = len(f"dev {devices - 1} meas") + 1
+        available = max(_MIN_COLUMNS, options.max_width - label_width - 1 - 7)
+        scale = chart_scale(until, available)
+        columns = min(available, math.ceil(until * scale - 1e-9)) if scale > 0 else available
+        mono = console.no_color or console.color_system is None
+        fill = ASCII_FILL if options.ascii_only else MONO_FILL
+        chunk_of = _chunk_index(simulated)
+        for device in range(devices):
+            for name, trace in (("sim", simulated), ("meas", measured)):
+                ops = trace.ops_by_device()[device]
+                label = f"dev {device} {name}" if name == "sim" else f"{name:>{label_width - 1}}"
+                row = Text(label.ljust(label_width), style="bold" if name == "sim" else "dim")
+                row.append("│", style="dim")
+                row.append_text(_device_row(ops, columns, scale, fill if mono else None, chunk_of))
+                end = max((record.end for record in ops), default=0.0)
+                row.append(f" {ms(end):>6}", style="dim")
+                row.no_wrap = True
+                yield row
+        yield from _time_axis(label_width, columns, scale, until)
+        dense = any(
+            _crowded(ops, columns, scale)
+            for trace in (simulated, measured)
+            for ops in trace.ops_by_device()
+        )
+        yield from _legend(simulated, scale, fill if mono else None, options.max_width, dense)
+        yield Text(
+            "sim: this run, simulated; meas: the measured run's typical step, each op drawn "
+            "for the time it computed; right: when the device's last op ends (ms)",
+            style="dim",
+        )

@@ -24,10 +24,11 @@ from itertools import pairwise
 
 from pipesim.errors import ConfigError
 from pipesim.problem.ops import Kind, Op
-from pipesim.problem.pipeline import Pipeline
+from pipesim.problem.pipeline import Pipeline, Problem
 from pipesim.schedules.base import StaticPolicy
 from pipesim.settings.declarations import Settings
 from pipesim.settings.profiler_trace import MeasuredAction, RankTrace
+from pipesim.simulator.trace import OpRecord, Trace
 from pipesim.studies.step import simulate_step
 
 _KINDS = {"F": Kind.F, "B": Kind.B, "I": Kind.B, "W": Kind.W}
@@ -87,8 +88,8 @@ class Calibration:
     fits: tuple[Fit, ...]
     latency_samples: int
     measured: tuple[float, ...]
-    """Each used step's measured time (ms): from the first operator of its first action (a
-    rank may enter the step early, only to wait) to its last action's end."""
+    """Each used step's measured time (ms): from the end of its first action's wait (a rank
+    may enter the step early, only to wait) to its last action's end."""
     steps: int
     """Steps in the traces; the first `skip` were left out."""
     skip: int
@@ -265,3 +266,46 @@ def _message_times(
 def _cv(values: list[float]) -> float:
     mean = statistics.fmean(values)
     return statistics.pstdev(values) / mean if mean > 0 and len(values) > 1 else 0.0
+
+
+def measured_step(traces: Sequence[RankTrace], problem: Problem, skip: int = 1) -> Trace:
+    """The measured run's typical step (of those after `skip`, the one closest to their mean)
+    as a timeline of `problem`:
+    each op computing its busy time up to its measured end, from the step's first op.
+
+    Raises:
+        ConfigError: as `calibrate`; the traces ran other ops, or on other ranks, than
+            `problem`'s.
+    """
+    calibration = calibrate(traces, skip)
+    first = min(trace.origin for trace in traces)
+    by_rank = {trace.rank: _steps(_shifted(trace, first)) for trace in traces}
+    mean = statistics.fmean(calibration.measured)
+    k = skip + min(
+        range(len(calibration.measured)), key=lambda i: abs(calibration.measured[i] - mean)
+    )
+    actions = [a for rank in sorted(by_rank) for a in by_rank[rank][k]]
+    start = min(a.compute for a in actions)  # as `Calibration.measured` times a step
+    pipeline = problem.pipeline
+    records = []
+    for action in actions:
+        kind = _KINDS[action.kind]
+        if (
+            action.stage >= pipeline.num_stages
+            or pipeline.placement[action.stage] != action.rank
+            or action.microbatch >= pipeline.microbatches
+            or kind not in problem.kinds
+        ):
+            raise ConfigError(
+                f"the measured run's PP:{action.stage}{action.kind}{action.microbatch} on "
+                f"rank {action.rank} is not an op of this run ({pipeline.devices} devices, "
+                f"{pipeline.num_stages} stages, m={pipeline.microbatches})"
+            )
+        end = action.end - start
+        begin = max(0.0, end - action.busy)
+        records.append(OpRecord(action.rank, action.stage, kind, action.microbatch, begin, end))
+    if len(records) != problem.ops_in_step:
+        raise ConfigError(
+            f"the measured step runs {len(records)} ops; this run has {problem.ops_in_step}"
+        )
+    return Trace("measured", problem, records, [])
