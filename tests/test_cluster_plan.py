@@ -291,6 +291,12 @@ def test_a_model_from_a_config_table_is_written_back_as_that_file(tmp_path: Path
     assert command[command.index("--model") + 1] == str(config.resolve())
     replay = runner.invoke(app, [*command[1:], "-f", "json"])
     assert replay.exit_code == 0, replay.stderr
+    # A table that names no model is named after its file, not "model model on h100".
+    nameless = config.parent / "mine.toml"
+    nameless.write_text(config.read_text().replace('name = "tiny"\n', ""))
+    shown = runner.invoke(app, ["run", "--config", str(nameless), "-p", "2", "-m", "2"])
+    assert shown.exit_code == 0, shown.stderr
+    assert "model mine on h100" in shown.stdout
 
 
 def test_gpus_per_node_sets_where_tensor_parallelism_may_go() -> None:

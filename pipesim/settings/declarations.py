@@ -486,10 +486,13 @@ def load_settings(path: Path | str, base: Settings | None = None) -> Settings:
         settings = settings.replace(policy=_beside(path, settings.policy))
     for name in ("model", "gpu"):
         record = getattr(settings, name)
-        if isinstance(data.get(name), dict) and record is not None and not record.source:
-            # written back as this file, whose table `--model FILE` reads (any working folder)
+        table = data.get(name)
+        if isinstance(table, dict) and record is not None and not record.source:
+            # written back as this file, whose table `--model FILE` reads (any working folder),
+            # and named after it when the table names nothing (not "model model on gpu")
+            named = record.name if "name" in table else path.stem
             settings = settings.replace(
-                **{name: dataclasses.replace(record, source=str(path.resolve()))}
+                **{name: dataclasses.replace(record, name=named, source=str(path.resolve()))}
             )
     return settings
 
