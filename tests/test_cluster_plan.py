@@ -294,7 +294,7 @@ def test_a_model_from_a_config_table_is_written_back_as_that_file(tmp_path: Path
     # A table that names no model is named after its file, not "model model on h100".
     nameless = config.parent / "mine.toml"
     nameless.write_text(config.read_text().replace('name = "tiny"\n', ""))
-    shown = runner.invoke(app, ["run", "--config", str(nameless), "-p", "2", "-m", "2"])
+    shown = runner.invoke(app, ["run", "--config", str(nameless), "-p", "2"])
     assert shown.exit_code == 0, shown.stderr
     assert "model mine on h100" in shown.stdout
 
