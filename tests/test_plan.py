@@ -314,3 +314,17 @@ def test_plans_axes_are_the_settings_given_as_lists(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "chunks must be at least 1" in bad.stderr
     missing = runner.invoke(app, ["plan", "--model", "llama3-8b", "--gpu", "h100"])
     assert missing.exit_code == 2 and "plan needs -p" in missing.stderr
+
+
+def test_a_config_files_policy_and_recompute_are_the_plans_unless_flags_say_more(
+    tmp_path: Path,
+) -> None:
+    # They were once silently ignored: plan tried every policy and recompute mode.
+    config = tmp_path / "plan.toml"
+    config.write_text('policy = "zb-v"\nrecompute = "selective"\n')
+    args = _cli(tmp_path, "--config", str(config), "-f", "json")
+    records = result_json(runner.invoke(app, args).stdout)
+    assert {r["policy"] for r in records} == {"zb-v"}
+    assert {r["recompute"] for r in records} == {"selective"}
+    wider = result_json(runner.invoke(app, [*args, "--policies", "1f1b,zb-v"]).stdout)
+    assert {r["policy"] for r in wider} == {"1f1b", "zb-v"}
