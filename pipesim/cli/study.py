@@ -429,8 +429,8 @@ def plan(
         top = top or 10
         parts = _shard(shard, output_format)
         # a config file's policy is the one schedule tried, unless --policies says more
-        given = _names(policies) or ([settings.policy] if settings.policy else [])
-        names = [get_policy(name).name for name in given] or [
+        asked = _names(policies) or ([settings.policy] if settings.policy else [])
+        names = [get_policy(name).name for name in asked] or [
             policy.name
             for policy in registered_policies()
             if framework is Framework.any or policy.name in SCHEDULES[framework.value]
