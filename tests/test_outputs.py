@@ -489,3 +489,16 @@ def test_a_weight_for_a_policy_that_never_splits_the_backward_says_so() -> None:
         app, ["run", "--policy", "zb-h1", "-p", "4", "-m", "8", "--weight", "0.5"]
     )
     assert "--weight" not in split.stderr
+
+
+def test_saved_pictures_load_nothing_from_the_network(tmp_path: Path) -> None:
+    # rich's SVG once fetched Fira Code from a CDN: four requests to open a local file.
+    import re
+
+    picture = tmp_path / "run.svg"
+    assert runner.invoke(app, ["run", "--svg", str(picture)]).exit_code == 0
+    for text in (picture.read_text(), (Path(__file__).parent.parent / "docs/1f1b.svg").read_text()):
+        assert "@font-face" not in text
+        external = [url for url in re.findall(r"url\(([^)]*)\)", text) if not url.startswith("#")]
+        assert external == []
+        assert "monospace" in text

@@ -1,12 +1,13 @@
 """The terminal output saved as SVG or HTML, through rich's recording console.
 
 The width is fixed (not the terminal's), so the same inputs give the same file on every
-machine.
+machine, and the SVG loads no font from the network.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 
 from rich.console import Console, RenderableType
@@ -28,5 +29,11 @@ def render_recording(renderables: Iterable[RenderableType], width: int, kind: st
     for renderable in renderables:
         console.print(renderable)
     if kind == "svg":
-        return console.export_svg(title="pipesim", theme=MONOKAI)
+        # rich's SVG loads Fira Code from a CDN; a saved picture makes no network request
+        # and takes the reader's monospace font when Fira Code is not installed
+        svg = console.export_svg(title="pipesim", theme=MONOKAI)
+        return _FONT_FACE.sub("", svg)
     return console.export_html(theme=MONOKAI)
+
+
+_FONT_FACE = re.compile(r"@font-face \{[^}]*\}\s*")
