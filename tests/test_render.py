@@ -392,3 +392,12 @@ def test_study_tables_never_cut_a_figure(args: list[str], width: int) -> None:
         assert ms(value) in " ".join(rows).split(), (ms(value), result.stdout)
     if width == 60:
         assert "left out at this width" in " ".join(result.stdout.split())
+
+
+def test_time_left_is_the_average_pace_since_the_work_began() -> None:
+    # 54 of 432 done after 10 s: 378 left at 5.4 per second is 70 s (it once said 1 s).
+    from pipesim.render.progress import remaining_seconds
+
+    assert remaining_seconds(10.0, 54, 432) == pytest.approx(70.0)
+    assert remaining_seconds(10.0, 0, 432) is None
+    assert remaining_seconds(10.0, 432, 432) == 0
