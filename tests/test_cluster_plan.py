@@ -195,6 +195,7 @@ def _plan(tmp_path: Path, *more: str) -> list[str]:
             "--micro-batch-sizes", "1,2", *more]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_cli_answers_for_a_cluster_with_settings_ready_to_paste(tmp_path: Path) -> None:
     result = runner.invoke(app, _plan(tmp_path), env={"COLUMNS": "100"})
     assert result.exit_code == 0, result.stderr
@@ -252,6 +253,7 @@ def test_megatron_layouts_read_back_as_the_same_layers() -> None:
         assert layers_from_layout(layout, sum(layers), len(layers)) == layers
 
 
+@pytest.mark.slow
 def test_torchtitan_lines_set_a_config_pytorch_can_run() -> None:
     torch_schedules = pytest.importorskip("torch.distributed.pipelining.schedules")
     for schedule, name in SCHEDULES["torchtitan"].items():
@@ -306,6 +308,7 @@ def test_gpus_per_node_sets_where_tensor_parallelism_may_go() -> None:
     assert simulate_step(case.replace(gpus_per_node=8)).summary.makespan > 0
 
 
+@pytest.mark.slow
 def test_three_shards_merge_to_the_unsharded_answer_byte_for_byte(tmp_path: Path) -> None:
     args = _plan(tmp_path, "--workers", "1")
     whole = runner.invoke(app, [*args, "-f", "json"])

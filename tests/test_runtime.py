@@ -195,6 +195,7 @@ def test_blocking_exchanges_give_valid_timelines_whose_idle_time_is_explained(
     assert path is not None
 
 
+@pytest.mark.slow
 def test_megatron_exchanges_cut_interleaved_speedups_in_the_zero_bubble_settings() -> None:
     # Table 9's costs (Zero Bubble paper, ICLR version): 1F1B-I's speed-up over 1F1B drops in
     # every setting once each exchange blocks, by about one message time per extra exchange.
