@@ -21,7 +21,12 @@ from pipesim.cli import app
 from pipesim.errors import ConfigError
 from pipesim.problem.build import build_problem
 from pipesim.problem.layout import layers_from_layout
-from pipesim.render.frameworks import SCHEDULES, megatron_layout, torchtitan_lines
+from pipesim.render.frameworks import (
+    SCHEDULES,
+    Configuration,
+    megatron_layout,
+    torchtitan_lines,
+)
 from pipesim.schedules.base import StaticPolicy
 from pipesim.schedules.registry import get_policy
 from pipesim.settings.hardware import load_gpu, load_model
@@ -260,11 +265,11 @@ def test_torchtitan_lines_set_a_config_pytorch_can_run() -> None:
         assert torch_schedules.get_schedule_class(name).__name__.lower().endswith(name.lower()), (
             schedule
         )
-    lines = torchtitan_lines(
-        schedule="interleaved", tensor=2, pipeline=2, data=4, context=1, expert=1,
+    lines = torchtitan_lines(Configuration(
+        schedule="interleaved", tensor=2, pipeline=2, chunks=2, data=4, context=1, expert=1,
         microbatches=8, micro_batch=2, global_batch=64, seq_length=1024, layers=(3, 2, 2, 1),
         recompute="full", distributed_optimizer=True, sequence_parallel=True,
-    )  # fmt: skip
+    ))  # fmt: skip
     config = SimpleNamespace(parallelism=SimpleNamespace(), training=SimpleNamespace())
     namespace = {"config": config, "SelectiveAC": None, "FullAC": SimpleNamespace(Config=dict)}
     exec("\n".join(lines), namespace)  # the lines are Python a config function runs

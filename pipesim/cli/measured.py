@@ -59,20 +59,14 @@ def calibrate(
     )
     from pipesim.render.envelope import envelope
     from pipesim.schedules.schedule_file import write_schedule
-    from pipesim.settings.profiler_trace import read_measured_csv, read_profiler_trace
+    from pipesim.settings.profiler_trace import read_measured
     from pipesim.studies.calibrate import calibrate as fit
 
     inputs = [(f"trace {number}", path) for number, path in enumerate(traces, start=1)]
     check_outputs([("--output", output), ("--schedule-out", schedule_out)], inputs=inputs)
     if not traces:
         raise ConfigError("calibrate needs the traces of a run: one per rank")
-    ranks = []
-    for path in traces:
-        if path.suffix.lower() == ".csv":
-            ranks += read_measured_csv(path)
-        else:
-            ranks.append(read_profiler_trace(path))
-    calibration = fit(ranks, skip=skip)
+    calibration = fit(read_measured(traces), skip=skip)
     replayed = calibration.replayed()
     files: list[tuple[Path, bytes]] = []
     if output is not None:

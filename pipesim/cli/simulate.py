@@ -165,16 +165,10 @@ def run(
 
 def _measured(report: Report, traces: list[Path]) -> Trace:
     """The measured run's typical step, as a timeline of this run's problem."""
-    from pipesim.settings.profiler_trace import read_measured_csv, read_profiler_trace
+    from pipesim.settings.profiler_trace import read_measured
     from pipesim.studies.calibrate import measured_step
 
-    ranks = []
-    for path in traces:
-        if path.suffix.lower() == ".csv":
-            ranks += read_measured_csv(path)
-        else:
-            ranks.append(read_profiler_trace(path))
-    return measured_step(ranks, report.trace.problem)
+    return measured_step(read_measured(traces), report.trace.problem)
 
 
 def _against_record(simulated: Trace, measured: Trace) -> dict[str, object]:

@@ -12,7 +12,14 @@ from rich.text import Text
 from pipesim.analysis.summary import Summary
 from pipesim.render.json_report import network_record
 from pipesim.render.numbers import num, peak
-from pipesim.render.style import activations, fitted_columns, gigabytes, ms, percent
+from pipesim.render.style import (
+    activations,
+    fill_table,
+    fitted_columns,
+    gigabytes,
+    ms,
+    percent,
+)
 from pipesim.studies.compare import Comparison, speedup_baseline, speedup_over, verdict
 
 
@@ -58,15 +65,7 @@ class ComparisonTable:
         keep, widths = fitted_columns(headers, cells, options.max_width, droppable=(5, 4, 1))
         left_out = [headers[c] for c in (5, 4, 1) if c not in keep]
         table = Table(show_edge=False, header_style="bold", pad_edge=False)
-        for index in keep:
-            table.add_column(
-                headers[index],
-                justify="left" if index == 0 else "right",
-                no_wrap=True,
-                min_width=widths[index],
-            )
-        for row_cells in cells:
-            table.add_row(*(row_cells[index] for index in keep))
+        fill_table(table, headers, cells, keep, widths)
         by_reason: dict[str, list[str]] = {}
         for row in self.rows:
             if row.figures is None:

@@ -18,6 +18,8 @@ against NVIDIA/Megatron-LM and pytorch/torchtitan as of August 2026):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pipesim.problem.layout import even_layers
 
 FRAMEWORKS = ("any", "megatron", "torchtitan")
@@ -44,23 +46,35 @@ def megatron_layout(layers: tuple[int, ...]) -> str:
     return "E" + "|".join(parts) + "L"
 
 
-def megatron_arguments(
-    *,
-    tensor: int,
-    pipeline: int,
-    chunks: int,
-    context: int,
-    expert: int,
-    micro_batch: int,
-    global_batch: int,
-    seq_length: int,
-    layers: tuple[int, ...],
-    recompute: str,
-    distributed_optimizer: bool,
-    sequence_parallel: bool,
-    ep_comm_overlap: bool = False,
-) -> list[str]:
+@dataclass(frozen=True)
+class Configuration:
+    """One configuration, as the frameworks' settings need it."""
+
+    schedule: str
+    """pipesim's name for the schedule."""
+    tensor: int
+    pipeline: int
+    chunks: int
+    data: int
+    context: int
+    expert: int
+    microbatches: int
+    micro_batch: int
+    global_batch: int
+    seq_length: int
+    layers: tuple[int, ...]
+    """Transformer layers per stage, in model order."""
+    recompute: str
+    distributed_optimizer: bool
+    sequence_parallel: bool
+    ep_comm_overlap: bool = False
+
+
+def megatron_arguments(config: Configuration) -> list[str]:
     """The Megatron-LM arguments of a configuration (run on t p d c GPUs)."""
+    tensor, pipeline, chunks = config.tensor, config.pipeline, config.chunks
+    context, expert, layers = config.context, config.expert, config.layers
+    recompute = config.recompute
     total = sum(layers)
     args = [
         "--tensor-model-parallel-size", str(tensor),
@@ -70,21 +84,21 @@ def megatron_arguments(
         args += ["--pipeline-model-parallel-layout", megatron_layout(layers)]
     elif chunks > 1:
         args += ["--num-virtual-stages-per-pipeline-rank", str(chunks)]
-    if tensor > 1 and sequence_parallel:
+    if tensor > 1 and config.sequence_parallel:
         args.append("--sequence-parallel")
     if context > 1:
         args += ["--context-parallel-size", str(context)]
     if expert > 1:
         args += ["--expert-model-parallel-size", str(expert)]
-    if ep_comm_overlap:
+    if config.ep_comm_overlap:
         args.append("--overlap-moe-expert-parallel-comm")
     args += [
         "--num-layers", str(total),
-        "--seq-length", str(seq_length),
-        "--micro-batch-size", str(micro_batch),
-        "--global-batch-size", str(global_batch),
+        "--seq-length", str(config.seq_length),
+        "--micro-batch-size", str(config.micro_batch),
+        "--global-batch-size", str(config.global_batch),
     ]  # fmt: skip
-    if distributed_optimizer:
+    if config.distributed_optimizer:
         args.append("--use-distributed-optimizer")
     if recompute == "selective":
         args += ["--recompute-granularity", "selective"]
@@ -97,34 +111,20 @@ def megatron_arguments(
     return args
 
 
-def torchtitan_lines(
-    *,
-    schedule: str,
-    tensor: int,
-    pipeline: int,
-    data: int,
-    context: int,
-    expert: int,
-    microbatches: int,
-    micro_batch: int,
-    global_batch: int,
-    seq_length: int,
-    layers: tuple[int, ...],
-    recompute: str,
-    distributed_optimizer: bool,
-    sequence_parallel: bool,
-) -> list[str]:
-    """Python lines that set a torchtitan `Trainer.Config` named `config` to a
-    configuration (`schedule`: pipesim's name, one torchtitan runs)."""
+def torchtitan_lines(config: Configuration) -> list[str]:
+    """Python lines that set a torchtitan `Trainer.Config` named `config` to a configuration
+    (whose schedule torchtitan runs)."""
+    tensor, pipeline, data = config.tensor, config.pipeline, config.data
+    seq_length, layers = config.seq_length, config.layers
     p = "config.parallelism"
     lines = [f"{p}.tensor_parallel_degree = {tensor}"]
     if tensor > 1:
-        lines.append(f"{p}.enable_sequence_parallel = {sequence_parallel}")
+        lines.append(f"{p}.enable_sequence_parallel = {config.sequence_parallel}")
     lines.append(f"{p}.pipeline_parallel_degree = {pipeline}")
     if pipeline > 1:
         lines += [
-            f'{p}.pipeline_parallel_schedule = "{SCHEDULES["torchtitan"][schedule]}"',
-            f"{p}.num_pp_microbatches = {microbatches}",
+            f'{p}.pipeline_parallel_schedule = "{SCHEDULES["torchtitan"][config.schedule]}"',
+            f"{p}.num_pp_microbatches = {config.microbatches}",
             f"counts = {list(layers)}  # transformer layers per stage, in model order",
             f"{p}.module_fqns_per_model_part = [",
             '    (["tok_embeddings"] if i == 0 else [])',
@@ -133,7 +133,7 @@ def torchtitan_lines(
             "    for i in range(len(counts))",
             "]",
         ]
-    if distributed_optimizer:
+    if config.distributed_optimizer:
         lines += [
             f"{p}.data_parallel_shard_degree = {data}  # FSDP",
             f"{p}.data_parallel_replicate_degree = 1",
@@ -143,14 +143,15 @@ def torchtitan_lines(
             f"{p}.data_parallel_shard_degree = 1",
             f"{p}.data_parallel_replicate_degree = {data}  # DDP",
         ]
-    lines.append(f"{p}.context_parallel_degree = {context}")
-    if expert > 1:
-        lines.append(f"{p}.expert_parallel_degree = {expert}")
+    lines.append(f"{p}.context_parallel_degree = {config.context}")
+    if config.expert > 1:
+        lines.append(f"{p}.expert_parallel_degree = {config.expert}")
+    per_rank = config.micro_batch * seq_length
     lines += [
-        f"config.training.num_tokens_per_microbatch_per_dp_rank = {micro_batch * seq_length}",
-        f"config.training.num_tokens_per_train_step = {global_batch * seq_length}",
+        f"config.training.num_tokens_per_microbatch_per_dp_rank = {per_rank}",
+        f"config.training.num_tokens_per_train_step = {config.global_batch * seq_length}",
         f"config.training.max_context_length = {seq_length}",
     ]
     checkpoint = {"none": "None", "selective": "SelectiveAC.Config()", "full": "FullAC.Config()"}
-    lines.append(f"config.activation_checkpoint = {checkpoint[recompute]}")
+    lines.append(f"config.activation_checkpoint = {checkpoint[config.recompute]}")
     return lines

@@ -10,7 +10,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.text import Text
 
 from pipesim.render.numbers import num
-from pipesim.render.style import figures_table, fitted_columns, ms, percent
+from pipesim.render.style import figures_table, fill_table, fitted_columns, ms, percent
 from pipesim.studies.monte_carlo import Damage, Distribution, MonteCarlo
 
 _BINS = 12
@@ -95,16 +95,7 @@ class MonteCarloComparison:
         left_out = [headers[c] for c in (4, 2) if c not in keep]
         if left_out:
             caption += f"; left out at this width: {', '.join(left_out)} (see -f json)"
-        table = figures_table(caption)
-        for index in keep:
-            table.add_column(
-                headers[index],
-                justify="left" if index == 0 else "right",
-                no_wrap=True,
-                min_width=widths[index],
-            )
-        for row in rows:
-            table.add_row(*(row[index] for index in keep))
+        table = fill_table(figures_table(caption), headers, rows, keep, widths)
         not_run = [
             Text.assemble((f"{study.policy} not run: ", "red"), study.error)
             for study in self.studies

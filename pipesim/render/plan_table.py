@@ -16,7 +16,12 @@ from rich.table import Table
 from rich.text import Text
 
 from pipesim.problem.layout import even_layers
-from pipesim.render.frameworks import SCHEDULES, megatron_arguments, torchtitan_lines
+from pipesim.render.frameworks import (
+    SCHEDULES,
+    Configuration,
+    megatron_arguments,
+    torchtitan_lines,
+)
 from pipesim.render.numbers import num
 from pipesim.render.style import figures_table, gigabytes, ms, percent
 from pipesim.schedules.registry import get_policy
@@ -192,39 +197,30 @@ def framework_settings(row: PlanRow, base: Settings, framework: str) -> RenderRe
     layers = row.layers or even_layers(model.layers, row.stages * row.chunks)
     sequence_parallel = base.sequence_parallel is not False
     names = ("megatron", "torchtitan") if framework == "any" else (framework,)
+    config = Configuration(
+        schedule=row.policy, tensor=row.tensor_parallel, pipeline=row.stages, chunks=row.chunks,
+        data=row.data_parallel, context=row.context_parallel, expert=row.expert_parallel,
+        microbatches=row.microbatches, micro_batch=row.micro_batch_size,
+        global_batch=base.global_batch_size, seq_length=seq, layers=layers,
+        recompute=row.recompute, distributed_optimizer=row.distributed_optimizer,
+        sequence_parallel=sequence_parallel, ep_comm_overlap=bool(base.ep_comm_overlap),
+    )  # fmt: skip
     for name in names:
         if row.policy not in SCHEDULES[name]:
             if framework != "any":
                 yield Text(f"{name} does not run {row.policy}")
             continue
         if name == "megatron":
-            arguments = megatron_arguments(
-                tensor=row.tensor_parallel, pipeline=row.stages, chunks=row.chunks,
-                context=row.context_parallel, expert=row.expert_parallel,
-                micro_batch=row.micro_batch_size, global_batch=base.global_batch_size,
-                seq_length=seq, layers=layers, recompute=row.recompute,
-                distributed_optimizer=row.distributed_optimizer,
-                sequence_parallel=sequence_parallel, ep_comm_overlap=bool(base.ep_comm_overlap),
-            )  # fmt: skip
             yield Text.assemble(
                 ("Megatron-LM ", "bold"),
                 f"(on {row.gpus} GPUs, data parallel {row.data_parallel}): ",
-                shlex.join(arguments),
+                shlex.join(megatron_arguments(config)),
             )
         else:
-            lines = torchtitan_lines(
-                schedule=row.policy, tensor=row.tensor_parallel, pipeline=row.stages,
-                data=row.data_parallel, context=row.context_parallel,
-                expert=row.expert_parallel, microbatches=row.microbatches,
-                micro_batch=row.micro_batch_size, global_batch=base.global_batch_size,
-                seq_length=seq, layers=layers, recompute=row.recompute,
-                distributed_optimizer=row.distributed_optimizer,
-                sequence_parallel=sequence_parallel,
-            )  # fmt: skip
             yield Text.assemble(
                 ("torchtitan ", "bold"),
                 f"(NGPU={row.gpus}; in the function that returns your Trainer.Config):\n",
-                "\n".join("    " + line for line in lines),
+                "\n".join("    " + line for line in torchtitan_lines(config)),
             )
 
 

@@ -92,3 +92,25 @@ def fitted_columns(
             break
         keep.remove(drop)
     return keep, widths
+
+
+def fill_table(
+    table: Table,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str | Text]],
+    keep: Sequence[int],
+    widths: Sequence[int],
+    left: int = 0,
+) -> Table:
+    """Add the columns `keep` of `fitted_columns` to `table`, each at least its width and
+    never wrapped (column `left` justified left, the figures right), then the rows."""
+    for index in keep:
+        table.add_column(
+            headers[index],
+            justify="left" if index == left else "right",
+            no_wrap=True,
+            min_width=widths[index],
+        )
+    for row in rows:
+        table.add_row(*(row[index] for index in keep))
+    return table

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipesim.render.numbers import num, peak
-from pipesim.render.style import activations, fitted_columns, ms, percent
+from pipesim.render.style import activations, fill_table, fitted_columns, ms, percent
 from pipesim.settings.declarations import BY_NAME
 from pipesim.settings.values import MEMORY, RATE, SIZE
 from pipesim.settings.written import setting_text
@@ -39,13 +39,7 @@ class SweepTable:
         spare = options.max_width - sum(widths[c] for c in keep) - 3 * len(keep)
         bar = min(_BAR, spare) if len(keep) == len(headers) and spare >= 6 else 0
         table = Table(show_edge=False, header_style="bold", pad_edge=False)
-        for index in keep:
-            table.add_column(
-                headers[index],
-                justify="left" if index == 1 else "right",
-                no_wrap=True,
-                min_width=widths[index],
-            )
+        fill_table(table, headers, [], keep, widths, left=1)
         if bar:
             table.add_column("bubble", no_wrap=True, min_width=bar)
         for row, cells in zip(self.rows, rows, strict=True):

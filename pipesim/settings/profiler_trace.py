@@ -25,6 +25,7 @@ import io
 import json
 import re
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -246,3 +247,18 @@ def read_measured_csv(path: Path) -> list[RankTrace]:
                 raise ConfigError(f"{path}: rank {rank}'s actions overlap at {after.start} ms")
         traces.append(RankTrace(rank, str(path), tuple(actions)))
     return traces
+
+
+def read_measured(paths: Sequence[Path]) -> list[RankTrace]:
+    """Every rank of a measured run: profiler traces (one per rank) and CSV files (any ranks).
+
+    Raises:
+        ConfigError: as `read_profiler_trace` and `read_measured_csv`.
+    """
+    ranks: list[RankTrace] = []
+    for path in paths:
+        if path.suffix.lower() == ".csv":
+            ranks += read_measured_csv(path)
+        else:
+            ranks.append(read_profiler_trace(path))
+    return ranks
