@@ -63,3 +63,24 @@ def test_the_terminal_picture_is_still_there(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", "--save-terminal", str(picture), "-f", "json"])
     assert result.exit_code == 0
     assert "dev&#160;0" in picture.read_text() or "dev 0" in picture.read_text()
+
+
+def test_zoomed_in_ops_never_paint_over_the_device_names(tmp_path: Path) -> None:
+    # The page opens on 10 to 20 ms (#window=): ops that start before the view are cut at its
+    # left edge, not drawn over "dev 0", and the legend names W only for a split backward.
+    page = tmp_path / "view.html"
+    assert runner.invoke(app, ["run", "-p", "4", "-m", "8", "--html", str(page)]).exit_code == 0
+    assert BROWSER is not None
+    done = subprocess.run(
+        [BROWSER, "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom",
+         f"file://{page}#window=10,20"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    status = re.search(r'data-drawn="(\d+)" data-label-ink="(\d+)">([^<]*)', done.stdout)
+    assert status is not None
+    assert int(status.group(1)) < 64 and status.group(2) == "0"
+    assert "showing 10 to 20 ms" in status.group(3)
+    assert ">W" not in page.read_text()
+    split = tmp_path / "zb.html"
+    runner.invoke(app, ["run", "--policy", "zb-v", "-p", "4", "-m", "8", "--html", str(split)])
+    assert "></span>W" in split.read_text()

@@ -64,6 +64,10 @@ def write_html_view(report: Report, title: str, summary: list[RenderableType], o
     page = resources.files("pipesim.render").joinpath("html_view.html").read_text()
     out.write(
         page.replace("{title}", html.escape(title))
+        .replace(
+            "{w_key}",
+            ' <span style="background:#55A868"></span>W' if trace.problem.split_backward else "",
+        )
         .replace("{summary}", html.escape(text))
         .replace("{data}", payload)
     )
