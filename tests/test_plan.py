@@ -328,3 +328,16 @@ def test_a_config_files_policy_and_recompute_are_the_plans_unless_flags_say_more
     assert {r["recompute"] for r in records} == {"selective"}
     wider = result_json(runner.invoke(app, [*args, "--policies", "1f1b,zb-v"]).stdout)
     assert {r["policy"] for r in wider} == {"1f1b", "zb-v"}
+
+
+def test_the_runs_plot_explains_its_marks_and_a_16_device_run_names_its_curves(
+    tmp_path: Path,
+) -> None:
+    runs = tmp_path / "runs.svg"
+    args = ["compare", "-p", "4", "-m", "8", "--policies", "1f1b,zb-v", "--runs", "20"]
+    assert runner.invoke(app, [*args, "--jitter", "0.1", "--plot", str(runs)]).exit_code == 0
+    svg = runs.read_text()
+    assert "one run" in svg and "quartiles" in svg and "extremes" in svg
+    wide = tmp_path / "p16.svg"
+    assert runner.invoke(app, ["run", "-p", "16", "-m", "32", "--plot", str(wide)]).exit_code == 0
+    assert "dev 15" in wide.read_text()  # the memory panel's legend names every device

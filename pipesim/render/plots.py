@@ -269,8 +269,12 @@ def _draw_memory(axes: Any, report: Report) -> None:
                 )
         axes.set_ylabel("activations", fontsize=8)
     axes.grid(alpha=0.3)
-    if report.trace.problem.pipeline.devices <= 8:
-        axes.legend(fontsize=6, ncol=8, loc="upper right")
+    devices = report.trace.problem.pipeline.devices
+    if devices <= 32:  # one entry per device, in rows of 8 (more would hide the curves)
+        axes.legend(fontsize=6, ncol=min(8, devices), loc="upper right")
+    else:
+        axes.text(0.99, 0.95, f"{devices} devices, one line each", transform=axes.transAxes,
+                  ha="right", va="top", fontsize=7)  # fmt: skip
 
 
 def plot_title(report: Report, settings: Settings) -> str:
@@ -331,9 +335,13 @@ def monte_carlo_plot(studies: Sequence[MonteCarlo], title: str, path: Path) -> b
     axes.boxplot(times, positions=positions, whis=(0, 100), widths=0.5)
     for position, study, values in zip(positions, ran, times, strict=True):
         spread = [position + 0.3 + 0.1 * ((index * 0.618) % 1) for index in range(len(values))]
-        axes.scatter(spread, values, s=4, alpha=0.4, color="tab:blue")
-        axes.scatter([position], [study.makespan.p50], marker="o", color="tab:red", s=24, zorder=3)
-        axes.scatter([position], [study.makespan.p95], marker="v", color="tab:red", s=24, zorder=3)
+        first = position == positions[0]  # one legend entry per kind of mark
+        axes.scatter(spread, values, s=4, alpha=0.4, color="tab:blue",
+                     label="one run" if first else None)  # fmt: skip
+        axes.scatter([position], [study.makespan.p50], marker="o", color="tab:red", s=24,
+                     zorder=3, label="p50" if first else None)  # fmt: skip
+        axes.scatter([position], [study.makespan.p95], marker="v", color="tab:red", s=24,
+                     zorder=3, label="p95" if first else None)  # fmt: skip
     names = [
         f"{study.policy}\np50 {study.makespan.p50:.4g}\np95 {study.makespan.p95:.4g}"
         for study in ran
@@ -342,6 +350,9 @@ def monte_carlo_plot(studies: Sequence[MonteCarlo], title: str, path: Path) -> b
     axes.set_ylabel("step time (ms)")
     runs = len(ran[0].runs) if ran else 0
     axes.set_title(f"{title} ({runs} runs each)", fontsize=9)
+    if ran:
+        axes.legend(fontsize=7, loc="best", title="box: quartiles, whiskers: extremes",
+                    title_fontsize=7)  # fmt: skip
     axes.grid(alpha=0.3, axis="y")
     figure.tight_layout()
     return _saved(pyplot, figure, path)
