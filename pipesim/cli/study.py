@@ -32,7 +32,6 @@ from pipesim.cli.options import (
     takes_settings,
 )
 from pipesim.cli.output_files import check_outputs, print_json, write_files
-from pipesim.cli.plan_shards import read_shards
 from pipesim.errors import ConfigError
 from pipesim.render.outputs import Requested, Shown
 from pipesim.settings.declarations import BY_NAME, VARIABILITY, Settings
@@ -415,6 +414,8 @@ def plan(
     outputs.check()
     check_outputs(outputs.named())
     if merge or files:
+        from pipesim.cli.plan_shards import read_shards
+
         given = {
             "settings": settings != Settings(), "lists": any(axes.values()), "--gpus": gpus,
             "--framework": framework is not Framework.any, "--policies": policies,

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
-from pipesim.analysis.whole_step import device_collectives
 from pipesim.problem.ops import Kind
 from pipesim.render.style import (
     ASCII_FILL,
@@ -131,6 +130,10 @@ _NAMES = {"r": "gradient reduction", "o": "optimizer", "g": "parameter all-gathe
 
 def _after_pipeline(trace: Trace) -> list[list[tuple[float, float, str]]] | None:
     """Per device, its collectives as (start, end, letter), or None."""
+    if trace.problem.workload is None:
+        return None  # hand-entered costs: no collectives (and no import of the whole step)
+    from pipesim.analysis.whole_step import device_collectives
+
     spans = device_collectives(trace)
     if spans is None:
         return None
