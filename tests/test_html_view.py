@@ -32,7 +32,7 @@ def _open(page: Path) -> str:
 
 
 def _status(dom: str) -> tuple[int, int, str]:
-    status = re.search(r'<div id="status" data-ops="(\d+)" data-drawn="(\d+)">', dom)
+    status = re.search(r'<div id="status" data-ops="(\d+)" data-drawn="(\d+)"[^>]*>', dom)
     errors = re.search(r'<div id="errors">([^<]*)</div>', dom)
     assert status is not None and errors is not None
     return int(status.group(1)), int(status.group(2)), errors.group(1)
