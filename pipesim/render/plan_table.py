@@ -269,7 +269,7 @@ _FIELDS = (
     "index", "policy", "stages", "chunks", "micro_batch_size", "microbatches", "recompute",
     "layout", "layers", "tensor_parallel", "data_parallel", "context_parallel", "expert_parallel",
     "distributed_optimizer", "gpus", "step_ms", "step_bound_ms", "tokens_per_second", "mfu",
-    "bubble", "peak_bytes", "bytes_over", "fits", "pruned", "bounded", "error",
+    "bubble", "peak_bytes", "bytes_over", "fits", "pruned", "peak_exact", "bounded", "error",
 )  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from pipesim.schedules.registry import get_policy
 from pipesim.settings.declarations import Settings
 from pipesim.studies.cluster import Split, splits
 from pipesim.studies.executor import run_all
-from pipesim.studies.plan_bound import lower_bounds
+from pipesim.studies.plan_bound import lower_bounds, order_peak
 from pipesim.studies.step import simulate_step
 
 LAYOUTS = ("even", "balanced")
@@ -68,7 +68,7 @@ class Candidate:
 class PlanRow:
     """What one configuration gives; `error` when it cannot run, `pruned` when its memory
     is over the limit before simulating (`plan_bound`: its static memory and one microbatch's
-    activations, or the exact peak of a fixed order),
+    activations, or, before simulating it, the exact peak of its fixed order),
     `bounded` when its step time cannot beat the rows shown (then it was not simulated)."""
 
     index: int
@@ -98,6 +98,9 @@ class PlanRow:
     breakdown: tuple[tuple[str, float], ...] = ()
     """The whole step's parts (`analysis.whole_step`), in ms."""
     pruned: bool = False
+    peak_exact: bool = False
+    """The peak is its fixed order's own (so `pruned` came after the screen, for a row whose
+    bound could beat the rows shown)."""
     bounded: bool = False
     error: str | None = None
 
@@ -282,11 +285,7 @@ def screen(candidate: Candidate) -> Screened:
     pipeline = problem.pipeline
     memory = problem.memory
     assert memory is not None
-    try:
-        orders = policy.device_orders(pipeline) if isinstance(policy, StaticPolicy) else None
-    except PipesimError as error:
-        return Screened(candidate, _row(candidate, settings, 0, 0, layers, error=str(error)))
-    bounds = lower_bounds(problem, orders)
+    bounds = lower_bounds(problem)
     if memory.limit is not None and bounds.peak_bytes > memory.limit:
         row = _row(
             candidate, settings, pipeline.chunks, pipeline.microbatches, layers, pruned=True,
@@ -305,6 +304,20 @@ def simulate_screened(screened: Screened) -> PlanRow:
     settings = candidate.settings.replace(layers_per_stage=screened.layers)
     policy = get_policy(settings.policy or "1f1b")
     try:
+        if isinstance(policy, StaticPolicy):
+            # A fixed order fixes the peak: refuse what cannot fit before simulating it
+            # (here, not in the screen: an order costs as much to make as a few bounds).
+            problem = build_problem(settings, policy)
+            memory = problem.memory
+            assert memory is not None
+            peak = order_peak(problem, policy.device_orders(problem.pipeline))
+            if memory.limit is not None and peak > memory.limit:
+                return _row(
+                    candidate, settings, screened.chunks, screened.microbatches,
+                    screened.layers, pruned=True, peak_exact=True,
+                    bytes_over=peak - memory.limit, peak_bytes=peak,
+                    step_bound_ms=screened.step_bound,
+                )  # fmt: skip
         report = simulate_step(settings, policy, detail=False)  # a row keeps only figures
     except PipesimError as error:
         return _row(
@@ -507,7 +520,9 @@ def settled(result: PlanResult, top: int) -> PlanResult:
     assert kth is not None
     rows = tuple(
         _as_bounded(row)
-        if row.step_bound_ms is not None and not row.pruned and _beyond(row.step_bound_ms, kth)
+        if row.step_bound_ms is not None
+        and (row.peak_exact or not row.pruned)
+        and _beyond(row.step_bound_ms, kth)
         else row
         for row in result.rows
     )
@@ -518,7 +533,7 @@ def _as_bounded(row: PlanRow) -> PlanRow:
     """A row as it is when its bound kept it from being simulated."""
     return dataclasses.replace(
         row, step_ms=None, tokens_per_second=None, mfu=None, bubble=None, peak_bytes=None,
-        bytes_over=0.0, breakdown=(), error=None, bounded=True,
+        bytes_over=0.0, breakdown=(), error=None, pruned=False, peak_exact=False, bounded=True,
     )  # fmt: skip
 
 
