@@ -191,3 +191,24 @@ def test_a_run_drawn_against_the_measured_run(tmp_path: Path) -> None:
     # A measured run of another shape (4 microbatches against a run of 8) is one line.
     other = runner.invoke(app, ["run", "-p", "2", "-m", "2", *against])
     assert other.exit_code == 2 and "is not an op of this run" in other.stderr, other.stderr
+
+
+def test_clocks_that_disagree_are_set_by_the_messages_between_ranks() -> None:
+    # Rank 1's trace as a host whose clock runs 7 ms ahead would record it: taken as one
+    # clock, the run makes no sense; set by the messages both ways, it is the same run.
+    import dataclasses
+
+    traces = [read_profiler_trace(path) for path in _traces("interleaved")]
+    skewed = [traces[0], dataclasses.replace(traces[1], origin=traces[1].origin + 7.0)]
+    same_host = calibrate(traces, align="messages")
+    set_by_messages = calibrate(skewed, align="messages")
+    assert set_by_messages.measured == pytest.approx(same_host.measured)
+    assert set_by_messages.replayed() == pytest.approx(same_host.replayed())
+    assert set_by_messages.settings.comm_latency == pytest.approx(same_host.settings.comm_latency)
+    taken_as_one = calibrate(skewed)
+    assert abs(taken_as_one.replayed() - statistics.fmean(taken_as_one.measured)) > abs(
+        set_by_messages.replayed() - statistics.fmean(set_by_messages.measured)
+    )
+    result = runner.invoke(app, ["calibrate", *map(str, _traces("gpipe")), "--align-clocks",
+                                 "messages", "-f", "json"])  # fmt: skip
+    assert result.exit_code == 0 and result_json(result.stdout)["replayed_ms"] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,13 @@ from pipesim.cli.app import app
 from pipesim.cli.options import INPUT_OUTPUT, Format, OutputFormat
 from pipesim.cli.output_files import check_outputs, print_json, write_files
 from pipesim.errors import ConfigError
+
+
+class Alignment(StrEnum):
+    """How the ranks' clocks are made one."""
+
+    origin = "origin"
+    messages = "messages"
 
 
 @app.command()
@@ -44,6 +52,14 @@ def calibrate(
             help="Write the measured order as a schedule CSV (run --schedule replays it).",
         ),
     ] = None,
+    align_clocks: Annotated[
+        Alignment,
+        typer.Option(
+            case_sensitive=False,
+            help="origin: the traces' clocks are one (one host, or NTP/PTP); messages: set "
+            "each rank's clock by the messages it exchanges with the rank before it.",
+        ),
+    ] = Alignment.origin,
     output_format: Format = OutputFormat.text,
 ) -> None:  # fmt: skip
     """Fit costs to a measured run and replay it: how far the simulation is from the cluster.
@@ -66,7 +82,7 @@ def calibrate(
     check_outputs([("--output", output), ("--schedule-out", schedule_out)], inputs=inputs)
     if not traces:
         raise ConfigError("calibrate needs the traces of a run: one per rank")
-    calibration = fit(read_measured(traces), skip=skip)
+    calibration = fit(read_measured(traces), skip=skip, align=align_clocks.value)
     replayed = calibration.replayed()
     files: list[tuple[Path, bytes]] = []
     if output is not None:
@@ -80,7 +96,11 @@ def calibrate(
         files.append((schedule_out, text.getvalue().encode()))
     write_files(files)
     if output_format is OutputFormat.json:
-        options = {"traces": [str(path) for path in traces], "skip": skip}
+        options = {
+            "traces": [str(path) for path in traces],
+            "skip": skip,
+            "align_clocks": align_clocks.value,
+        }
         print_json(
             envelope("calibrate", calibration.settings, options,
                      calibration_record(calibration, replayed))

@@ -94,6 +94,8 @@ class Calibration:
     """Steps in the traces; the first `skip` were left out."""
     skip: int
     paths: tuple[str, ...]
+    steps_by_rank: list[list[list[MeasuredAction]]]
+    """Each rank's actions, cut into steps, on the common clock."""
 
     @property
     def measured_step(self) -> float:
@@ -104,8 +106,10 @@ class Calibration:
         return simulate_step(self.settings, self.policy, detail=False).summary.makespan
 
 
-def calibrate(traces: Sequence[RankTrace], skip: int = 1) -> Calibration:
-    """Fit costs and the order to the ranks' traces.
+def calibrate(traces: Sequence[RankTrace], skip: int = 1, align: str = "origin") -> Calibration:
+    """Fit costs and the order to the ranks' traces; `align` "messages" sets each rank's
+    clock by the messages it exchanges with the rank before it (`_aligned`), for traces of
+    hosts whose clocks differ; "origin" takes their clocks as one.
 
     Raises:
         ConfigError: ranks missing or given twice, steps that differ in what they run or in
@@ -148,6 +152,8 @@ def calibrate(traces: Sequence[RankTrace], skip: int = 1) -> Calibration:
     if sorted(placement_map) != list(range(stages)):
         raise ConfigError(f"stages {sorted(set(range(stages)) - set(placement_map))} never run")
     placement = tuple(placement_map[stage] for stage in range(stages))
+    if align == "messages":
+        steps_by_rank = _aligned(steps_by_rank, placement)
     used = [steps[skip:] for steps in steps_by_rank]
     orders = [[Op(_KINDS[a.kind], a.stage, a.microbatch) for a in steps[0]] for steps in used]
     samples: dict[tuple[int, str], list[float]] = {}
@@ -201,7 +207,50 @@ def calibrate(traces: Sequence[RankTrace], skip: int = 1) -> Calibration:
     )
     policy = MeasuredOrder(orders, placement, split)
     paths = tuple(by_rank[rank].path for rank in range(ranks))
-    return Calibration(settings, policy, fits, len(waits), measured, total, skip, paths)
+    return Calibration(
+        settings, policy, fits, len(waits), measured, total, skip, paths, steps_by_rank
+    )
+
+
+def _aligned(
+    steps_by_rank: list[list[list[MeasuredAction]]], placement: tuple[int, ...]
+) -> list[list[list[MeasuredAction]]]:
+    """Each rank's clock set by the rank before it, as NTP sets a clock: the messages between
+    them go both ways, and a message cannot arrive before it leaves, so the shortest gap from
+    a producer's end to its consumer's wait's end is the same in both directions (the link's
+    latency) once the clocks agree. Rank r's times move by half the difference."""
+    aligned = [steps_by_rank[0]]
+    for rank in range(1, len(steps_by_rank)):
+        before, here = aligned[rank - 1], steps_by_rank[rank]
+        forward, backward = [], []
+        for k in range(min(len(before), len(here))):
+            index = {(a.kind, a.stage, a.microbatch): a for a in (*before[k], *here[k])}
+            for (kind, stage, microbatch), consumer in index.items():
+                source = (
+                    ("F", stage - 1, microbatch) if kind == "F"
+                    else (kind, stage + 1, microbatch) if kind in ("B", "I") else None
+                )  # fmt: skip
+                producer = index.get(source) if source is not None else None
+                if producer is None:
+                    continue
+                pair = (placement[producer.stage], placement[consumer.stage])
+                gap = consumer.compute - producer.end
+                if pair == (rank - 1, rank):
+                    forward.append(gap)
+                elif pair == (rank, rank - 1):
+                    backward.append(gap)
+        if not forward or not backward:
+            raise ConfigError(
+                f"ranks {rank - 1} and {rank} exchange no messages both ways: their clocks "
+                "cannot be set by them (--align-clocks origin takes the traces' clocks)"
+            )
+        shift = (min(backward) - min(forward)) / 2
+        aligned.append([
+            [dataclasses.replace(a, start=a.start + shift, compute=a.compute + shift,
+                                 end=a.end + shift) for a in step]
+            for step in here
+        ])  # fmt: skip
+    return aligned
 
 
 def _shifted(trace: RankTrace, origin: float) -> RankTrace:
@@ -268,7 +317,9 @@ def _cv(values: list[float]) -> float:
     return statistics.pstdev(values) / mean if mean > 0 and len(values) > 1 else 0.0
 
 
-def measured_step(traces: Sequence[RankTrace], problem: Problem, skip: int = 1) -> Trace:
+def measured_step(
+    traces: Sequence[RankTrace], problem: Problem, skip: int = 1, align: str = "origin"
+) -> Trace:
     """The measured run's typical step (of those after `skip`, the one closest to their mean)
     as a timeline of `problem`:
     each op computing its busy time up to its measured end, from the step's first op.
@@ -277,9 +328,8 @@ def measured_step(traces: Sequence[RankTrace], problem: Problem, skip: int = 1) 
         ConfigError: as `calibrate`; the traces ran other ops, or on other ranks, than
             `problem`'s.
     """
-    calibration = calibrate(traces, skip)
-    first = min(trace.origin for trace in traces)
-    by_rank = {trace.rank: _steps(_shifted(trace, first)) for trace in traces}
+    calibration = calibrate(traces, skip, align)
+    by_rank = dict(enumerate(calibration.steps_by_rank))
     mean = statistics.fmean(calibration.measured)
     k = skip + min(
         range(len(calibration.measured)), key=lambda i: abs(calibration.measured[i] - mean)
