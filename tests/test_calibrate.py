@@ -188,6 +188,11 @@ def test_a_run_drawn_against_the_measured_run(tmp_path: Path) -> None:
         assert lines[sim + 1].split()[-1] == ms(device["end_measured"])
         assert lines[sim].split()[-1] == ms(device["end_simulated"])
     assert "against the measured run: measured step" in " ".join(shown.stdout.split())
+    # The plot draws the measured step in a panel of its own, on the same time axis.
+    pytest.importorskip("matplotlib")
+    picture = tmp_path / "against.svg"
+    assert runner.invoke(app, [*args, "--plot", str(picture)]).exit_code == 0
+    assert "measured (--against)" in picture.read_text()
     # A measured run of another shape (4 microbatches against a run of 8) is one line.
     other = runner.invoke(app, ["run", "-p", "2", "-m", "2", *against])
     assert other.exit_code == 2 and "is not an op of this run" in other.stderr, other.stderr

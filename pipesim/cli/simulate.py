@@ -139,10 +139,10 @@ def run(
     note_free_messages(result.settings, result.report.trace.problem.network)
     window = (window_from, window_to)
     views = _run_views(result, window, _devices(devices, result.report.trace.problem.pipeline))
-    write_files(outputs.contents(_shown(result, views, width)))
+    measured = _measured(result.report, against) if against else None
+    write_files(outputs.contents(_shown(result, views, width, measured)))
     for note in result.notes:
         warn(note)
-    measured = _measured(result.report, against) if against else None
     if output_format is OutputFormat.json:
         options = {"schedule": None if schedule is None else str(schedule.resolve()),
                    "runs": runs, "explain": explain,
@@ -238,14 +238,29 @@ def _run_views(
     return views
 
 
-def _shown(result: RunResult, views: list[RenderableType], width: int | None) -> Shown:
-    """What a run's files are made from."""
+def _shown(
+    result: RunResult,
+    views: list[RenderableType],
+    width: int | None,
+    measured: Trace | None = None,
+) -> Shown:
+    """What a run's files are made from; with a measured run, the plot draws it in a panel
+    of its own under the simulated one, on the same time axis."""
     from pipesim.render.plots import plot_title, timeline_plot
 
     report = result.report
     title = plot_title(report, result.settings)
+    reports, titles = [report], [title]
+    if measured is not None:
+        from pipesim.analysis.report import analyze
+
+        reports.append(analyze(measured, report.policy, detail=False))
+        titles.append(
+            f"measured (--against): the run's typical step, {ms(measured.makespan)} ms; each "
+            "op drawn for the time it computed"
+        )
     return Shown(
-        title, report, views, lambda path: timeline_plot([report], [title], path),
+        title, report, views, lambda path: timeline_plot(reports, titles, path),
         width or SAVED_WIDTH,
     )  # fmt: skip
 
