@@ -469,3 +469,16 @@ def test_without_gpipe_the_speed_ups_are_over_the_slowest_and_say_so() -> None:
         pytest.approx(33 / 27, abs=1e-9),
         pytest.approx(33 / 25.5, abs=1e-9),
     ]
+
+
+def test_compares_header_names_every_flag_and_dualpipe_its_two_copies() -> None:
+    # The header once dropped --overlap-cost, and "fastest: dualpipe" hid its doubled weights.
+    result = CliRunner().invoke(
+        app, ["compare", "-p", "4", "-m", "8", "--overlap-cost", "0.7", "--policies",
+              "1f1b,dualpipe"], env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first == "compare  p=4  m=8  --overlap-cost 0.7  (defaults: F=1 B=2 ms)"
+    assert "fastest: dualpipe" in result.stdout
+    assert "2 copies of the model: 2x the weights" in result.stdout

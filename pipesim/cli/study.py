@@ -121,13 +121,14 @@ def compare(
         return
     console = Console()
     shape = ran[0].problem.pipeline
-    console.print(
-        Text(
-            f"compare  p={shape.devices}  m={shape.microbatches}  "
-            + _costs_line(settings)
-            + (f"  latency={settings.comm_latency} ms" if settings.comm_latency else "")
-        )
-    )
+    # the header is the flags that reproduce the comparison (every one given, none dropped)
+    from pipesim.settings.written import as_flags
+
+    flags = as_flags(settings.replace(policy=None, stages=None, microbatches=None))
+    parts = [f"compare  p={shape.devices}  m={shape.microbatches}", " ".join(flags)]
+    if not settings.forward and settings.model is None:
+        parts.append("(defaults: F=1 B=2 ms)")
+    console.print(Text("  ".join(part for part in parts if part)))
     console.print(ComparisonTable(result.rows))
     if bounds:
         words = ", ".join(f"{ms(value)} ms with {name}" for name, value in bounds.items())
@@ -162,13 +163,6 @@ def _placement_name(pipeline: Pipeline) -> str:
         "looped": f"{pipeline.chunks} looped stages per device",
         "bidirectional: two copies": "two copies, one each way",
     }.get(kind, kind)
-
-
-def _costs_line(settings: Settings) -> str:
-    if settings.model is not None:
-        return f"model={settings.model.name}"
-    forward = ",".join(map(str, settings.forward or (1.0,)))
-    return f"F={forward}  B={','.join(map(str, settings.backward or (2.0,)))}"
 
 
 @app.command()

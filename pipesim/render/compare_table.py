@@ -97,11 +97,19 @@ def _verdict_lines(rows: Sequence[Comparison]) -> list[Text]:
         return []
     fastest = result.fastest.figures
     assert fastest is not None
+    copies = fastest.problem.pipeline.lines
     lines = [
         Text.assemble(
             ("fastest: ", "bold"),
             f"{result.fastest.policy} ({ms(fastest.summary.makespan)} ms, peak "
-            f"{activations(fastest.summary.peak_activations)} activations)",
+            f"{activations(fastest.summary.peak_activations)} activations"
+            + (
+                f"; it holds {copies} copies of the model: {copies}x the weights and "
+                "optimizer state of the others"
+                if copies > 1
+                else ""
+            )
+            + ")",
         )
     ]
     fits = result.fastest_in_1f1b_memory
