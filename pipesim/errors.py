@@ -71,3 +71,10 @@ class OutOfMemoryError(PipesimError):
     were fine, the configuration does not fit."""
 
     exit_code = 1
+
+
+class NoScheduleFound(PipesimError):
+    """`optimize` ended without any schedule: none satisfies the constraints, or the time
+    limit ran out before one was found. Exit code 1: the inputs were well-formed."""
+
+    exit_code = 1

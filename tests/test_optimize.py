@@ -120,3 +120,26 @@ def test_compare_states_the_bound_no_schedule_can_beat() -> None:
     fastest = {row["policy"]: row["makespan"] for row in record["rows"] if row["error"] is None}
     assert min(fastest.values()) >= 25.5
     assert fastest["zb-h1"] == 27 and fastest["zb-v"] == 25.5
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [
+        ("kTimeLimit", "time limit ran out before the solver found any schedule"),
+        ("kInfeasible", "no schedule satisfies these constraints"),
+    ],
+)
+def test_no_schedule_from_the_solver_is_said_in_words_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch, status: str, words: str
+) -> None:
+    # It once exited 2 ("bad input") with HiGHS's kTimeLimit.
+    pytest.importorskip("highspy")
+    from pipesim.studies import optimize
+
+    monkeypatch.setattr(
+        optimize._Program, "solve", lambda self: (status, float("inf"), -float("inf"), None)
+    )
+    result = runner.invoke(app, ["optimize", "-p", "2", "-m", "2", "--time-limit", "1"])
+    assert result.exit_code == 1, result.output
+    assert len(result.stderr.splitlines()) == 1 and words in result.stderr
+    assert "kTimeLimit" not in result.stderr

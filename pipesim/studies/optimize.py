@@ -30,7 +30,7 @@ from typing import Any
 
 from pipesim.analysis.memory import peak_held
 from pipesim.analysis.report import Report
-from pipesim.errors import ConfigError, PipesimError
+from pipesim.errors import ConfigError, NoScheduleFound, PipesimError
 from pipesim.problem.ops import Kind, Op, needs
 from pipesim.problem.pipeline import Pipeline, Problem
 from pipesim.schedules.base import Policy, StaticPolicy
@@ -148,12 +148,28 @@ def find_optimum(
         model.start_from(values_in)
     status, value, bound, values = model.solve()
     if values is None:
-        raise ConfigError(f"the solver found no schedule within {time_limit:g} s ({status})")
+        raise NoScheduleFound(_no_schedule(status, time_limit))
     orders: list[list[Op]] = [[] for _ in range(pipeline.devices)]
     for op in sorted(ops, key=lambda o: (values[starts[index[o]]], index[o])):
         orders[placement[op.stage]].append(op)
     proven = value - bound <= 1e-6 * max(1.0, abs(value))
     return Optimum(orders, value, bound, proven, model.binaries)
+
+
+def _no_schedule(status: str, time_limit: float) -> str:
+    """What an empty answer from the solver means, in words (HiGHS's statuses: kInfeasible,
+    kTimeLimit, ...)."""
+    if status == "kInfeasible":
+        return (
+            "no schedule satisfies these constraints (an activation limit below one "
+            "microbatch per stage, for one); the solver proved it"
+        )
+    if status in ("kTimeLimit", "kIterationLimit", "kSolutionLimit"):
+        return (
+            f"the {time_limit:g} s time limit ran out before the solver found any schedule; "
+            "give it more (--time-limit) or a smaller problem"
+        )
+    return f"the solver stopped without a schedule (HiGHS status {status})"
 
 
 def _limit_memory(
@@ -383,8 +399,12 @@ def optimize_workflow(
     settings: Settings, placement: str, time_limit: float, progress: Progress = quiet
 ) -> OptimizeResult:
     """The shortest schedule of `settings` with `placement`'s stages on devices, within
-    `settings.activation_limit` (a constraint of the program here). Raises `ConfigError` for
-    an unknown placement or when the solver finds nothing in time."""
+    `settings.activation_limit` (a constraint of the program here).
+
+    Raises:
+        ConfigError: an unknown placement, or no HiGHS.
+        NoScheduleFound: no schedule satisfies the constraints, or none was found in time.
+    """
     from pipesim.problem.build import build_problem
     from pipesim.schedules.registry import get_policy
     from pipesim.studies.step import simulate_step
