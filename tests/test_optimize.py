@@ -143,3 +143,28 @@ def test_no_schedule_from_the_solver_is_said_in_words_and_exits_1(
     assert result.exit_code == 1, result.output
     assert len(result.stderr.splitlines()) == 1 and words in result.stderr
     assert "kTimeLimit" not in result.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_solver_within_seconds(tmp_path: Path) -> None:
+    # HiGHS never looked at Python's signals: Ctrl-C once took about a minute to act.
+    pytest.importorskip("highspy")
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "pipesim", "optimize", "-p", "8", "-m", "12",
+               "--time-limit", "300", "--forward", "1,1.3,0.7,1.1,1,1.2,0.9,1",
+               "--backward", "2,2.2,1.9,2.1,2,2.3,1.8,2"]  # fmt: skip
+    started = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    time.sleep(4)  # start-up, the warm starts, then the solver
+    assert started.poll() is None, "the solver finished before it could be interrupted"
+    interrupted = time.monotonic()
+    started.send_signal(signal.SIGINT)
+    out, err = started.communicate(timeout=60)
+    assert time.monotonic() - interrupted < 10
+    assert started.returncode == 130 and err == "pipesim: error: interrupted\n" and out == ""

@@ -23,7 +23,9 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -353,7 +355,21 @@ class _Program:
         self._highs.setSolution(solution)
 
     def solve(self) -> tuple[str, float, float, list[float] | None]:
-        self._highs.run()
+        """Run the solver; Ctrl-C stops it at its next callback (HiGHS itself never looks at
+        Python's signals, and once held the terminal for a minute) and is raised after."""
+        interrupted: list[int] = []
+        self._highs.cbMipInterrupt.subscribe(
+            lambda event: event.interrupt() if interrupted else None
+        )
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.append(1)) if main else None
+        try:
+            self._highs.run()
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
+        if interrupted:
+            raise KeyboardInterrupt
         status = str(self._highs.getModelStatus()).rsplit(".", 1)[-1]
         info = self._highs.getInfo()
         solution = self._highs.getSolution()
