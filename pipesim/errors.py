@@ -78,3 +78,8 @@ class NoScheduleFound(PipesimError):
     limit ran out before one was found. Exit code 1: the inputs were well-formed."""
 
     exit_code = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised wherever the program is (the CLI installs the handler) so that it
+    unwinds like Ctrl-C: temporary files removed, the user's files untouched, one line."""

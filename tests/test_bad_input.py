@@ -233,6 +233,83 @@ def test_ctrl_c_in_a_policy_is_one_line_naming_the_device_and_exit_130(tmp_path:
     assert out == "" and not (tmp_path / "t.json").exists()
 
 
+def test_a_full_standard_output_leaves_the_users_files_as_they_were(tmp_path: Path) -> None:
+    (tmp_path / "t.json").write_text("mine")
+    for form in ("text", "json"):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                [*PIPESIM, "run", "-p", "4", "-m", "8", "--trace", "t.json", "-f", form],
+                cwd=tmp_path, stdout=full, stderr=subprocess.PIPE, text=True, check=False,
+            )  # fmt: skip
+        assert done.returncode == 1
+        assert done.stderr == "pipesim: error: cannot write the output: No space left on device\n"
+        assert (tmp_path / "t.json").read_text() == "mine"
+        assert [path.name for path in tmp_path.iterdir()] == ["t.json"]
+
+
+def test_files_rendered_before_a_failure_are_never_put_in_place(tmp_path: Path) -> None:
+    """The files wait for the command to succeed: a signal (or any error) after they are
+    rendered leaves the user's file and no temporary."""
+    from pipesim.cli.output_files import committed_at_the_end, write_files
+    from pipesim.errors import Terminated
+
+    mine = tmp_path / "t.json"
+    mine.write_text("mine")
+    with pytest.raises(Terminated), committed_at_the_end():
+        write_files([(mine, b"new"), (tmp_path / "other.html", b"new")])
+        assert sorted(path.name for path in tmp_path.iterdir() if path.suffix == ".tmp")
+        raise Terminated
+    assert mine.read_text() == "mine"
+    assert [path.name for path in tmp_path.iterdir()] == ["t.json"]
+    with committed_at_the_end():
+        write_files([(mine, b"new")])
+        assert mine.read_text() == "mine"
+    assert mine.read_text() == "new"
+
+
+def test_sigterm_is_one_line_exit_143_and_leaves_no_temporary(tmp_path: Path) -> None:
+    (tmp_path / "hang.py").write_text(
+        "import pathlib, time\nfrom pipesim import Policy\n\n"
+        "class Wait:\n    def next_op(self, view):\n        pathlib.Path('asked').touch()\n"
+        "        while True:\n            time.sleep(0.01)\n\n"
+        "class Hang(Policy):\n    summary = 'x'\n"
+        "    def programs(self, problem):\n        return [Wait() for _ in range(4)]\n"
+    )
+    (tmp_path / "t.json").write_text("mine")
+    started = subprocess.Popen(
+        [*PIPESIM, "run", "--policy", "hang.py:Hang", "--trace", "t.json", "--html", "t.html"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for _ in range(3000):
+        if (tmp_path / "asked").exists():
+            break
+        time.sleep(0.01)
+    started.send_signal(signal.SIGTERM)
+    out, err = started.communicate(timeout=30)
+    assert started.returncode == 143
+    assert err == "pipesim: error: terminated while policy 'Hang' decided device 0's next op\n"
+    assert out == "" and (tmp_path / "t.json").read_text() == "mine"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["asked", "hang.py", "t.json"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_study_and_its_workers_at_once(tmp_path: Path) -> None:
+    """Only the parent is signalled (as `kill -INT` does): it must end its pool itself, not
+    wait for 3,000 queued runs."""
+    started = subprocess.Popen(
+        [*PIPESIM, "compare", "-p", "8", "-m", "32", "--runs", "3000", "--jitter", "0.1",
+         "--workers", "2", "-f", "json"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    time.sleep(5)  # the pool is running (3,000 runs of 15 policies take minutes)
+    started.send_signal(signal.SIGINT)
+    out, err = started.communicate(timeout=30)
+    assert started.returncode == 130
+    assert err == "pipesim: error: interrupted\n" and out == ""
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_config_that_loads_code_says_so_and_finds_it_beside_itself(tmp_path: Path) -> None:
     folder = tmp_path / "configs"
     folder.mkdir()

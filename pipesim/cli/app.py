@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -13,11 +14,19 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from pipesim.errors import PipesimError
+from pipesim.errors import PipesimError, Terminated
 
 
 class _Interrupted(Exception):
     """Ctrl-C, carried past typer (which would turn it into a silent exit 130)."""
+
+
+class _Terminated(Exception):
+    """SIGTERM, carried past typer likewise."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 class _OneLineErrors(TyperGroup):
@@ -40,10 +49,17 @@ class _OneLineErrors(TyperGroup):
 
         if not standalone_mode:
             return invoke()
+        from pipesim.cli.output_files import committed_at_the_end
+
         global _notes
         _notes = []
         try:
-            result = invoke()
+            signal.signal(signal.SIGTERM, _raise_terminated)
+            with committed_at_the_end():
+                result = invoke()
+        except (Terminated, _Terminated) as terminated:
+            _silence_stdout()
+            fail(f"terminated {terminated}".strip(), 143)
         except PipesimError as error:
             fail(str(error), error.exit_code)
         except _Interrupted as interrupt:
@@ -80,6 +96,8 @@ class _OneLineErrors(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except Terminated as terminated:
+            raise _Terminated(str(terminated)) from None
         except KeyboardInterrupt as interrupt:
             raise _Interrupted(str(interrupt)) from None
 

@@ -12,7 +12,8 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -53,21 +54,68 @@ def _identity(path: Path) -> str:
     return os.path.realpath(path)
 
 
+_staged: list[tuple[str, Path]] | None = None
+"""The command's files, rendered and waiting to be renamed into place, while the CLI runs it
+(`committed_at_the_end`); None when they are written at once."""
+
+
 def write_files(outputs: Sequence[tuple[Path, Writer | bytes]]) -> None:
-    """Write each (path, writer or bytes) to a temporary file beside it, then rename them all
-    into place; on any failure (or Ctrl-C) remove the temporary files and touch nothing else."""
+    """Write each (path, writer or bytes) to a temporary file beside it; rename them all into
+    place now, or, inside `committed_at_the_end`, once the command has succeeded. On any
+    failure (or Ctrl-C) remove the temporary files and touch nothing else."""
     written: list[tuple[str, Path]] = []
     try:
         for path, writer in outputs:
             written.append((_write_temporary(path, writer), path))
+    except BaseException as error:
+        _remove(written)
+        if isinstance(error, OSError):
+            raise ConfigError(f"cannot write {path}: {error.strerror or error}") from None
+        raise
+    if _staged is not None:
+        _staged.extend(written)
+    else:
+        _rename(written)
+
+
+@contextmanager
+def committed_at_the_end() -> Iterator[None]:
+    """Run a command whose files are renamed into place only once it has succeeded and its
+    standard output is out (flushed): a failure, a full or closed standard output or a signal
+    at any point leaves every file the user had as it was, and no temporary behind."""
+    global _staged
+    _staged = []
+    try:
+        yield
+        sys.stdout.flush()
+        _rename(_staged)
+    finally:
+        staged, _staged = _staged, None
+        _remove(staged)
+
+
+def commit_now() -> None:
+    """Put the files written so far in place before the command goes on to fail on purpose
+    (--fail-on-oom reports a verdict on files the user asked for)."""
+    if _staged:
+        sys.stdout.flush()
+        _rename(_staged)
+        _staged.clear()
+
+
+def _rename(written: list[tuple[str, Path]]) -> None:
+    try:
         for temporary, path in written:
             os.replace(temporary, path)
     except OSError as error:
+        _remove(written)
         raise ConfigError(f"cannot write {path}: {error.strerror or error}") from None
-    finally:
-        for temporary, _ in written:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
+
+
+def _remove(written: list[tuple[str, Path]]) -> None:
+    for temporary, _ in written:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
 
 
 def _write_temporary(path: Path, writer: Writer | bytes) -> str:

@@ -31,7 +31,13 @@ from pipesim.cli.options import (
     takes_outputs,
     takes_settings,
 )
-from pipesim.cli.output_files import Named, check_outputs, print_json, write_files
+from pipesim.cli.output_files import (
+    Named,
+    check_outputs,
+    commit_now,
+    print_json,
+    write_files,
+)
 from pipesim.errors import ConfigError, OutOfMemoryError, ScheduleStalled
 from pipesim.render.outputs import SAVED_WIDTH, Requested, Shown
 from pipesim.render.style import ms
@@ -156,6 +162,7 @@ def run(
             _print_against(result.report.trace, measured, console)
     report = result.report
     if fail_on_oom and report.summary.oom:
+        commit_now()
         worst = max(report.summary.oom, key=lambda oom: oom.bytes_over)
         raise OutOfMemoryError(
             f"{len(report.summary.oom)} device(s) out of memory; device {worst.device} needs "

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from pipesim.errors import PolicyError
+from pipesim.errors import PolicyError, Terminated
 from pipesim.schedules.base import Policy
 from pipesim.schedules.guarded import GuardedPolicy
 
@@ -44,6 +44,8 @@ def load_custom_policy(reference: str) -> GuardedPolicy:
         )
     try:
         policy = cls()
+    except Terminated:
+        raise
     except _USER_CODE_FAILURES as error:
         raise PolicyError(
             f"custom policy {reference!r}: {class_name}() failed: {_describe(error)}"
@@ -65,7 +67,7 @@ def _load_module(where: str, reference: str) -> ModuleType:
             spec.loader.exec_module(module)
             return module
         return importlib.import_module(where)
-    except PolicyError:
+    except (PolicyError, Terminated):
         raise
     except ModuleNotFoundError as error:
         raise PolicyError(f"custom policy {reference!r}: no module named {error.name!r}") from None

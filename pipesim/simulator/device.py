@@ -58,15 +58,16 @@ class Device:
         while True:
             activity = self.context.activity
             if activity.interrupted is not None:
-                raise KeyboardInterrupt(activity.interrupted)
+                raise activity.stop(activity.interrupted)
             activity.asking = self.device
             try:
                 op = self.program.next_op(self)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as stop:
                 activity.interrupted = (
                     f"while policy {self.policy_name!r} decided device {self.device}'s next op"
                 )
-                raise KeyboardInterrupt(activity.interrupted) from None
+                activity.stop = type(stop)
+                raise activity.stop(activity.interrupted) from None
             except PipesimError:
                 raise
             except Exception as error:

@@ -57,7 +57,7 @@ class Waits:
 class Activity:
     """What the simulation is doing right now, for a progress display on another thread."""
 
-    __slots__ = ("asking", "interrupted")
+    __slots__ = ("asking", "interrupted", "stop")
 
     def __init__(self) -> None:
         self.asking: int | None = None
@@ -66,6 +66,8 @@ class Activity:
         """Set when Ctrl-C reached a policy: SimPy turns the exception into the failure of
         one process, which the environment raises only after the events queued before it, so
         every other policy must stop before it is asked again."""
+        self.stop: type[KeyboardInterrupt] = KeyboardInterrupt
+        """What stopped it: Ctrl-C, or SIGTERM (`errors.Terminated`), raised again as such."""
 
 
 @dataclass(frozen=True)

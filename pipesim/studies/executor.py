@@ -8,6 +8,7 @@ Workers get picklable inputs (settings, names) and send back small records, neve
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -58,12 +59,35 @@ def run_all(
         return results
     results_by_index: list[Any] = [None] * total
     chunk = max(1, total // (workers * 8))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_ignores_ctrl_c)
+    try:
         for index, result in enumerate(pool.map(work, items, chunksize=chunk)):
             results_by_index[index] = result
             if progress is not None:
                 progress(index + 1, total)
+    except BaseException:
+        # Ctrl-C (or a failure): stop now, not when every queued item is done; the workers
+        # are mid-task, so they are ended rather than waited for.
+        _stop(pool)
+        raise
+    pool.shutdown()
     return results_by_index
+
+
+def _worker_ignores_ctrl_c() -> None:
+    """A worker leaves Ctrl-C to the parent, which ends it (no traceback per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End a pool at once: cancel what is queued, terminate the workers."""
+    # The pool keeps its processes private; without them a worker mid-task runs to its end.
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        process.terminate()
+    for process in workers:
+        process.join(timeout=5)
 
 
 def _on_dask(
