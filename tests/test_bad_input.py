@@ -233,6 +233,74 @@ def test_ctrl_c_in_a_policy_is_one_line_naming_the_device_and_exit_130(tmp_path:
     assert out == "" and not (tmp_path / "t.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("policy", "words"),
+    [
+        ("RaisesBaseException", "failed on device 0: BaseException: base"),
+        ("RaisesGeneratorExit", "failed on device 0: GeneratorExit: closed"),
+        ("ExitsFive", "failed on device 0: SystemExit: 5"),
+        ("WInWholeBackward", "not an F or B op (its backward is whole"),
+        ("NegativeBubble", "bubble fraction is -5.0, not a fraction from 0 to below 1"),
+    ],
+)
+def test_a_policy_that_raises_anything_or_claims_nonsense_is_one_line_exit_2(
+    policy: str, words: str
+) -> None:
+    done = subprocess.run(
+        [*PIPESIM, "run", "--policy", f"{MISBEHAVING}:{policy}", "-p", "2", "-m", "2"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(
+        f"pipesim: error: policy {policy!r}"
+    )
+    assert words in done.stderr and done.stdout == ""
+
+
+def test_a_policy_that_prints_or_closes_stdout_leaves_the_json_whole() -> None:
+    reference = f"{MISBEHAVING}:ClosesStdout"
+    for command in (["run", "--policy", reference], ["compare", "--policies", f"1f1b,{reference}"]):
+        done = subprocess.run(
+            [*PIPESIM, *command, "-p", "2", "-m", "2", "-f", "json"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["command"] == command[0]
+        assert "a policy's own words" in done.stderr
+
+
+def test_a_policy_that_changes_the_problem_it_was_given_changes_nothing_else() -> None:
+    """It gets a copy: the run keeps m=2 and the 1 and 2 ms costs given."""
+    result = runner.invoke(
+        app,
+        ["run", "--policy", f"{MISBEHAVING}:MutatesPipeline", "-p", "2", "-m", "2", "-f", "json"],
+    )
+    assert result.exit_code == 0, result.stderr
+    record = result_json(result.stdout)
+    assert record["microbatches"] == 2 and record["makespan"] == 9.0  # 2 F + 2 B each, 1F1B-like
+    assert {(op["kind"], op["end"] - op["start"]) for op in record["timeline"]} == {
+        ("F", 1.0),
+        ("B", 2.0),
+    }
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "--policy", "{ref}"],
+        ["compare", "--policies", "1f1b,{ref}"],
+        ["compare", "--policies", "1f1b,{ref}", "--runs", "3", "--jitter", "0.1"],
+        ["sweep", "--policies", "{ref}", "-m", "2,4"],
+    ],
+)
+def test_names_full_of_markup_are_shown_as_written(command: list[str]) -> None:
+    reference = f"{MISBEHAVING}:MarkupName"
+    args = [part.replace("{ref}", reference) for part in command]
+    result = runner.invoke(app, [*args, "-p", "2", "-m", "2"] if args[0] != "sweep" else args)
+    assert result.exit_code == 0, result.stderr
+    assert "[/][bold red]x" in result.stdout
+
+
 def test_a_full_standard_output_leaves_the_users_files_as_they_were(tmp_path: Path) -> None:
     (tmp_path / "t.json").write_text("mine")
     for form in ("text", "json"):

@@ -107,4 +107,5 @@ def calibrate(
         )  # fmt: skip
     else:
         written = [path for path, _ in files]
-        Console().print(CalibrationReport(calibration, replayed, written), highlight=False)
+        report = CalibrationReport(calibration, replayed, written)
+        Console(markup=False).print(report, highlight=False)

@@ -155,7 +155,7 @@ def run(
                    "against": [str(path) for path in against or ()]}  # fmt: skip
         _write_run_json(result, settings, options, measured)
     else:
-        console = Console()
+        console = Console(markup=False)
         for view in views:
             console.print(view)
         if measured is not None:
@@ -417,7 +417,7 @@ def validate(
             problems = ["deadlock: " + stalled.waits[0], *stalled.waits[1:]]
             if stalled.cycle:
                 problems.append("cycle: " + " -> ".join(f"device {d}" for d in stalled.cycle))
-    console = Console()
+    console = Console(markup=False)
     if problems:
         console.print(
             Text.assemble(("invalid", "bold red"), f" {schedule}: {len(problems)} problem(s)"),
@@ -489,7 +489,7 @@ def export(
     steps, split = trace.steps_by_device(), trace.problem.split_backward
     write_files([(output, lambda out: write_schedule(steps, split, out))])
     pipeline = trace.problem.pipeline
-    Console().print(
+    Console(markup=False).print(
         Text(
             f"wrote {output}: {trace.policy}, {pipeline.devices} ranks, "
             f"{pipeline.num_stages} stages, {pipeline.microbatches} microbatches, "

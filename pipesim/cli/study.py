@@ -107,7 +107,7 @@ def compare(
     options = {"policies": _names(policies), "runs": runs}
     if result.studies:
         if text:
-            Console().print(MonteCarloComparison(result.studies))
+            Console(markup=False).print(MonteCarloComparison(result.studies))
         else:
             records = [monte_carlo_record(study) for study in result.studies]
             print_json(envelope("compare", settings, options, records))
@@ -119,7 +119,7 @@ def compare(
         record = {**comparison_record(result.rows), "lower_bounds": bounds}
         print_json(envelope("compare", settings, options, record))
         return
-    console = Console()
+    console = Console(markup=False)
     shape = ran[0].problem.pipeline
     # the header is the flags that reproduce the comparison (every one given, none dropped)
     from pipesim.settings.written import as_flags
@@ -225,7 +225,7 @@ def sweep(
     elif output_format is SweepFormat.csv:
         write_sweep_csv(rows, sys.stdout)
     else:
-        console = Console()
+        console = Console(markup=False)
         fixed_model = settings.model is not None or settings.total_forward is not None
         if axis.setting in ("stages", "chunks") and not fixed_model:
             console.print(
@@ -254,7 +254,7 @@ def policies(
     from pipesim.schedules.registry import registered_policies, schedule_documents
 
     if details:
-        console = Console()
+        console = Console(markup=False)
         for names, text in schedule_documents():
             console.rule(Text(", ".join(names), style="bold"), align="left")
             console.print(Text(text))
@@ -263,9 +263,9 @@ def policies(
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     for policy in registered_policies():
-        aliases = f"  [dim](also: {', '.join(policy.aliases)})[/]" if policy.aliases else ""
-        table.add_row(policy.name, policy.summary + aliases)
-    Console().print(table, highlight=False)
+        aliases = f"  (also: {', '.join(policy.aliases)})" if policy.aliases else ""
+        table.add_row(policy.name, Text.assemble(policy.summary, (aliases, "dim")))
+    Console(markup=False).print(table, highlight=False)
 
 
 @app.command()
@@ -273,7 +273,7 @@ def presets() -> None:
     """List the model and GPU presets that --model and --gpu accept."""
     from pipesim.settings.hardware import Gpu, Model, preset_tables
 
-    console = Console()
+    console = Console(markup=False)
     from pipesim.problem.transformer import model_parameters
     from pipesim.settings.hardware import load_model
 
@@ -486,7 +486,7 @@ def plan(
     elif output_format is SweepFormat.csv:
         write_plan_csv(rows, settings, sys.stdout)
     else:
-        Console().print(PlanReport(result, settings, top, framework.value, gpus))
+        Console(markup=False).print(PlanReport(result, settings, top, framework.value, gpus))
 
 
 def _shard(text: str | None, output_format: SweepFormat) -> tuple[int, int] | None:
@@ -572,7 +572,7 @@ def optimize(
         f"{found.lower_bound:g} ms (gap {100 * (1 - found.lower_bound / found.makespan):.1f}%) "
         f"at the {time_limit:g} s limit"
     )
-    console = Console()
+    console = Console(markup=False)
     console.print(Text(verdict, style="bold"))
     if abs(report.summary.makespan - found.makespan) > 1e-6:
         console.print(

@@ -56,7 +56,7 @@ def write_html_view(report: Report, title: str, summary: list[RenderableType], o
         "ops": ops,
         "transfers": transfers,
     }
-    console = Console(width=110, file=io.StringIO(), color_system=None, record=True)
+    console = Console(width=110, file=io.StringIO(), color_system=None, record=True, markup=False)
     for renderable in summary:
         console.print(renderable)
     text = console.export_text()

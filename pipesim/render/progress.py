@@ -34,7 +34,7 @@ class DeferredProgress:
     """Call it as `progress(done, total)`; use it as a context manager."""
 
     def __init__(self, description: str, enabled: bool = True) -> None:
-        self._console = Console(stderr=True)
+        self._console = Console(stderr=True, markup=False)
         self._enabled = enabled and self._console.is_terminal
         self._description = description
         self._lock = threading.Lock()
@@ -62,7 +62,7 @@ class DeferredProgress:
             if self._progress is not None:
                 return
             self._progress = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),

@@ -25,6 +25,7 @@ def render_recording(renderables: Iterable[RenderableType], width: int, kind: st
         color_system="truecolor",
         force_terminal=True,
         no_color=False,
+        markup=False,  # names, paths and models are the user's text, never markup
     )
     for renderable in renderables:
         console.print(renderable)

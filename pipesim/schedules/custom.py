@@ -14,9 +14,9 @@ from types import ModuleType
 
 from pipesim.errors import PolicyError, Terminated
 from pipesim.schedules.base import Policy
-from pipesim.schedules.guarded import GuardedPolicy
+from pipesim.schedules.guarded import GuardedPolicy, user_code
 
-_USER_CODE_FAILURES = (Exception, SystemExit, KeyboardInterrupt)
+_USER_CODE_FAILURES = (BaseException,)
 """What a user's module may raise while it is imported or its class built: all of it is a
 failure to load the policy (a module that calls sys.exit() is not pipesim exiting)."""
 
@@ -43,7 +43,8 @@ def load_custom_policy(reference: str) -> GuardedPolicy:
             f"custom policy {reference!r}: {class_name} is not a pipesim Policy subclass"
         )
     try:
-        policy = cls()
+        with user_code():
+            policy = cls()
     except Terminated:
         raise
     except _USER_CODE_FAILURES as error:
@@ -64,9 +65,11 @@ def _load_module(where: str, reference: str) -> ModuleType:
                 raise PolicyError(f"custom policy {reference!r}: cannot load {where}")
             module = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = module
-            spec.loader.exec_module(module)
+            with user_code():
+                spec.loader.exec_module(module)
             return module
-        return importlib.import_module(where)
+        with user_code():
+            return importlib.import_module(where)
     except (PolicyError, Terminated):
         raise
     except ModuleNotFoundError as error:

@@ -9,8 +9,11 @@ well-typed steps.
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, redirect_stdout
 from typing import Any, TypeVar
 
 from pipesim.errors import PipesimError, PolicyError
@@ -54,10 +57,11 @@ class GuardedPolicy(Policy):
 
     def _call(self, method: str, call: Callable[[], Result]) -> Result:
         try:
-            return call()
-        except PipesimError:
+            with user_code():
+                return call()
+        except (PipesimError, KeyboardInterrupt):
             raise
-        except (Exception, SystemExit) as error:
+        except BaseException as error:  # sys.exit(5) or GeneratorExit is the policy failing
             raise PolicyError(
                 f"policy {self.name!r}: {method} failed: {type(error).__name__}: {error}"
             ) from None
@@ -90,7 +94,10 @@ class GuardedPolicy(Policy):
         return tuple(placement)
 
     def programs(self, problem: Problem) -> list[DeviceProgram]:
-        programs = self._call("programs()", lambda: self.inner.programs(problem))
+        # The policy gets its own copy: whatever it changes (object.__setattr__ defeats the
+        # frozen dataclasses) cannot change the problem the simulator runs.
+        mine = copy.deepcopy(problem)
+        programs = self._call("programs()", lambda: self.inner.programs(mine))
         if not isinstance(programs, list | tuple):
             raise self._wrong("programs()", programs, "a list of device programs")
         checked: list[DeviceProgram] = []
@@ -106,7 +113,8 @@ class GuardedPolicy(Policy):
         return checked
 
     def closed_form(self, problem: Problem) -> ClosedForm | None:
-        closed = self._call("closed_form()", lambda: self.inner.closed_form(problem))
+        mine = copy.deepcopy(problem)
+        closed = self._call("closed_form()", lambda: self.inner.closed_form(mine))
         if closed is None:
             return None
         fraction = getattr(closed, "bubble_fraction", 0.0)
@@ -118,10 +126,21 @@ class GuardedPolicy(Policy):
             )
         ):
             raise self._wrong("closed_form()", closed, "a ClosedForm or None")
+        if fraction is not None and not 0 <= fraction < 1:
+            raise self._wrong(
+                "closed_form()'s bubble fraction", fraction, "a fraction from 0 to below 1"
+            )
         return closed
 
     def _check_step(self, step: object, device: int) -> Step:
         if _is_op(step) or (isinstance(step, Fused) and all(map(_is_op, step.ops))):
+            ops = step.ops if isinstance(step, Fused) else (step,)
+            if not self.split_backward and any(op.kind is Kind.W for op in ops):  # type: ignore[attr-defined]
+                raise self._wrong(
+                    f"the step it gave device {device}",
+                    step,
+                    "an F or B op (its backward is whole: split_backward is False, so no W)",
+                )
             return step  # type: ignore[return-value]
         raise self._wrong(
             f"the step it gave device {device}",
@@ -139,8 +158,33 @@ class _CheckedProgram:
         self._program, self._guard, self._device = program, guard, device
 
     def next_op(self, view: DeviceView) -> Step | None:
-        step = self._program.next_op(view)
+        with user_code():
+            step = self._program.next_op(view)
         return None if step is None else self._guard._check_step(step, self._device)
+
+
+@contextmanager
+def user_code() -> Iterator[None]:
+    """While a user's code runs, what it prints goes to stderr: standard output carries the
+    command's answer (JSON, CSV) and nothing else; closing it closes nothing."""
+    with redirect_stdout(_StandardError()):
+        yield
+
+
+class _StandardError:
+    """Standard output as a user's code sees it: writes go to stderr, `close` is ignored."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sys.stderr, name)
 
 
 def _whole(value: object) -> bool:

@@ -70,7 +70,7 @@ class Device:
                 raise activity.stop(activity.interrupted) from None
             except PipesimError:
                 raise
-            except Exception as error:
+            except BaseException as error:  # sys.exit() or GeneratorExit: the policy failed
                 raise PolicyError(
                     f"policy {self.policy_name!r} failed on device {self.device}: "
                     f"{type(error).__name__}: {error}"

@@ -108,3 +108,76 @@ class NameRaises(ClosedFormRaises):
     @property
     def name(self) -> str:  # type: ignore[override]
         raise LookupError("nameless")
+
+
+class _Raises(_Dynamic):
+    """A dynamic policy whose first decision raises `error`."""
+
+    error: BaseException = RuntimeError()
+
+    def programs(self, problem: Problem) -> Any:
+        error = self.error
+
+        class Program:
+            def next_op(self, view: Any) -> Any:
+                raise error
+
+        return [Program() for _ in range(problem.pipeline.devices)]
+
+
+class RaisesBaseException(_Raises):
+    error = BaseException("base")
+
+
+class RaisesGeneratorExit(_Raises):
+    error = GeneratorExit("closed")
+
+
+class ExitsFive(_Raises):
+    error = SystemExit(5)
+
+
+class ClosesStdout(ClosedFormRaises):
+    def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
+        import sys
+
+        print("a policy's own words")
+        sys.stdout.close()
+        return super().device_orders(pipeline)
+
+    def closed_form(self, problem: Problem) -> Any:
+        return None
+
+
+class MutatesPipeline(ClosedFormRaises):
+    def programs(self, problem: Problem) -> Any:
+        programs = super().programs(problem)
+        object.__setattr__(problem.pipeline, "microbatches", 1)
+        object.__setattr__(problem, "costs", None)
+        return programs
+
+    def closed_form(self, problem: Problem) -> Any:
+        return None
+
+
+class WInWholeBackward(ClosedFormRaises):
+    def device_orders(self, pipeline: Pipeline) -> list[list[Op]]:
+        orders = super().device_orders(pipeline)
+        return [[*order, Op(Kind.W, d, 0)] for d, order in enumerate(orders)]
+
+    def closed_form(self, problem: Problem) -> Any:
+        return None
+
+
+class NegativeBubble(ClosedFormRaises):
+    def closed_form(self, problem: Problem) -> Any:
+        from pipesim.schedules.base import ClosedForm
+
+        return ClosedForm("-5", -5.0)
+
+
+class MarkupName(ClosedFormRaises):
+    name = "[/][bold red]x"  # type: ignore[assignment]
+
+    def closed_form(self, problem: Problem) -> Any:
+        return None
