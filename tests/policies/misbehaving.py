@@ -177,7 +177,7 @@ class NegativeBubble(ClosedFormRaises):
 
 
 class MarkupName(ClosedFormRaises):
-    name = "[/][bold red]x"  # type: ignore[assignment]
+    name = "[/][bold red]x"
 
     def closed_form(self, problem: Problem) -> Any:
         return None
