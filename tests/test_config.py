@@ -189,3 +189,45 @@ def test_the_library_says_its_version_and_runs_every_workflow() -> None:
     assert result.report.summary.makespan == 9.0
     compared = pipesim.compare_workflow(Settings(stages=2, microbatches=4), ["1f1b", "gpipe"])
     assert [row.policy for row in compared.rows] == ["1f1b", "gpipe"]
+
+
+def test_one_setting_spelled_twice_in_a_config_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "comm_latency = 0.5\ncomm-latency = 0.7\n")
+    with pytest.raises(ConfigError, match="'comm_latency' and 'comm-latency' are the same"):
+        load_settings(path)
+
+
+def test_a_model_file_named_in_a_config_is_read_beside_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A different m.toml in the working folder must not be used."""
+    fields = (
+        "layers = {}\nhidden = 1024\nheads = 8\nkv_heads = 8\nffn = 4096\nvocab = 32000\n"
+        'tied = false\ngated = true\nnorm = "rmsnorm"\nseq_length = 2048\n'
+    )
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "m.toml").write_text("[model]\n" + fields.format(8))
+    (tmp_path / "m.toml").write_text("[model]\n" + fields.format(16))
+    (tmp_path / "sub" / "c.toml").write_text('model = "m.toml"\ngpu = "h100"\n')
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(Path("sub") / "c.toml")
+    assert settings.model is not None and settings.model.layers == 8
+
+
+def test_only_a_command_that_runs_the_configs_policy_says_it_runs_code(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pipesim.cli import app
+
+    (tmp_path / "mine.py").write_text((Path("examples") / "custom_policy.py").read_text())
+    config = _write(tmp_path, 'policy = "mine.py:Eager1F1B"\nstages = 2\nmicrobatches = 2\n')
+    for command, says in [
+        (["run"], True),
+        (["validate", str(tmp_path / "x.csv")], False),
+        (["optimize"], False),
+        (["compare"], False),
+    ]:
+        if command[0] == "validate":
+            (tmp_path / "x.csv").write_text("rank,action\n0,F0\n0,B0\n")
+        result = CliRunner().invoke(app, [*command, "--config", str(config)])
+        assert ("runs code" in result.stderr) is says, (command, result.stderr)

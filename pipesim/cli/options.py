@@ -173,6 +173,7 @@ def takes_settings(
     defaults: dict[str, str] | None = None,
     lists: Collection[str] = (),
     aliases: dict[str, tuple[str, ...]] | None = None,
+    runs_config_policy: bool | None = None,
 ) -> Callable[[Command], Command]:
     """Give a command every setting (but those in `exclude`) as an option, and --config.
 
@@ -181,7 +182,9 @@ def takes_settings(
     always take a comma list, handed to the command as `axes: dict[str, tuple]` (the values
     given, or the config file's one value), not in its settings. `aliases`: more flag names
     for a setting in this command. A command that declares `config: Path | None` also gets the
-    file's path (to keep outputs off it)."""
+    file's path (to keep outputs off it). `runs_config_policy`: whether the command runs a
+    config file's policy (by default, when it takes --policy), to say so before it does."""
+    runs_code = "policy" not in exclude if runs_config_policy is None else runs_config_policy
     chosen = [setting for setting in SETTINGS if setting.name not in exclude]
     more = aliases or {}
 
@@ -212,7 +215,7 @@ def takes_settings(
             config = given.pop("config")
             texts = {setting.name: given.pop(setting.name) for setting in chosen}
             base = load_settings(config) if config is not None else Settings()
-            if loads_code(base.policy) and texts.get("policy") is None:
+            if runs_code and loads_code(base.policy) and texts.get("policy") is None:
                 warn(f"{config} runs code: policy = {base.policy!r}", now=True)
             if sweep:
                 axis = _axis(texts)

@@ -312,6 +312,7 @@ def presets() -> None:
 @app.command()
 @takes_settings(
     exclude=("policy", "microbatches", "layers_per_stage", "layout"),
+    runs_config_policy=True,  # unless --policies says otherwise
     lists=("stages", "chunks", "micro_batch_size", "recompute", "tensor_parallel",
            "context_parallel", "expert_parallel"),
     defaults={"stages": "every degree that divides --gpus; else required",

@@ -461,12 +461,19 @@ def with_flags(base: Settings, texts: Mapping[str, str | list[str] | bool | None
 def settings_from_mapping(data: Mapping[str, Any], origin: str, base: Settings) -> Settings:
     """`base` updated by the keys of a TOML table; unknown keys and wrong types are errors."""
     changes: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
     for raw_key, value in data.items():
         setting = BY_NAME.get(raw_key.replace("-", "_"))
         if setting is None:
             raise ConfigError(
                 f"{origin}: unknown key {raw_key[:40]!r}; known: {', '.join(sorted(BY_NAME))}"
             )
+        if setting.name in spelled:
+            raise ConfigError(
+                f"{origin}: {spelled[setting.name]!r} and {raw_key!r} are the same setting; "
+                "give it once"
+            )
+        spelled[setting.name] = raw_key
         changes[setting.name] = setting.kind.from_toml(f"{origin}: {raw_key}", value)
     return base.replace(**changes)
 
@@ -481,6 +488,11 @@ def load_settings(path: Path | str, base: Settings | None = None) -> Settings:
     """
     path = Path(path)
     data = read_toml(path, "config")
+    # every file a config names is beside it, whatever the working folder
+    data = {
+        key: _file_beside(path, value) if key in ("model", "gpu") else value
+        for key, value in data.items()
+    }
     settings = settings_from_mapping(data, str(path), base or Settings())
     if "policy" in data and settings.policy is not None:
         settings = settings.replace(policy=_beside(path, settings.policy))
@@ -500,6 +512,18 @@ def load_settings(path: Path | str, base: Settings | None = None) -> Settings:
 def loads_code(policy: str | None) -> bool:
     """Whether a policy setting names a user's module or file (which pipesim will run)."""
     return policy is not None and ":" in policy
+
+
+def _file_beside(config: Path, value: object) -> object:
+    """A model's or GPU's file (`m.toml`, `config.json`) relative to the config's folder;
+    preset names and tables unchanged."""
+    if (
+        isinstance(value, str)
+        and value.endswith((".toml", ".json"))
+        and not Path(value).is_absolute()
+    ):
+        return str(config.parent / value)
+    return value
 
 
 def _beside(config: Path, policy: str) -> str:
