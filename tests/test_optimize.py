@@ -168,3 +168,15 @@ def test_ctrl_c_stops_the_solver_within_seconds(tmp_path: Path) -> None:
     out, err = started.communicate(timeout=60)
     assert time.monotonic() - interrupted < 10
     assert started.returncode == 130 and err == "pipesim: error: interrupted\n" and out == ""
+
+
+@pytest.mark.parametrize(("devices", "makespan"), [(1, 3.0), (2, 5.0), (4, 9.0)])
+def test_one_microbatch_is_proven_optimal_at_once(devices: int, makespan: float) -> None:
+    """One microbatch leaves no order to choose: p forwards, p input-gradient backwards and
+    the first stage's weight pass (1 ms each, the default B of 2 ms split) in a chain, 2p + 1
+    ms, is the optimum, and the bound says so (it said 0 ms, 'at the 60 s limit')."""
+    result = runner.invoke(app, ["optimize", "-p", str(devices), "-m", "1", "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    record = result_json(result.stdout, "optimize")
+    assert record["proven"] is True and record["solver_status"] == "kOptimal"
+    assert record["makespan"] == record["lower_bound"] == makespan

@@ -561,17 +561,22 @@ def optimize(
             "lower_bound": num(found.lower_bound),
             "replayed_makespan": num(report.summary.makespan),
             "binaries": found.binaries,
+            "solver_status": found.status,
             "orders": [[str(op) for op in order] for order in found.orders],
         }
         options = {"placement": placement, "time_limit": time_limit}
         print_json(envelope("optimize", settings, options, record))
         return
+    stopped = {
+        "kTimeLimit": f"at the {time_limit:g} s limit",
+        "kOptimal": "",  # optimal within HiGHS's own relative gap tolerance
+    }.get(found.status, f"(the solver stopped: {found.status})")
     verdict = (
         f"optimal (proven): makespan {found.makespan:g} ms"
         if found.proven
         else f"best found: makespan {found.makespan:g} ms; proven lower bound "
         f"{found.lower_bound:g} ms (gap {100 * (1 - found.lower_bound / found.makespan):.1f}%) "
-        f"at the {time_limit:g} s limit"
+        f"{stopped}".rstrip()
     )
     console = Console(markup=False)
     console.print(Text(verdict, style="bold"))

@@ -56,6 +56,8 @@ class Optimum:
     proven: bool
     """Whether the makespan is proven optimal (gap 0) within the time limit."""
     binaries: int
+    status: str = "kOptimal"
+    """HiGHS's model status: why the solver stopped (kOptimal, kTimeLimit, ...)."""
 
 
 def find_optimum(
@@ -127,9 +129,12 @@ def find_optimum(
                 # y = 1: a first, b starts after a ends; y = 0: the other way round.
                 model.at_least({ib: 1.0, ia: -1.0, y: -horizon}, duration[a] - horizon)
                 model.at_least({ia: 1.0, ib: -1.0, y: horizon}, duration[b])
+    busiest = 0.0
+    """No schedule beats a device's work after its first input can arrive."""
     for device, group in by_device.items():
         first = [op for op in group if op.kind is Kind.F]
         head = min(_head(problem, op) for op in first)
+        busiest = max(busiest, head + sum(duration[op] for op in group))
         model.at_least({makespan: 1.0}, head + sum(duration[op] for op in group))
         if activation_limit is not None:
             share = pipeline.stages_on(device)
@@ -154,8 +159,11 @@ def find_optimum(
     orders: list[list[Op]] = [[] for _ in range(pipeline.devices)]
     for op in sorted(ops, key=lambda o: (values[starts[index[o]]], index[o])):
         orders[placement[op.stage]].append(op)
+    if model.binaries == 0 and status == "kOptimal":
+        bound = value  # every order is forced: a linear program, solved exactly
+    bound = max(bound, busiest)
     proven = value - bound <= 1e-6 * max(1.0, abs(value))
-    return Optimum(orders, value, bound, proven, model.binaries)
+    return Optimum(orders, value, bound, proven, model.binaries, status)
 
 
 def _no_schedule(status: str, time_limit: float) -> str:
