@@ -110,8 +110,48 @@ def test_steps_too_large_to_hold_are_refused_before_any_allocation(
         build_problem(Settings(stages=4, microbatches=500_000), get_policy("zb-h1"))
     assert str(caught.value) == (
         "p=4, v=1, m=500000 is up to 6,000,000 ops, which needs about 2.7 GB of memory; "
-        "2.0 GB is available"
+        "2.0 GB is available to this process"
     )
+
+
+def test_a_containers_memory_limit_and_ulimit_bound_what_is_available(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The machine may have 24 GiB while the container holds 1 GB (cgroup v1 or v2) or the
+    shell set `ulimit -v`: the tightest one is what a run can use."""
+    import builtins
+    import resource
+
+    files = {
+        "/proc/self/cgroup": "4:memory:/job\n0::/job\n",
+        "/sys/fs/cgroup/job/memory.max": "1000000000\n",
+        "/sys/fs/cgroup/job/memory.current": "400000000\n",
+        "/sys/fs/cgroup/memory.max": "max\n",
+        "/sys/fs/cgroup/memory/job/memory.limit_in_bytes": "9223372036854771712\n",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes": "800000000\n",
+        "/sys/fs/cgroup/memory/memory.usage_in_bytes": "100000000\n",
+    }
+    real_open = builtins.open
+
+    def fake_open(path: object, *args: object, **kwargs: object) -> object:
+        if isinstance(path, str) and path in files:
+            fake = tmp_path / "fake"
+            fake.write_text(files[path])
+            return real_open(fake, *args, **kwargs)  # type: ignore[call-overload]
+        if isinstance(path, str) and path.startswith("/sys/fs/cgroup"):
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(capacity, "_machine", lambda: 24 * 2**30)
+    assert capacity.available_memory() == 600_000_000  # v2 leaves 600 MB, v1's parent 700 MB
+    files["/sys/fs/cgroup/job/memory.max"] = "max\n"
+    assert capacity.available_memory() == 700_000_000
+    with real_open("/proc/self/status") as status:
+        used = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (used + 300_000_000, hard))
+    assert abs(capacity.available_memory() - 300_000_000) < 2**26  # ulimit -v: 300 MB left
 
 
 def test_defaults_are_declared_once_and_resolved_in_one_place() -> None:

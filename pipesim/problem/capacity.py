@@ -19,8 +19,18 @@ FALLBACK_AVAILABLE = 8 * 2**30
 
 
 def available_memory() -> int:
-    """Bytes of memory available to a new allocation now (Linux's MemAvailable, else free
-    physical pages, else `FALLBACK_AVAILABLE`)."""
+    """Bytes a new allocation can take now: the least of the machine's available memory, the
+    process's address-space limit (`ulimit -v`) and its control group's memory limit (a
+    container's), since the first one exceeded kills the run."""
+    return min(
+        headroom
+        for headroom in (_machine(), _address_space(), _control_group())
+        if headroom is not None
+    )
+
+
+def _machine() -> int:
+    """Linux's MemAvailable, else free physical pages, else `FALLBACK_AVAILABLE`."""
     try:
         with open("/proc/meminfo", encoding="ascii") as handle:
             for line in handle:
@@ -34,6 +44,70 @@ def available_memory() -> int:
         return FALLBACK_AVAILABLE
 
 
+def _address_space() -> int | None:
+    """RLIMIT_AS less the address space in use, or None without a limit."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status", encoding="ascii") as handle:
+            used = next(
+                int(line.split()[1]) * 1024 for line in handle if line.startswith("VmSize:")
+            )
+        return max(0, soft - used)
+    except (ImportError, OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+UNLIMITED = 2**60
+"""A cgroup limit at or above this is "no limit" (v1 writes 2^63 rounded to pages)."""
+
+
+def _control_group() -> int | None:
+    """The tightest (limit - usage) of the process's memory cgroup and its parents, v2 or v1,
+    or None where there is none or no limit."""
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    found: list[int] = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2, unified
+            root, limit, usage = "/sys/fs/cgroup", "memory.max", "memory.current"
+        elif "memory" in controllers.split(","):
+            root, limit, usage = (
+                "/sys/fs/cgroup/memory",
+                "memory.limit_in_bytes",
+                ("memory.usage_in_bytes"),
+            )
+        else:
+            continue
+        parts = [part for part in path.split("/") if part]
+        # inside a container the cgroup's own folder is often mounted as the root
+        for depth in range(len(parts), -1, -1):
+            folder = os.path.join(root, *parts[:depth])
+            headroom = _headroom(os.path.join(folder, limit), os.path.join(folder, usage))
+            if headroom is not None:
+                found.append(headroom)
+    return min(found) if found else None
+
+
+def _headroom(limit_file: str, usage_file: str) -> int | None:
+    try:
+        with open(limit_file, encoding="ascii") as handle:
+            limit_text = handle.read().strip()
+        if limit_text == "max" or int(limit_text) >= UNLIMITED:
+            return None
+        with open(usage_file, encoding="ascii") as handle:
+            return max(0, int(limit_text) - int(handle.read().strip()))
+    except (OSError, ValueError):
+        return None
+
+
 def check_ops(ops: int, what: str) -> None:
     """Refuse a step of `ops` ops (described by `what`, e.g. "p=4, v=1, m=8") that would not
     fit in the memory available."""
@@ -42,7 +116,7 @@ def check_ops(ops: int, what: str) -> None:
     if needed > available:
         raise ConfigError(
             f"{what} is up to {ops:,} ops, which needs about {_gb(needed)} of memory; "
-            f"{_gb(available)} is available"
+            f"{_gb(available)} is available to this process"
         )
 
 
