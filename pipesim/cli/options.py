@@ -92,6 +92,28 @@ DaskScheduler = Annotated[
         help="Run the simulations on a Dask cluster: tcp://host:8786.",
     ),
 ]
+DaskTimeout = Annotated[
+    float | None,
+    typer.Option(
+        rich_help_panel="Pipeline",
+        help="Seconds to reach the Dask scheduler, then to wait for its first worker "
+        "[default: 20].",
+    ),
+]
+
+
+def dask_cluster_given(address: str | None, timeout: float | None) -> Any:
+    """The cluster of --dask-scheduler and --dask-timeout, its address checked now (a bad one
+    is refused before any simulation); None without one, and a note for a lone timeout."""
+    if address is None:
+        if timeout is not None:
+            warn("--dask-timeout changes nothing without --dask-scheduler")
+        return None
+    from pipesim.studies.executor import DASK_TIMEOUT, dask_cluster
+
+    return dask_cluster(address, DASK_TIMEOUT if timeout is None else timeout)
+
+
 _CONFIG = inspect.Parameter(
     "config",
     inspect.Parameter.KEYWORD_ONLY,

@@ -23,11 +23,13 @@ from pipesim.cli.no_effect import (
 from pipesim.cli.options import (
     INPUT_OUTPUT,
     DaskScheduler,
+    DaskTimeout,
     Format,
     OutputFormat,
     Runs,
     Schedule,
     Workers,
+    dask_cluster_given,
     takes_outputs,
     takes_settings,
 )
@@ -95,6 +97,7 @@ def run(
     runs: Runs = None,
     workers: Workers = None,
     dask_scheduler: DaskScheduler = None,
+    dask_timeout: DaskTimeout = None,
     window_from: Annotated[
         float | None,
         typer.Option(
@@ -133,13 +136,14 @@ def run(
     )
     note_unused_randomness(settings, runs)
     note_unused_pool("run", runs, {"--workers": workers, "--dask-scheduler": dask_scheduler})
+    cluster = dask_cluster_given(dask_scheduler, dask_timeout)
     check_outputs(
         outputs.named(),
         inputs=[("--config", config), ("--schedule", schedule), _policy_file(settings.policy)],
     )
     text = output_format is OutputFormat.text
     result = run_step(
-        settings, schedule, runs, explain, workers, dask_scheduler,
+        settings, schedule, runs, explain, workers, cluster,
         lambda label: DeferredProgress(label, text),
     )  # fmt: skip
     note_free_messages(result.settings, result.report.trace.problem.network)

@@ -21,6 +21,7 @@ from pipesim.cli.no_effect import (
 )
 from pipesim.cli.options import (
     DaskScheduler,
+    DaskTimeout,
     Format,
     OutputFormat,
     Runs,
@@ -28,6 +29,7 @@ from pipesim.cli.options import (
     SweepFormat,
     TableFormat,
     Workers,
+    dask_cluster_given,
     takes_outputs,
     takes_settings,
 )
@@ -75,6 +77,7 @@ def compare(
     workers: Workers = None,
     runs: Runs = None,
     dask_scheduler: DaskScheduler = None,
+    dask_timeout: DaskTimeout = None,
     output_format: Format = OutputFormat.text,
 ) -> None:
     """Run several schedules on the same costs and say which one to use."""
@@ -96,9 +99,10 @@ def compare(
         )
     note_unused_randomness(settings, runs)
     note_unused_pool("compare", runs, {"--dask-scheduler": dask_scheduler})
+    cluster = dask_cluster_given(dask_scheduler, dask_timeout)
     text = output_format is OutputFormat.text
     result = compare_workflow(
-        settings, _names(policies), runs, workers or default_workers(), dask_scheduler,
+        settings, _names(policies), runs, workers or default_workers(), cluster,
         traces="plot" in outputs, progress=lambda label: DeferredProgress(label, text),
     )  # fmt: skip
     write_files(
@@ -387,6 +391,7 @@ def plan(
     ] = None,
     workers: Workers = None,
     dask_scheduler: DaskScheduler = None,
+    dask_timeout: DaskTimeout = None,
     output_format: TableFormat = SweepFormat.text,
 ) -> None:  # fmt: skip
     """Search configurations of a model on a GPU: the fastest that fits in memory.
@@ -415,7 +420,7 @@ def plan(
             "settings": settings != Settings(), "lists": any(axes.values()), "--gpus": gpus,
             "--framework": framework is not Framework.any, "--policies": policies,
             "--exhaustive": exhaustive, "--shard": shard, "--workers": workers,
-            "--dask-scheduler": dask_scheduler,
+            "--dask-scheduler": dask_scheduler, "--dask-timeout": dask_timeout,
         }  # fmt: skip
         merged_plan = read_shards(files or [], merge, top, [k for k, v in given.items() if v])
         settings, result, options = merged_plan.settings, merged_plan.result, merged_plan.options
@@ -451,9 +456,10 @@ def plan(
             chunks_on_one_device=framework is Framework.any,
         )
         note_one_draw("plan", settings)
+        cluster = dask_cluster_given(dask_scheduler, dask_timeout)
         with DeferredProgress("planning", output_format is SweepFormat.text) as progress:
             result = plan_search(
-                settings, space, top, workers or default_workers(), dask_scheduler, progress,
+                settings, space, top, workers or default_workers(), cluster, progress,
                 exhaustive=exhaustive, shard=parts,
             )  # fmt: skip
         options = {

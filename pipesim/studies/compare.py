@@ -11,7 +11,7 @@ from pipesim.errors import ConfigError, PipesimError
 from pipesim.schedules.base import Policy
 from pipesim.schedules.registry import get_policy, registered_policies
 from pipesim.settings.declarations import Settings
-from pipesim.studies.executor import Progress, quiet, run_all
+from pipesim.studies.executor import Progress, Where, quiet, run_all
 from pipesim.studies.step import StepJob, raise_fatal, step_figures
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def compare_workflow(
     names: Sequence[str] | None = None,
     runs: int | None = None,
     workers: int = 1,
-    dask_scheduler: str | None = None,
+    dask_scheduler: Where = None,
     traces: bool = False,
     progress: Progress = quiet,
 ) -> CompareResult:

@@ -10,18 +10,61 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from pipesim.errors import ConfigError
 
 In = TypeVar("In")
 Out = TypeVar("Out")
 
-DASK_TIMEOUT = 10
-"""Seconds to reach a Dask scheduler before giving up with one line."""
+DASK_TIMEOUT = 20.0
+"""Seconds to reach a Dask scheduler, and then to wait for its first worker, before giving
+up with one line (`--dask-timeout`)."""
+
+
+class DaskCluster(NamedTuple):
+    """A Dask scheduler to run on, and how long to wait for it."""
+
+    address: str
+    """tcp://host:port (or host:port)."""
+    timeout: float = DASK_TIMEOUT
+    """Seconds to connect, and then to wait for a first worker."""
+
+
+def dask_cluster(
+    address: str, timeout: float = DASK_TIMEOUT, in_process: bool = False
+) -> DaskCluster:
+    """The cluster at `address`, its form checked now (before any simulation): Dask only
+    reports a bad address after its own timeout, or with a MemoryError for some. With
+    `in_process` (from Python), a LocalCluster's inproc:// address is taken too.
+
+    Raises:
+        ConfigError: not tcp://host:port, or a timeout that is not a positive number of seconds.
+    """
+    if not (isinstance(timeout, int | float) and 0 < timeout <= 3600):
+        raise ConfigError(f"--dask-timeout must be 0 < seconds <= 3600, got {timeout!r}")
+    scheme, separator, target = address.partition("://")
+    if not separator:
+        scheme, target = "tcp", address
+    if scheme == "inproc" and in_process:
+        return DaskCluster(address, timeout)
+    if scheme != "tcp":
+        raise ConfigError(
+            f"--dask-scheduler {address}: pipesim connects over tcp://host:port only"
+            + (" (tls:// needs certificates it cannot pass)" if scheme == "tls" else "")
+        )
+    host, _, port = target.rpartition(":")
+    if not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--dask-scheduler {address}: expected tcp://host:port")
+    return DaskCluster(f"tcp://{target}", timeout)
+
+
+Where = DaskCluster | str | None
+"""Where a study runs beyond this machine's pool: a Dask cluster (or its address), or None."""
 
 
 Progress = Callable[[str], AbstractContextManager[Any]]
@@ -42,14 +85,19 @@ def run_all(
     work: Callable[[In], Out],
     items: Sequence[In],
     workers: int = 1,
-    dask_scheduler: str | None = None,
+    dask_scheduler: Where = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Out]:
     """`work(item)` for every item, in item order. `work` must be a module-level function
     (it is pickled by name) when `workers` > 1 or a Dask scheduler is given."""
     total = len(items)
     if dask_scheduler is not None:
-        return _on_dask(work, items, dask_scheduler, progress)
+        cluster = (
+            dask_scheduler
+            if isinstance(dask_scheduler, DaskCluster)
+            else dask_cluster(dask_scheduler, in_process=True)
+        )
+        return _on_dask(work, items, cluster, progress)
     if workers <= 1 or total <= 1:
         results = []
         for item in items:
@@ -93,7 +141,7 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 def _on_dask(
     work: Callable[[In], Out],
     items: Sequence[In],
-    address: str,
+    cluster: DaskCluster,
     progress: Callable[[int, int], None] | None,
 ) -> list[Out]:
     try:
@@ -102,12 +150,27 @@ def _on_dask(
         raise ConfigError(
             "--dask-scheduler needs dask.distributed: pip install 'pipesim[dask]'"
         ) from None
-    _reachable(address)
+    address, timeout = cluster
+    if address.startswith("tcp://"):
+        _reachable(cluster)
     try:
-        client = Client(address, timeout=DASK_TIMEOUT, set_as_default=False)
+        client = Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as error:
-        raise ConfigError(f"cannot reach the Dask scheduler at {address}: {error}") from None
+        raise ConfigError(
+            f"cannot reach the Dask scheduler at {address} within {timeout:g} s: {error}"
+        ) from None
+    except Exception as error:
+        raise ConfigError(
+            f"{address} did not answer as a Dask scheduler: {type(error).__name__}"
+        ) from None
     try:
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except (TimeoutError, OSError):
+            raise ConfigError(
+                f"the Dask scheduler at {address} has no worker after {timeout:g} s "
+                "(start one: dask worker ADDRESS; or wait longer: --dask-timeout)"
+            ) from None
         futures = client.map(work, list(items), pure=False)
         results: list[Any] = []
         # In submission order: each result is waited for in turn, so the progress counts
@@ -121,18 +184,47 @@ def _on_dask(
         client.close()
 
 
-def _reachable(address: str) -> None:
-    """Refuse at once a TCP scheduler nobody listens on (Dask itself retries until its
-    timeout); other transports (inproc://, tls://) are left to Dask."""
-    if "://" in address and not address.startswith("tcp://"):
-        return
-    target = address.removeprefix("tcp://")
-    host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--dask-scheduler {address}: expected tcp://host:port")
+def _reachable(cluster: DaskCluster) -> None:
+    """Refuse at once, and within the timeout, an address where no Dask scheduler answers:
+    Dask itself retries a closed port until its timeout, waits forever on a server that says
+    nothing, and takes an HTTP server's reply for a frame length (a MemoryError). A scheduler
+    speaks first: a length-prefixed handshake naming its pickle protocol."""
+    address, timeout = cluster
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    deadline = time.monotonic() + timeout
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=DASK_TIMEOUT).close()
+        connection = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
     except OSError as error:
         raise ConfigError(
             f"cannot reach the Dask scheduler at {address}: {error.strerror or error}"
         ) from None
+    heard = b""
+    with connection:
+        try:
+            while len(heard) < 8 or len(heard) < 8 + min(_HANDSHAKE_MAX, _length(heard)):
+                connection.settimeout(max(0.001, deadline - time.monotonic()))
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                heard += chunk
+        except TimeoutError:
+            raise ConfigError(
+                f"{address} did not answer as a Dask scheduler within {timeout:g} s "
+                "(it took the connection and said nothing)"
+            ) from None
+        except OSError as error:
+            raise ConfigError(
+                f"cannot reach the Dask scheduler at {address}: {error.strerror or error}"
+            ) from None
+    if not heard:
+        raise ConfigError(f"{address} closed the connection without answering as a Dask scheduler")
+    if b"pickle-protocol" not in heard:
+        raise ConfigError(f"{address} is not a Dask scheduler: it answered {heard[:24]!r}")
+
+
+_HANDSHAKE_MAX = 1 << 16
+"""More than a scheduler's handshake (about 60 bytes): read no further."""
+
+
+def _length(heard: bytes) -> int:
+    return int.from_bytes(heard[:8], "little")

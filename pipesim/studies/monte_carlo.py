@@ -16,7 +16,7 @@ from pipesim.errors import ConfigError
 from pipesim.problem.variability import run_seed
 from pipesim.schedules.registry import get_policy
 from pipesim.settings.declarations import VARIABILITY, Settings
-from pipesim.studies.executor import run_all
+from pipesim.studies.executor import Where, run_all
 from pipesim.studies.step import StepJob, raise_fatal, step_figures
 
 QUANTILES = (0.5, 0.95, 0.99)
@@ -78,7 +78,7 @@ def monte_carlo(
     policies: Sequence[str],
     runs: int,
     workers: int = 1,
-    dask_scheduler: str | None = None,
+    dask_scheduler: Where = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[MonteCarlo]:
     """`runs` steps of each policy, seeded from `settings.seed` (0 if not given)."""
@@ -156,7 +156,7 @@ def damage(
     policy: str,
     study: MonteCarlo,
     workers: int = 1,
-    dask_scheduler: str | None = None,
+    dask_scheduler: Where = None,
 ) -> Damage:
     """Rerun `study`'s seeds without each source of variability present in `settings`."""
     runs = len(study.runs)

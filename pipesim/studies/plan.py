@@ -22,7 +22,7 @@ from pipesim.schedules.base import StaticPolicy
 from pipesim.schedules.registry import get_policy
 from pipesim.settings.declarations import Settings
 from pipesim.studies.cluster import Split, splits
-from pipesim.studies.executor import run_all
+from pipesim.studies.executor import Where, run_all
 from pipesim.studies.plan_bound import lower_bounds, order_peak
 from pipesim.studies.step import simulate_step
 
@@ -434,7 +434,7 @@ def plan_configurations(
     base: Settings,
     space: PlanSpace,
     workers: int = 1,
-    dask_scheduler: str | None = None,
+    dask_scheduler: Where = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[PlanRow]:
     """Every configuration's record, in candidate order, each simulated unless it cannot run
@@ -448,7 +448,7 @@ def plan_search(
     space: PlanSpace,
     top: int,
     workers: int = 1,
-    dask_scheduler: str | None = None,
+    dask_scheduler: Where = None,
     progress: Callable[[int, int], None] | None = None,
     exhaustive: bool = False,
     shard: tuple[int, int] | None = None,

@@ -12,7 +12,7 @@ from pipesim.analysis.report import Report
 from pipesim.errors import ConfigError
 from pipesim.schedules.base import Policy
 from pipesim.settings.declarations import Settings
-from pipesim.studies.executor import Progress, quiet
+from pipesim.studies.executor import Progress, Where, quiet
 from pipesim.studies.explain import Explanation
 from pipesim.studies.monte_carlo import Damage, MonteCarlo
 
@@ -40,7 +40,7 @@ def run_step(
     runs: int | None = None,
     explain: bool = False,
     workers: int | None = None,
-    dask_scheduler: str | None = None,
+    dask_scheduler: Where = None,
     progress: Progress = quiet,
 ) -> RunResult:
     """Simulate what `pipesim run` is given.
