@@ -301,6 +301,20 @@ def test_names_full_of_markup_are_shown_as_written(command: list[str]) -> None:
     assert "[/][bold red]x" in result.stdout
 
 
+@pytest.mark.parametrize("flag", ["--data-parallel", "--micro-batch-size"])
+def test_a_batch_flag_without_a_model_or_global_batch_is_refused(flag: str) -> None:
+    result = runner.invoke(app, ["run", flag, "4", "-p", "2", "-m", "2"])
+    _one_line(result, 2, "needs a model (--model) or a global batch (--global-batch-size")
+
+
+def test_a_configs_policy_that_fails_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('policy = "nofile.py:X"\n')
+    _one_line(runner.invoke(app, ["run", "--config", str(config)]), 2, "no file")
+    done = runner.invoke(app, ["validate", "--config", str(config), str(tmp_path / "x.csv")])
+    _one_line(done, 2, "cannot read")
+
+
 def test_a_full_standard_output_leaves_the_users_files_as_they_were(tmp_path: Path) -> None:
     (tmp_path / "t.json").write_text("mine")
     for form in ("text", "json"):

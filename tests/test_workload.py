@@ -358,3 +358,29 @@ def test_compare_says_which_schedule_fits() -> None:
     ]
     text = runner.invoke(app, args, env={"COLUMNS": "120"}).stdout
     assert "fits in memory: 1f1b is the fastest whose every device stays within 80.0 GB" in text
+
+
+def test_a_layout_that_would_expand_to_gigabytes_is_refused_within_a_small_memory() -> None:
+    """Twenty groups of 9,999 t's, each repeated 9,999 times, are 2 billion symbols in one
+    pass: the size is counted before anything is built, so a 1 GB address space suffices."""
+    import resource
+    import subprocess
+    import sys
+
+    layout = "|".join(["(" + "t" * 9999 + ")*9999"] * 20)
+    code = (
+        "import sys\nfrom pipesim.problem.layout import layers_from_layout\n"
+        "from pipesim.errors import ConfigError\n"
+        "try:\n    layers_from_layout(sys.stdin.read(), 32, 20)\n"
+        "except ConfigError as error:\n    print(error)\n"
+    )
+
+    def small() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
+
+    done = subprocess.run(
+        [sys.executable, "-c", code], input=layout, capture_output=True, text=True,
+        preexec_fn=small, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-300:]
+    assert done.stdout == "layout expands to more than 1,000,000 symbols; the model has 32 layers\n"

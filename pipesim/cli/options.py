@@ -238,7 +238,9 @@ def takes_settings(
             texts = {setting.name: given.pop(setting.name) for setting in chosen}
             base = load_settings(config) if config is not None else Settings()
             if runs_code and loads_code(base.policy) and texts.get("policy") is None:
-                warn(f"{config} runs code: policy = {base.policy!r}", now=True)
+                # with the other notes, once the command succeeds: a failure is one line,
+                # and the error of a config's policy names it
+                warn(f"{config} runs code: policy = {base.policy!r}")
             if sweep:
                 axis = _axis(texts)
                 given["axis"] = axis

@@ -410,7 +410,6 @@ def validate(
     if settings.policy is not None:
         warn(
             f"validate simulates {schedule}; the config's policy {settings.policy!r} is not used",
-            now=True,  # said as the input is read, like every note on the config
         )
     parsed = read_schedule(schedule)
     problems = parsed.problems(settings.microbatches)

@@ -95,7 +95,6 @@ def compare(
     if settings.policy is not None:
         warn(
             f"compare runs --policies; the config's policy {settings.policy!r} is not used",
-            now=True,  # said as the input is read, like every note on the config
         )
     note_unused_randomness(settings, runs)
     note_unused_pool("compare", runs, {"--dask-scheduler": dask_scheduler})

@@ -172,6 +172,13 @@ def _check_model_settings(settings: Settings) -> None:
         for name in MODEL_ONLY:
             if getattr(settings, name) is not None:
                 raise ConfigError(f"{name} needs a model (--model)")
+        if settings.global_batch_size is None:
+            for name in ("micro_batch_size", "data_parallel"):
+                if getattr(settings, name) is not None:
+                    raise ConfigError(
+                        f"{name} needs a model (--model) or a global batch "
+                        "(--global-batch-size, which it divides into m microbatches)"
+                    )
     elif settings.gpu is None:
         raise ConfigError("a model needs a GPU (--gpu): its TFLOPS turn FLOPs into milliseconds")
     if settings.model is not None and (

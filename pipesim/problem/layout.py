@@ -46,12 +46,10 @@ def layers_from_layout(layout: str, layers: int, stages: int) -> tuple[int, ...]
     """The per-stage layer counts a Megatron-style layout describes."""
     text = layout.replace(" ", "")
     for _ in range(10):  # nested groups expand from the inside out
-        expanded = _REPEAT.sub(_expand, text)
+        expanded = _expand_within(text, layers)
         if expanded == text:
             break
         text = expanded
-        if len(text) > 10**6:
-            raise ConfigError("layout expands to more than a million symbols")
     if not re.fullmatch(r"[EtL|]*", text):
         raise ConfigError(
             f"layout {layout[:60]!r}: only E, t, L, |, (...)*n and x*n are understood"
@@ -69,6 +67,24 @@ def layers_from_layout(layout: str, layers: int, stages: int) -> tuple[int, ...]
     return counts
 
 
-def _expand(match: re.Match[str]) -> str:
-    group, times, letter, letter_times = match.groups()
-    return (group * int(times)) if group is not None else letter * int(letter_times)
+LONGEST = 10**6
+"""Symbols a layout may expand to: far more than any model's layers."""
+
+
+def _expand_within(text: str, layers: int) -> str:
+    """One pass of expansion, its length counted before anything is built: a layout such
+    as (((t*9999)*16)*9999) is refused, not expanded into gigabytes."""
+    room = LONGEST - len(text)
+
+    def expand(match: re.Match[str]) -> str:
+        nonlocal room
+        group, times, letter, letter_times = match.groups()
+        piece, count = (group, int(times)) if group is not None else (letter, int(letter_times))
+        room -= len(piece) * count - len(match.group(0))
+        if room < 0:
+            raise ConfigError(
+                f"layout expands to more than {LONGEST:,} symbols; the model has {layers} layers"
+            )
+        return piece * count
+
+    return _REPEAT.sub(expand, text)
