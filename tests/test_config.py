@@ -109,7 +109,8 @@ def test_steps_too_large_to_hold_are_refused_before_any_allocation(
     with pytest.raises(ConfigError) as caught:
         build_problem(Settings(stages=4, microbatches=500_000), get_policy("zb-h1"))
     assert str(caught.value) == (
-        "p=4, v=1, m=500000 is up to 6,000,000 ops, which needs about 2.7 GB of memory; "
+        "p=4, v=1, m=500000 is up to 6,000,000 ops on 4 devices, which needs about 2.7 GB of "
+        "memory; "
         "2.0 GB is available to this process"
     )
 

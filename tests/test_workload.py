@@ -384,3 +384,22 @@ def test_a_layout_that_would_expand_to_gigabytes_is_refused_within_a_small_memor
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-300:]
     assert done.stdout == "layout expands to more than 1,000,000 symbols; the model has 32 layers\n"
+
+
+def test_many_devices_take_memory_linear_in_the_ops() -> None:
+    """p=6,000, m=1 is 12,000 ops: within a 1.5 GB address space (the interpreter and its
+    libraries take about a third). Each device once built a table over every stage, p^2 in
+    all: 1.1 GB at p=2,000 and 14 GB at p=10,000."""
+    import resource
+    import subprocess
+    import sys
+
+    def small() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**29, 3 * 2**29))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pipesim", "run", "-p", "6000", "-m", "1", "-f", "json"],
+        capture_output=True, text=True, preexec_fn=small, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-300:]
+    assert '"makespan": 18000.0' in done.stdout  # 6,000 forwards of 1 ms, 6,000 backwards of 2

@@ -79,7 +79,11 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
     microbatches = _microbatches(settings, default_microbatches)
     chunks = policy.resolve_chunks(settings.chunks)
     kinds = len(Kind.of_step(policy.split_backward))
-    check_ops(kinds * stages * chunks * microbatches, f"p={stages}, v={chunks}, m={microbatches}")
+    check_ops(
+        kinds * stages * chunks * microbatches,
+        f"p={stages}, v={chunks}, m={microbatches}",
+        devices=stages,
+    )
     group = settings.microbatch_group_size
     if group is not None:
         if not policy.takes_microbatch_group:

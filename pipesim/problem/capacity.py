@@ -14,6 +14,9 @@ from pipesim.errors import ConfigError
 
 BYTES_PER_OP = 450
 """Estimated peak bytes per simulated op, trace, summary and JSON included."""
+BYTES_PER_DEVICE = 8000
+"""Estimated peak bytes per device (its process, links, summary and JSON record): 90 MB of
+peak RSS for p=10,000, m=1, of which 30 MB is the interpreter."""
 FALLBACK_AVAILABLE = 8 * 2**30
 """What is assumed available where the system does not say (8 GiB)."""
 
@@ -108,15 +111,15 @@ def _headroom(limit_file: str, usage_file: str) -> int | None:
         return None
 
 
-def check_ops(ops: int, what: str) -> None:
-    """Refuse a step of `ops` ops (described by `what`, e.g. "p=4, v=1, m=8") that would not
-    fit in the memory available."""
-    needed = ops * BYTES_PER_OP
+def check_ops(ops: int, what: str, devices: int = 1) -> None:
+    """Refuse a step of `ops` ops on `devices` devices (described by `what`, e.g. "p=4, v=1,
+    m=8") that would not fit in the memory available."""
+    needed = ops * BYTES_PER_OP + devices * BYTES_PER_DEVICE
     available = available_memory()
     if needed > available:
         raise ConfigError(
-            f"{what} is up to {ops:,} ops, which needs about {_gb(needed)} of memory; "
-            f"{_gb(available)} is available to this process"
+            f"{what} is up to {ops:,} ops on {devices:,} devices, which needs about "
+            f"{_gb(needed)} of memory; {_gb(available)} is available to this process"
         )
 
 

@@ -69,6 +69,7 @@ class ScheduleFile:
         check_ops(
             self.num_stages * microbatches * kinds,
             f"{self.path}'s {self.num_stages} stages with m={microbatches}",
+            devices=self.devices,
         )
 
     @property

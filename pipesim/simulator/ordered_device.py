@@ -90,17 +90,16 @@ class OrderedDevice(Device):
         completed, waits = timetable.completed, timetable.waits
         at, waiting, known = timetable.at, timetable.waiting, timetable.known
         size = timetable.size
-        # Per slot, the timetable offset of each input: its key offset, plus `size` when the
-        # input arrives as a message.
-        entries = [
-            tuple(offset + (size if message else 0) for message, offset, _ in plan)
-            for plan in index.input_plan
-        ]
+        entries = index.entry_offsets
         device = self.device
-        channels = [
-            None if dst < 0 or free else self.links.channel(device, dst)
-            for dst, free in zip(target, index.free_message, strict=True)
-        ]
+        # the links out of this device's own slots (an op of another slot is refused first)
+        free_message = index.free_message
+        channels = {
+            slot: None
+            if target[slot] < 0 or free_message[slot]
+            else self.links.channel(device, target[slot])
+            for slot in index.slots_of[device]
+        }
         record = self.records.ops[device].append
         record_key = self.records.keys[device].append
         new = tuple.__new__  # an OpRecord without NamedTuple's Python-level __new__
