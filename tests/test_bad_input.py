@@ -315,6 +315,66 @@ def test_a_configs_policy_that_fails_is_one_line(tmp_path: Path) -> None:
     _one_line(done, 2, "cannot read")
 
 
+def test_no_output_may_replace_any_file_the_command_reads(tmp_path: Path) -> None:
+    model = tmp_path / "m.toml"
+    model.write_text(
+        "layers = 8\nhidden = 1024\nheads = 8\nkv_heads = 8\nffn = 4096\nvocab = 32000\n"
+        'tied = false\ngated = true\nnorm = "rmsnorm"\nseq_length = 2048\n'
+    )
+    config = tmp_path / "c.pdf"
+    config.write_text("stages = 2\n")
+    cases = [
+        (["run", "--model", str(model), "--gpu", "h100", "-p", "2", "--trace", str(model)],
+         f"--trace {model} would overwrite --model {model}"),
+        (["compare", "--config", str(config), "--plot", str(config)],
+         f"--plot {config} would overwrite --config {config}"),
+        (["sweep", "-m", "2,4", "--config", str(config), "--plot", str(config)],
+         f"--plot {config} would overwrite --config {config}"),
+    ]  # fmt: skip
+    for args, words in cases:
+        _one_line(runner.invoke(app, args), 2, words)
+    assert config.read_text() == "stages = 2\n" and model.read_text().startswith("layers = 8")
+
+
+def test_a_symlinked_output_is_written_through_and_a_loop_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "real.json").write_text("mine")
+    (tmp_path / "link.json").symlink_to("real.json")
+    result = runner.invoke(app, ["run", "--trace", str(tmp_path / "link.json")])
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "link.json").is_symlink()
+    assert json.loads((tmp_path / "real.json").read_text())["displayTimeUnit"] == "ms"
+    (tmp_path / "loop1").symlink_to("loop2")
+    (tmp_path / "loop2").symlink_to("loop1")
+    result = runner.invoke(app, ["run", "--trace", str(tmp_path / "loop1")])
+    _one_line(result, 2, "Too many levels of symbolic links")
+    assert (tmp_path / "loop1").is_symlink()
+
+
+def test_a_special_file_is_written_to_not_replaced(tmp_path: Path) -> None:
+    """A FIFO (as /dev/null or /dev/stdout would be) stays what it is: the atomic rename
+    used to swap it for a regular file."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    heard: list[bytes] = []
+    reader = threading.Thread(target=lambda: heard.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = runner.invoke(app, ["run", "--trace", str(fifo)])
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert json.loads(heard[0])["displayTimeUnit"] == "ms"
+
+
+def test_a_path_longer_than_the_file_system_allows_is_bad_input(tmp_path: Path) -> None:
+    long_name = tmp_path / ("a" * 300 + ".json")
+    _one_line(runner.invoke(app, ["run", "--trace", str(long_name)]), 2, "its name is longer than")
+    too_deep = tmp_path / ("a/" * 3000 + "x.json")
+    _one_line(runner.invoke(app, ["run", "--trace", str(too_deep)]), 2, "cannot write")
+
+
 def test_a_full_standard_output_leaves_the_users_files_as_they_were(tmp_path: Path) -> None:
     (tmp_path / "t.json").write_text("mine")
     for form in ("text", "json"):

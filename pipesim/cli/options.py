@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar, get_args
 import typer
 
 from pipesim.cli.app import warn
+from pipesim.cli.output_files import command_reads
 from pipesim.errors import ConfigError
 from pipesim.render.outputs import BY_NAME as OUTPUTS_BY_NAME
 from pipesim.render.outputs import Requested
@@ -252,6 +253,7 @@ def takes_settings(
                 }
                 base = base.replace(**dict.fromkeys(lists))
             given["settings"] = with_flags(base, texts)
+            command_reads(_files_read(config, given["settings"]))
             if wants_config:
                 given["config"] = config
             command(**given)
@@ -267,6 +269,18 @@ def takes_settings(
         return forward  # type: ignore[return-value]
 
     return wrap
+
+
+def _files_read(config: Path | None, settings: Settings) -> list[tuple[str, Path | None]]:
+    """The files a command's settings come from, which none of its outputs may replace."""
+    read: list[tuple[str, Path | None]] = [("--config", config)]
+    for flag, record in (("--model", settings.model), ("--gpu", settings.gpu)):
+        if record is not None and record.source:
+            read.append((flag, Path(record.source)))
+    policy = settings.policy
+    if policy is not None and ".py:" in policy:
+        read.append(("the policy", Path(policy.rpartition(":")[0])))
+    return read
 
 
 def takes_outputs(*names: str, words: dict[str, str] | None = None) -> Callable[[Command], Command]:
