@@ -76,8 +76,7 @@ def _check_writable(path: Path) -> None:
     longest = _limit(folder, "PC_NAME_MAX", 255)
     if len(target.name.encode("utf-8", "surrogateescape")) > longest:
         raise ConfigError(
-            f"cannot write {path}: its name is longer than the file system allows "
-            f"({longest} bytes)"
+            f"cannot write {path}: its name is longer than the file system allows ({longest} bytes)"
         )
     if target.is_dir():
         raise ConfigError(f"cannot write {path}: it is a directory")
