@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -272,3 +273,35 @@ def test_only_a_command_that_runs_the_configs_policy_says_it_runs_code(tmp_path:
             (tmp_path / "x.csv").write_text("rank,action\n0,F0\n0,B0\n")
         result = CliRunner().invoke(app, [*command, "--config", str(config)])
         assert ("runs code" in result.stderr) is says, (command, result.stderr)
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"mfu": 1e-300}, "stage 0's forward, derived from the model, comes to 3.34e+301 ms"),
+        ({"seq_length": 100_000_000}, "sequence 100000000 tokens of llama3-8b"),
+        ({"micro_batch_size": 1_000_000_000}, "micro-batch size 1000000000 x sequence 8192"),
+    ],
+)
+def test_derived_costs_and_sizes_obey_the_bounds_given_ones_do(
+    changes: dict[str, float], words: str
+) -> None:
+    """llama3-8b's stage 0 (8 layers and the embedding) at 989 TFLOPS: a forward of about
+    1.6 ms at mfu 0.5 becomes 1e302 ms at mfu 1e-300; such a run used to go on."""
+    settings = Settings(model="llama3-8b", gpu="h100", stages=4, **changes)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        build_problem(settings, get_policy("1f1b"))
+
+
+def test_a_gpu_files_memory_needs_a_unit_as_memory_limit_does(tmp_path: Path) -> None:
+    fields = (
+        'tflops = 989\nnvlink_bandwidth = "450GB/s"\nnvlink_latency = 0.005\n'
+        'network_bandwidth = "400Gbit/s"\nnetwork_latency = 0.01\ngpus_per_node = 8\n'
+        'hbm_bandwidth = "3.35TB/s"\n'
+    )
+    (tmp_path / "g.toml").write_text(fields + "memory = 80\n")
+    with pytest.raises(ConfigError, match=re.escape("memory: give a unit, e.g. '80GB'")):
+        Settings(model="llama3-8b", gpu=str(tmp_path / "g.toml"))  # type: ignore[arg-type]
+    (tmp_path / "g.toml").write_text(fields + 'memory = "80GB"\n')
+    gpu = Settings(model="llama3-8b", gpu=str(tmp_path / "g.toml")).gpu  # type: ignore[arg-type]
+    assert gpu is not None and gpu.memory == 80e9

@@ -33,7 +33,7 @@ from pipesim.problem.variability import Variability
 from pipesim.problem.workload import Workload, derive
 from pipesim.settings.declarations import MODEL_ONLY, Settings, check_settings
 from pipesim.settings.hardware import Gpu
-from pipesim.settings.values import Reserve
+from pipesim.settings.values import MAX_BYTES, MAX_MS, Reserve
 
 
 class ShapesPipeline(Protocol):
@@ -293,11 +293,51 @@ def build_workload(settings: Settings, num_stages: int) -> Workload | None:
             degree, d * c, bool(settings.distributed_optimizer)
         )
         experts = (expert_parallel(model, gpu, shape, degree), per_parameter_routed)
-    return derive(
+    workload = derive(
         model, gpu, shape, settings.resolved.mfu, layers, per_parameter, d, experts,
         distributed=bool(settings.distributed_optimizer),
         tp_overlap=settings.resolved.tp_comm_overlap,
     )  # fmt: skip
+    _check_derived(workload)
+    return workload
+
+
+_DERIVED_MS = (
+    "forward", "backward", "weight", "all_to_all", "gradient_reduction", "parameter_gather",
+    "optimizer",
+)  # fmt: skip
+_DERIVED_BYTES = ("activation", "weight_activation", "static")
+
+
+def _check_derived(workload: Workload) -> None:
+    """Hold what the model derives to the bounds a value given directly obeys (1e9 ms, 1e18
+    bytes), naming the inputs it came from: a tiny --mfu or TFLOPS, or a huge micro-batch or
+    sequence, would otherwise run with costs of 1e302 ms."""
+    shape, gpu = workload.shape, workload.gpu
+    scale = (
+        f"micro-batch size {shape.micro_batch} x sequence {shape.seq_length} tokens of "
+        f"{workload.model.name}"
+    )
+    sources = {
+        "ms": f"from mfu {workload.mfu:g}, {gpu.name}'s {gpu.tflops:g} TFLOPS and {scale}",
+        "bytes": f"from {scale}",
+    }
+    checks = [
+        (f"stage {index}'s {field.replace('_', ' ')}", getattr(stage, field), "ms", MAX_MS)
+        for index, stage in enumerate(workload.stages)
+        for field in _DERIVED_MS
+    ] + [
+        (f"stage {index}'s {field.replace('_', ' ')} memory", getattr(stage, field), "bytes",
+         MAX_BYTES)
+        for index, stage in enumerate(workload.stages)
+        for field in _DERIVED_BYTES
+    ] + [("a message between stages", workload.message_bytes, "bytes", MAX_BYTES)]  # fmt: skip
+    for what, value, unit, limit in checks:
+        if not (math.isfinite(value) and 0 <= value <= limit):
+            raise ConfigError(
+                f"{what}, derived from the model, comes to {value:.3g} {unit}, beyond the "
+                f"{limit:g} {unit} a setting may be ({sources[unit]})"
+            )
 
 
 def _costs(settings: Settings, pipeline: Pipeline, workload: Workload | None) -> StageCosts:

@@ -7,6 +7,7 @@ each value with its source in a comment.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields
 from importlib import resources
@@ -230,6 +231,9 @@ def _value(name: str, value: object, where: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ConfigError(f"{where}: {value!r} is not a number")
     if name in _SIZES:
+        # the rule --memory-limit follows: '80' is far more likely 80GB than 80 bytes
+        if not isinstance(value, str) or not re.search(r"[A-Za-z]", value):
+            raise ConfigError(f"{where}: give a unit, e.g. '80GB' or '1.5GiB' (got {value!r})")
         amount = parse_size(where, value)
     elif name in _RATES:
         amount = parse_rate(where, value)
