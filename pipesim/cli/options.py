@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -93,6 +94,14 @@ DaskScheduler = Annotated[
         help="Run the simulations on a Dask cluster: tcp://host:8786.",
     ),
 ]
+Yes = Annotated[
+    bool,
+    typer.Option(
+        "--yes",
+        rich_help_panel="Pipeline",
+        help="Run a study even when it is estimated to take more than 10 minutes.",
+    ),
+]
 DaskTimeout = Annotated[
     float | None,
     typer.Option(
@@ -101,6 +110,15 @@ DaskTimeout = Annotated[
         "[default: 20].",
     ),
 ]
+
+
+@contextmanager
+def patience_unless(yes: bool) -> Iterator[None]:
+    """Studies estimated beyond `work.PATIENCE` are refused, unless --yes."""
+    from pipesim.studies.work import PATIENCE, patience
+
+    with patience(None if yes else PATIENCE):
+        yield
 
 
 def dask_cluster_given(address: str | None, timeout: float | None) -> Any:

@@ -29,7 +29,9 @@ from pipesim.cli.options import (
     Runs,
     Schedule,
     Workers,
+    Yes,
     dask_cluster_given,
+    patience_unless,
     takes_outputs,
     takes_settings,
 )
@@ -98,6 +100,7 @@ def run(
     workers: Workers = None,
     dask_scheduler: DaskScheduler = None,
     dask_timeout: DaskTimeout = None,
+    yes: Yes = False,
     window_from: Annotated[
         float | None,
         typer.Option(
@@ -142,10 +145,11 @@ def run(
         inputs=[("--config", config), ("--schedule", schedule), _policy_file(settings.policy)],
     )
     text = output_format is OutputFormat.text
-    result = run_step(
-        settings, schedule, runs, explain, workers, cluster,
-        lambda label: DeferredProgress(label, text),
-    )  # fmt: skip
+    with patience_unless(yes):
+        result = run_step(
+            settings, schedule, runs, explain, workers, cluster,
+            lambda label: DeferredProgress(label, text),
+        )  # fmt: skip
     note_free_messages(result.settings, result.report.trace.problem.network)
     window = (window_from, window_to)
     views = _run_views(result, window, _devices(devices, result.report.trace.problem.pipeline))

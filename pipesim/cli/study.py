@@ -29,7 +29,9 @@ from pipesim.cli.options import (
     SweepFormat,
     TableFormat,
     Workers,
+    Yes,
     dask_cluster_given,
+    patience_unless,
     takes_outputs,
     takes_settings,
 )
@@ -78,6 +80,7 @@ def compare(
     runs: Runs = None,
     dask_scheduler: DaskScheduler = None,
     dask_timeout: DaskTimeout = None,
+    yes: Yes = False,
     output_format: Format = OutputFormat.text,
 ) -> None:
     """Run several schedules on the same costs and say which one to use."""
@@ -100,10 +103,11 @@ def compare(
     note_unused_pool("compare", runs, {"--dask-scheduler": dask_scheduler})
     cluster = dask_cluster_given(dask_scheduler, dask_timeout)
     text = output_format is OutputFormat.text
-    result = compare_workflow(
-        settings, _names(policies), runs, workers or default_workers(), cluster,
-        traces="plot" in outputs, progress=lambda label: DeferredProgress(label, text),
-    )  # fmt: skip
+    with patience_unless(yes):
+        result = compare_workflow(
+            settings, _names(policies), runs, workers or default_workers(), cluster,
+            traces="plot" in outputs, progress=lambda label: DeferredProgress(label, text),
+        )  # fmt: skip
     write_files(
         outputs.contents(Shown("", plot=lambda path: _compare_plot(result, settings, path)))
     )
@@ -182,6 +186,7 @@ def sweep(
         ),
     ] = None,
     workers: Workers = None,
+    yes: Yes = False,
     output_format: TableFormat = SweepFormat.text,
 ) -> None:
     """Vary one setting over a list of values and tabulate bubble, makespan and memory.
@@ -202,7 +207,10 @@ def sweep(
     names = _names(policies) or [settings.resolved.policy]
     if axis.setting not in VARIABILITY:
         note_unused_randomness(settings)
-    with DeferredProgress("sweeping", output_format is SweepFormat.text) as progress:
+    with (
+        patience_unless(yes),
+        DeferredProgress("sweeping", output_format is SweepFormat.text) as progress,
+    ):
         rows = sweep_setting(
             settings, axis.setting, axis.values, names, progress, workers or default_workers()
         )
@@ -391,6 +399,7 @@ def plan(
     workers: Workers = None,
     dask_scheduler: DaskScheduler = None,
     dask_timeout: DaskTimeout = None,
+    yes: Yes = False,
     output_format: TableFormat = SweepFormat.text,
 ) -> None:  # fmt: skip
     """Search configurations of a model on a GPU: the fastest that fits in memory.
@@ -419,7 +428,7 @@ def plan(
             "settings": settings != Settings(), "lists": any(axes.values()), "--gpus": gpus,
             "--framework": framework is not Framework.any, "--policies": policies,
             "--exhaustive": exhaustive, "--shard": shard, "--workers": workers,
-            "--dask-scheduler": dask_scheduler, "--dask-timeout": dask_timeout,
+            "--dask-scheduler": dask_scheduler, "--dask-timeout": dask_timeout, "--yes": yes,
         }  # fmt: skip
         merged_plan = read_shards(files or [], merge, top, [k for k, v in given.items() if v])
         settings, result, options = merged_plan.settings, merged_plan.result, merged_plan.options
@@ -456,7 +465,10 @@ def plan(
         )
         note_one_draw("plan", settings)
         cluster = dask_cluster_given(dask_scheduler, dask_timeout)
-        with DeferredProgress("planning", output_format is SweepFormat.text) as progress:
+        with (
+            patience_unless(yes),
+            DeferredProgress("planning", output_format is SweepFormat.text) as progress,
+        ):
             result = plan_search(
                 settings, space, top, workers or default_workers(), cluster, progress,
                 exhaustive=exhaustive, shard=parts,

@@ -166,9 +166,10 @@ def compare_workflow(
 
     references = list(names) if names else [policy.name for policy in registered_policies()]
     if runs is not None:
-        from pipesim.studies.monte_carlo import monte_carlo
+        from pipesim.studies.monte_carlo import monte_carlo, monte_carlo_estimate
 
-        with progress("runs") as report_progress:
+        expected = monte_carlo_estimate(settings, references, runs, workers)
+        with progress(f"runs ({expected})") as report_progress:
             studies = monte_carlo(
                 settings, references, runs, workers, dask_scheduler, report_progress
             )

@@ -12,12 +12,13 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pipesim.errors import ConfigError
+from pipesim.errors import ConfigError, PipesimError
 from pipesim.problem.variability import run_seed
 from pipesim.schedules.registry import get_policy
 from pipesim.settings.declarations import VARIABILITY, Settings
 from pipesim.studies.executor import Where, run_all
 from pipesim.studies.step import StepJob, raise_fatal, step_figures
+from pipesim.studies.work import estimate, ops_at_most
 
 QUANTILES = (0.5, 0.95, 0.99)
 MAX_RUNS = 1_000_000
@@ -71,6 +72,32 @@ def _quantile(ordered: Sequence[float], q: float) -> float:
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def monte_carlo_estimate(
+    settings: Settings, policies: Sequence[str], runs: int, workers: int
+) -> str:
+    """How long `monte_carlo` will take, in words ("about 3 min").
+
+    Raises:
+        ConfigError: longer than the patience set (see `work`), or runs out of range.
+    """
+    from pipesim.problem.build import build_problem
+
+    if not 1 <= runs <= MAX_RUNS:
+        raise ConfigError(f"runs must be between 1 and {MAX_RUNS:,}, got {runs}")
+    ops = 0
+    for reference in policies:
+        policy = get_policy(reference)
+        try:
+            chunks = settings.chunks if policy.chunks is None else None
+            pipeline = build_problem(settings.replace(chunks=chunks), policy).pipeline
+        except PipesimError:
+            continue  # the runs report it, in the policy's row
+        ops += runs * ops_at_most(pipeline.devices, pipeline.chunks, pipeline.microbatches)
+    jobs = runs * len(policies)
+    each = "1 policy" if len(policies) == 1 else f"{len(policies)} policies"
+    return estimate(f"{runs:,} runs of {each}", jobs, ops, workers)
 
 
 def monte_carlo(

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pipesim.errors import ConfigError, PipesimError
 from pipesim.problem.build import build_problem, build_workload
 from pipesim.problem.layout import even_layers
-from pipesim.schedules.base import StaticPolicy
+from pipesim.schedules.base import Policy, StaticPolicy
 from pipesim.schedules.registry import get_policy
 from pipesim.settings.declarations import Settings
 from pipesim.studies.cluster import Split, splits
 from pipesim.studies.executor import Where, run_all
 from pipesim.studies.plan_bound import lower_bounds, order_peak
 from pipesim.studies.step import simulate_step
+from pipesim.studies.work import estimate, ops_of
 
 LAYOUTS = ("even", "balanced")
 _TOLERANCE = 1e-9
@@ -467,6 +468,15 @@ def plan_search(
     if shard is not None:
         part, parts = shard
         found = [candidate for candidate in found if candidate.index % parts == part - 1]
+    prune = not exhaustive and not _varies(base)
+    policies: dict[str | None, Policy] = {}
+    ops = 0
+    for candidate in found:
+        name = candidate.settings.policy
+        if name not in policies:
+            policies[name] = get_policy(candidate.settings.resolved.policy)
+        ops += ops_of(candidate.settings, policies[name])
+    estimate(f"a plan of {len(found):,} configurations", len(found), ops, workers, not prune)
     screened = run_all(screen, found, workers, dask_scheduler, progress)
     rows: dict[int, PlanRow] = {}
     pending: list[Screened] = []
@@ -479,7 +489,6 @@ def plan_search(
         else:
             pending.append(item)
     pending.sort(key=lambda item: (item.step_bound, item.candidate.index))
-    prune = not exhaustive and not _varies(base)
     fastest: list[float] = []  # the step times of the rows that fit, ascending
     done = 0
     while done < len(pending):

@@ -68,9 +68,10 @@ def run_step(
     pool = workers or default_workers()
     study = None
     if runs is not None:
-        from pipesim.studies.monte_carlo import monte_carlo
+        from pipesim.studies.monte_carlo import monte_carlo, monte_carlo_estimate
 
-        with progress("runs") as report_progress:
+        expected = monte_carlo_estimate(settings, [name], runs, pool)
+        with progress(f"runs ({expected})") as report_progress:
             (study,) = monte_carlo(settings, [name], runs, pool, dask_scheduler, report_progress)
         settings = settings.replace(seed=study.median.seed)
     with progress("simulating") as report_progress:

@@ -12,6 +12,7 @@ from pipesim.settings.declarations import SETTINGS, Settings
 from pipesim.studies.compare import refuse_unused_chunks
 from pipesim.studies.executor import run_all
 from pipesim.studies.step import StepJob, raise_fatal, step_figures
+from pipesim.studies.work import estimate, ops_of
 
 SWEEPABLE = tuple(setting.name for setting in SETTINGS if setting.sweepable)
 """Settings that take one value, so that a list of them is unambiguous."""
@@ -54,6 +55,10 @@ def sweep_setting(
                 point = point.replace(chunks=None)
             points.append((value, policy.name))
             jobs.append(StepJob(point, reference))
+    ops = sum(
+        ops_of(job.settings, policy) for job, policy in zip(jobs, chosen * len(values), strict=True)
+    )
+    estimate(f"sweeping {setting} over {len(values)} values", len(jobs), ops, workers)
     outcomes = run_all(step_figures, jobs, min(workers, len(jobs)), progress=progress)
     raise_fatal(outcomes)
     return [
