@@ -158,3 +158,48 @@ def test_any_schedule_file(rows: list[list[str]], validate: bool) -> None:
             else ["run", "--schedule", str(schedule), "-f", "json", "--trace", f"{out}/t.json"]
         )
         _check(runner.invoke(app, args), Path(out), json_out=True)
+
+
+MODEL_KEYS = [
+    "layers", "hidden", "ffn", "heads", "kv_heads", "vocab", "tied", "gated", "norm",
+    "seq_length", "experts", "experts_per_token", "moe_ffn", "shared_experts", "head_dim",
+    "name", "bogus",
+]  # fmt: skip
+GPU_KEYS = [
+    "tflops", "memory", "nvlink_bandwidth", "nvlink_latency", "network_bandwidth",
+    "network_latency", "gpus_per_node", "hbm_bandwidth", "name", "bogus",
+]  # fmt: skip
+SANE_MODEL = {"layers": 8, "hidden": 512, "ffn": 2048, "heads": 8, "kv_heads": 8, "vocab": 1000,
+              "tied": False, "gated": True, "norm": "rmsnorm", "seq_length": 512}  # fmt: skip
+SANE_GPU = {"tflops": 100, "memory": "16GB", "nvlink_bandwidth": "100GB/s", "nvlink_latency": 0.01,
+            "network_bandwidth": "10GB/s", "network_latency": 0.02, "gpus_per_node": 4,
+            "hbm_bandwidth": "1TB/s"}  # fmt: skip
+RAW = ["1", "80", '"80"', '"80GB"', '"1e-310"', "1e-310", "1e300", '"layernorm"', '"x"', "0",
+       "-8", "65536", "1e9"]  # fmt: skip
+HARDWARE_VALUES = st.one_of(TOML_VALUES, st.sampled_from(RAW))
+
+
+def _table(sane: dict[str, object], keys: list[str], changes: dict[str, object]) -> str:
+    lines = [f"{key} = {json.dumps(value)}" for key, value in sane.items() if key not in changes]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in changes.items() if key in keys]
+    return "\n".join(lines) + "\n"
+
+
+@FUZZ
+@given(
+    st.dictionaries(st.sampled_from(MODEL_KEYS), HARDWARE_VALUES, max_size=3),
+    st.dictionaries(st.sampled_from(GPU_KEYS), HARDWARE_VALUES, max_size=3),
+    st.sampled_from(["run", "plan", "compare"]),
+    st.sampled_from(["", "(t*4)|(t*4)", "E(t*2)|t*6L", "(((t*999)*99)*99)", "t|t", "EL"]),
+)
+def test_any_model_and_gpu_file_and_layout(
+    model: dict[str, object], gpu: dict[str, object], command: str, layout: str
+) -> None:
+    with tempfile.TemporaryDirectory() as out:
+        (Path(out) / "m.toml").write_text(_table(SANE_MODEL, MODEL_KEYS, model))
+        (Path(out) / "g.toml").write_text(_table(SANE_GPU, GPU_KEYS, gpu))
+        args = [command, "--model", f"{out}/m.toml", "--gpu", f"{out}/g.toml", "-f", "json"]
+        args += ["--gpus", "4", "--global-batch-size", "8"] if command == "plan" else ["-p", "2"]
+        if layout and command != "plan":
+            args += ["--layout", layout]
+        _check(runner.invoke(app, args), Path(out), json_out=True)
