@@ -250,12 +250,26 @@ def main() -> None:
         f"start-up, CPU seconds (best of 5): pipesim run -p 4 -m 8 --format json "
         f"{smallest:.2f}; pipesim --help {help_time:.2f}"
     )
+    plain, timed = messages_cost()
+    console.print(
+        f"timed messages: pipesim run -p 50 -m 1000 --format json, 100,000 ops, CPU seconds "
+        f"(best of 3): {plain:.2f} without messages, {timed:.2f} with --comm-latency 0.1 "
+        f"(98,000 transfers): {timed / plain:.2f}x (goal: within 1.5x)"
+    )
     study, simulations = study_share()
     console.print(
         f"study: a Monte Carlo of 200 runs of 4,000 ops (1f1b, p=8, m=250, 10% jitter) takes "
         f"{study:.2f} CPU s, of which the simulations {simulations:.2f} s "
         f"({100 * simulations / study:.0f}%)"
     )
+
+
+def messages_cost() -> tuple[float, float]:
+    """The CLI's CPU seconds for one run without messages and with a latency on every link."""
+    base = ["run", "-p", "50", "-m", "1000", "--format", "json"]
+    plain = min(_child(base)[0] for _ in range(3))
+    timed = min(_child([*base, "--comm-latency", "0.1"])[0] for _ in range(3))
+    return plain, timed
 
 
 def study_share() -> tuple[float, float]:

@@ -320,10 +320,13 @@ def test_two_node_example_is_communication_bound() -> None:
         # ops back to back (a start written as the end before it) and after gaps, with noise
         {"policy": "1f1b", "stages": 4, "microbatches": 9, "comm_latency": 0.1, "jitter": 0.3},
         {"policy": "dualpipe", "stages": 4, "microbatches": 8, "forward": [1e-10, 3.3, 0.7, 2]},
+        # messages that queue on their links: every transfer's three times differ
+        {"policy": "zb-v", "stages": 4, "microbatches": 8, "comm_latency": 1 / 3,
+         "activation_size": 7e6, "bandwidth": 3e9, "link_jitter": 0.2},
     ],
-)
+)  # fmt: skip
 def test_streamed_timeline_lines_are_what_json_dumps_would_write(config: dict[str, Any]) -> None:
-    from pipesim.render.json_report import timeline_rows
+    from pipesim.render.json_report import timeline_rows, transfer_rows
 
     report = simulate_settings(**config)
     out = io.StringIO()
@@ -334,6 +337,12 @@ def test_streamed_timeline_lines_are_what_json_dumps_would_write(config: dict[st
         line.strip().rstrip(",") for line in lines[start + 1 : start + 1 + len(report.trace.ops)]
     ]
     assert written == [json.dumps(row, separators=(", ", ": ")) for row in timeline_rows(report)]
+    start = lines.index(next(line for line in lines if line.endswith('"transfers": [')))
+    sent = [
+        line.strip().rstrip(",")
+        for line in lines[start + 1 : start + 1 + len(report.trace.transfers)]
+    ]
+    assert sent == [json.dumps(row, separators=(", ", ": ")) for row in transfer_rows(report)]
 
 
 def test_overlap_cost_times_dualpipe_v_pairs_and_is_refused_when_meaningless() -> None:

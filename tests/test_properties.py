@@ -99,6 +99,30 @@ def test_idle_causes_fast_path_equals_the_general_one(settings: Settings, blocki
         assert fast.device(device, ops, report.summary.makespan) == expected
 
 
+@settings(max_examples=100)
+@given(problems(), st.sampled_from([None, 5e6, 5e7]))
+def test_idle_causes_inlined_for_plain_traces_equal_the_general_lookup(
+    settings: Settings, size: float | None
+) -> None:
+    """Without fused steps or exchanges the gaps are attributed by an inlined loop; the
+    general lookup (`last_input` through fused steps and pairs) must agree to the last bit,
+    messages queued on slow links included."""
+    from pipesim.analysis.idle_causes import IdleAttribution
+    from pipesim.analysis.readiness import Readiness
+
+    class General(Readiness):
+        plain = False
+
+    if size is not None:
+        settings = settings.replace(activation_size=size, gradient_size=size, bandwidth=1e10)
+    report = _run(settings)
+    inlined = IdleAttribution(Readiness(report.trace))
+    general = IdleAttribution(General(report.trace))
+    for device, ops in enumerate(report.trace.ops_by_device()):
+        expected = general.device(device, ops, report.summary.makespan)
+        assert inlined.device(device, ops, report.summary.makespan) == expected
+
+
 @given(problems())
 def test_idle_causes_add_up_and_bubbles_are_fractions(settings: Settings) -> None:
     summary = _run(settings).summary

@@ -7,7 +7,7 @@ from enum import StrEnum
 from itertools import pairwise
 
 from pipesim.analysis.readiness import Readiness
-from pipesim.problem.ops import ACTIVATION, GRADIENT
+from pipesim.problem.ops import ACTIVATION, GRADIENT, Kind
 from pipesim.simulator.trace import OpRecord
 
 
@@ -79,6 +79,17 @@ QUEUED = (IdleCause.WAIT_ACTIVATION_QUEUED, IdleCause.WAIT_GRADIENT_QUEUED)
 FILL_AND_DRAIN = (IdleCause.WARMUP, IdleCause.DRAIN)
 
 
+_AT = {cause: position for position, cause in enumerate(IDLE_CAUSES)}
+"""Each cause's position: the attribution adds into a list, since an enum key is hashed in
+Python and a run with timed messages has a gap before nearly every op."""
+_WAIT_AT = {
+    message: tuple(_AT[IdleCause.waiting(message, where)] for where in ("", "queued", "in_flight"))
+    for message in (ACTIVATION, GRADIENT)
+}
+_SENDS = tuple(kind.message for kind in Kind)
+"""What an op of each kind code waits for when no input names it (`Kind.message`)."""
+
+
 class IdleAttribution:
     """Splits each device's idle time by cause, from what released each op."""
 
@@ -89,48 +100,92 @@ class IdleAttribution:
         free when its op ends (False walks every op, as blocking sends need)."""
 
     def device(self, device: int, ops: list[OpRecord], makespan: float) -> dict[IdleCause, float]:
-        causes = dict.fromkeys(IDLE_CAUSES, 0.0)
+        totals = [0.0] * len(IDLE_CAUSES)
         if not ops:
-            causes[IdleCause.WARMUP] = makespan
-            return causes
-        causes[IdleCause.WARMUP] = ops[0].start
+            totals[_AT[IdleCause.WARMUP]] = makespan
+            return dict(zip(IDLE_CAUSES, totals, strict=True))
+        totals[_AT[IdleCause.WARMUP]] = ops[0].start
         if not self._gaps_only:
             for before, after in pairwise(ops):
-                cursor = self._held_by_send(before, after.start, causes)
+                cursor = self._held_by_send(before, after.start, totals)
                 if after.start > cursor:
-                    self._wait(after, cursor, causes)
-            causes[IdleCause.DRAIN] = makespan - self._held_by_send(ops[-1], makespan, causes)
-            return causes
+                    self._wait(after, cursor, totals)
+            totals[_AT[IdleCause.DRAIN]] = makespan - self._held_by_send(ops[-1], makespan, totals)
+            return dict(zip(IDLE_CAUSES, totals, strict=True))
         # Without blocking sends a device is free when its op ends: only gaps need a cause.
+        if self._readiness.plain:
+            self._plain_gaps(ops, totals)
+            totals[_AT[IdleCause.DRAIN]] = makespan - ops[-1].end
+            return dict(zip(IDLE_CAUSES, totals, strict=True))
         wait = self._wait
         ends = [record.end for record in ops]
         for index, record in enumerate(ops[1:]):
             if record.start > ends[index]:
-                wait(record, ends[index], causes)
-        causes[IdleCause.DRAIN] = makespan - ops[-1].end
-        return causes
+                wait(record, ends[index], totals)
+        totals[_AT[IdleCause.DRAIN]] = makespan - ops[-1].end
+        return dict(zip(IDLE_CAUSES, totals, strict=True))
 
-    def _held_by_send(
-        self, record: OpRecord, until: float, causes: dict[IdleCause, float]
-    ) -> float:
+    def _plain_gaps(self, ops: list[OpRecord], totals: list[float]) -> None:
+        """`_wait` for every gap of a device whose ops have only their own inputs (no fused
+        steps, no exchanges), inlined: with timed messages nearly every op follows a gap, and
+        this is the analysis's largest share. It must say what `_wait` says."""
+        inputs, by_key, sent_of = self._readiness.inputs_tables()
+        m = self._readiness.index.microbatches
+        for before, record in pairwise(ops):
+            cursor = before.end
+            device, stage, kind, microbatch, start, _ = record
+            if start <= cursor:
+                continue
+            key = (stage * m + microbatch) * 3 + kind
+            best = -1.0
+            transfer = None
+            message = None
+            found = False
+            for is_message, offset in inputs[stage * 3 + kind]:
+                needed = key + offset
+                producer = by_key[needed]
+                if producer is None:
+                    continue
+                if is_message:
+                    sent = sent_of.get(needed)
+                    if sent is not None and sent.dst == device:
+                        time, via = sent.end, sent
+                    else:
+                        time, via = producer.end, None
+                    if not found or time > best:
+                        best, transfer, message, found = time, via, _SENDS[needed % 3], True
+                elif not found or producer.end > best:
+                    best, transfer, message, found = producer.end, None, None, True
+            plain, queued_at, in_flight_at = _WAIT_AT[message or _SENDS[kind] or ACTIVATION]
+            if transfer is None or best <= cursor:
+                totals[plain] += start - cursor
+                continue
+            computing = max(0.0, min(transfer.queued, start) - cursor)
+            queued = max(0.0, min(transfer.start, start) - max(transfer.queued, cursor))
+            totals[plain] += computing
+            totals[queued_at] += queued
+            totals[in_flight_at] += start - cursor - computing - queued
+
+    def _held_by_send(self, record: OpRecord, until: float, totals: list[float]) -> float:
         """With blocking sends, the device stays held after `record` until its output has
         arrived: count that as blocking_send and return when the device is free."""
         free = min(self._readiness.device_freed(record).time, until)
-        causes[IdleCause.BLOCKING_SEND] += free - record.end
+        totals[_AT[IdleCause.BLOCKING_SEND]] += free - record.end
         return free
 
-    def _wait(self, record: OpRecord, cursor: float, causes: dict[IdleCause, float]) -> None:
+    def _wait(self, record: OpRecord, cursor: float, totals: list[float]) -> None:
         """Attribute [cursor, record.start) to the input `record` waited for last."""
         release = self._readiness.last_input(record)
         message = release.message if release is not None else None
-        message = message or record.kind.message or ACTIVATION
+        message = message or _SENDS[record.kind] or ACTIVATION
+        plain, queued_at, in_flight_at = _WAIT_AT[message]
         start = record.start
         if release is None or release.transfer is None or release.time <= cursor:
-            causes[IdleCause.waiting(message)] += start - cursor
+            totals[plain] += start - cursor
             return
         transfer = release.transfer
         computing = max(0.0, min(transfer.queued, start) - cursor)
         queued = max(0.0, min(transfer.start, start) - max(transfer.queued, cursor))
-        causes[IdleCause.waiting(message)] += computing
-        causes[IdleCause.waiting(message, "queued")] += queued
-        causes[IdleCause.waiting(message, "in_flight")] += start - cursor - computing - queued
+        totals[plain] += computing
+        totals[queued_at] += queued
+        totals[in_flight_at] += start - cursor - computing - queued

@@ -16,6 +16,15 @@ from pipesim.problem.runtime import interleaved_pair
 from pipesim.simulator.op_index import OpIndex
 from pipesim.simulator.trace import OpRecord, Trace, TransferRecord
 
+_MESSAGE_OF = tuple(kind.message for kind in Kind)
+"""What an op of each kind code sends (`Kind.message`), by code."""
+
+
+InputsTables = tuple[
+    list[tuple[tuple[bool, int], ...]], list[OpRecord | None], dict[int, TransferRecord]
+]
+"""Each slot's inputs, the records by key, the transfers by their sender's key."""
+
 
 class Release(NamedTuple):
     """What made something ready: at `time`, because `producer` ended, through `transfer` if
@@ -51,7 +60,11 @@ class Readiness:
         for device_keys, ops in zip(self.keys_by_device, trace.ops_by_device(), strict=True):
             assert len(device_keys) == len(ops)
             any(map(place, device_keys, ops))  # by_key[key] = record, in C (None: goes on)
-        self._sent = {index.key(transfer): transfer for transfer in trace.transfers}
+        m = index.microbatches
+        self._sent = {
+            (transfer[2] * m + transfer[4]) * 3 + transfer[3]: transfer  # index.key, inlined
+            for transfer in trace.transfers
+        }
         self._paired: dict[int, int] = {}
         """With blocking exchanges: for the first op of a group that shares one exchange,
         the key of the op after it (whose inputs came in the exchange before both)."""
@@ -86,7 +99,10 @@ class Readiness:
         """The input that became ready last (the first of equals) among those `record`'s op
         waited for (for the first op of a fused step, those of every op in the step), or None
         for an op that waited for no input."""
-        key = self.index.key(record)
+        index = self.index
+        key = (record.stage * index.microbatches + record.microbatch) * 3 + record.kind
+        if self.plain:
+            return self._last_input_plain(record, key)
         step = self._step_of.get(key)
         if step is None:
             keys: tuple[int, ...] = (key,)
@@ -114,6 +130,48 @@ class Readiness:
                 if latest is None or candidate.time > latest.time:
                     latest = candidate
         return latest
+
+    @property
+    def plain(self) -> bool:
+        """No fused steps and no exchanges: an op's inputs are its own (`inputs_tables`)."""
+        return not self._step_of and not self._paired
+
+    def inputs_tables(
+        self,
+    ) -> tuple[
+        list[tuple[tuple[bool, int], ...]], list[OpRecord | None], dict[int, TransferRecord]
+    ]:
+        """For a `plain` trace, what `last_input` reads, for a caller that walks every op:
+        each slot's inputs (message?, key offset), the records by key, the transfers by the
+        key of the op that sent them."""
+        return self.index.inputs, self._by_key, self._sent
+
+    def _last_input_plain(self, record: OpRecord, key: int) -> Release | None:
+        """`last_input` without fused steps or exchanges, the common case: one op's inputs,
+        compared without building a Release for each (a run with timed messages asks this
+        for nearly every op)."""
+        index, by_key, sent_of = self.index, self._by_key, self._sent
+        device = record.device
+        Candidate = tuple[float, OpRecord, TransferRecord | None, str | None]
+        best: Candidate | None = None
+        candidate: Candidate
+        for is_message, offset in index.inputs[index.slot(key)]:
+            needed = key + offset
+            producer = by_key[needed]
+            if producer is None:
+                continue  # never ran: the checker reports it
+            if is_message:
+                message = _MESSAGE_OF[needed % 3]
+                sent = sent_of.get(needed)
+                if sent is not None and sent.dst == device:
+                    candidate = (sent.end, producer, sent, message)
+                else:
+                    candidate = (producer.end, producer, None, message)
+            else:
+                candidate = (producer.end, producer, None, None)
+            if best is None or candidate[0] > best[0]:
+                best = candidate
+        return None if best is None else Release(*best)
 
     def device_freed(self, record: OpRecord) -> Release:
         """When `record`'s device could start its next op: at the op's end, or, with blocking

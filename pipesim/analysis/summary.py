@@ -180,19 +180,22 @@ def link_stats(trace: Trace) -> list[LinkStats]:
     network = problem.network
     scales = problem.message_scales
     m = problem.pipeline.microbatches
-    occupancies: dict[tuple[int, int, Kind], float] = {}
-    """Per link direction and kind of message, asked of the network once."""
-    for transfer in trace.transfers:
-        entry = totals.setdefault((transfer.src, transfer.dst), [0, 0.0, 0.0])
+    occupancies: dict[tuple[int, int], list[float]] = {}
+    """Per link direction, the occupancy of each kind of message (by kind code), asked of the
+    network once: a run with timed messages has a transfer for almost every op."""
+    kinds = tuple(Kind)
+    for src, dst, stage, kind, microbatch, queued, start, _ in trace.transfers:
+        link = (src, dst)
+        entry = totals.get(link)
+        if entry is None:
+            entry = totals[link] = [0, 0.0, 0.0]
+            occupancies[link] = [network.occupancy(src, dst, each) for each in kinds]
         entry[0] += 1
-        kind_on_link = (transfer.src, transfer.dst, transfer.kind)
-        occupancy = occupancies.get(kind_on_link)
-        if occupancy is None:
-            occupancy = occupancies[kind_on_link] = network.occupancy(*kind_on_link)
+        occupancy = occupancies[link][kind]
         if scales is not None:
-            occupancy *= scales[op_key(transfer.kind, transfer.stage, transfer.microbatch, m)]
+            occupancy *= scales[op_key(kind, stage, microbatch, m)]
         entry[1] += occupancy
-        entry[2] += transfer.start - transfer.queued
+        entry[2] += start - queued
     makespan = trace.makespan
     return [
         LinkStats(

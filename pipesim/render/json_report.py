@@ -256,9 +256,10 @@ def write_json(
     after the object."""
     head = json.dumps({**header(report), **(extra or {})}, separators=(", ", ": "), allow_nan=False)
     out.write(head[:-1] + ",")
-    _write_lines(out, "timeline", _timeline_lines(report))
+    times = _Times()
+    _write_lines(out, "timeline", _timeline_lines(report, times))
     out.write(",")
-    _write_lines(out, "transfers", (_dumps(row) for row in transfer_rows(report)))
+    _write_lines(out, "transfers", _transfer_lines(report, times))
     out.write(",")
     _write_lines(out, "fused_steps", (_dumps(row) for row in fused_rows(report)))
     out.write("}" + end)
@@ -268,7 +269,18 @@ def _dumps(row: dict[str, Any]) -> str:
     return json.dumps(row, separators=(", ", ": "), allow_nan=False)
 
 
-def _timeline_lines(report: Report) -> Iterator[str]:
+class _Times(dict[float, str]):
+    """Each time as JSON writes `num(time)`, formatted once: the ops' ends are the messages'
+    hand-over times and often their arrivals the next ops' starts, so a run's timeline and
+    transfers share most of their figures."""
+
+    def __missing__(self, time: float) -> str:
+        # repr(round(x, 9) or 0.0) is what json.dumps writes for num(x)
+        text = self[time] = repr(round(time, 9) or 0.0)
+        return text
+
+
+def _timeline_lines(report: Report, times: _Times) -> Iterator[str]:
     """`timeline_rows`, formatted directly: the same text json.dumps gives (keys in order,
     floats as repr, rounded as `num` rounds), at a fraction of its cost, since a run may have
     millions of ops. An op that starts when the one before it ended reuses that text."""
@@ -276,13 +288,24 @@ def _timeline_lines(report: Report) -> Iterator[str]:
     for ops in report.trace.ops_by_device():
         last, last_text = None, ""
         for device, stage, kind, microbatch, start, end in ops:
-            # repr(round(x, 9) or 0.0) is what json.dumps writes for num(x)
-            start_text = last_text if start == last else repr(round(start, 9) or 0.0)
-            last, last_text = end, repr(round(end, 9) or 0.0)
+            start_text = last_text if start == last else times[start]
+            last, last_text = end, times[end]
             yield (
                 f'{{"device": {device}, "stage": {stage}, "kind": "{names[kind]}", '
                 f'"microbatch": {microbatch}, "start": {start_text}, "end": {last_text}}}'
             )
+
+
+def _transfer_lines(report: Report, times: _Times) -> Iterator[str]:
+    """`transfer_rows`, formatted directly as `_timeline_lines` formats ops: a run with timed
+    messages has a transfer for almost every op, and json.dumps per row tripled its cost."""
+    messages = tuple(json.dumps(kind.message) for kind in Kind)
+    for src, dst, stage, kind, microbatch, queued, start, end in report.trace.transfers:
+        yield (
+            f'{{"src": {src}, "dst": {dst}, "message": {messages[kind]}, "stage": {stage}, '
+            f'"microbatch": {microbatch}, "queued": {times[queued]}, "start": {times[start]}, '
+            f'"end": {times[end]}}}'
+        )
 
 
 def _write_lines(out: TextIO, key: str, lines: Iterable[str]) -> None:
