@@ -527,3 +527,26 @@ def test_the_plot_draws_messages_as_one_collection_per_link_and_kind() -> None:
         assert drawn >= len(report.trace.ops) + len(report.trace.transfers)
     finally:
         pyplot.close(figure)
+
+
+def test_the_why_line_and_explain_give_one_diagnosis() -> None:
+    """A straggler is named by both; for plain 1F1B the why line splits the idle time as
+    --explain's Where does (p=4, m=8: 18 ms of 36 waiting between ops, 50%)."""
+    straggled = runner.invoke(
+        app,
+        ["run", "-p", "4", "-m", "8", "--straggler", "3:1.3", "--explain", "-f", "json"],
+    )
+    assert straggled.exit_code == 0, straggled.stderr
+    sentences = result_json(straggled.stdout)["explanation"]["sentences"]
+    pace = "device 3 straggles (1.3x slower): it is the busiest"
+    assert any(sentence.startswith(f"Pace: {pace}") for sentence in sentences)
+    text = runner.invoke(
+        app, ["run", "-p", "4", "-m", "8", "--straggler", "3:1.3"], env={"COLUMNS": "400"}
+    )
+    assert pace in text.stdout.split("why: ")[1]
+
+    plain = runner.invoke(app, ["run", "-p", "4", "-m", "8", "--explain"], env={"COLUMNS": "400"})
+    assert plain.exit_code == 0, plain.stderr
+    why = plain.stdout.split("why: ")[1]
+    assert "50.0% comes before a device's first op or after its last, and 50.0% in between" in why
+    assert "waiting for inputs still being computed 50.0%" in plain.stdout

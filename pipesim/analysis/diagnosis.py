@@ -43,7 +43,9 @@ class Diagnosis:
     busiest_link: LinkStats | None
     """The link that carries a message most of the time, when links matter."""
     pace_setter: DeviceStats | None
-    """The busiest device, when the stages are uneven."""
+    """The busiest device, when the stages are uneven or a device straggles."""
+    straggling: float | None = None
+    """The pace setter's straggler factor (--straggler), when it is one."""
 
     @property
     def in_flight(self) -> float:
@@ -74,8 +76,13 @@ def diagnose(summary: Summary, problem: Problem) -> Diagnosis:
         max(busy_links, key=lambda link: link.busy) if busy_links and links_matter else None
     )
     pace_setter = None
-    if not problem.costs.uniform and devices:
+    stragglers = problem.variability.stragglers if problem.variability is not None else ()
+    straggling = None
+    if (not problem.costs.uniform or stragglers) and devices:
         pace_setter = max(devices, key=lambda stats: stats.busy)
+        straggling = next(
+            (each.factor for each in stragglers if each.device == pace_setter.device), None
+        )
     return Diagnosis(
         total_idle=total_idle,
         by_cause=by_cause,
@@ -86,4 +93,5 @@ def diagnose(summary: Summary, problem: Problem) -> Diagnosis:
         communication_bound=path_on_links >= summary.makespan * COMMUNICATION_BOUND,
         busiest_link=busiest_link,
         pace_setter=pace_setter,
+        straggling=straggling,
     )

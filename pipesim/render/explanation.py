@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipesim.analysis.diagnosis import diagnose
+from pipesim.analysis.diagnosis import Diagnosis, diagnose
 from pipesim.analysis.idle_causes import LINK_CAUSES, IdleCause
 from pipesim.analysis.report import Report
 from pipesim.analysis.summary import Summary
@@ -28,12 +28,30 @@ def critical_path_words(summary: Summary) -> str:
     )
 
 
+def pace_words(summary: Summary, diagnosis: Diagnosis) -> str:
+    """Which device sets the pace, and why (uneven stages, or a straggler), or ""."""
+    busiest = diagnosis.pace_setter
+    if busiest is None:
+        return ""
+    share = busiest.busy / summary.makespan if summary.makespan > 0 else 0.0
+    cause = (
+        f"device {busiest.device} straggles ({diagnosis.straggling:g}x slower): it"
+        if diagnosis.straggling is not None
+        else f"the stages are uneven: device {busiest.device}"
+    )
+    return (
+        f"{cause} is the busiest ({ms(busiest.busy)} ms, {percent(share)} of the makespan) "
+        "and sets the pace while the others wait"
+    )
+
+
 def explanation_lines(report: Report, explanation: Explanation) -> list[str]:
     """A few sentences on where `report`'s bubble comes from and what would change it."""
     return [
         line
         for line in (
             _where(report),
+            _pace(report),
             _links(report, explanation),
             _closed_form(report),
             _more_microbatches(report, explanation),
@@ -61,6 +79,11 @@ def _where(report: Report) -> str:
         f"{share(IdleCause.WARMUP)}, drain {share(IdleCause.DRAIN)}, waiting for inputs still "
         f"being computed {computing}, waiting on links {share(*LINK_CAUSES)}."
     )
+
+
+def _pace(report: Report) -> str:
+    words = pace_words(report.summary, diagnose(report.summary, report.trace.problem))
+    return f"Pace: {words}." if words else ""
 
 
 def _links(report: Report, explanation: Explanation) -> str:

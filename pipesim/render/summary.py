@@ -10,7 +10,7 @@ from pipesim.analysis.diagnosis import Diagnosis, diagnose
 from pipesim.analysis.idle_causes import FILL_AND_DRAIN, IDLE_CAUSES, LINK_CAUSES, IdleCause
 from pipesim.analysis.report import Report
 from pipesim.analysis.summary import DeviceStats
-from pipesim.render.explanation import critical_path_words
+from pipesim.render.explanation import critical_path_words, pace_words
 from pipesim.render.style import activations, figures_table, ms, percent
 
 # The table groups the idle causes into columns; the line under it lists every cause.
@@ -191,6 +191,14 @@ def _why(report: Report, diagnosis: Diagnosis) -> Text:
                 f"{pipeline.devices - 1} before it, the first device ends only once the last "
                 "gradient has crossed back, and a device with nothing it may run waits."
             )
+        waiting = diagnosis.share(IdleCause.WAIT_ACTIVATION, IdleCause.WAIT_GRADIENT)
+        if waiting > 0:
+            text += (
+                f" Of the idle time, {percent(diagnosis.share(*FILL_AND_DRAIN))} comes before "
+                f"a device's first op or after its last, and {percent(waiting)} in between, "
+                "waiting for inputs still being computed: the same fill and drain, spread "
+                "through the steady state."
+            )
         if report.trace.problem.split_backward:
             text += " W passes, which no other stage waits for, fill part of it."
         doubled = report.closed_form_doubled
@@ -228,13 +236,9 @@ def _why(report: Report, diagnosis: Diagnosis) -> Text:
             f"the busiest link, {link.src}->{link.dst}{between}, carries a message "
             f"{percent(link.utilization)} of the time, {ms(link.busy / link.messages)} ms each"
         )
-    busiest = diagnosis.pace_setter
-    if busiest is not None:
-        share = busiest.busy / summary.makespan if summary.makespan > 0 else 0.0
-        sentences.append(
-            f"the stages are uneven: device {busiest.device} is the busiest ({ms(busiest.busy)} "
-            f"ms, {percent(share)} of the makespan) and sets the pace while the others wait"
-        )
+    pace = pace_words(summary, diagnosis)
+    if pace:
+        sentences.append(pace)
     sentences.append(
         f"{percent(diagnosis.share(*FILL_AND_DRAIN))} of the idle time is the pipeline's fill "
         "and drain"
