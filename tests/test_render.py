@@ -191,12 +191,33 @@ def test_every_kind_a_device_runs_is_visible_at_any_width_without_color(
 ) -> None:
     report = simulate_settings(**RUNS[name])
     rows = _rows(_render(GanttChart(report.trace), width=width))
-    glyph = {"F": "░", "B": "▓", "W": "▒"}
+    glyph = {"F": "░╱", "B": "▓█", "W": "▒╲"}  # a later chunk's glyph, or the first's
     for device, ops in enumerate(report.trace.ops_by_device()):
         cells = rows[device].rstrip().rsplit(" ", 1)[0]
-        assert set(cells) <= set("░▓▒· 0123456789"), cells
+        assert set(cells) <= set("░▓▒╱█╲· 0123456789"), cells
         for kind in {record.kind.name for record in ops}:
-            assert glyph[kind] in cells, (name, width, device, kind, cells)
+            assert set(glyph[kind]) & set(cells), (name, width, device, kind, cells)
+
+
+@pytest.mark.parametrize("policy", ["interleaved", "zb-v", "dualpipe-v"])
+def test_without_color_each_chunk_has_its_own_glyphs(policy: str) -> None:
+    """A pipe shows no shades: a later chunk's ops are drawn ╱ █ ╲, the first's ░ ▓ ▒, and
+    the legend says so. Each op wide enough is read at its middle cell."""
+    report = simulate_settings(policy=policy, stages=4, microbatches=8)
+    width = 240
+    text = _render(GanttChart(report.trace), width=width)
+    assert "╱╱ ██" in text and "later chunk" in text
+    rows = _rows(text)
+    scale = chart_scale(report.summary.makespan, width - len("dev 3 ") - 1 - 7)
+    chunk_of = report.trace.problem.pipeline.chunk_of_stage
+    first, later = {"F": "░", "B": "▓", "W": "▒"}, {"F": "╱", "B": "█", "W": "╲"}
+    for device, ops in enumerate(report.trace.ops_by_device()):
+        for record in ops:
+            if (record.end - record.start) * scale < 3:
+                continue
+            cell = rows[device][int((record.start + record.end) / 2 * scale)]
+            expected = (later if chunk_of[record.stage] else first)[record.kind.name]
+            assert cell in expected + "0123456789", (policy, device, record, rows[device])
 
 
 def test_the_two_node_example_reads_without_color_at_80_columns() -> None:
@@ -401,3 +422,42 @@ def test_time_left_is_the_average_pace_since_the_work_began() -> None:
     assert remaining_seconds(10.0, 54, 432) == pytest.approx(70.0)
     assert remaining_seconds(10.0, 0, 432) is None
     assert remaining_seconds(10.0, 432, 432) == 0
+
+
+@pytest.mark.parametrize("command", [["run", "--policy", "interleaved", "--comm-latency", "0.2"],
+                                     ["compare"]])  # fmt: skip
+def test_an_ascii_only_output_gets_an_ascii_chart_not_a_traceback(command: list[str]) -> None:
+    """PYTHONIOENCODING=ascii (or LANG=C): the chart spells its glyphs in ASCII, a stray
+    glyph elsewhere becomes '?', and the command succeeds (it raised UnicodeEncodeError)."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pipesim", *command, "-p", "4", "-m", "8"],
+        capture_output=True, env={**os.environ, "PYTHONIOENCODING": "ascii", "COLUMNS": "100"},
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-400:]
+    text = done.stdout.decode("ascii")  # every byte is ASCII
+    if command[0] == "run":
+        rows = [line for line in text.splitlines() if line.startswith("dev ")]
+        assert len(rows) == 4 and all(" |" in row for row in rows)
+        assert "-F- forward" in text and "// ## later chunk" in text
+        assert set("".join(row.split("|", 1)[1] for row in rows)) <= set("-=/#.' 0123456789%")
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+@pytest.mark.parametrize("policy", ["interleaved", "1f1b", "zb-v"])
+def test_in_color_two_labels_never_touch(policy: str, width: int) -> None:
+    """m=8: every label is one digit, so two digits side by side are two ops' labels run
+    together ("12" for 1 then 2), which a reader takes for twelve."""
+    report = simulate_settings(policy=policy, stages=4, microbatches=8)
+    out = io.StringIO()
+    console = Console(width=width, file=out, color_system="truecolor", force_terminal=True)
+    console.print(GanttChart(report.trace))
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())
+    rows = _rows(plain)
+    assert len(rows) == 4
+    for row in rows.values():
+        assert not re.search(r"\d\d", row.rsplit(" ", 1)[0]), row

@@ -3,6 +3,7 @@ traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -53,6 +54,7 @@ class _OneLineErrors(TyperGroup):
 
         global _notes
         _notes = []
+        _replace_what_cannot_be_encoded()
         try:
             signal.signal(signal.SIGTERM, _raise_terminated)
             with committed_at_the_end():
@@ -100,6 +102,17 @@ class _OneLineErrors(TyperGroup):
             raise _Terminated(str(terminated)) from None
         except KeyboardInterrupt as interrupt:
             raise _Interrupted(str(interrupt)) from None
+
+
+def _replace_what_cannot_be_encoded() -> None:
+    """On an output that takes only ASCII (or Latin-1), a glyph it cannot encode becomes '?'
+    rather than a UnicodeEncodeError; the chart spells its own glyphs in ASCII there."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        reconfigure = getattr(stream, "reconfigure", None)
+        if not encoding.startswith("utf") and reconfigure is not None:
+            with contextlib.suppress(OSError, ValueError):
+                reconfigure(errors="replace")
 
 
 def _silence_stdout() -> None:

@@ -17,6 +17,7 @@ from pipesim.problem.ops import Kind
 from pipesim.render.style import (
     ASCII_FILL,
     KIND_NAMES,
+    LATER_FILL,
     MONO_FILL,
     OP_STYLES,
     PARTIAL,
@@ -44,6 +45,9 @@ class GanttChart:
         self.devices = list(devices) if devices else list(range(trace.problem.pipeline.devices))
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from _in_ascii(self._lines(console, options), options.ascii_only)
+
+    def _lines(self, console: Console, options: ConsoleOptions) -> RenderResult:
         trace = self.trace
         after = _after_pipeline(trace)
         step_end = max([trace.makespan, *(end for lane in after or () for _, end, _ in lane)])
@@ -82,6 +86,22 @@ class GanttChart:
         yield from _time_axis(label_width, columns, scale, makespan, offset)
         dense = any(_crowded(ops, columns, scale) for ops in by_device)
         yield from _legend(trace, scale, fill if mono else None, options.max_width, dense)
+
+
+_ASCII = str.maketrans(
+    "│└┬─╵╎━═┄░▓▒╱█╲·▏",
+    "|++-':-=.-=~/#\\.|",
+)
+"""The chart's box-drawing and shading glyphs, for an output that can only take ASCII."""
+
+
+def _in_ascii(lines: RenderResult, ascii_only: bool) -> RenderResult:
+    """`lines`, their glyphs spelled in ASCII when the output cannot encode more (a pipe or
+    terminal with PYTHONIOENCODING=ascii, LANG=C): the styles stay, each glyph one character."""
+    for line in lines:
+        if ascii_only and isinstance(line, Text):
+            line.plain = line.plain.translate(_ASCII)
+        yield line
 
 
 def _transfers_by_sender(trace: Trace) -> list[list[TransferRecord]] | None:
@@ -221,7 +241,10 @@ def _device_row(
         else:
             record = ops[index]
             shade = record.microbatch if chunk_of is None else chunk_of[record.stage]
-            _append_op_run(text, record, covered[cell:run_end], fill, shade)
+            glyphs = fill
+            if fill is not None and chunk_of is not None and shade > 0:
+                glyphs = LATER_FILL[id(fill)]  # without color, a later chunk's own glyphs
+            _append_op_run(text, record, covered[cell:run_end], glyphs, shade)
         cell = run_end
     return text
 
@@ -232,7 +255,7 @@ _KINDS = (Kind.F, Kind.B, Kind.W)
 def _mostly_idle(fill: dict[Kind, str]) -> str:
     """Without color, the glyph of a cell busy under half its time: not a kind's fill, which
     would hide the idle time, nor a blank, which would hide the work."""
-    return "." if fill is ASCII_FILL else "·"
+    return "." if all(glyph.isascii() for glyph in fill.values()) else "·"
 
 
 def _crowded(ops: list[OpRecord], columns: int, scale: float) -> bool:
@@ -307,9 +330,9 @@ def _append_op_run(
 ) -> None:
     """Cells owned by one op: its microbatch as a label if it fits, faint if mostly idle.
 
-    In color the background shows the kind, so a label may fill the op. Without color the
-    glyph is the only sign of the kind: a label needs one cell of glyph besides, and is never
-    last in its op, so that two labels never touch ("0▓4░", not "▓04")."""
+    A label needs one cell besides (a glyph, or in color the background), and is never last
+    in its op, so that two labels never touch ("0▓4░", not "▓04"; in color, ops of one chunk
+    share a shade, and "12" would read as twelve)."""
     width = len(covered)
     if sum(covered) < width / 2:
         glyph = _mostly_idle(fill) if fill else "▏"
@@ -318,9 +341,7 @@ def _append_op_run(
     label = str(record.microbatch)
     pad = fill[record.kind] if fill else " "
     room = width - len(label)
-    if fill is None and room >= 0:
-        body = label.center(width, pad)
-    elif room == 1:
+    if room == 1:
         body = label + pad
     elif room >= 2:
         left = room // 2
@@ -414,6 +435,9 @@ def _legend(
         notes.append("digits microbatch")
         if trace.problem.pipeline.chunks > 1 and fill is None:
             notes.append("light = later chunk")  # shades exist only in color, op by op
+        elif trace.problem.pipeline.chunks > 1 and fill is not None:
+            later = LATER_FILL[id(fill)]
+            notes.append(" ".join(later[kind] * 2 for kind in kinds) + " later chunk")
     if _transfers_by_sender(trace) is not None:
         notes.append("╵ sends: ━ activation ═ gradient ┄ queued")
     after = _after_pipeline(trace)
@@ -445,6 +469,9 @@ class OverlayChart:
         self.simulated, self.measured = simulated, measured
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from _in_ascii(self._lines(console, options), options.ascii_only)
+
+    def _lines(self, console: Console, options: ConsoleOptions) -> RenderResult:
         simulated, measured = self.simulated, self.measured
         until = max(simulated.makespan, measured.makespan)
         devices = simulated.problem.pipeline.devices

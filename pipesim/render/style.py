@@ -22,6 +22,12 @@ KIND_NAMES = {Kind.F: "forward", Kind.B: "backward", Kind.W: "weight grad"}
 # Fill glyphs for terminals without color (NO_COLOR, dumb terminals, plain-text tests).
 MONO_FILL = {Kind.F: "░", Kind.B: "▓", Kind.W: "▒"}
 ASCII_FILL = {Kind.F: "-", Kind.B: "=", Kind.W: "~"}
+LATER_FILL = {
+    id(MONO_FILL): {Kind.F: "╱", Kind.B: "█", Kind.W: "╲"},
+    id(ASCII_FILL): {Kind.F: "/", Kind.B: "#", Kind.W: "\\"},
+}
+"""Without color, the glyphs of a device's later chunks (interleaved, V schedules), by the
+fill of its first: color shades chunks apart, a pipe or NO_COLOR cannot."""
 
 PARTIAL = "dim"
 """Style of a cell that is busy for less than half its time (many short ops squeezed)."""
