@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         ScheduleStalled,
     )
     from pipesim.problem.build import build_problem
+    from pipesim.render.frames import Frames, frames
     from pipesim.problem.ops import Kind, Op, needs
     from pipesim.schedules import (
         ClosedForm,
@@ -56,6 +57,8 @@ _WHERE = {
     "ScheduleIncomplete": "pipesim.errors",
     "ScheduleStalled": "pipesim.errors",
     "build_problem": "pipesim.problem.build",
+    "Frames": "pipesim.render.frames",
+    "frames": "pipesim.render.frames",
     "Kind": "pipesim.problem.ops",
     "Op": "pipesim.problem.ops",
     "needs": "pipesim.problem.ops",
@@ -100,6 +103,7 @@ __all__ = [
     "ClosedForm",
     "ConfigError",
     "DeviceStats",
+    "Frames",
     "Kind",
     "Op",
     "OpRecord",
@@ -120,6 +124,7 @@ __all__ = [
     "build_problem",
     "check_trace",
     "compare_workflow",
+    "frames",
     "get_policy",
     "load_settings",
     "needs",

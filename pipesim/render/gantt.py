@@ -14,6 +14,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
 from pipesim.problem.ops import Kind
+from pipesim.render.recording import ShownInNotebooks
 from pipesim.render.style import (
     ASCII_FILL,
     KIND_NAMES,
@@ -30,7 +31,7 @@ from pipesim.simulator.trace import OpRecord, Trace, TransferRecord
 _MIN_COLUMNS = 10
 
 
-class GanttChart:
+class GanttChart(ShownInNotebooks):
     """A rich renderable of `trace`'s timeline, with a time axis and a legend; `window`
     (start, end in ms) and `devices` draw part of a long run at full resolution."""
 

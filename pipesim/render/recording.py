@@ -38,3 +38,15 @@ def render_recording(renderables: Iterable[RenderableType], width: int, kind: st
 
 
 _FONT_FACE = re.compile(r"@font-face \{[^}]*\}\s*")
+
+
+NOTEBOOK_WIDTH = 120
+"""Columns a renderable takes when a notebook displays it."""
+
+
+class ShownInNotebooks:
+    """A renderable that a Jupyter cell displays by itself: as the terminal would draw it at
+    `NOTEBOOK_WIDTH` columns, in color (IPython asks for `_repr_html_`)."""
+
+    def _repr_html_(self) -> str:
+        return render_recording([self], NOTEBOOK_WIDTH, "html")  # type: ignore[list-item]

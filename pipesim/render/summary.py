@@ -11,6 +11,7 @@ from pipesim.analysis.idle_causes import FILL_AND_DRAIN, IDLE_CAUSES, LINK_CAUSE
 from pipesim.analysis.report import Report
 from pipesim.analysis.summary import DeviceStats
 from pipesim.render.explanation import critical_path_words, pace_words
+from pipesim.render.recording import ShownInNotebooks
 from pipesim.render.style import activations, figures_table, ms, percent
 
 # The table groups the idle causes into columns; the line under it lists every cause.
@@ -27,7 +28,7 @@ def _idle(stats: DeviceStats, causes: tuple[IdleCause, ...]) -> float:
     return sum(stats.idle_by_cause[cause] for cause in causes)
 
 
-class SummaryTable:
+class SummaryTable(ShownInNotebooks):
     """Makespan, bubble per device and overall, idle time by cause, peak activations."""
 
     def __init__(self, report: Report) -> None:
