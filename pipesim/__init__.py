@@ -24,8 +24,8 @@ if TYPE_CHECKING:
         ScheduleStalled,
     )
     from pipesim.problem.build import build_problem
-    from pipesim.render.frames import Frames, frames
     from pipesim.problem.ops import Kind, Op, needs
+    from pipesim.render.frames import Frames, frames
     from pipesim.schedules import (
         ClosedForm,
         Policy,
@@ -97,6 +97,12 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    """The public names too, so that `help(pipesim)` and tab completion list them (each is
+    imported when asked for)."""
+    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [

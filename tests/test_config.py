@@ -233,6 +233,18 @@ def test_the_library_says_its_version_and_runs_every_workflow() -> None:
     assert [row.policy for row in compared.rows] == ["1f1b", "gpipe"]
 
 
+def test_help_lists_the_public_api_with_its_docstrings() -> None:
+    """help(pipesim) listed only __getattr__: the names are imported lazily."""
+    import pydoc
+
+    import pipesim
+
+    text = pydoc.render_doc(pipesim, renderer=pydoc.plaintext)
+    for name in ("simulate_step", "compare_workflow", "plan_search", "frames", "load_settings"):
+        assert f"    {name}(" in text, name
+    assert "class Settings" in text and "class Report" in text
+
+
 def test_one_setting_spelled_twice_in_a_config_is_refused(tmp_path: Path) -> None:
     path = _write(tmp_path, "comm_latency = 0.5\ncomm-latency = 0.7\n")
     with pytest.raises(ConfigError, match="'comm_latency' and 'comm-latency' are the same"):
