@@ -239,7 +239,7 @@ def test_help_lists_the_public_api_with_its_docstrings() -> None:
 
     import pipesim
 
-    text = pydoc.render_doc(pipesim, renderer=pydoc.plaintext)
+    text = pydoc.plain(pydoc.render_doc(pipesim))
     for name in ("simulate_step", "compare_workflow", "plan_search", "frames", "load_settings"):
         assert f"    {name}(" in text, name
     assert "class Settings" in text and "class Report" in text
