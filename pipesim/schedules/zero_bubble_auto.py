@@ -37,6 +37,7 @@ messages are free and m >= 2p-1.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from pipesim.errors import PolicyError
@@ -64,6 +65,10 @@ class _Meter:
 
 class _CannotFit(Exception):
     """A device whose next forward does not fit even with every pending W run."""
+
+
+class _Beaten(_CannotFit):
+    """A candidate whose span can no longer reach the best one found: dropped unfinished."""
 
 
 class _Planner:
@@ -126,6 +131,27 @@ class _Planner:
         """Per kind and stage, each meter's (held per stage, what the op adds, the limit with
         its tolerance): what `fits` and `put` read, gathered once."""
         self.orders: list[list[Op]] = [[] for _ in stages]
+        self.bound = math.inf
+        """The best span among the candidates already planned: this one stops once even its
+        remaining work alone puts its span beyond it (the answer is the same, sooner)."""
+
+    def give_up_if_beaten(self) -> None:
+        """Raise `_Beaten` when some device's span is sure to exceed `bound`: what it has run
+        since its first op, plus all it has left to run, with no wait at all."""
+        if self.bound == math.inf:
+            return
+        m, cost = self.m, self.cost
+        for stage, (done, clock, first) in enumerate(
+            zip(self.done, self.clock, self.first, strict=True)
+        ):
+            left = (
+                (m - done[F]) * cost[F][stage]
+                + (m - done[B]) * cost[B][stage]
+                + (m - done[W]) * cost[W][stage]
+            )
+            ran = 0.0 if first is None else clock - first
+            if ran + left > self.bound + _MARGIN:
+                raise _Beaten
 
     def fits(self, stage: int, kind: Kind, count: int = 1) -> bool:
         for held, delta, limit in self.accounts[kind][stage]:
@@ -250,6 +276,7 @@ class _Planner:
         return gradient_back - self.clock[stage] > max(self.idle) - self.idle[stage]
 
     def steady(self, microbatch: int) -> None:
+        self.give_up_if_beaten()
         p = self.p
         want = [self.wants_forward(stage) for stage in range(p)]
         for stage in range(p - 2, -1, -1):
@@ -293,14 +320,20 @@ class _Planner:
 
 
 def _list_schedule(
-    problem: Problem, meters: Sequence[_Meter], forward_first: bool, eager_w: bool
+    problem: Problem,
+    meters: Sequence[_Meter],
+    forward_first: bool,
+    eager_w: bool,
+    bound: float = math.inf,
 ) -> tuple[list[list[Op]], Estimate]:
     """A memory-aware list schedule, as a second family of candidates: the device that can
     start an op earliest runs it; a device runs its next B or F (the earlier; on a tie B, or F
     when `forward_first`), a W when the next forward does not fit, and a W in any wait it
     fits in (in any wait at all when `eager_w`)."""
     plan = _Planner(problem, meters, False, False, False)
+    plan.bound = bound
     p, m, inf = plan.p, plan.m, float("inf")
+    placed = 0
     # A device's choice depends on its own state and its neighbours' finished ops only, so
     # after a put only that device's and its neighbours' choices change.
     choices = [_next_choice(plan, stage, forward_first, eager_w) for stage in range(p)]
@@ -313,6 +346,9 @@ def _list_schedule(
         if chosen < 0:
             break
         plan.put(chosen, kind)
+        placed += 1
+        if placed % (3 * p) == 0:
+            plan.give_up_if_beaten()
         for stage in range(max(0, chosen - 1), min(p, chosen + 2)):
             choices[stage] = _next_choice(plan, stage, forward_first, eager_w)
     for stage in range(p):
@@ -395,25 +431,41 @@ class ZBAuto(Policy):
 
     def _search(self, problem: Problem) -> list[list[Op]]:
         meters = self._meters(problem)
-        candidates: list[tuple[list[list[Op]], Estimate]] = []
-        for switches in _SWITCHES:
+        # Candidates in a fixed order (the index breaks ties); the handmade ones, cheap to
+        # estimate, are known first so that the searched ones can stop once beaten.
+        handmade: list[tuple[list[list[Op]], Estimate] | None] = []
+        for schedule in (ZBH1(), ZBH2()):
             try:
-                candidates.append(_Planner(problem, meters, *switches).plan())
+                orders = schedule.device_orders(problem.pipeline)
+            except PolicyError:
+                handmade.append(None)  # a shape the handmade schedule does not take
+                continue
+            fitting = _fits(orders, meters)
+            handmade.append(
+                ([list(order) for order in orders], estimate(orders, problem)) if fitting else None
+            )
+        best = min((found[1][0] for found in handmade if found is not None), default=math.inf)
+        candidates: list[tuple[list[list[Op]], Estimate]] = []
+
+        def keep(found: tuple[list[list[Op]], Estimate]) -> None:
+            nonlocal best
+            candidates.append(found)
+            best = min(best, found[1][0])
+
+        for switches in _SWITCHES:
+            planner = _Planner(problem, meters, *switches)
+            planner.bound = best
+            try:
+                keep(planner.plan())
             except _CannotFit:
                 continue
         for forward_first in (False, True):
             for eager_w in (False, True):
                 try:
-                    candidates.append(_list_schedule(problem, meters, forward_first, eager_w))
+                    keep(_list_schedule(problem, meters, forward_first, eager_w, best))
                 except _CannotFit:
                     continue
-        for handmade in (ZBH1(), ZBH2()):
-            try:
-                orders = handmade.device_orders(problem.pipeline)
-            except PolicyError:
-                continue  # a shape the handmade schedule does not take
-            if _fits(orders, meters):
-                candidates.append(([list(order) for order in orders], estimate(orders, problem)))
+        candidates += [found for found in handmade if found is not None]
         if not candidates:
             raise PolicyError(f"{self.name}: no order fits the memory limit")
         scored = [
@@ -485,6 +537,10 @@ class ZB2P(_FixedLimit):
     def closed_form(self, problem: Problem) -> ClosedForm:
         return zero_span_bubble(problem)
 
+
+_MARGIN = 1e-6
+"""How far beyond the best span a candidate must be sure to end before it is dropped: far
+above the rounding (1e-9) that ranks spans, so no candidate that could tie is dropped."""
 
 _SWITCHES: tuple[tuple[bool, bool, bool], ...] = tuple(
     (first, prefer, greedy)
