@@ -31,6 +31,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,7 +55,13 @@ class Config:
     stages: int
     microbatches: int
     chunks: int | None = None
+    memory: bool = False
+    """With a memory model (--activation-memory, --static-memory, --memory-limit): the
+    summary's byte timeline per device."""
 
+
+MEMORY = {"activation_memory": 1e9, "static_memory": 1e10, "memory_limit": 8e10}
+MEMORY_FLAGS = ["--activation-memory", "1GB", "--static-memory", "10GB", "--memory-limit", "80GB"]
 
 REPEATS = 3
 """Simulation and replay are timed this many times; the table shows the fastest."""
@@ -70,44 +77,50 @@ CONFIGS = [
     Config("interleaved-64x4096-v2", "interleaved", 64, 4096, 2),
     Config("zb-v-64x2731", "zb-v", 64, 2731),
     Config("1f1b-64x4096", "1f1b", 64, 4096),  # the chart target: p=64, m=4096 drawn in < 1 s
+    # scaling: many devices, and a million ops with the memory model
+    Config("1f1b-10000x1", "1f1b", 10000, 1),
+    Config("1f1b-128x4096-memory", "1f1b", 128, 4096, memory=True),
 ]
 
 
 def bare_replay(orders: list[list[Op]], rules: OpIndex) -> float:
     """The same per-device orders timed without SimPy or a trace, with the same compiled
     dependency rules: each device runs its next op as soon as its inputs are done. Returns the
-    makespan (free messages: an input is ready when its producer ends)."""
+    makespan (free messages: an input is ready when its producer ends). A device blocked on
+    an input waits for that op's key, and is woken when it is done: linear in ops and devices
+    (sweeping every device until one progresses was quadratic in p)."""
     m = rules.microbatches
     done = [-1.0] * rules.size
     duration, inputs = rules.duration, rules.inputs
     free = [0.0] * len(orders)
     position = [0] * len(orders)
-    remaining = sum(len(order) for order in orders)
-    while remaining:
-        progressed = False
-        for device, order in enumerate(orders):
-            index = position[device]
-            ready_at = free[device]
-            while index < len(order):
-                kind, stage, mb = order[index]
-                slot = stage * 3 + kind
-                key = (stage * m + mb) * 3 + kind
-                start = ready_at
-                for _, offset in inputs[slot]:
-                    finished = done[key + offset]
-                    if finished < 0:
-                        break
-                    start = max(start, finished)
-                else:
-                    ready_at = done[key] = start + duration[slot]
-                    index += 1
-                    remaining -= 1
-                    progressed = True
-                    continue
-                break
-            position[device], free[device] = index, ready_at
-        if not progressed:
-            raise RuntimeError("the replay stalled")
+    runnable = deque(range(len(orders)))
+    waiting: dict[int, list[int]] = {}
+    while runnable:
+        device = runnable.popleft()
+        order = orders[device]
+        index, ready_at = position[device], free[device]
+        while index < len(order):
+            kind, stage, mb = order[index]
+            slot = stage * 3 + kind
+            key = (stage * m + mb) * 3 + kind
+            start = ready_at
+            for _, offset in inputs[slot]:
+                finished = done[key + offset]
+                if finished < 0:
+                    waiting.setdefault(key + offset, []).append(device)
+                    break
+                start = max(start, finished)
+            else:
+                ready_at = done[key] = start + duration[slot]
+                index += 1
+                if waiting and key in waiting:
+                    runnable.extend(waiting.pop(key))
+                continue
+            break
+        position[device], free[device] = index, ready_at
+    if any(index < len(order) for index, order in zip(position, orders, strict=True)):
+        raise RuntimeError("the replay stalled")
     return max(free)
 
 
@@ -124,12 +137,14 @@ def measure(config: Config) -> dict[str, float | int | str]:
     command = ["run", "--policy", config.policy, "-p", str(config.stages)]
     command += ["-m", str(config.microbatches), "--format", "json"]
     command += ["-v", str(config.chunks)] if config.chunks else []
+    command += MEMORY_FLAGS if config.memory else []
     cli_cpu, cli_rss = _child(command)
     settings = Settings(
         policy=config.policy,
         stages=config.stages,
         microbatches=config.microbatches,
         chunks=config.chunks,
+        **(MEMORY if config.memory else {}),  # type: ignore[arg-type]
     )
     policy = get_policy(config.policy)
     problem = build_problem(settings, policy)
