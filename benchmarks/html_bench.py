@@ -1,0 +1,56 @@
+"""Speed of the interactive page in a real browser (Debian's headless chromium). Not a test.
+
+    python benchmarks/html_bench.py
+
+For pages of about 100,000 and 700,000 ops (with and without timed messages), prints the file
+size, the time the page takes to load and draw (`performance.now()` when its script ends),
+the slowest of 20 redraws over zoom levels from the whole step to 1/512 of it, and the slowest
+of 200 tooltips, as the page measures them itself when opened with `#bench`. The goals
+(issue 32): a redraw under 50 ms and a tooltip under 5 ms at a million ops, a load under 3 s.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PAGES = {
+    "1f1b p=16 m=3125 (100,000 ops)": ["-p", "16", "-m", "3125"],
+    "1f1b p=64 m=5462 (699,136 ops)": ["-p", "64", "-m", "5462"],
+    "1f1b p=64 m=5462, --comm-latency 0.1 (699,136 ops, 688,128 transfers)": [
+        "-p", "64", "-m", "5462", "--comm-latency", "0.1",
+    ],
+}  # fmt: skip
+
+
+def main() -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        sys.exit("needs Debian's chromium")
+    with tempfile.TemporaryDirectory() as folder:
+        for name, args in PAGES.items():
+            page = Path(folder) / "page.html"
+            subprocess.run(
+                [sys.executable, "-m", "pipesim", "run", *args, "--html", str(page), "-f", "json"],
+                check=True, stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            dom = subprocess.run(
+                [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                 f"file://{page}#bench"],
+                capture_output=True, text=True, timeout=600, check=True,
+            ).stdout  # fmt: skip
+            figures = dict(re.findall(r'data-(load-ms|redraw-ms|hover-ms)="([0-9.]+)"', dom))
+            size = page.stat().st_size / 1e6
+            print(
+                f"{name}: {size:.0f} MB, load {float(figures['load-ms']) / 1000:.1f} s, "
+                f"redraw {float(figures['redraw-ms']):.0f} ms, "
+                f"tooltip {float(figures['hover-ms']):.1f} ms"
+            )
+
+
+if __name__ == "__main__":
+    main()
