@@ -1,5 +1,6 @@
 """The interactive page, opened in a real headless browser (Debian's chromium): it loads
-without a script error and draws every op; a page of 100,000 ops does too."""
+without a script error and draws every op; a page of 100,000 ops does too, and a measured run
+(`--against`) gets rows of its own."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipesim.cli import app
+from tests.conftest import result_json
 
 runner = CliRunner()
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -89,3 +91,37 @@ def test_zoomed_in_ops_never_paint_over_the_device_names(tmp_path: Path) -> None
     split = tmp_path / "zb.html"
     runner.invoke(app, ["run", "--policy", "zb-v", "-p", "4", "-m", "8", "--html", str(split)])
     assert "></span>W" in split.read_text()
+
+
+def test_a_measured_run_is_drawn_under_each_device_with_its_own_tooltips(tmp_path: Path) -> None:
+    # The 1F1B run recorded with torch.distributed.pipelining (tests/test_calibrate.py),
+    # calibrated and replayed against itself: every measured op is drawn, in a row of its own
+    # under its device's, and hovering it names it as measured.
+    data = Path(__file__).parent / "data" / "torch_pipeline"
+    traces = [str(data / f"1f1b_rank{rank}.json.gz") for rank in (0, 1)]
+    config, order, page = tmp_path / "c.toml", tmp_path / "m.csv", tmp_path / "against.html"
+    fitted = runner.invoke(app, ["calibrate", *traces, "-o", str(config), "--schedule-out",
+                                 str(order)])  # fmt: skip
+    assert fitted.exit_code == 0, fitted.stderr
+    against = [item for path in traces for item in ("--against", path)]
+    args = ["run", "--config", str(config), "--schedule", str(order), *against]
+    result = runner.invoke(app, [*args, "--html", str(page), "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    record = result_json(result.stdout)["against"]
+    # Device 1's measured row: below its simulated row (30 px) and its messages (8 px), 6 px
+    # from the top and one device band (76 px) down; its last op ends where the JSON says.
+    end = record["devices"][1]["end_measured"]
+    assert BROWSER is not None
+    done = subprocess.run(
+        [BROWSER, "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom",
+         f"file://{page}#tip=135,{end - 0.01}"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    status = re.search(r'<div id="status"([^>]*)>([^<]*)', done.stdout)
+    assert status is not None and _status(done.stdout)[2] == ""
+    attributes = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', status.group(1)))
+    assert attributes["measured"] == attributes["measured-drawn"] == "16"  # 2 ranks x 4 x F, B
+    assert attributes["label-ink"] == "0"
+    assert attributes["tip"].startswith("measured B3@s1  device 1, stage 1, microbatch 3")
+    words = " ".join(status.group(2).split())
+    assert f"({record['error'] * 100:.1f}%)" in words and "the measured run (--against)" in words

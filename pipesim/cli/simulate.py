@@ -276,7 +276,7 @@ def _shown(
         )
     return Shown(
         title, report, views, lambda path: timeline_plot(reports, titles, path),
-        width or SAVED_WIDTH,
+        width or SAVED_WIDTH, measured,
     )  # fmt: skip
 
 

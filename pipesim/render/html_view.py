@@ -5,6 +5,8 @@ It draws on a <canvas> with a hundred lines of its own JavaScript (`html_view.ht
 library and no network: a canvas redraws 100,000 rectangles in a few milliseconds, where one
 DOM or SVG node per op would make the page crawl, and nothing has to be fetched to open it. The data
 is embedded as JSON; each op carries what it waited for last (from the analysis's readiness).
+With a measured run (`run --against`), each device gets a second row under its simulated one:
+the measured step, on the same time axis, each op drawn for the time it computed.
 """
 
 from __future__ import annotations
@@ -20,10 +22,17 @@ from rich.console import Console, RenderableType
 from pipesim.analysis.readiness import Readiness
 from pipesim.analysis.report import Report
 from pipesim.render.numbers import num
+from pipesim.simulator.trace import Trace
 
 
-def write_html_view(report: Report, title: str, summary: list[RenderableType], out: TextIO) -> None:
-    """The page, written to `out`."""
+def write_html_view(
+    report: Report,
+    title: str,
+    summary: list[RenderableType],
+    out: TextIO,
+    measured: Trace | None = None,
+) -> None:
+    """The page, written to `out`; with `measured`, that step drawn under the simulated one."""
     trace = report.trace
     pipeline = trace.problem.pipeline
     chunk_of = pipeline.chunk_of_stage
@@ -55,7 +64,17 @@ def write_html_view(report: Report, title: str, summary: list[RenderableType], o
         "makespan": num(trace.makespan),
         "ops": ops,
         "transfers": transfers,
-    }
+        "measured": None
+        if measured is None
+        else {
+            "makespan": num(measured.makespan),
+            "ops": [
+                [r.device, r.stage, int(r.kind), r.microbatch, num(r.start), num(r.end),
+                 chunk_of[r.stage]]
+                for r in measured.ops
+            ],
+        },
+    }  # fmt: skip
     console = Console(width=110, file=io.StringIO(), color_system=None, record=True, markup=False)
     for renderable in summary:
         console.print(renderable)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from pipesim.analysis.report import Report
+    from pipesim.simulator.trace import Trace
 
 Contents = Callable[[TextIO], None] | bytes
 """A text file's writer, or a binary file's bytes."""
@@ -40,6 +41,8 @@ class Shown:
     plot: Callable[[Path], bytes] | None = None
     """The command's matplotlib figure, drawn for a file of that type."""
     columns: int = SAVED_WIDTH
+    measured: Trace | None = None
+    """A measured run's step (`run --against`), drawn under the simulated one."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ class PageOutput(Output):
         report = _one_step(shown, self)
         # The page draws its own timeline: the summary beside it is the terminal's, chart aside.
         beside = [view for view in shown.views if not isinstance(view, GanttChart)]
-        return lambda out: write_html_view(report, shown.title, beside, out)
+        return lambda out: write_html_view(report, shown.title, beside, out, shown.measured)
 
 
 @dataclass(frozen=True)
