@@ -125,8 +125,11 @@ def run_all(
 
 
 def _worker_ignores_ctrl_c() -> None:
-    """A worker leaves Ctrl-C to the parent, which ends it (no traceback per worker)."""
+    """A worker leaves Ctrl-C to the parent, which ends it, and dies quietly of the SIGTERM
+    that ending it sends (forked, it inherits the CLI's handler, which raises `Terminated`:
+    each worker printed a traceback)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
