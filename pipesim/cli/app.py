@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -172,6 +171,8 @@ def _show_version(value: bool) -> None:
 
 
 def _version() -> str:
+    from importlib import metadata  # 20 ms of start-up, for --version alone
+
     try:
         return metadata.version("pipesim")
     except metadata.PackageNotFoundError:

@@ -261,7 +261,7 @@ def _shown(
 ) -> Shown:
     """What a run's files are made from; with a measured run, the plot draws it in a panel
     of its own under the simulated one, on the same time axis."""
-    from pipesim.render.plots import plot_title, timeline_plot
+    from pipesim.render.title import plot_title
 
     report = result.report
     title = plot_title(report, result.settings)
@@ -274,10 +274,13 @@ def _shown(
             f"measured (--against): the run's typical step, {ms(measured.makespan)} ms; each "
             "op drawn for the time it computed"
         )
-    return Shown(
-        title, report, views, lambda path: timeline_plot(reports, titles, path),
-        width or SAVED_WIDTH, measured,
-    )  # fmt: skip
+
+    def plot(path: Path) -> bytes:
+        from pipesim.render.plots import timeline_plot  # matplotlib's helpers, when asked
+
+        return timeline_plot(reports, titles, path)
+
+    return Shown(title, report, views, plot, width or SAVED_WIDTH, measured)
 
 
 def _write_run_json(

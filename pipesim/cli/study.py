@@ -150,7 +150,8 @@ def compare(
 
 def _compare_plot(result: CompareResult, settings: Settings, plot: Path) -> bytes:
     """The compared timelines one above the other, or with --runs the distributions."""
-    from pipesim.render.plots import monte_carlo_plot, plot_title, timeline_plot
+    from pipesim.render.plots import monte_carlo_plot, timeline_plot
+    from pipesim.render.title import plot_title
     from pipesim.settings.written import as_flags
 
     if result.studies:

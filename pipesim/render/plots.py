@@ -15,8 +15,6 @@ from pipesim.analysis.whole_step import device_collectives
 from pipesim.errors import ConfigError
 from pipesim.problem.ops import Kind
 from pipesim.render.sweep_table import value_text
-from pipesim.settings.declarations import Settings
-from pipesim.settings.written import as_flags
 from pipesim.studies.monte_carlo import MonteCarlo
 from pipesim.studies.plan import PlanRow, pareto, ranked
 from pipesim.studies.sweep import SweepRow
@@ -280,23 +278,6 @@ def _draw_memory(axes: Any, report: Report) -> None:
     else:
         axes.text(0.99, 0.95, f"{devices} devices, one line each", transform=axes.transAxes,
                   ha="right", va="top", fontsize=7)  # fmt: skip
-
-
-def plot_title(report: Report, settings: Settings) -> str:
-    """Everything needed to reproduce the picture: the policy, the shape and the flags."""
-    pipeline = report.trace.problem.pipeline
-    shape = settings.replace(
-        policy=None, stages=pipeline.devices, microbatches=pipeline.microbatches
-    )
-    flags = " ".join(as_flags(shape))
-    costs = report.trace.problem.costs
-    stated = []
-    if settings.forward is None and settings.model is None:
-        stated.append(f"F={costs.forward[0] * pipeline.stages_on(0):g}")
-    if settings.backward is None and settings.model is None:
-        stated.append(f"B={costs.backward[0] * pipeline.stages_on(0):g}")
-    extra = f" (defaults: {' '.join(stated)} ms)" if stated else ""
-    return f"{report.trace.policy}, v={pipeline.chunks}: {flags}{extra}"
 
 
 def sweep_plot(rows: Sequence[SweepRow], title: str, path: Path) -> bytes:
