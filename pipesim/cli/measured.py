@@ -84,6 +84,7 @@ def calibrate(
         raise ConfigError("calibrate needs the traces of a run: one per rank")
     calibration = fit(read_measured(traces), skip=skip, align=align_clocks.value)
     replayed = calibration.replayed()
+    varied = calibration.replayed_varied()
     files: list[tuple[Path, bytes]] = []
     if output is not None:
         text = io.StringIO()
@@ -103,9 +104,9 @@ def calibrate(
         }
         print_json(
             envelope("calibrate", calibration.settings, options,
-                     calibration_record(calibration, replayed))
+                     calibration_record(calibration, replayed, varied))
         )  # fmt: skip
     else:
         written = [path for path, _ in files]
-        report = CalibrationReport(calibration, replayed, written)
+        report = CalibrationReport(calibration, replayed, varied, written)
         Console(markup=False).print(report, highlight=False)

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from pipesim.render.numbers import num
 from pipesim.render.style import figures_table, ms, percent
-from pipesim.studies.calibrate import Calibration
+from pipesim.studies.calibrate import VARIED_RUNS, Calibration
 
 _NAMES = {"F": "forward", "B": "backward", "I": "input gradient", "W": "weight gradient"}
 
@@ -23,8 +23,11 @@ _NAMES = {"F": "forward", "B": "backward", "I": "input gradient", "W": "weight g
 class CalibrationReport:
     """The fit and the replay, as people read them."""
 
-    def __init__(self, calibration: Calibration, replayed: float, written: Sequence[Path]):
+    def __init__(
+        self, calibration: Calibration, replayed: float, varied: float, written: Sequence[Path]
+    ):
         self.calibration, self.replayed, self.written = calibration, replayed, written
+        self.varied = varied
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         calibration = self.calibration
@@ -56,23 +59,39 @@ class CalibrationReport:
         )
         mean = statistics.fmean(calibration.measured)
         low, high = min(calibration.measured), max(calibration.measured)
-        error = self.replayed / mean - 1
+        chance = (
+            f"; standard error {calibration.standard_error * 100:.1f}%" if used > 1 else ""
+        )
         yield Text.assemble(
             ("step: ", "bold"),
-            f"measured {ms(mean)} ms (mean of {used}; {ms(low)}-{ms(high)}), replayed "
-            f"{ms(self.replayed)} ms on the fitted costs in the measured order: ",
-            (f"{'+' if error >= 0 else ''}{error * 100:.1f}%", "bold"),
+            f"measured {ms(mean)} ms (mean of {used}; {ms(low)}-{ms(high)}{chance}); replayed "
+            f"in the measured order on the fitted costs {ms(self.replayed)} ms (",
+            _signed(self.replayed / mean - 1),
+            ")",
         )
+        if calibration.spread:
+            yield Text.assemble(
+                f"  with their spread (each op drawn with cv {percent(calibration.spread)}, "
+                f"the mean of {VARIED_RUNS} runs): {ms(self.varied)} ms (",
+                (_signed(self.varied / mean - 1), "bold"),
+                "); varied ops lengthen a step on average, as the measured ones did",
+            )
         for path in self.written:
             yield Text(f"wrote {path}", style="dim")
         yield Group(
-            Text("next: pipesim run --config CALIBRATED.toml --schedule MEASURED.csv (the "
-                 "replay); pipesim compare --config CALIBRATED.toml (every schedule on these "
-                 "costs)", style="dim"),
+            Text(f"next: pipesim run --config CALIBRATED.toml --schedule MEASURED.csv --runs "
+                 f"{VARIED_RUNS} (the replay); pipesim compare --config CALIBRATED.toml "
+                 f"--runs {VARIED_RUNS} (every schedule on these costs)", style="dim"),
         )  # fmt: skip
 
 
-def calibration_record(calibration: Calibration, replayed: float) -> dict[str, Any]:
+def _signed(error: float) -> str:
+    return f"{'+' if error >= 0 else ''}{error * 100:.1f}%"
+
+
+def calibration_record(
+    calibration: Calibration, replayed: float, varied: float
+) -> dict[str, Any]:
     """`pipesim calibrate --format json`'s result."""
     mean = statistics.fmean(calibration.measured)
     return {
@@ -96,8 +115,13 @@ def calibration_record(calibration: Calibration, replayed: float) -> dict[str, A
         "latency_samples": calibration.latency_samples,
         "measured_step_ms": [num(value) for value in calibration.measured],
         "measured_mean_ms": num(mean),
+        "standard_error": num(calibration.standard_error),
         "replayed_ms": num(replayed),
         "error": num(replayed / mean - 1),
+        "spread_cv": num(calibration.spread),
+        "varied_runs": VARIED_RUNS,
+        "replayed_varied_ms": num(varied),
+        "varied_error": num(varied / mean - 1),
     }
 
 
@@ -109,7 +133,8 @@ def write_calibrated_config(calibration: Calibration, out: TextIO) -> None:
         f"# from: {', '.join(calibration.paths)}\n"
         f"# steps {calibration.skip + 1}-{calibration.steps} (the first {calibration.skip} "
         "left out as warm-up)\n"
-        "# replay: pipesim run --config THIS --schedule the order calibrate wrote;\n"
+        f"# replay: pipesim run --config THIS --schedule the order calibrate wrote --runs "
+        f"{VARIED_RUNS};\n"
         "# what if: pipesim compare --config THIS, or --policy NAME with it\n\n"
     )
     out.write(f"stages = {settings.stages}  # ranks in the traces\n")
@@ -127,3 +152,9 @@ def write_calibrated_config(calibration: Calibration, out: TextIO) -> None:
         f"comm_latency = {json.dumps(num(settings.comm_latency or 0.0))}  # median of "
         f"{calibration.latency_samples} timed messages (ms)\n"
     )
+    if calibration.spread:
+        out.write(
+            f"jitter = {json.dumps(num(calibration.spread))}  # the actions' spread (cv, "
+            "pooled over stages and kinds): each op is drawn around its cost with it; "
+            "--runs N gives the mean step, --jitter 0 the step of mean costs\n"
+        )

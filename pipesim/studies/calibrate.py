@@ -17,6 +17,7 @@ is then simulated and set beside each measured step.
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from pipesim.simulator.trace import OpRecord, Trace
 from pipesim.studies.step import simulate_step
 
 _KINDS = {"F": Kind.F, "B": Kind.B, "I": Kind.B, "W": Kind.W}
+VARIED_RUNS = 200
+"""Replays with the measured spread whose mean `replayed_varied` gives."""
 _WAITED = 0.02
 """ms a consumer must have waited inside its action for its wait to time a message."""
 
@@ -101,9 +104,42 @@ class Calibration:
     def measured_step(self) -> float:
         return statistics.median(self.measured)
 
+    @property
+    def spread(self) -> float:
+        """The actions' spread as one coefficient of variation: the root of their variances
+        summed over their squared means summed, each sample counted (a rank's step is a sum
+        of its actions, so this is the spread that sum would have if they were independent)."""
+        fits = [fit for fit in self.fits if fit.samples and fit.mean > 0]
+        spread = sum(fit.samples * (fit.cv * fit.mean) ** 2 for fit in fits)
+        scale = sum(fit.samples * fit.mean**2 for fit in fits)
+        return math.sqrt(spread / scale) if scale > 0 else 0.0
+
+    @property
+    def standard_error(self) -> float:
+        """The measured mean step's standard error, relative to it: how far an exact
+        simulation may land from that mean by chance alone (0 with one step)."""
+        if len(self.measured) < 2:
+            return 0.0
+        return statistics.stdev(self.measured) / math.sqrt(len(self.measured)) / statistics.fmean(
+            self.measured
+        )
+
     def replayed(self) -> float:
         """The simulated step time of the measured order on the fitted costs."""
         return simulate_step(self.settings, self.policy, detail=False).summary.makespan
+
+    def replayed_varied(self, runs: int = VARIED_RUNS) -> float:
+        """The mean simulated step of `runs` replays with each op drawn around its cost with
+        the measured spread (`--jitter`, seeded from 0). A step waits for the slowest of
+        the paths through it, so varied ops make it longer on average than ops that all
+        take their mean (Jensen's inequality): this, not `replayed`, is what a measured
+        mean step should be set against."""
+        from pipesim.studies.monte_carlo import monte_carlo
+
+        if not self.spread:
+            return self.replayed()
+        (study,) = monte_carlo(self.settings.replace(jitter=self.spread), [self.policy], runs)
+        return study.makespan.mean
 
 
 def calibrate(traces: Sequence[RankTrace], skip: int = 1, align: str = "origin") -> Calibration:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pipesim.errors import ConfigError, PipesimError
 from pipesim.problem.variability import run_seed
+from pipesim.schedules.base import Policy
 from pipesim.schedules.registry import get_policy
 from pipesim.settings.declarations import VARIABILITY, Settings
 from pipesim.studies.executor import Where, run_all
@@ -75,7 +76,7 @@ def _quantile(ordered: Sequence[float], q: float) -> float:
 
 
 def monte_carlo_estimate(
-    settings: Settings, policies: Sequence[str], runs: int, workers: int
+    settings: Settings, policies: Sequence[str | Policy], runs: int, workers: int
 ) -> str:
     """How long `monte_carlo` will take, in words ("about 3 min").
 
@@ -88,7 +89,7 @@ def monte_carlo_estimate(
         raise ConfigError(f"runs must be between 1 and {MAX_RUNS:,}, got {runs}")
     ops = 0
     for reference in policies:
-        policy = get_policy(reference)
+        policy = _loaded(reference)
         try:
             chunks = settings.chunks if policy.chunks is None else None
             pipeline = build_problem(settings.replace(chunks=chunks), policy).pipeline
@@ -102,20 +103,21 @@ def monte_carlo_estimate(
 
 def monte_carlo(
     settings: Settings,
-    policies: Sequence[str],
+    policies: Sequence[str | Policy],
     runs: int,
     workers: int = 1,
     dask_scheduler: Where = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[MonteCarlo]:
-    """`runs` steps of each policy, seeded from `settings.seed` (0 if not given)."""
+    """`runs` steps of each policy (a name, or a policy such as a schedule file's), seeded
+    from `settings.seed` (0 if not given)."""
     if not 1 <= runs <= MAX_RUNS:
         raise ConfigError(f"runs must be between 1 and {MAX_RUNS:,}, got {runs}")
     seed = settings.resolved.seed
     seeds = [run_seed(seed, run) for run in range(runs)]
     jobs = []
     for reference in policies:
-        takes_chunks = get_policy(reference).chunks is None
+        takes_chunks = _loaded(reference).chunks is None
         chunks = settings.chunks if takes_chunks else None
         jobs += [
             StepJob(settings.replace(policy=None, seed=run, chunks=chunks), reference)
@@ -127,8 +129,9 @@ def monte_carlo(
     for index, policy in enumerate(policies):
         chunk = outcomes[index * runs : (index + 1) * runs]
         failed = next((outcome.error for outcome in chunk if outcome.error is not None), None)
+        named = policy if isinstance(policy, str) else policy.name
         if failed is not None:
-            studies.append(_failed(policy, seed, failed))
+            studies.append(_failed(named, seed, failed))
             continue
         done = []
         for run_seed_, outcome in zip(seeds, chunk, strict=True):
@@ -143,9 +146,13 @@ def monte_carlo(
                     tuple(stats.bubble_fraction for stats in summary.devices),
                 )
             )
-        name = chunk[0].figures.policy if chunk[0].figures is not None else policy
+        name = chunk[0].figures.policy if chunk[0].figures is not None else named
         studies.append(_study(name, seed, done))
     return studies
+
+
+def _loaded(policy: str | Policy) -> Policy:
+    return get_policy(policy) if isinstance(policy, str) else policy
 
 
 def _study(policy: str, seed: int, runs: list[Run]) -> MonteCarlo:
@@ -180,7 +187,7 @@ class Damage:
 
 def damage(
     settings: Settings,
-    policy: str,
+    policy: str | Policy,
     study: MonteCarlo,
     workers: int = 1,
     dask_scheduler: Where = None,

@@ -46,7 +46,7 @@ def run_step(
     """Simulate what `pipesim run` is given.
 
     Raises:
-        ConfigError: a schedule file with a policy or with --runs, and as `simulate_step`.
+        ConfigError: a schedule file with a policy, and as `simulate_step`.
         PolicyError, ScheduleStalled, ScheduleIncomplete: as `simulate_step`.
     """
     from pipesim.schedules.registry import get_policy
@@ -60,11 +60,10 @@ def run_step(
         from pipesim.schedules.from_file import FileSchedule
 
         chosen = FileSchedule.load(schedule, settings.microbatches)
-        if runs is not None:
-            raise ConfigError("--runs simulates a policy (--policy), not a schedule file")
     else:
         chosen = get_policy(settings.resolved.policy)
-    name = settings.resolved.policy
+    # A schedule file's policy has no name to load it by in a worker: it is sent whole.
+    name: str | Policy = settings.resolved.policy if schedule is None else chosen
     pool = workers or default_workers()
     study = None
     if runs is not None:

@@ -50,10 +50,11 @@ def simulate_step(
 @dataclass(frozen=True)
 class StepJob:
     """One step a study runs, as a worker process receives it: settings and a policy name
-    (a registered one or a user's module:Class reference), both picklable."""
+    (a registered one or a user's module:Class reference), both picklable, or a policy that
+    has no name to load it by (a schedule file's, a measured run's), sent whole."""
 
     settings: Settings
-    policy: str
+    policy: str | Policy
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ class StepOutcome:
 def step_figures(job: StepJob) -> StepOutcome:
     """Simulate one job and keep its figures (module-level: workers pickle it by name)."""
     try:
-        report = simulate_step(job.settings, get_policy(job.policy), detail=False)
+        policy = get_policy(job.policy) if isinstance(job.policy, str) else job.policy
+        report = simulate_step(job.settings, policy, detail=False)
         return StepOutcome(report.figures())
     except (PolicyError, ScheduleStalled, ScheduleIncomplete, CostShapeError) as error:
         # A policy's own constraint, or a cost list of p*v values that fits only the policies
