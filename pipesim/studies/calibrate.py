@@ -11,7 +11,9 @@ so medians would come out short), its spread the coefficient of variation. A mes
 is measured where its consumer was waiting for it already when it was handed over: from
 when the producer's rank was done with the producer to the end of the consumer's wait; the
 latency is their median (0 when none was timed). The measured order, with the fitted costs,
-is then simulated and set beside each measured step.
+is then simulated and set beside each measured step: on the mean costs, and as the mean of
+runs that draw each op with the actions' pooled spread (`Calibration.spread`), since varied
+ops lengthen a step on average.
 """
 
 from __future__ import annotations
