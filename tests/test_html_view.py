@@ -20,11 +20,18 @@ BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(BROWSER is None, reason="needs Debian's chromium")
 
 
-def _open(page: Path) -> str:
-    """The page's DOM after its scripts ran."""
+def _open(page: Path, fragment: str = "") -> str:
+    """The page's DOM after its scripts ran (opened at `fragment`, such as "#tip=Y,T")."""
     assert BROWSER is not None
     done = subprocess.run(
-        [BROWSER, "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom", str(page)],
+        [
+            BROWSER,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--dump-dom",
+            f"file://{page}{fragment}",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -49,7 +56,24 @@ def test_the_page_loads_and_draws_every_op_with_the_summary(tmp_path: Path) -> N
     assert _status(dom) == (3 * 8 * 8, 3 * 8 * 8, "")  # 8 stages x 8 microbatches x F, B, W
     assert "192 ops, 96 transfers" in dom
     assert "makespan 29.5 ms" in dom  # the summary beside the chart
-    assert "waited for" in page.read_text()  # tooltips say what each op waited for
+    # A tooltip says what the op waited for last, as the analysis finds it: device 1's first
+    # op (6 px from the top, one 38 px band down, mid-row), hovered at its middle.
+    from pipesim import Settings, simulate_step
+    from pipesim.analysis.readiness import Readiness
+
+    report = simulate_step(Settings(policy="zb-v", stages=4, microbatches=8, comm_latency=0.3))
+    first = report.trace.ops_by_device()[1][0]
+    release = Readiness(report.trace).last_input(first)
+    assert release is not None and release.transfer is not None
+    expected = (
+        f"waited for: {release.message} of {release.producer.op}, ready at {release.time:g} ms"
+        " (over a link)"
+    )
+    middle = (first.start + first.end) / 2
+    hovered = _open(page, f"#tip=59,{middle}")
+    tip = re.search(r'data-tip="([^"]*)"', hovered)
+    assert tip is not None and tip.group(1).startswith(f"{first.op}  device 1")
+    assert tip.group(1).endswith(expected), (tip.group(1), expected)
 
 
 @pytest.mark.slow

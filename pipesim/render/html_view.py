@@ -4,7 +4,8 @@ pannable, a tooltip per op and per transfer, and the summary beside it.
 It draws on a <canvas> with a hundred lines of its own JavaScript (`html_view.html`), no
 library and no network: a canvas redraws 100,000 rectangles in a few milliseconds, where one
 DOM or SVG node per op would make the page crawl, and nothing has to be fetched to open it. The data
-is embedded as JSON; each op carries what it waited for last (from the analysis's readiness).
+is embedded as JSON; each op carries what it waited for last (from the analysis's readiness),
+as numbers the page turns into words when a tooltip needs them.
 With a measured run (`run --against`), each device gets a second row under its simulated one:
 the measured step, on the same time axis, each op drawn for the time it computed.
 """
@@ -20,9 +21,14 @@ from typing import TextIO
 from rich.console import Console, RenderableType
 
 from pipesim.analysis.readiness import Readiness
+from pipesim.problem.ops import ACTIVATION, GRADIENT
 from pipesim.analysis.report import Report
 from pipesim.render.numbers import num
 from pipesim.simulator.trace import Trace
+
+
+_MESSAGES = {None: 0, ACTIVATION: 1, GRADIENT: 2}
+"""What an op waited for, by the page's code: its own stage's output, or a message."""
 
 
 def write_html_view(
@@ -37,19 +43,25 @@ def write_html_view(
     pipeline = trace.problem.pipeline
     chunk_of = pipeline.chunk_of_stage
     readiness = Readiness(trace)
+    index_of = {record.op: index for index, record in enumerate(trace.ops)}
     ops = []
     for record in trace.ops:
+        # What the op waited for last, as the page rebuilds it for a tooltip: the producer by
+        # its index among the ops, what it sent, when it was ready, whether over a link. As
+        # words it was 40% of a page with messages.
         release = readiness.last_input(record)
         waited = (
-            "no input"
+            [-1, 0, 0, 0]
             if release is None
-            else f"{release.message or 'output'} of {release.producer.op}, ready at "
-            f"{release.time:g} ms" + (" (over a link)" if release.transfer is not None else "")
-        )
+            else [
+                index_of[release.producer.op], _MESSAGES[release.message],
+                num(release.time), int(release.transfer is not None),
+            ]
+        )  # fmt: skip
         ops.append(
             [
                 record.device, record.stage, int(record.kind), record.microbatch,
-                num(record.start), num(record.end), chunk_of[record.stage], waited,
+                num(record.start), num(record.end), chunk_of[record.stage], *waited,
             ]
         )  # fmt: skip
     transfers = [
