@@ -27,6 +27,13 @@ from pipesim.render.numbers import num
 from pipesim.simulator.trace import Trace
 
 
+def _at(time: float) -> float:
+    """A time on the page: to the nanosecond, which no zoom can tell apart, and not the float
+    noise below it that `num` keeps (8033.400000001 is 8033.4 here): a fifth of a page."""
+    rounded = round(time, 6)
+    return 0.0 if rounded == 0 else rounded
+
+
 _MESSAGES = {None: 0, ACTIVATION: 1, GRADIENT: 2}
 """What an op waited for, by the page's code: its own stage's output, or a message."""
 
@@ -55,17 +62,17 @@ def write_html_view(
             if release is None
             else [
                 index_of[release.producer.op], _MESSAGES[release.message],
-                num(release.time), int(release.transfer is not None),
+                _at(release.time), int(release.transfer is not None),
             ]
         )  # fmt: skip
         ops.append(
             [
                 record.device, record.stage, int(record.kind), record.microbatch,
-                num(record.start), num(record.end), chunk_of[record.stage], *waited,
+                _at(record.start), _at(record.end), chunk_of[record.stage], *waited,
             ]
         )  # fmt: skip
     transfers = [
-        [t.src, t.dst, int(t.kind), t.microbatch, t.stage, num(t.queued), num(t.start), num(t.end)]
+        [t.src, t.dst, int(t.kind), t.microbatch, t.stage, _at(t.queued), _at(t.start), _at(t.end)]
         for t in trace.transfers
         if t.end > t.queued
     ]
@@ -81,7 +88,7 @@ def write_html_view(
         else {
             "makespan": num(measured.makespan),
             "ops": [
-                [r.device, r.stage, int(r.kind), r.microbatch, num(r.start), num(r.end),
+                [r.device, r.stage, int(r.kind), r.microbatch, _at(r.start), _at(r.end),
                  chunk_of[r.stage]]
                 for r in measured.ops
             ],
