@@ -59,9 +59,7 @@ class CalibrationReport:
         )
         mean = statistics.fmean(calibration.measured)
         low, high = min(calibration.measured), max(calibration.measured)
-        chance = (
-            f"; standard error {calibration.standard_error * 100:.1f}%" if used > 1 else ""
-        )
+        chance = f"; standard error {calibration.standard_error * 100:.1f}%" if used > 1 else ""
         yield Text.assemble(
             ("step: ", "bold"),
             f"measured {ms(mean)} ms (mean of {used}; {ms(low)}-{ms(high)}{chance}); replayed "
@@ -89,9 +87,7 @@ def _signed(error: float) -> str:
     return f"{'+' if error >= 0 else ''}{error * 100:.1f}%"
 
 
-def calibration_record(
-    calibration: Calibration, replayed: float, varied: float
-) -> dict[str, Any]:
+def calibration_record(calibration: Calibration, replayed: float, varied: float) -> dict[str, Any]:
     """`pipesim calibrate --format json`'s result."""
     mean = statistics.fmean(calibration.measured)
     return {

@@ -21,17 +21,72 @@ from typing import TextIO
 from rich.console import Console, RenderableType
 
 from pipesim.analysis.readiness import Readiness
-from pipesim.problem.ops import ACTIVATION, GRADIENT
 from pipesim.analysis.report import Report
+from pipesim.problem.ops import ACTIVATION, GRADIENT
 from pipesim.render.numbers import num
+from pipesim.simulator.gc_pause import cyclic_gc_paused
 from pipesim.simulator.trace import Trace
 
 
-def _at(time: float) -> float:
-    """A time on the page: to the nanosecond, which no zoom can tell apart, and not the float
-    noise below it that `num` keeps (8033.400000001 is 8033.4 here): a fifth of a page."""
-    rounded = round(time, 6)
-    return 0.0 if rounded == 0 else rounded
+class _Times(dict[float, float]):
+    """Times as the page writes them: to the nanosecond, which no zoom can tell apart, and
+    not the float noise below it that `num` keeps (8033.400000001 is 8033.4 here: a fifth of
+    a page). Remembered, since an op's end is often its successor's start or another's
+    readiness, and rounding a float costs a microsecond."""
+
+    def __missing__(self, time: float) -> float:
+        rounded = self[time] = round(time, 6) or 0.0
+        return rounded
+
+
+def _waited(trace: Trace, at: _Times) -> list[list[float]]:
+    """What each op (in `trace.ops` order) waited for last, as the page rebuilds it for a
+    tooltip: the producer by its index among the ops (-1: nothing), what it sent (`_MESSAGES`),
+    when that was ready, 1 if it crossed a link. As words it was 40% of a page with messages;
+    the usual trace (no fused steps, no exchanges) is walked by op key, as `_plain_gaps` in
+    the idle causes does, without a `Release` or an `Op` per op."""
+    readiness = Readiness(trace)
+    microbatches = readiness.index.microbatches
+    index_at = [-1] * (3 * trace.problem.pipeline.num_stages * microbatches)
+    for index, record in enumerate(trace.ops):
+        index_at[(record.stage * microbatches + record.microbatch) * 3 + record.kind] = index
+    found: list[list[float]] = []
+    if not readiness.plain:
+        for record in trace.ops:
+            release = readiness.last_input(record)
+            if release is None:
+                found.append([-1, 0, 0, 0])
+                continue
+            producer = release.producer
+            key = (producer.stage * microbatches + producer.microbatch) * 3 + producer.kind
+            found.append([
+                index_at[key], _MESSAGES[release.message], at[release.time],
+                int(release.transfer is not None),
+            ])  # fmt: skip
+        return found
+    inputs, by_key, sent_of = readiness.inputs_tables()
+    slot = readiness.index.slot
+    for record in trace.ops:
+        key = (record.stage * microbatches + record.microbatch) * 3 + record.kind
+        best: list[float] = [-1, 0, 0, 0]
+        for is_message, offset in inputs[slot(key)]:
+            needed = key + offset
+            made = by_key[needed]
+            if made is None:
+                continue  # never ran: the checker reports it
+            time, link = made.end, 0
+            if is_message:
+                sent = sent_of.get(needed)
+                if sent is not None and sent.dst == record.device:
+                    time, link = sent.end, 1
+            if best[0] < 0 or time > best[2]:
+                # a message's name follows its producer's kind: F sends activations, B gradients
+                message = 1 + needed % 3 if is_message else 0
+                best = [index_at[needed], message, time, link]
+        if best[0] >= 0:
+            best[2] = at[best[2]]
+        found.append(best)
+    return found
 
 
 _MESSAGES = {None: 0, ACTIVATION: 1, GRADIENT: 2}
@@ -46,33 +101,30 @@ def write_html_view(
     measured: Trace | None = None,
 ) -> None:
     """The page, written to `out`; with `measured`, that step drawn under the simulated one."""
+    with cyclic_gc_paused():  # a list of numbers per op and message: no cycles to find
+        _write_page(report, title, summary, out, measured)
+
+
+def _write_page(
+    report: Report,
+    title: str,
+    summary: list[RenderableType],
+    out: TextIO,
+    measured: Trace | None,
+) -> None:
     trace = report.trace
     pipeline = trace.problem.pipeline
     chunk_of = pipeline.chunk_of_stage
-    readiness = Readiness(trace)
-    index_of = {record.op: index for index, record in enumerate(trace.ops)}
-    ops = []
-    for record in trace.ops:
-        # What the op waited for last, as the page rebuilds it for a tooltip: the producer by
-        # its index among the ops, what it sent, when it was ready, whether over a link. As
-        # words it was 40% of a page with messages.
-        release = readiness.last_input(record)
-        waited = (
-            [-1, 0, 0, 0]
-            if release is None
-            else [
-                index_of[release.producer.op], _MESSAGES[release.message],
-                _at(release.time), int(release.transfer is not None),
-            ]
-        )  # fmt: skip
-        ops.append(
-            [
-                record.device, record.stage, int(record.kind), record.microbatch,
-                _at(record.start), _at(record.end), chunk_of[record.stage], *waited,
-            ]
-        )  # fmt: skip
+    at = _Times()
+    ops = [
+        [
+            record.device, record.stage, int(record.kind), record.microbatch,
+            at[record.start], at[record.end], chunk_of[record.stage], *waited,
+        ]
+        for record, waited in zip(trace.ops, _waited(trace, at), strict=True)
+    ]  # fmt: skip
     transfers = [
-        [t.src, t.dst, int(t.kind), t.microbatch, t.stage, _at(t.queued), _at(t.start), _at(t.end)]
+        [t.src, t.dst, int(t.kind), t.microbatch, t.stage, at[t.queued], at[t.start], at[t.end]]
         for t in trace.transfers
         if t.end > t.queued
     ]
@@ -88,7 +140,7 @@ def write_html_view(
         else {
             "makespan": num(measured.makespan),
             "ops": [
-                [r.device, r.stage, int(r.kind), r.microbatch, _at(r.start), _at(r.end),
+                [r.device, r.stage, int(r.kind), r.microbatch, at[r.start], at[r.end],
                  chunk_of[r.stage]]
                 for r in measured.ops
             ],

@@ -122,8 +122,10 @@ class Calibration:
         simulation may land from that mean by chance alone (0 with one step)."""
         if len(self.measured) < 2:
             return 0.0
-        return statistics.stdev(self.measured) / math.sqrt(len(self.measured)) / statistics.fmean(
-            self.measured
+        return (
+            statistics.stdev(self.measured)
+            / math.sqrt(len(self.measured))
+            / statistics.fmean(self.measured)
         )
 
     def replayed(self) -> float:
