@@ -15,6 +15,7 @@ from pipesim.analysis.whole_step import device_collectives
 from pipesim.errors import ConfigError
 from pipesim.problem.ops import Kind
 from pipesim.render.sweep_table import value_text
+from pipesim.simulator.trace import OpRecord, TransferRecord
 from pipesim.studies.monte_carlo import MonteCarlo
 from pipesim.studies.plan import PlanRow, pareto, ranked
 from pipesim.studies.sweep import SweepRow
@@ -153,27 +154,29 @@ def _draw_timeline(axes: Any, report: Report, title: str, end: float) -> None:
     pipeline = trace.problem.pipeline
     chunk_of = pipeline.chunk_of_stage
     overlapped = {op for step in trace.fused if step.overlapped for op in step.ops}
-    for device, ops in enumerate(trace.ops_by_device()):
-        for kind in (Kind.F, Kind.B, Kind.W):
-            for chunk in range(pipeline.chunks):
-                for paired in (False, True):
-                    spans = [
-                        (r.start, r.end - r.start)
-                        for r in ops
-                        if r.kind is kind
-                        and chunk_of[r.stage] == chunk
-                        and (r.op in overlapped) == paired
-                    ]
-                    if spans:
-                        axes.broken_barh(
-                            spans,
-                            (device - 0.4, 0.6),
-                            facecolors=_COLORS[kind],
-                            alpha=1.0 - 0.45 * chunk / max(1, pipeline.chunks - 1),
-                            edgecolor="white",
-                            linewidth=0.3,
-                            hatch="///" if paired else None,
-                        )
+    by_device = trace.ops_by_device()
+    pooled = max(map(len, by_device), default=0) > _PIXELS // 2
+    if pooled:
+        # More ops on a row than half its pixels: each op would be a sliver under its white
+        # edge. Each pixel column is coloured by how its time was shared among F, B, W and
+        # idle instead, computed from the ops (linear in them, drawn as one image per row).
+        _draw_pooled(axes, by_device, trace.transfers, end)
+    for device, ops in [] if pooled else enumerate(by_device):
+        spans: dict[tuple[Kind, int, bool], list[tuple[float, float]]] = {}
+        for r in ops:
+            paired = bool(overlapped) and r.op in overlapped
+            key = (r.kind, chunk_of[r.stage], paired)
+            spans.setdefault(key, []).append((r.start, r.end - r.start))
+        for (kind, chunk, paired), bars in sorted(spans.items()):
+            axes.broken_barh(
+                bars,
+                (device - 0.4, 0.6),
+                facecolors=_COLORS[kind],
+                alpha=1.0 - 0.45 * chunk / max(1, pipeline.chunks - 1),
+                edgecolor="white",
+                linewidth=0.3,
+                hatch="///" if paired else None,
+            )
         for r in ops:
             if (r.end - r.start) / end > 0.012:
                 axes.text(
@@ -184,7 +187,7 @@ def _draw_timeline(axes: Any, report: Report, title: str, end: float) -> None:
     # message made the plot superlinear (16k ops took 50 s).
     queued: dict[int, list[tuple[float, float]]] = {}
     carried: dict[tuple[int, Kind], list[tuple[float, float]]] = {}
-    for transfer in trace.transfers:
+    for transfer in [] if pooled else trace.transfers:
         if transfer.start > transfer.queued:
             queued.setdefault(transfer.src, []).append(
                 (transfer.queued, transfer.start - transfer.queued)
@@ -192,10 +195,10 @@ def _draw_timeline(axes: Any, report: Report, title: str, end: float) -> None:
         carried.setdefault((transfer.src, transfer.kind), []).append(
             (transfer.start, transfer.end - transfer.start)
         )
-    for src, spans in queued.items():
-        axes.broken_barh(spans, (src + 0.3, 0.08), facecolors="#BBBBBB")
-    for (src, kind), spans in carried.items():
-        axes.broken_barh(spans, (src + 0.3, 0.08), facecolors=_COLORS[kind], alpha=0.7)
+    for src, spans_of in queued.items():
+        axes.broken_barh(spans_of, (src + 0.3, 0.08), facecolors="#BBBBBB")
+    for (src, kind), spans_of in carried.items():
+        axes.broken_barh(spans_of, (src + 0.3, 0.08), facecolors=_COLORS[kind], alpha=0.7)
     collectives = device_collectives(trace)
     for device, collected in enumerate(collectives or ()):
         for span in collected:
@@ -234,6 +237,83 @@ def _draw_timeline(axes: Any, report: Report, title: str, end: float) -> None:
     )
 
 
+_PIXELS = 1000
+"""Columns of a timeline panel, about (11 in at 110 dpi, less its labels)."""
+
+
+def _draw_pooled(
+    axes: Any,
+    by_device: Sequence[Sequence[OpRecord]],
+    transfers: Sequence[TransferRecord],
+    end: float,
+) -> None:
+    """Each device's row as `_PIXELS` columns, each the mix of F, B and W colours in the
+    shares of its time they took (idle white), and under it its sends: the share of each
+    column during which a message of it was on the link, queued or not, in grey."""
+    import numpy
+    from matplotlib.colors import to_rgb
+
+    edges = numpy.linspace(0.0, end * 1.01, _PIXELS + 1)
+    width = edges[1] - edges[0]
+    white = numpy.ones(3)
+    sending: dict[int, list[tuple[float, float]]] = {}
+    for transfer in transfers:
+        sending.setdefault(transfer.src, []).append((transfer.queued, transfer.end))
+    for spans in sending.values():
+        spans.sort()
+    for device, ops in enumerate(by_device):
+        mix = numpy.zeros((_PIXELS, 3))
+        busy = numpy.zeros(_PIXELS)
+        # a device's ops run one at a time, in time order: no sorting, no overlaps
+        table = numpy.array([(r.start, r.end, r.kind) for r in ops], dtype=float).reshape(-1, 3)
+        for kind in (Kind.F, Kind.B, Kind.W):
+            rows = table[table[:, 2] == kind]
+            if len(rows):
+                share = _covered(rows[:, :2], edges) / width
+                mix += share[:, None] * numpy.array(to_rgb(_COLORS[kind]))
+                busy += share
+        mix += numpy.clip(1.0 - busy, 0.0, 1.0)[:, None] * white
+        axes.imshow(
+            mix[None, :, :], extent=(edges[0], edges[-1], device + 0.2, device - 0.4),
+            aspect="auto", interpolation="nearest",
+        )  # fmt: skip
+        sent = sending.get(device)
+        if sent:
+            share = numpy.clip(_covered(sent, edges) / width, 0.0, 1.0)
+            lane = 1.0 - share[:, None] * (1.0 - numpy.array(to_rgb("#888888")))
+            axes.imshow(
+                lane[None, :, :], extent=(edges[0], edges[-1], device + 0.38, device + 0.3),
+                aspect="auto", interpolation="nearest",
+            )  # fmt: skip
+    axes.text(
+        0.995, 1.0, f"{max(map(len, by_device)):,} ops on a row: each pixel column mixes "
+        "the colours of what it held, by time", transform=axes.transAxes, ha="right",
+        va="bottom", fontsize=7,
+    )  # fmt: skip
+
+
+def _covered(spans: Any, edges: Any) -> Any:
+    """The time within each bin between `edges` that the union of `spans` (start, end; a
+    sequence or an array of rows in order of start) covers: a running maximum of the ends
+    makes them disjoint, a cumulative sum of their lengths gives the time covered up to any
+    point."""
+    import numpy
+
+    ordered = numpy.asarray(spans, dtype=float)
+    starts = ordered[:, 0]
+    ends = numpy.maximum.accumulate(ordered[:, 1])
+    starts = numpy.maximum(starts, numpy.concatenate(([-numpy.inf], ends[:-1])))
+    lengths = numpy.maximum(ends - starts, 0.0)
+    before = numpy.concatenate(([0.0], numpy.cumsum(lengths)))
+    # spans that ended by each edge, then the part of the next one begun by it
+    done = numpy.searchsorted(ends, edges, side="right")
+    covered = before[done]
+    running = done < len(starts)
+    begun = starts[numpy.minimum(done, len(starts) - 1)]
+    covered += numpy.where(running, numpy.clip(edges - begun, 0.0, None), 0.0)
+    return numpy.diff(covered)
+
+
 _COLLECTIVE_COLORS = {"reduction": "#8172B3", "optimizer": "#937860", "gather": "#DA8BC3"}
 """Gradient reduction, optimizer step, parameter all-gather: a thin lane under each device."""
 _COLLECTIVE_NAMES = {
@@ -250,26 +330,46 @@ def _step_end(report: Report) -> float:
     return max([report.summary.makespan, *ends])
 
 
+def _peaks(
+    times: list[float], held: list[float], end: float, pixels: int = _PIXELS
+) -> tuple[Any, Any]:
+    """A step curve with more steps than twice the `pixels` columns of its panel, as the most
+    held in each column (a peak is never lost); a shorter one as it is, closed at `end`."""
+    import numpy
+
+    if len(times) <= 2 * pixels:
+        return [*times, end], [*held, held[-1]]
+    at = numpy.asarray(times, dtype=float)
+    values = numpy.asarray(held, dtype=float)
+    edges = numpy.linspace(at[0], end, pixels + 1)
+    # per column: the step in force at its left edge, the last one begun before its right
+    # edge, and the most held from the one to the other
+    first = numpy.searchsorted(at, edges[:-1], side="right") - 1
+    last = numpy.searchsorted(at, edges[1:], side="left") - 1
+    most = numpy.maximum(numpy.maximum.reduceat(values, first), values[last])
+    return edges, numpy.append(most, most[-1])
+
+
 def _draw_memory(axes: Any, report: Report) -> None:
     summary = report.summary
     if summary.memory is not None:
         for use in summary.memory:
-            times = [time for time, _ in use.timeline] + [summary.makespan]
-            held = [held / 1e9 for _, held in use.timeline]
-            axes.step(
-                times, [*held, held[-1]], where="post", linewidth=0.8, label=f"dev {use.device}"
+            times, held = _peaks(
+                [time for time, _ in use.timeline],
+                [held / 1e9 for _, held in use.timeline],
+                summary.makespan,
             )
+            axes.step(times, held, where="post", linewidth=0.8, label=f"dev {use.device}")
         if summary.memory_limit is not None:
             axes.axhline(summary.memory_limit / 1e9, color="tab:red", linestyle="--", linewidth=1)
         axes.set_ylabel("GB held", fontsize=8)
     else:
         for device, steps in enumerate(report.activations_over_time()):
             if steps:
-                times = [time for time, _ in steps] + [summary.makespan]
-                held = [held for _, held in steps]
-                axes.step(
-                    times, [*held, held[-1]], where="post", linewidth=0.8, label=f"dev {device}"
+                times, held = _peaks(
+                    [time for time, _ in steps], [held for _, held in steps], summary.makespan
                 )
+                axes.step(times, held, where="post", linewidth=0.8, label=f"dev {device}")
         axes.set_ylabel("activations", fontsize=8)
     axes.grid(alpha=0.3)
     devices = report.trace.problem.pipeline.devices
