@@ -16,8 +16,9 @@ these configurations, so the replay needs no link model.
 Then the command a user runs, `pipesim run ... --format json` as a child process: its CPU
 time (start-up included) and its peak resident memory. Then start-up: the CPU time of the
 smallest run (`pipesim run -p 4 -m 8 --format json`) and of `pipesim --help`, best of five.
-Last, a study: a Monte Carlo of 200 runs of 4,000 ops in this process, and the share of its
-CPU time that the simulations themselves take.
+Then the pictures: `--html` and `--plot` at a million ops, against the JSON run alone, with
+the files' sizes. Last, a study: a Monte Carlo of 200 runs of 4,000 ops in this process, and
+the share of its CPU time that the simulations themselves take.
 """
 
 from __future__ import annotations
@@ -271,6 +272,12 @@ def main() -> None:
         f"(best of 3): {plain:.2f} without messages, {timed:.2f} with --comm-latency 0.1 "
         f"(98,000 transfers): {timed / plain:.2f}x (goal: within 1.5x)"
     )
+    for name, (plain, shown, size, goal) in pictures_cost().items():
+        console.print(
+            f"{name} at a million ops (run -p 128 -m 4096), CPU seconds: {shown:.2f} against "
+            f"{plain:.2f} for --format json alone: {shown / plain:.2f}x (goal: within "
+            f"{goal:g}x), {size / 1e6:.0f} MB"
+        )
     study, simulations = study_share()
     console.print(
         f"study: a Monte Carlo of 200 runs of 4,000 ops (1f1b, p=8, m=250, 10% jitter) takes "
@@ -285,6 +292,21 @@ def messages_cost() -> tuple[float, float]:
     plain = min(_child(base)[0] for _ in range(3))
     timed = min(_child([*base, "--comm-latency", "0.1"])[0] for _ in range(3))
     return plain, timed
+
+
+def pictures_cost() -> dict[str, tuple[float, float, int, float]]:
+    """Per picture flag: the CLI's CPU seconds for the JSON run alone and with the picture
+    written too, the file's bytes, the goal (issue 30)."""
+    import tempfile
+
+    base = ["run", "-p", "128", "-m", "4096", "--format", "json"]
+    plain = _child(base)[0]
+    found = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for flag, name, goal in (("--html", "page.html", 1.5), ("--plot", "plot.png", 2.0)):
+            path = os.path.join(folder, name)
+            found[flag] = (plain, _child([*base, flag, path])[0], os.path.getsize(path), goal)
+    return found
 
 
 def study_share() -> tuple[float, float]:

@@ -128,7 +128,7 @@ def test_idle_causes_inlined_for_plain_traces_equal_the_general_lookup(
 def test_the_pages_waits_walked_by_key_equal_the_general_lookup(
     settings: Settings, size: float | None
 ) -> None:
-    """The HTML page's "waited for" (`html_view._waited`) walks a plain trace by op key; the
+    """The HTML page's "waited for" (`html_view._op_rows`) walks a plain trace by op key; the
     general lookup through `Readiness.last_input` must give the same producer, message, time
     and link for every op."""
     from unittest import mock
@@ -139,9 +139,9 @@ def test_the_pages_waits_walked_by_key_equal_the_general_lookup(
     if size is not None:
         settings = settings.replace(activation_size=size, gradient_size=size, bandwidth=1e10)
     trace = _run(settings).trace
-    walked = html_view._waited(trace, html_view._Times())
+    walked = html_view._op_rows(trace, html_view._Times())
     with mock.patch.object(Readiness, "plain", False):
-        general = html_view._waited(trace, html_view._Times())
+        general = html_view._op_rows(trace, html_view._Times())
     assert walked == general
 
 

@@ -39,54 +39,61 @@ class _Times(dict[float, float]):
         return rounded
 
 
-def _waited(trace: Trace, at: _Times) -> list[list[float]]:
-    """What each op (in `trace.ops` order) waited for last, as the page rebuilds it for a
-    tooltip: the producer by its index among the ops (-1: nothing), what it sent (`_MESSAGES`),
-    when that was ready, 1 if it crossed a link. As words it was 40% of a page with messages;
-    the usual trace (no fused steps, no exchanges) is walked by op key, as `_plain_gaps` in
-    the idle causes does, without a `Release` or an `Op` per op."""
+def _op_rows(trace: Trace, at: _Times) -> list[list[float]]:
+    """Each op (in `trace.ops` order) as the page reads it: device, stage, kind, microbatch,
+    start, end, chunk, and what it waited for last as the page rebuilds it for a tooltip: the
+    producer by its index among the ops (-1: nothing), what it sent (`_MESSAGES`), when that
+    was ready, 1 if it crossed a link. As words it was 40% of a page with messages. The usual
+    trace (no fused steps, no exchanges) is walked by op key, as `_plain_gaps` in the idle
+    causes does, without a `Release` or an `Op` per op."""
     readiness = Readiness(trace)
     microbatches = readiness.index.microbatches
+    chunk_of = trace.problem.pipeline.chunk_of_stage
     index_at = [-1] * (3 * trace.problem.pipeline.num_stages * microbatches)
-    for index, record in enumerate(trace.ops):
-        index_at[(record.stage * microbatches + record.microbatch) * 3 + record.kind] = index
-    found: list[list[float]] = []
+    for index, (_, stage, kind, microbatch, _, _) in enumerate(trace.ops):
+        index_at[(stage * microbatches + microbatch) * 3 + kind] = index
+    rows: list[list[float]] = []
     if not readiness.plain:
         for record in trace.ops:
+            row = [
+                record.device, record.stage, int(record.kind), record.microbatch,
+                at[record.start], at[record.end], chunk_of[record.stage],
+            ]  # fmt: skip
             release = readiness.last_input(record)
             if release is None:
-                found.append([-1, 0, 0, 0])
-                continue
-            producer = release.producer
-            key = (producer.stage * microbatches + producer.microbatch) * 3 + producer.kind
-            found.append([
-                index_at[key], _MESSAGES[release.message], at[release.time],
-                int(release.transfer is not None),
-            ])  # fmt: skip
-        return found
+                row += (-1, 0, 0, 0)
+            else:
+                producer = release.producer
+                key = (producer.stage * microbatches + producer.microbatch) * 3 + producer.kind
+                row += (
+                    index_at[key], _MESSAGES[release.message], at[release.time],
+                    int(release.transfer is not None),
+                )  # fmt: skip
+            rows.append(row)
+        return rows
     inputs, by_key, sent_of = readiness.inputs_tables()
-    slot = readiness.index.slot
-    for record in trace.ops:
-        key = (record.stage * microbatches + record.microbatch) * 3 + record.kind
-        best: list[float] = [-1, 0, 0, 0]
-        for is_message, offset in inputs[slot(key)]:
+    for device, stage, kind, microbatch, start, end in trace.ops:
+        key = (stage * microbatches + microbatch) * 3 + kind
+        found, ready, link, message = -1, 0.0, 0, 0
+        for is_message, offset in inputs[stage * 3 + kind]:  # the op's slot
             needed = key + offset
             made = by_key[needed]
             if made is None:
                 continue  # never ran: the checker reports it
-            time, link = made.end, 0
+            time, crossed = made.end, 0
             if is_message:
                 sent = sent_of.get(needed)
-                if sent is not None and sent.dst == record.device:
-                    time, link = sent.end, 1
-            if best[0] < 0 or time > best[2]:
+                if sent is not None and sent.dst == device:
+                    time, crossed = sent.end, 1
+            if found < 0 or time > ready:
                 # a message's name follows its producer's kind: F sends activations, B gradients
+                found, ready, link = index_at[needed], time, crossed
                 message = 1 + needed % 3 if is_message else 0
-                best = [index_at[needed], message, time, link]
-        if best[0] >= 0:
-            best[2] = at[best[2]]
-        found.append(best)
-    return found
+        rows.append([
+            device, stage, int(kind), microbatch, at[start], at[end], chunk_of[stage],
+            found, message, at[ready] if found >= 0 else 0, link,
+        ])  # fmt: skip
+    return rows
 
 
 _MESSAGES = {None: 0, ACTIVATION: 1, GRADIENT: 2}
@@ -116,13 +123,7 @@ def _write_page(
     pipeline = trace.problem.pipeline
     chunk_of = pipeline.chunk_of_stage
     at = _Times()
-    ops = [
-        [
-            record.device, record.stage, int(record.kind), record.microbatch,
-            at[record.start], at[record.end], chunk_of[record.stage], *waited,
-        ]
-        for record, waited in zip(trace.ops, _waited(trace, at), strict=True)
-    ]  # fmt: skip
+    ops = _op_rows(trace, at)
     transfers = [
         [t.src, t.dst, int(t.kind), t.microbatch, t.stage, at[t.queued], at[t.start], at[t.end]]
         for t in trace.transfers
