@@ -434,6 +434,19 @@ def test_sigterm_is_one_line_exit_143_and_leaves_no_temporary(tmp_path: Path) ->
     assert sorted(path.name for path in tmp_path.iterdir()) == ["asked", "hang.py", "t.json"]
 
 
+def _wait_for_workers(pid: int, workers: int = 2) -> None:
+    """Until the process has started its worker pool (Linux lists a process's children under
+    /proc), and a little longer for them to take work; at most 30 s."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if children.exists() and len(children.read_text().split()) >= workers:
+            time.sleep(0.5)
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} started no worker pool within 30 s")
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_a_study_and_its_workers_at_once(tmp_path: Path) -> None:
     """Only the parent is signalled (as `kill -INT` does): it must end its pool itself, not
@@ -444,7 +457,7 @@ def test_ctrl_c_stops_a_study_and_its_workers_at_once(tmp_path: Path) -> None:
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
-    time.sleep(5)  # the pool is running (3,000 runs of 15 policies take minutes)
+    _wait_for_workers(started.pid)  # the pool is running (3,000 runs of 15 policies)
     started.send_signal(signal.SIGINT)
     out, err = started.communicate(timeout=30)
     assert started.returncode == 130
