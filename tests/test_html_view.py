@@ -151,4 +151,4 @@ def test_a_measured_run_is_drawn_under_each_device_with_its_own_tooltips(tmp_pat
     computed = re.search(r"computed ([0-9.]+) to ([0-9.]+) ms", attributes["tip"])
     assert computed is not None and computed.group(2) == f"{end:.6g}"
     words = " ".join(status.group(2).split())
-    assert f"({record['error'] * 100:.1f}%)" in words and "the measured run (--against)" in words
+    assert f"({record['error'] * 100:+.1f}%)" in words and "the measured run (--against)" in words
