@@ -107,6 +107,5 @@ def calibrate(
                      calibration_record(calibration, replayed, varied))
         )  # fmt: skip
     else:
-        written = [path for path, _ in files]
-        report = CalibrationReport(calibration, replayed, varied, written)
+        report = CalibrationReport(calibration, replayed, varied, output, schedule_out)
         Console(markup=False).print(report, highlight=False)

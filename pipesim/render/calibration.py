@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,10 +23,16 @@ class CalibrationReport:
     """The fit and the replay, as people read them."""
 
     def __init__(
-        self, calibration: Calibration, replayed: float, varied: float, written: Sequence[Path]
+        self,
+        calibration: Calibration,
+        replayed: float,
+        varied: float,
+        config: Path | None = None,
+        order: Path | None = None,
     ):
-        self.calibration, self.replayed, self.written = calibration, replayed, written
-        self.varied = varied
+        self.calibration, self.replayed, self.varied = calibration, replayed, varied
+        self.config, self.order = config, order
+        """The files written (-o, --schedule-out), named in the next commands."""
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         calibration = self.calibration
@@ -72,13 +77,16 @@ class CalibrationReport:
                 f"  with their spread (each op drawn with cv {percent(calibration.spread)}, "
                 f"the mean of {VARIED_RUNS} runs): {ms(self.varied)} ms (",
                 (_signed(self.varied / mean - 1), "bold"),
-                "); varied ops lengthen a step on average, as the measured ones did",
+                "); ops that vary lengthen a step on average",
             )
-        for path in self.written:
-            yield Text(f"wrote {path}", style="dim")
+        for path in (self.config, self.order):
+            if path is not None:
+                yield Text(f"wrote {path}", style="dim")
+        config = str(self.config) if self.config is not None else "CALIBRATED.toml"
+        order = str(self.order) if self.order is not None else "MEASURED.csv"
         yield Group(
-            Text(f"next: pipesim run --config CALIBRATED.toml --schedule MEASURED.csv --runs "
-                 f"{VARIED_RUNS} (the replay); pipesim compare --config CALIBRATED.toml "
+            Text(f"next: pipesim run --config {config} --schedule {order} --runs "
+                 f"{VARIED_RUNS} (the replay); pipesim compare --config {config} "
                  f"--runs {VARIED_RUNS} (every schedule on these costs)", style="dim"),
         )  # fmt: skip
 
