@@ -221,11 +221,7 @@ def test_ctrl_c_in_a_policy_is_one_line_naming_the_device_and_exit_130(tmp_path:
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    # Interrupt once the policy has been asked (the file appears), not during start-up.
-    for _ in range(3000):
-        if (tmp_path / "asked").exists():
-            break
-        time.sleep(0.01)
+    _wait_for(tmp_path / "asked")  # interrupt once the policy is asked, not in start-up
     started.send_signal(signal.SIGINT)
     out, err = started.communicate(timeout=30)
     assert started.returncode == 130
@@ -422,16 +418,21 @@ def test_sigterm_is_one_line_exit_143_and_leaves_no_temporary(tmp_path: Path) ->
         [*PIPESIM, "run", "--policy", "hang.py:Hang", "--trace", "t.json", "--html", "t.html"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    for _ in range(3000):
-        if (tmp_path / "asked").exists():
-            break
-        time.sleep(0.01)
+    _wait_for(tmp_path / "asked")
     started.send_signal(signal.SIGTERM)
     out, err = started.communicate(timeout=30)
     assert started.returncode == 143
     assert err == "pipesim: error: terminated while policy 'Hang' decided device 0's next op\n"
     assert out == "" and (tmp_path / "t.json").read_text() == "mine"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["asked", "hang.py", "t.json"]
+
+
+def _wait_for(path: Path) -> None:
+    """Until `path` exists (a policy writes it when first asked), at most 30 s."""
+    for _ in range(3000):
+        if path.exists():
+            return
+        time.sleep(0.01)
 
 
 def _wait_for_workers(pid: int, workers: int = 2) -> None:

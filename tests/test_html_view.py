@@ -101,13 +101,9 @@ def test_zoomed_in_ops_never_paint_over_the_device_names(tmp_path: Path) -> None
     # left edge, not drawn over "dev 0", and the legend names W only for a split backward.
     page = tmp_path / "view.html"
     assert runner.invoke(app, ["run", "-p", "4", "-m", "8", "--html", str(page)]).exit_code == 0
-    assert BROWSER is not None
-    done = subprocess.run(
-        [BROWSER, "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom",
-         f"file://{page}#window=10,20"],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    status = re.search(r'data-drawn="(\d+)" data-label-ink="(\d+)"[^>]*>([^<]*)', done.stdout)
+    status = re.search(
+        r'data-drawn="(\d+)" data-label-ink="(\d+)"[^>]*>([^<]*)', _open(page, "#window=10,20")
+    )
     assert status is not None
     assert int(status.group(1)) < 64 and status.group(2) == "0"
     assert "showing 10 to 20 ms" in status.group(3)
@@ -135,14 +131,9 @@ def test_a_measured_run_is_drawn_under_each_device_with_its_own_tooltips(tmp_pat
     # Device 1's measured row: below its simulated row (30 px) and its messages (8 px), 6 px
     # from the top and one device band (76 px) down; its last op ends where the JSON says.
     end = record["devices"][1]["end_measured"]
-    assert BROWSER is not None
-    done = subprocess.run(
-        [BROWSER, "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom",
-         f"file://{page}#tip=135,{end - 0.01}"],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    status = re.search(r'<div id="status"([^>]*)>([^<]*)', done.stdout)
-    assert status is not None and _status(done.stdout)[2] == ""
+    dom = _open(page, f"#tip=135,{end - 0.01}")
+    status = re.search(r'<div id="status"([^>]*)>([^<]*)', dom)
+    assert status is not None and _status(dom)[2] == ""
     attributes = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', status.group(1)))
     assert attributes["measured"] == attributes["measured-drawn"] == "16"  # 2 ranks x 4 x F, B
     assert attributes["label-ink"] == "0"
