@@ -2,7 +2,7 @@
 
     python benchmarks/html_bench.py
 
-For pages of about 100,000 and 700,000 ops (with and without timed messages), prints the file
+For pages of 100,000 and 700,000 ops, and a million with as many messages, prints the file
 size, the time the page takes to load and draw (`performance.now()` when its script ends),
 the slowest of 20 redraws over zoom levels from the whole step to 1/512 of it, and the slowest
 of 200 tooltips, as the page measures them itself when opened with `#bench`. The goals
@@ -21,8 +21,8 @@ from pathlib import Path
 PAGES = {
     "1f1b p=16 m=3125 (100,000 ops)": ["-p", "16", "-m", "3125"],
     "1f1b p=64 m=5462 (699,136 ops)": ["-p", "64", "-m", "5462"],
-    "1f1b p=64 m=5462, --comm-latency 0.1 (699,136 ops, 688,128 transfers)": [
-        "-p", "64", "-m", "5462", "--comm-latency", "0.1",
+    "1f1b p=64 m=8192, --comm-latency 0.1 (1,048,576 ops, 1,032,192 transfers)": [
+        "-p", "64", "-m", "8192", "--comm-latency", "0.1",
     ],
 }  # fmt: skip
 
