@@ -289,6 +289,18 @@ def test_a_plan_with_jitter_says_each_configuration_is_one_draw(tmp_path: Path) 
     assert "one draw" not in plain.stderr
 
 
+def test_a_compare_with_jitter_and_no_runs_says_each_policy_is_one_draw() -> None:
+    # A calibrated config carries the measured spread as jitter: compare without --runs
+    # ranks single draws, and says so; with --runs it ranks distributions and does not.
+    varied = runner.invoke(app, ["compare", "-p", "4", "-m", "8", "--jitter", "0.2"])
+    assert varied.exit_code == 0, varied.stderr
+    words = " ".join(varied.stderr.split())
+    assert "compare ranks each policy on one draw (seed 0); --runs N gives each" in words
+    for args in (["--jitter", "0.2", "--runs", "5"], []):
+        other = runner.invoke(app, ["compare", "-p", "4", "-m", "8", *args])
+        assert other.exit_code == 0 and "one draw" not in other.stderr
+
+
 def test_plans_axes_are_the_settings_given_as_lists(tmp_path: Path) -> None:
     # -p, -v, --micro-batch-size and --recompute are the settings' own flags, taking lists
     # (the older --pipeline-parallel and --micro-batch-sizes too); a config file's one value

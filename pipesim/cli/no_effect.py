@@ -113,12 +113,18 @@ def note_variability_in_a_fixed_order(settings: Settings, fixed: Callable[[], bo
 
 
 def note_one_draw(command: str, settings: Settings) -> None:
-    """plan and optimize with random draws: each configuration is one run, not a
-    distribution (optimize solves for the mean costs and only its replay draws)."""
+    """compare (without --runs), plan and optimize with random draws: each policy or
+    configuration is one run, not a distribution (optimize solves for the mean costs and only
+    its replay draws)."""
     if not draws(settings):
         return
     seed = settings.resolved.seed
-    if command == "optimize":
+    if command == "compare":
+        warn(
+            f"compare ranks each policy on one draw (seed {seed}); --runs N gives each its "
+            "distribution of step times"
+        )
+    elif command == "optimize":
         warn(
             f"optimize solves for the mean costs; --jitter and intermittent stragglers change "
             f"only the replay of its schedule (one draw, seed {seed})"

@@ -100,6 +100,8 @@ def compare(
             f"compare runs --policies; the config's policy {settings.policy!r} is not used",
         )
     note_unused_randomness(settings, runs)
+    if runs is None:
+        note_one_draw("compare", settings)
     note_unused_pool("compare", runs, {"--dask-scheduler": dask_scheduler})
     cluster = dask_cluster_given(dask_scheduler, dask_timeout)
     text = output_format is OutputFormat.text
