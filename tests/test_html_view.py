@@ -87,6 +87,16 @@ def test_a_page_of_100000_ops_loads_and_shows_them_all_in_few_rectangles(tmp_pat
     assert _status(dom) == (100_000, 100_000, "")
     rects = re.search(r'data-rects="(\d+)"', dom)
     assert rects is not None and int(rects.group(1)) <= 16 * 2 * 800
+    # With 6,250 ops a row the whole step reads the row's samples, a pixel at a time, and says
+    # so; zoomed in to 5 ms (a few ops a row) it draws the ops themselves again.
+    sampled = re.search(r'data-sampled="(\d+)"', dom)
+    assert sampled is not None and int(sampled.group(1)) >= 2048
+    shown = re.search(r'<div id="status"[^>]*>([^<]*)', dom)
+    assert shown is not None and "each pixel shows what ran at its left edge" in shown.group(1)
+    zoomed = _open(page, "#window=100,105")
+    shown = re.search(r'<div id="status"[^>]*>([^<]*)', zoomed)
+    assert shown is not None and "left edge" not in shown.group(1)
+    assert re.search(r'data-sampled="0"', zoomed) and _status(zoomed)[2] == ""
 
 
 def test_the_terminal_picture_is_still_there(tmp_path: Path) -> None:
