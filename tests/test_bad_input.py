@@ -205,14 +205,18 @@ def test_a_file_size_limit_leaves_the_previous_file_and_no_partial_one(tmp_path:
     assert [path.name for path in tmp_path.iterdir()] == ["t.json"]
 
 
+HANGING_POLICY = (
+    "import pathlib, time\nfrom pipesim import Policy\n\n"
+    "class Wait:\n    def next_op(self, view):\n        pathlib.Path('asked').touch()\n"
+    "        while True:\n            time.sleep(0.01)\n\n"
+    "class Hang(Policy):\n    summary = 'x'\n"
+    "    def programs(self, problem):\n        return [Wait() for _ in range(4)]\n"
+)
+"""A policy whose every device, once asked for its first op, writes `asked` and never answers."""
+
+
 def test_ctrl_c_in_a_policy_is_one_line_naming_the_device_and_exit_130(tmp_path: Path) -> None:
-    (tmp_path / "hang.py").write_text(
-        "import pathlib, time\nfrom pipesim import Policy\n\n"
-        "class Wait:\n    def next_op(self, view):\n        pathlib.Path('asked').touch()\n"
-        "        while True:\n            time.sleep(0.01)\n\n"
-        "class Hang(Policy):\n    summary = 'x'\n"
-        "    def programs(self, problem):\n        return [Wait() for _ in range(4)]\n"
-    )
+    (tmp_path / "hang.py").write_text(HANGING_POLICY)
     started = subprocess.Popen(
         [*PIPESIM, "run", "--policy", "hang.py:Hang", "--trace", "t.json"],
         cwd=tmp_path,
@@ -406,13 +410,7 @@ def test_files_rendered_before_a_failure_are_never_put_in_place(tmp_path: Path) 
 
 
 def test_sigterm_is_one_line_exit_143_and_leaves_no_temporary(tmp_path: Path) -> None:
-    (tmp_path / "hang.py").write_text(
-        "import pathlib, time\nfrom pipesim import Policy\n\n"
-        "class Wait:\n    def next_op(self, view):\n        pathlib.Path('asked').touch()\n"
-        "        while True:\n            time.sleep(0.01)\n\n"
-        "class Hang(Policy):\n    summary = 'x'\n"
-        "    def programs(self, problem):\n        return [Wait() for _ in range(4)]\n"
-    )
+    (tmp_path / "hang.py").write_text(HANGING_POLICY)
     (tmp_path / "t.json").write_text("mine")
     started = subprocess.Popen(
         [*PIPESIM, "run", "--policy", "hang.py:Hang", "--trace", "t.json", "--html", "t.html"],
