@@ -128,7 +128,7 @@ def test_idle_causes_inlined_for_plain_traces_equal_the_general_lookup(
 def test_the_pages_waits_walked_by_key_equal_the_general_lookup(
     settings: Settings, size: float | None
 ) -> None:
-    """The HTML page's "waited for" (`html_view._op_rows`) walks a plain trace by op key; the
+    """The HTML page's "waited for" (`Readiness.last_inputs`) walks a plain trace by op key; the
     general lookup through `Readiness.last_input` must give the same producer, message, time
     and link for every op."""
     from unittest import mock

@@ -8,6 +8,7 @@ sent arrived on this device).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -24,6 +25,13 @@ InputsTables = tuple[
     list[tuple[tuple[bool, int], ...]], list[OpRecord | None], dict[int, TransferRecord]
 ]
 """Each slot's inputs, the records by key, the transfers by their sender's key."""
+
+
+LastInput = tuple[int, float, str | None, bool]
+"""What an op waited for last, as numbers: the key of the op whose output it was (-1: none),
+when it was ready, the message it came as (None: local to the stage), whether it crossed a
+link."""
+_NOTHING: LastInput = (-1, 0.0, None, False)
 
 
 class Release(NamedTuple):
@@ -147,31 +155,48 @@ class Readiness:
         return self.index.inputs, self._by_key, self._sent
 
     def _last_input_plain(self, record: OpRecord, key: int) -> Release | None:
-        """`last_input` without fused steps or exchanges, the common case: one op's inputs,
-        compared without building a Release for each (a run with timed messages asks this
-        for nearly every op)."""
-        index, by_key, sent_of = self.index, self._by_key, self._sent
-        device = record.device
-        Candidate = tuple[float, OpRecord, TransferRecord | None, str | None]
-        best: Candidate | None = None
-        candidate: Candidate
-        for is_message, offset in index.inputs[index.slot(key)]:
-            needed = key + offset
-            producer = by_key[needed]
-            if producer is None:
-                continue  # never ran: the checker reports it
-            if is_message:
-                message = _MESSAGE_OF[needed % 3]
-                sent = sent_of.get(needed)
-                if sent is not None and sent.dst == device:
-                    candidate = (sent.end, producer, sent, message)
-                else:
-                    candidate = (producer.end, producer, None, message)
-            else:
-                candidate = (producer.end, producer, None, None)
-            if best is None or candidate[0] > best[0]:
-                best = candidate
-        return None if best is None else Release(*best)
+        """`last_input` without fused steps or exchanges, the common case."""
+        ((needed, time, message, crossed),) = self.last_inputs((record,))
+        if needed < 0:
+            return None
+        producer = self._by_key[needed]
+        assert producer is not None  # found among the records
+        return Release(time, producer, self._sent[needed] if crossed else None, message)
+
+    def last_inputs(self, records: Iterable[OpRecord]) -> list[LastInput]:
+        """What `last_input` says of each record, as numbers, for a caller that walks every op
+        (the HTML page): in a plain trace, one op's inputs compared without building a Release
+        or an Op for each (a run with timed messages asks this for nearly every op)."""
+        m = self.index.microbatches
+        found: list[LastInput] = []
+        if not self.plain:
+            for record in records:
+                release = self.last_input(record)
+                if release is None:
+                    found.append(_NOTHING)
+                    continue
+                producer = release.producer
+                key = (producer.stage * m + producer.microbatch) * 3 + producer.kind
+                found.append((key, release.time, release.message, release.transfer is not None))
+            return found
+        inputs, by_key, sent_of = self.index.inputs, self._by_key, self._sent
+        for device, stage, kind, microbatch, _, _ in records:
+            key = (stage * m + microbatch) * 3 + kind
+            best = _NOTHING
+            for is_message, offset in inputs[stage * 3 + kind]:  # the op's slot
+                needed = key + offset
+                made = by_key[needed]
+                if made is None:
+                    continue  # never ran: the checker reports it
+                time, crossed = made.end, False
+                if is_message:
+                    sent = sent_of.get(needed)
+                    if sent is not None and sent.dst == device:
+                        time, crossed = sent.end, True
+                if best[0] < 0 or time > best[1]:
+                    best = (needed, time, _MESSAGE_OF[needed % 3] if is_message else None, crossed)
+            found.append(best)
+        return found
 
     def device_freed(self, record: OpRecord) -> Release:
         """When `record`'s device could start its next op: at the op's end, or, with blocking

@@ -41,11 +41,10 @@ class _Times(dict[float, float]):
 
 def _op_rows(trace: Trace, at: _Times) -> list[list[float]]:
     """Each op (in `trace.ops` order) as the page reads it: device, stage, kind, microbatch,
-    start, end, chunk, and what it waited for last as the page rebuilds it for a tooltip: the
-    producer by its index among the ops (-1: nothing), what it sent (`_MESSAGES`), when that
-    was ready, 1 if it crossed a link. As words it was 40% of a page with messages. The usual
-    trace (no fused steps, no exchanges) is walked by op key, as `_plain_gaps` in the idle
-    causes does, without a `Release` or an `Op` per op."""
+    start, end, chunk, and what it waited for last (`Readiness.last_inputs`) as the page
+    rebuilds it for a tooltip: the producer by its index among the ops (-1: nothing), what it
+    sent (`_MESSAGES`), when that was ready, 1 if it crossed a link. As words it was 40% of a
+    page with messages."""
     readiness = Readiness(trace)
     microbatches = readiness.index.microbatches
     chunk_of = trace.problem.pipeline.chunk_of_stage
@@ -53,46 +52,18 @@ def _op_rows(trace: Trace, at: _Times) -> list[list[float]]:
     for index, (_, stage, kind, microbatch, _, _) in enumerate(trace.ops):
         index_at[(stage * microbatches + microbatch) * 3 + kind] = index
     rows: list[list[float]] = []
-    if not readiness.plain:
-        for record in trace.ops:
-            row = [
-                record.device, record.stage, int(record.kind), record.microbatch,
-                at[record.start], at[record.end], chunk_of[record.stage],
-            ]  # fmt: skip
-            release = readiness.last_input(record)
-            if release is None:
-                row += (-1, 0, 0, 0)
-            else:
-                producer = release.producer
-                key = (producer.stage * microbatches + producer.microbatch) * 3 + producer.kind
-                row += (
-                    index_at[key], _MESSAGES[release.message], at[release.time],
-                    int(release.transfer is not None),
-                )  # fmt: skip
-            rows.append(row)
-        return rows
-    inputs, by_key, sent_of = readiness.inputs_tables()
-    for device, stage, kind, microbatch, start, end in trace.ops:
-        key = (stage * microbatches + microbatch) * 3 + kind
-        found, ready, link, message = -1, 0.0, 0, 0
-        for is_message, offset in inputs[stage * 3 + kind]:  # the op's slot
-            needed = key + offset
-            made = by_key[needed]
-            if made is None:
-                continue  # never ran: the checker reports it
-            time, crossed = made.end, 0
-            if is_message:
-                sent = sent_of.get(needed)
-                if sent is not None and sent.dst == device:
-                    time, crossed = sent.end, 1
-            if found < 0 or time > ready:
-                # a message's name follows its producer's kind: F sends activations, B gradients
-                found, ready, link = index_at[needed], time, crossed
-                message = 1 + needed % 3 if is_message else 0
-        rows.append([
-            device, stage, int(kind), microbatch, at[start], at[end], chunk_of[stage],
-            found, message, at[ready] if found >= 0 else 0, link,
-        ])  # fmt: skip
+    waits = readiness.last_inputs(trace.ops)
+    for (device, stage, kind, microbatch, start, end), (producer, ready, message, crossed) in zip(
+        trace.ops, waits, strict=True
+    ):
+        waited: list[float]
+        if producer < 0:
+            waited = [-1, 0, 0, 0]
+        else:
+            waited = [index_at[producer], _MESSAGES[message], at[ready], int(crossed)]
+        rows.append(
+            [device, stage, int(kind), microbatch, at[start], at[end], chunk_of[stage], *waited]
+        )
     return rows
 
 
