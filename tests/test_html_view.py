@@ -99,6 +99,22 @@ def test_a_page_of_100000_ops_loads_and_shows_them_all_in_few_rectangles(tmp_pat
     assert re.search(r'data-sampled="0"', zoomed) and _status(zoomed)[2] == ""
 
 
+@pytest.mark.slow
+def test_each_coarser_sampling_read_off_the_finest_is_what_sampling_gives(tmp_path: Path) -> None:
+    """The page samples its finest level while idle and reads the coarser ones off it (bin b
+    of a level is bin 2b of the next): each must be what sampling the rows directly gives,
+    ops and messages, on uneven times (a straggler, jitter)."""
+    page = tmp_path / "levels.html"
+    args = ["run", "-p", "4", "-m", "8000", "--comm-latency", "0.1", "--straggler", "2:1.3"]
+    result = runner.invoke(app, [*args, "--jitter", "0.2", "--html", str(page), "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    dom = _open(page, "#levels")
+    levels = re.search(r'data-levels="([^"]*)"', dom)
+    assert levels is not None and _status(dom)[2] == ""
+    # 16,000 ops a row: levels of 2,048 to 32,768 bins, the finest sampled, three read off it
+    assert levels.group(1) == "1 1 1 1 1"
+
+
 def test_the_terminal_picture_is_still_there(tmp_path: Path) -> None:
     picture = tmp_path / "terminal.html"
     result = runner.invoke(app, ["run", "--save-terminal", str(picture), "-f", "json"])
@@ -112,7 +128,7 @@ def test_zoomed_in_ops_never_paint_over_the_device_names(tmp_path: Path) -> None
     page = tmp_path / "view.html"
     assert runner.invoke(app, ["run", "-p", "4", "-m", "8", "--html", str(page)]).exit_code == 0
     status = re.search(
-        r'data-drawn="(\d+)" data-label-ink="(\d+)"[^>]*>([^<]*)', _open(page, "#window=10,20")
+        r'data-drawn="(\d+)" data-label-ink="(\d+)"[^>]*>([^<]*)', _open(page, "#window=10,20&ink")
     )
     assert status is not None
     assert int(status.group(1)) < 64 and status.group(2) == "0"
@@ -141,7 +157,7 @@ def test_a_measured_run_is_drawn_under_each_device_with_its_own_tooltips(tmp_pat
     # Device 1's measured row: below its simulated row (30 px) and its messages (8 px), 6 px
     # from the top and one device band (76 px) down; its last op ends where the JSON says.
     end = record["devices"][1]["end_measured"]
-    dom = _open(page, f"#tip=135,{end - 0.01}")
+    dom = _open(page, f"#tip=135,{end - 0.01}&ink")
     status = re.search(r'<div id="status"([^>]*)>([^<]*)', dom)
     assert status is not None and _status(dom)[2] == ""
     attributes = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', status.group(1)))
