@@ -205,6 +205,67 @@ def test_a_plain_csv_of_intervals_calibrates_as_the_traces_do(tmp_path: Path) ->
         assert result.exit_code == 2 and words in result.stderr, result.stderr
 
 
+def test_an_mfu_fitted_to_a_run_lets_plan_search_its_model(tmp_path: Path) -> None:
+    """calibrate --config: a run whose ops take what Llama 3 8B's take on H100s at an MFU of
+    0.4 (pipesim's own timeline at that MFU, three steps of it written as the plain CSV of
+    intervals, each action's span running from the rank's previous end) is fitted an MFU of
+    0.4, and plan on the calibrated config gives that run's configuration the step the run
+    took, while saying that the measured costs themselves fix one configuration only."""
+    shape = ["--model", "llama3-8b", "--gpu", "h100", "--seq-length", "2048"]
+    run = runner.invoke(app, ["run", *shape, "-p", "4", "-m", "8", "--mfu", "0.4", "-f", "json"])
+    assert run.exit_code == 0, run.stderr
+    simulated = result_json(run.stdout)
+    rows = ["rank,action,start_us,end_us,busy_us"]
+    for step in range(3):
+        offset = step * simulated["makespan"]
+        free: dict[int, float] = {}
+        for op in sorted(simulated["timeline"], key=lambda op: (op["device"], op["start"])):
+            rank, start, end = op["device"], op["start"] + offset, op["end"] + offset
+            action = f"{op['stage']}{op['kind'][0]}{op['microbatch']}"
+            rows.append(f"{rank},{action},{free.get(rank, offset) * 1e3:.3f},{end * 1e3:.3f},"
+                        f"{(end - start) * 1e3:.3f}")  # fmt: skip
+            free[rank] = end
+    measured, model = tmp_path / "run.csv", tmp_path / "model.toml"
+    measured.write_text("\n".join(rows) + "\n")
+    model.write_text('model = "llama3-8b"\ngpu = "h100"\nseq_length = 2048\n')
+    config = tmp_path / "calibrated.toml"
+    fitted = runner.invoke(
+        app, ["calibrate", str(measured), "--config", str(model), "-o", str(config), "-f", "json"]
+    )
+    assert fitted.exit_code == 0, fitted.stderr
+    assert result_json(fitted.stdout)["effective_mfu"] == pytest.approx(0.4, rel=1e-6)
+    assert 'model = "llama3-8b"' in config.read_text()
+    planned = runner.invoke(
+        app, ["plan", "--config", str(config), "--global-batch-size", "8", "--policies", "1f1b",
+              "-f", "json"],
+    )  # fmt: skip
+    assert planned.exit_code == 0, planned.stderr
+    assert "--forward/--backward fix one configuration's costs" in planned.stderr
+    assert "from the model at MFU 0.4" in planned.stderr
+    (same,) = [
+        row for row in result_json(planned.stdout)
+        if (row["stages"], row["chunks"], row["micro_batch_size"], row["recompute"],
+            row["layout"]) == (4, 1, 1, "none", "even")
+    ]  # fmt: skip
+    assert same["step_ms"] == pytest.approx(simulated["step_ms"], rel=1e-5)
+    # The model and GPU must be the measured run's: these times on Llama 3 70B would need an
+    # MFU over 1.
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('model = "llama3-70b"\ngpu = "h100"\nseq_length = 2048\n')
+    refused = runner.invoke(app, ["calibrate", str(measured), "--config", str(wrong)])
+    assert refused.exit_code == 2 and "at the GPU's peak" in refused.stderr, refused.stderr
+    bare = tmp_path / "bare.toml"
+    bare.write_text("seq_length = 2048\n")
+    refused = runner.invoke(app, ["calibrate", str(measured), "--config", str(bare)])
+    assert refused.exit_code == 2 and "model and gpu are needed" in refused.stderr
+    # Without the model, a calibrated config is one configuration's costs: plan says how to
+    # get the MFU it needs.
+    plain = tmp_path / "plain.toml"
+    assert runner.invoke(app, ["calibrate", str(measured), "-o", str(plain)]).exit_code == 0
+    refused = runner.invoke(app, ["plan", "--config", str(plain), "--global-batch-size", "8"])
+    assert refused.exit_code == 2 and "calibrate --config MODEL.toml" in refused.stderr
+
+
 def test_a_run_drawn_against_the_measured_run(tmp_path: Path) -> None:
     config, order = tmp_path / "calibrated.toml", tmp_path / "measured.csv"
     traces = [str(path) for path in _traces("1f1b")]

@@ -60,6 +60,16 @@ def calibrate(
             "each rank's clock by the messages it exchanges with the rank before it.",
         ),
     ] = Alignment.origin,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", rich_help_panel=INPUT_OUTPUT,
+            help="The measured run's model, GPU and shape (a TOML of model, gpu, "
+            "micro_batch_size, seq_length, tensor_parallel, ...): fits the MFU at which "
+            "pipesim's model gives the measured times, and writes it with them into -o, "
+            "for plan.",
+        ),
+    ] = None,
     output_format: Format = OutputFormat.text,
 ) -> None:  # fmt: skip
     """Fit costs to a measured run and replay it: how far the simulation is from the cluster.
@@ -75,20 +85,31 @@ def calibrate(
     )
     from pipesim.render.envelope import envelope
     from pipesim.schedules.schedule_file import write_schedule
+    from pipesim.settings.declarations import load_settings
     from pipesim.settings.profiler_trace import read_measured
     from pipesim.studies.calibrate import calibrate as fit
+    from pipesim.studies.effective_mfu import effective_mfu
 
     inputs = [(f"trace {number}", path) for number, path in enumerate(traces, start=1)]
-    check_outputs([("--output", output), ("--schedule-out", schedule_out)], inputs=inputs)
+    check_outputs(
+        [("--output", output), ("--schedule-out", schedule_out)],
+        inputs=[*inputs, ("--config", config)],
+    )
     if not traces:
         raise ConfigError("calibrate needs the traces of a run: one per rank")
+    model = load_settings(config) if config is not None else None
     calibration = fit(read_measured(traces), skip=skip, align=align_clocks.value)
+    fitted = (
+        effective_mfu(calibration.settings, len(calibration.policy.stage_placement), model)
+        if model is not None
+        else None
+    )
     replayed = calibration.replayed()
     varied = calibration.replayed_varied()
     files: list[tuple[Path, bytes]] = []
     if output is not None:
         text = io.StringIO()
-        write_calibrated_config(calibration, text)
+        write_calibrated_config(calibration, text, fitted, model)
         files.append((output, text.getvalue().encode()))
     if schedule_out is not None:
         text = io.StringIO()
@@ -101,11 +122,14 @@ def calibrate(
             "traces": [str(path) for path in traces],
             "skip": skip,
             "align_clocks": align_clocks.value,
+            "config": str(config) if config is not None else None,
         }
         print_json(
             envelope("calibrate", calibration.settings, options,
-                     calibration_record(calibration, replayed, varied))
+                     calibration_record(calibration, replayed, varied, fitted))
         )  # fmt: skip
     else:
-        report = CalibrationReport(calibration, replayed, varied, output, schedule_out)
+        report = CalibrationReport(
+            calibration, replayed, varied, output, schedule_out, fitted, model
+        )
         Console(markup=False).print(report, highlight=False)

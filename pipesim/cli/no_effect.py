@@ -134,3 +134,23 @@ def note_one_draw(command: str, settings: Settings) -> None:
             f"plan ranks each configuration on one draw (seed {seed}); for step-time "
             "distributions, run `pipesim compare --runs N` on the finalists"
         )
+
+
+def fixed_costs_unused(settings: Settings) -> Settings:
+    """`plan` without costs given in ms (--forward, --backward, --weight, total_*): each of
+    its configurations splits the model its own way, so one configuration's costs (a
+    calibrated config's measured ones) cannot be its; it derives them from the model at the
+    settings' MFU, and says so."""
+    fixed = {
+        name: None
+        for name in ("forward", "backward", "weight", "total_forward", "total_backward")
+        if getattr(settings, name) is not None
+    }
+    if not fixed:
+        return settings
+    flags = ["--" + name.replace("_", "-") for name in fixed]
+    warn(
+        f"{_subject(flags, 'fixes', 'fix')} one configuration's costs; plan derives each "
+        f"configuration's from the model at MFU {settings.resolved.mfu:g} instead"
+    )
+    return settings.replace(**fixed)

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from pipesim.cli.app import app, warn
 from pipesim.cli.no_effect import (
+    fixed_costs_unused,
     note_free_messages,
     note_one_draw,
     note_unused_pool,
@@ -466,7 +467,14 @@ def plan(
             expert_parallel=axes["expert_parallel"],
             chunks_on_one_device=framework is Framework.any,
         )
+        if settings.model is None and settings.forward is not None:
+            raise ConfigError(
+                "plan needs a model and a GPU (--model, --gpu): costs in ms are one "
+                "configuration's; for a measured run, calibrate --config MODEL.toml fits the "
+                "MFU at which plan can search the model"
+            )
         note_one_draw("plan", settings)
+        settings = fixed_costs_unused(settings)
         cluster = dask_cluster_given(dask_scheduler, dask_timeout)
         with (
             patience_unless(yes),

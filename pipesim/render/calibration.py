@@ -14,7 +14,10 @@ from rich.text import Text
 
 from pipesim.render.numbers import num
 from pipesim.render.style import figures_table, ms, percent
+from pipesim.settings.declarations import Settings
+from pipesim.settings.written import settings_record
 from pipesim.studies.calibrate import VARIED_RUNS, Calibration
+from pipesim.studies.effective_mfu import EffectiveMfu
 
 _NAMES = {"F": "forward", "B": "backward", "I": "input gradient", "W": "weight gradient"}
 
@@ -29,9 +32,13 @@ class CalibrationReport:
         varied: float,
         config: Path | None = None,
         order: Path | None = None,
+        fitted: EffectiveMfu | None = None,
+        model: Settings | None = None,
     ):
         self.calibration, self.replayed, self.varied = calibration, replayed, varied
         self.config, self.order = config, order
+        self.fitted, self.model = fitted, model
+        """With --config: the MFU fitted, and the model settings it was fitted for."""
         """The files written (-o, --schedule-out), named in the next commands."""
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
@@ -79,25 +86,61 @@ class CalibrationReport:
                 (_signed(self.varied / mean - 1), "bold"),
                 "); ops that vary lengthen a step on average",
             )
+        if self.fitted is not None and self.model is not None:
+            yield Text.assemble(
+                ("effective MFU: ", "bold"),
+                (f"{percent(self.fitted.mfu)}", "bold"),
+                f" ({_described(self.model)}: its forwards and backwards take "
+                f"{ms(self.fitted.at_peak_ms)} ms a microbatch at the GPU's peak, "
+                f"{ms(self.fitted.measured_ms)} ms measured)",
+            )
         for path in (self.config, self.order):
             if path is not None:
                 yield Text(f"wrote {path}", style="dim")
         config = str(self.config) if self.config is not None else "CALIBRATED.toml"
         order = str(self.order) if self.order is not None else "MEASURED.csv"
+        plan = (
+            f"; pipesim plan --config {config} --global-batch-size N (other configurations "
+            "of the model at this MFU)"
+            if self.fitted is not None
+            else ""
+        )
         yield Group(
             Text(f"next: pipesim run --config {config} --schedule {order} --runs "
                  f"{VARIED_RUNS} (the replay); pipesim compare --config {config} "
-                 f"--runs {VARIED_RUNS} (every schedule on these costs)", style="dim"),
+                 f"--runs {VARIED_RUNS} (every schedule on these costs){plan}", style="dim"),
         )  # fmt: skip
+
+
+def _described(model: Settings) -> str:
+    """The model settings an MFU was fitted for, in a few words."""
+    assert model.model is not None and model.gpu is not None
+    resolved = model.resolved
+    return (
+        f"{model.model.name} on {model.gpu.name}, micro-batch {resolved.micro_batch_size} x "
+        f"{model.seq_length or model.model.seq_length} tokens, t={resolved.tensor_parallel}"
+    )
 
 
 def _signed(error: float) -> str:
     return f"{'+' if error >= 0 else ''}{error * 100:.1f}%"
 
 
-def calibration_record(calibration: Calibration, replayed: float, varied: float) -> dict[str, Any]:
+def calibration_record(
+    calibration: Calibration, replayed: float, varied: float, fitted: EffectiveMfu | None = None
+) -> dict[str, Any]:
     """`pipesim calibrate --format json`'s result."""
     mean = statistics.fmean(calibration.measured)
+    mfu = (
+        {}
+        if fitted is None
+        else {
+            "effective_mfu": num(fitted.mfu),
+            "model_at_peak_ms": num(fitted.at_peak_ms),
+            "model_fixed_ms": num(fitted.fixed_ms),
+            "measured_compute_ms": num(fitted.measured_ms),
+        }
+    )
     return {
         "traces": list(calibration.paths),
         "ranks": calibration.settings.stages,
@@ -126,11 +169,18 @@ def calibration_record(calibration: Calibration, replayed: float, varied: float)
         "varied_runs": VARIED_RUNS,
         "replayed_varied_ms": num(varied),
         "varied_error": num(varied / mean - 1),
+        **mfu,
     }
 
 
-def write_calibrated_config(calibration: Calibration, out: TextIO) -> None:
-    """The fitted settings as a `--config` file, each number with where it came from."""
+def write_calibrated_config(
+    calibration: Calibration,
+    out: TextIO,
+    fitted: EffectiveMfu | None = None,
+    model: Settings | None = None,
+) -> None:
+    """The fitted settings as a `--config` file, each number with where it came from; with a
+    fitted MFU, the model settings it was fitted for and the MFU, which `plan` searches with."""
     settings = calibration.settings
     out.write(
         "# pipesim calibrate: costs fitted to a measured run\n"
@@ -152,13 +202,47 @@ def write_calibrated_config(calibration: Calibration, out: TextIO) -> None:
         if values is not None:
             listed = ", ".join(json.dumps(num(value)) for value in values)
             out.write(f"{name} = [{listed}]  # {note}\n")
-    out.write(
-        f"comm_latency = {json.dumps(num(settings.comm_latency or 0.0))}  # median of "
-        f"{calibration.latency_samples} timed messages (ms)\n"
-    )
+    latency = settings.comm_latency or 0.0
+    if fitted is None:
+        out.write(
+            f"comm_latency = {json.dumps(num(latency))}  # median of "
+            f"{calibration.latency_samples} timed messages (ms)\n"
+        )
+    else:
+        out.write(
+            f"comm_latency = {json.dumps(num(max(0.0, latency - fitted.link_ms)))}  # the "
+            f"median of {calibration.latency_samples} timed messages ({num(latency)} ms), less "
+            f"the {num(fitted.link_ms)} ms the model's activation holds the link (at least 0)\n"
+        )
     if calibration.spread:
         out.write(
             f"jitter = {json.dumps(num(calibration.spread))}  # the actions' spread (cv, "
             "pooled over stages and kinds): each op is drawn around its cost with it; "
             "--runs N gives the mean step, --jitter 0 the step of mean costs\n"
         )
+    if fitted is None or model is None:
+        return
+    out.write(
+        "\n# The measured run's model, as calibrate's --config gave it: its memory, and for "
+        "plan,\n# every other configuration's costs at the effective MFU below (run and "
+        "compare take\n# the measured ms above instead)\n"
+    )
+    own = ("policy", "stages", "microbatches", "forward", "backward", "weight", "comm_latency",
+           "jitter", "mfu")  # fmt: skip
+    defaults = settings_record(Settings(), leave_out=own)
+    for key, value in settings_record(model, leave_out=own).items():
+        if defaults.get(key) == value:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int | float):
+            text = json.dumps(num(value))
+        else:
+            text = json.dumps(str(value))
+        out.write(f"{key} = {text}\n")
+    out.write(
+        f"mfu = {json.dumps(num(fitted.mfu))}  # effective: the model's forwards and "
+        f"backwards take {num(fitted.at_peak_ms)} ms a microbatch at the GPU's peak "
+        f"({num(fitted.fixed_ms)} ms of it collectives no MFU changes), "
+        f"{num(fitted.measured_ms)} ms measured\n"
+    )
