@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 from pipesim import Kind, Op, Report, Settings, StaticPolicy, simulate_step
@@ -14,6 +16,24 @@ settings.register_profile(
     "default", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("default")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--slow", action="store_true", help="Run the tests marked slow too, as CI does."
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow tests (torch, transformers, Chromium, fuzzing, proven optima) run in CI (`CI`
+    set, as `.ci/run` sets it), with --slow, or when -m picks tests by marker; a developer's
+    plain `pytest` skips them, and says how to run them."""
+    if os.environ.get("CI") or config.getoption("--slow") or config.getoption("markexpr"):
+        return
+    skip = pytest.mark.skip(reason="slow: pytest --slow (or CI=1) runs it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 def simulate_settings(**kwargs: object) -> Report:
@@ -53,9 +73,6 @@ def need(module: str) -> Any:
     """`module`, imported; skipped locally where it is not installed, but never in CI
     (`.ci/run` installs it and sets CI), where a missing module fails the test."""
     import importlib
-    import os
-
-    import pytest
 
     if os.environ.get("CI"):
         return importlib.import_module(module)

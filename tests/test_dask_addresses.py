@@ -95,6 +95,7 @@ def test_a_closed_port_is_one_line(command: str) -> None:
     unused.close()
 
 
+@pytest.mark.slow  # waits out a timeout per command
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_a_server_that_says_nothing_is_one_line_within_the_timeout(command: str) -> None:
     with _server(lambda connection: None) as port:

@@ -17,7 +17,11 @@ from tests.conftest import result_json
 
 runner = CliRunner()
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(BROWSER is None, reason="needs Debian's chromium")
+# Every test here opens a browser: slow (pytest --slow, or CI, runs them).
+pytestmark = [
+    pytest.mark.skipif(BROWSER is None, reason="needs Debian's chromium"),
+    pytest.mark.slow,
+]
 
 
 def _open(page: Path, fragment: str = "") -> str:
@@ -76,7 +80,6 @@ def test_the_page_loads_and_draws_every_op_with_the_summary(tmp_path: Path) -> N
     assert tip.group(1).endswith(expected), (tip.group(1), expected)
 
 
-@pytest.mark.slow
 def test_a_page_of_100000_ops_loads_and_shows_them_all_in_few_rectangles(tmp_path: Path) -> None:
     """Every op is shown (drawn, or sharing a pixel with one drawn), and what is painted is
     bounded by the pixels, not the ops: at most two rectangles per pixel of each row."""
@@ -99,7 +102,6 @@ def test_a_page_of_100000_ops_loads_and_shows_them_all_in_few_rectangles(tmp_pat
     assert re.search(r'data-sampled="0"', zoomed) and _status(zoomed)[2] == ""
 
 
-@pytest.mark.slow
 def test_sampled_levels_read_off_finer_ones_show_every_message(tmp_path: Path) -> None:
     """The page samples its finest level while idle and reads each coarser one off the one
     below it (bin b of a level is bins 2b and 2b + 1 of the next): each must be what sampling

@@ -76,6 +76,7 @@ def _same(ahead: Trace, on_events: Trace) -> None:
     assert [list(keys) for keys in ahead.keys_by_device()] == computed
 
 
+@pytest.mark.slow  # fuzzing: 400 problems, each simulated twice
 @settings(max_examples=400, deadline=None)
 @given(problems())
 def test_ahead_of_the_clock_gives_the_event_timeline(settings: Settings) -> None:
