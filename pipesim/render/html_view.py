@@ -16,6 +16,7 @@ import html
 import io
 import json
 from importlib import resources
+from itertools import chain
 from typing import TextIO
 
 from rich.console import Console, RenderableType
@@ -28,43 +29,49 @@ from pipesim.simulator.gc_pause import cyclic_gc_paused
 from pipesim.simulator.trace import Trace
 
 
-class _Times(dict[float, float]):
+class _Times(dict[float, str]):
     """Times as the page writes them: to the nanosecond, which no zoom can tell apart, and
     not the float noise below it that `num` keeps (8033.400000001 is 8033.4 here: a fifth of
-    a page). Remembered, since an op's end is often its successor's start or another's
-    readiness, and rounding a float costs a microsecond."""
+    a page), as the JSON text of that float. Remembered, since an op's end is often its
+    successor's start or another's readiness, and rounding a float costs a microsecond."""
 
-    def __missing__(self, time: float) -> float:
-        rounded = self[time] = round(time, 6) or 0.0
-        return rounded
+    def __missing__(self, time: float) -> str:
+        text = self[time] = repr(round(time, 6) or 0.0)
+        return text
 
 
-def _op_rows(trace: Trace, at: _Times) -> list[list[float]]:
-    """Each op (in `trace.ops` order) as the page reads it: device, stage, kind, microbatch,
-    start, end, chunk, and what it waited for last (`Readiness.last_inputs`) as the page
-    rebuilds it for a tooltip: the producer by its index among the ops (-1: nothing), what it
-    sent (`_MESSAGES`), when that was ready, 1 if it crossed a link. As words it was 40% of a
-    page with messages."""
+def _op_rows(trace: Trace, at: _Times) -> list[str]:
+    """Each op (in `trace.ops` order) as the page reads it, as JSON text: device, stage, kind,
+    microbatch, start, end, chunk, and what it waited for last (`Readiness.last_inputs`) as
+    the page rebuilds it for a tooltip: the producer by its index among the ops (-1:
+    nothing), what it sent (`_MESSAGES`), when that was ready, 1 if it crossed a link. As
+    words it was 40% of a page with messages; as lists of numbers for json.dumps, half of
+    the page's cost at a million ops."""
     readiness = Readiness(trace)
     microbatches = readiness.index.microbatches
     chunk_of = trace.problem.pipeline.chunk_of_stage
+    # each op's index by its key: `trace.ops` lists the ops device by device, as
+    # `keys_by_device` keys them (set in C: a loop over a million ops took a second)
     index_at = [-1] * (3 * trace.problem.pipeline.num_stages * microbatches)
-    for index, (_, stage, kind, microbatch, _, _) in enumerate(trace.ops):
-        index_at[(stage * microbatches + microbatch) * 3 + kind] = index
-    rows: list[list[float]] = []
+    keys = chain.from_iterable(trace.keys_by_device())
+    any(map(index_at.__setitem__, keys, range(len(trace.ops))))
+    rows: list[str] = []
+    append = rows.append
     waits = readiness.last_inputs(trace.ops)
     for (device, stage, kind, microbatch, start, end), (producer, ready, message, crossed) in zip(
         trace.ops, waits, strict=True
     ):
-        waited: list[float]
+        head = f"[{device},{stage},{int(kind)},{microbatch},{at[start]},{at[end]},{chunk_of[stage]}"
         if producer < 0:
-            waited = [-1, 0, 0, 0]
+            append(head + ",-1,0,0,0]")
         else:
-            waited = [index_at[producer], _MESSAGES[message], at[ready], int(crossed)]
-        rows.append(
-            [device, stage, int(kind), microbatch, at[start], at[end], chunk_of[stage], *waited]
-        )
+            append(f"{head},{index_at[producer]},{_MESSAGES[message]},{at[ready]},{int(crossed)}]")
     return rows
+
+
+def _dumped(value: object) -> str:
+    """`value` as compact JSON that cannot close the page's <script> early."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
 
 
 _MESSAGES = {None: 0, ACTIVATION: 1, GRADIENT: 2}
@@ -96,33 +103,36 @@ def _write_page(
     at = _Times()
     ops = _op_rows(trace, at)
     transfers = [
-        [t.src, t.dst, int(t.kind), t.microbatch, t.stage, at[t.queued], at[t.start], at[t.end]]
+        f"[{t.src},{t.dst},{int(t.kind)},{t.microbatch},{t.stage},{at[t.queued]},{at[t.start]},"
+        f"{at[t.end]}]"
         for t in trace.transfers
         if t.end > t.queued
     ]
-    data = {
-        "title": title,
-        "devices": pipeline.devices,
-        "chunks": pipeline.chunks,
-        "makespan": num(trace.makespan),
-        "ops": ops,
-        "transfers": transfers,
-        "measured": None
+    measured_ops = (
+        None
         if measured is None
-        else {
-            "makespan": num(measured.makespan),
-            "ops": [
-                [r.device, r.stage, int(r.kind), r.microbatch, at[r.start], at[r.end],
-                 chunk_of[r.stage]]
-                for r in measured.ops
-            ],
-        },
-    }  # fmt: skip
+        else [
+            f"[{r.device},{r.stage},{int(r.kind)},{r.microbatch},{at[r.start]},{at[r.end]},"
+            f"{chunk_of[r.stage]}]"
+            for r in measured.ops
+        ]
+    )
     console = Console(width=110, file=io.StringIO(), color_system=None, record=True, markup=False)
     for renderable in summary:
         console.print(renderable)
     text = console.export_text()
-    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    # What json.dumps would write of the data, its rows formatted already: they hold numbers
+    # only, so nothing in them needs escaping.
+    measured_text = (
+        "null"
+        if measured is None or measured_ops is None
+        else f'{{"makespan":{_dumped(num(measured.makespan))},"ops":[{",".join(measured_ops)}]}}'
+    )
+    payload = (
+        f'{{"title":{_dumped(title)},"devices":{pipeline.devices},"chunks":{pipeline.chunks},'
+        f'"makespan":{_dumped(num(trace.makespan))},"ops":[{",".join(ops)}],'
+        f'"transfers":[{",".join(transfers)}],"measured":{measured_text}}}'
+    )
     page = resources.files("pipesim.render").joinpath("html_view.html").read_text()
     out.write(
         page.replace("{title}", html.escape(title))
