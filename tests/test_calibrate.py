@@ -248,6 +248,14 @@ def test_an_mfu_fitted_to_a_run_lets_plan_search_its_model(tmp_path: Path) -> No
             row["layout"]) == (4, 1, 1, "none", "even")
     ]  # fmt: skip
     assert same["step_ms"] == pytest.approx(simulated["step_ms"], rel=1e-5)
+    # run on the calibrated config takes the measured ms, which no MFU changes, and says so
+    steps = []
+    for mfu in ("0.4", "0.9"):
+        replay = runner.invoke(app, ["run", "--config", str(config), "--mfu", mfu, "-f", "json"])
+        assert replay.exit_code == 0, replay.stderr
+        assert "--mfu sets the costs pipesim derives from the model" in replay.stderr
+        steps.append(result_json(replay.stdout)["step_ms"])
+    assert steps[0] == steps[1]
     # The model and GPU must be the measured run's: these times on Llama 3 70B would need an
     # MFU over 1.
     wrong = tmp_path / "wrong.toml"

@@ -154,3 +154,18 @@ def fixed_costs_unused(settings: Settings) -> Settings:
         f"configuration's from the model at MFU {settings.resolved.mfu:g} instead"
     )
     return settings.replace(**fixed)
+
+
+def note_mfu_unused(settings: Settings) -> None:
+    """--mfu with a model whose forwards and backwards are given in ms (a calibrated config:
+    measured costs, and the MFU fitted for plan): the model's op costs are not used, so the
+    MFU changes nothing in this command."""
+    fixed = (settings.forward is not None and settings.backward is not None) or (
+        settings.total_forward is not None and settings.total_backward is not None
+    )
+    if settings.mfu is not None and settings.model is not None and fixed:
+        warn(
+            "--mfu sets the costs pipesim derives from the model, but the forwards and "
+            "backwards are given in ms here: it changes nothing (plan, which derives every "
+            "configuration's costs, uses it)"
+        )

@@ -15,6 +15,7 @@ from rich.text import Text
 from pipesim.cli.app import app, warn
 from pipesim.cli.no_effect import (
     note_free_messages,
+    note_mfu_unused,
     note_unused_chart_flags,
     note_unused_pool,
     note_unused_randomness,
@@ -138,6 +139,7 @@ def run(
         saved="svg" in outputs or "save_terminal" in outputs,
     )
     note_unused_randomness(settings, runs)
+    note_mfu_unused(settings)
     note_unused_pool("run", runs, {"--workers": workers, "--dask-scheduler": dask_scheduler})
     cluster = dask_cluster_given(dask_scheduler, dask_timeout)
     check_outputs(

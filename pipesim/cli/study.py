@@ -16,6 +16,7 @@ from pipesim.cli.app import app, warn
 from pipesim.cli.no_effect import (
     fixed_costs_unused,
     note_free_messages,
+    note_mfu_unused,
     note_one_draw,
     note_unused_pool,
     note_unused_randomness,
@@ -100,6 +101,7 @@ def compare(
         warn(
             f"compare runs --policies; the config's policy {settings.policy!r} is not used",
         )
+    note_mfu_unused(settings)
     note_unused_randomness(settings, runs)
     if runs is None:
         note_one_draw("compare", settings)
