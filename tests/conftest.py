@@ -12,16 +12,25 @@ from hypothesis import HealthCheck, settings
 from pipesim import Kind, Op, Report, Settings, StaticPolicy, simulate_step
 from pipesim.problem.pipeline import Pipeline
 
+# CI draws 60 examples per property; a developer's run, 25 (pytest --slow draws 60 too).
 settings.register_profile(
-    "default", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
+    "ci", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.load_profile("default")
+settings.register_profile(
+    "dev", deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--slow", action="store_true", help="Run the tests marked slow too, as CI does."
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not (os.environ.get("CI") or config.getoption("--slow")):
+        settings.load_profile("dev")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -17,6 +17,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+# Each test waits on a connection, a server or a timeout: slow (pytest --slow, or CI, runs them).
+pytestmark = pytest.mark.slow
+
 PIPESIM = [sys.executable, "-m", "pipesim"]
 COMMANDS = {
     "plan": ["plan", "--model", "llama3-8b", "--gpu", "h100", "-p", "2",
@@ -95,7 +98,6 @@ def test_a_closed_port_is_one_line(command: str) -> None:
     unused.close()
 
 
-@pytest.mark.slow  # waits out a timeout per command
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_a_server_that_says_nothing_is_one_line_within_the_timeout(command: str) -> None:
     with _server(lambda connection: None) as port:
@@ -119,7 +121,6 @@ def test_a_server_that_speaks_another_protocol_is_one_line() -> None:
     _one_line(done, "is not a Dask scheduler: it answered b'HTTP/1.0 400 Bad Request")
 
 
-@pytest.mark.slow
 def test_a_scheduler_without_workers_is_one_line_after_the_timeout() -> None:
     pytest.importorskip("dask.distributed")
     free = socket.socket()
