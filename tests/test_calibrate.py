@@ -242,6 +242,15 @@ def test_an_mfu_fitted_to_a_run_lets_plan_search_its_model(tmp_path: Path) -> No
     assert planned.exit_code == 0, planned.stderr
     assert "--forward/--backward fix one configuration's costs" in planned.stderr
     assert "from the model at MFU 0.4" in planned.stderr
+    # the config's m (the measured run's) is one configuration's too: a larger batch is split
+    # as each configuration's own micro-batch size and data parallelism say
+    larger = runner.invoke(
+        app, ["plan", "--config", str(config), "--global-batch-size", "32", "--policies",
+              "1f1b", "-f", "json"],
+    )  # fmt: skip
+    assert larger.exit_code == 0, larger.stderr
+    assert "--microbatches 8 is one configuration's m" in larger.stderr
+    assert {row["microbatches"] for row in result_json(larger.stdout)} >= {32, 16}
     (same,) = [
         row for row in result_json(planned.stdout)
         if (row["stages"], row["chunks"], row["micro_batch_size"], row["recompute"],

@@ -137,23 +137,30 @@ def note_one_draw(command: str, settings: Settings) -> None:
 
 
 def fixed_costs_unused(settings: Settings) -> Settings:
-    """`plan` without costs given in ms (--forward, --backward, --weight, total_*): each of
-    its configurations splits the model its own way, so one configuration's costs (a
-    calibrated config's measured ones) cannot be its; it derives them from the model at the
-    settings' MFU, and says so."""
+    """`plan` without what fixes one configuration: costs given in ms (--forward, --backward,
+    --weight, total_*) and, with a global batch, the microbatch count. Each configuration
+    plan tries splits the model and the batch its own way (a calibrated config holds the
+    measured run's costs and m), so it derives them from the model at the settings' MFU and
+    from G / (b x d), and says so."""
     fixed = {
         name: None
         for name in ("forward", "backward", "weight", "total_forward", "total_backward")
         if getattr(settings, name) is not None
     }
-    if not fixed:
-        return settings
-    flags = ["--" + name.replace("_", "-") for name in fixed]
-    warn(
-        f"{_subject(flags, 'fixes', 'fix')} one configuration's costs; plan derives each "
-        f"configuration's from the model at MFU {settings.resolved.mfu:g} instead"
-    )
-    return settings.replace(**fixed)
+    if fixed:
+        flags = ["--" + name.replace("_", "-") for name in fixed]
+        warn(
+            f"{_subject(flags, 'fixes', 'fix')} one configuration's costs; plan derives each "
+            f"configuration's from the model at MFU {settings.resolved.mfu:g} instead"
+        )
+    if settings.microbatches is not None and settings.global_batch_size is not None:
+        fixed["microbatches"] = None
+        warn(
+            f"--microbatches {settings.microbatches} is one configuration's m; plan gives each "
+            f"the global batch {settings.global_batch_size} / (micro-batch size x data "
+            "parallel) instead"
+        )
+    return settings.replace(**fixed) if fixed else settings
 
 
 def note_mfu_unused(settings: Settings) -> None:
