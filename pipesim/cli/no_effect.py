@@ -136,7 +136,7 @@ def note_one_draw(command: str, settings: Settings) -> None:
         )
 
 
-def fixed_costs_unused(settings: Settings) -> Settings:
+def unfixed_for_plan(settings: Settings) -> Settings:
     """`plan` without what fixes one configuration: costs given in ms (--forward, --backward,
     --weight, total_*) and, with a global batch, the microbatch count. Each configuration
     plan tries splits the model and the batch its own way (a calibrated config holds the

@@ -14,12 +14,12 @@ from rich.text import Text
 
 from pipesim.cli.app import app, warn
 from pipesim.cli.no_effect import (
-    fixed_costs_unused,
     note_free_messages,
     note_mfu_unused,
     note_one_draw,
     note_unused_pool,
     note_unused_randomness,
+    unfixed_for_plan,
 )
 from pipesim.cli.options import (
     DaskScheduler,
@@ -476,7 +476,7 @@ def plan(
                 "MFU at which plan can search the model"
             )
         note_one_draw("plan", settings)
-        settings = fixed_costs_unused(settings)
+        settings = unfixed_for_plan(settings)
         cluster = dask_cluster_given(dask_scheduler, dask_timeout)
         with (
             patience_unless(yes),
