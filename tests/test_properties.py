@@ -135,13 +135,14 @@ def test_the_pages_waits_walked_by_key_equal_the_general_lookup(
 
     from pipesim.analysis.readiness import Readiness
     from pipesim.render import html_view
+    from pipesim.render.numbers import TimeTexts
 
     if size is not None:
         settings = settings.replace(activation_size=size, gradient_size=size, bandwidth=1e10)
     trace = _run(settings).trace
-    walked = html_view._op_rows(trace, html_view._Times())
+    walked = html_view._op_rows(trace, TimeTexts(digits=6))
     with mock.patch.object(Readiness, "plain", False):
-        general = html_view._op_rows(trace, html_view._Times())
+        general = html_view._op_rows(trace, TimeTexts(digits=6))
     assert walked == general
 
 

@@ -24,23 +24,12 @@ from rich.console import Console, RenderableType
 from pipesim.analysis.readiness import Readiness
 from pipesim.analysis.report import Report
 from pipesim.problem.ops import ACTIVATION, GRADIENT
-from pipesim.render.numbers import num
+from pipesim.render.numbers import TimeTexts, num
 from pipesim.simulator.gc_pause import cyclic_gc_paused
 from pipesim.simulator.trace import Trace
 
 
-class _Times(dict[float, str]):
-    """Times as the page writes them: to the nanosecond, which no zoom can tell apart, and
-    not the float noise below it that `num` keeps (8033.400000001 is 8033.4 here: a fifth of
-    a page), as the JSON text of that float. Remembered, since an op's end is often its
-    successor's start or another's readiness, and rounding a float costs a microsecond."""
-
-    def __missing__(self, time: float) -> str:
-        text = self[time] = repr(round(time, 6) or 0.0)
-        return text
-
-
-def _op_rows(trace: Trace, at: _Times) -> list[str]:
+def _op_rows(trace: Trace, at: TimeTexts) -> list[str]:
     """Each op (in `trace.ops` order) as the page reads it, as JSON text: device, stage, kind,
     microbatch, start, end, chunk, and what it waited for last (`Readiness.last_inputs`) as
     the page rebuilds it for a tooltip: the producer by its index among the ops (-1:
@@ -86,7 +75,7 @@ def write_html_view(
     measured: Trace | None = None,
 ) -> None:
     """The page, written to `out`; with `measured`, that step drawn under the simulated one."""
-    with cyclic_gc_paused():  # a list of numbers per op and message: no cycles to find
+    with cyclic_gc_paused():  # a tuple and a text per op and message: no cycles to find
         _write_page(report, title, summary, out, measured)
 
 
@@ -100,7 +89,9 @@ def _write_page(
     trace = report.trace
     pipeline = trace.problem.pipeline
     chunk_of = pipeline.chunk_of_stage
-    at = _Times()
+    # to the nanosecond, which no zoom can tell apart, and not the float noise below it that
+    # `num` keeps (8033.400000001 is 8033.4 here: a fifth of a page)
+    at = TimeTexts(digits=6)
     ops = _op_rows(trace, at)
     transfers = [
         f"[{t.src},{t.dst},{int(t.kind)},{t.microbatch},{t.stage},{at[t.queued]},{at[t.start]},"

@@ -16,7 +16,7 @@ from pipesim.analysis.report import Report
 from pipesim.problem.network import Link, Network
 from pipesim.problem.ops import Kind
 from pipesim.problem.transformer import model_parameters
-from pipesim.render.numbers import num, peak
+from pipesim.render.numbers import TimeTexts, num, peak
 
 
 def header(report: Report) -> dict[str, Any]:
@@ -256,7 +256,7 @@ def write_json(
     after the object."""
     head = json.dumps({**header(report), **(extra or {})}, separators=(", ", ": "), allow_nan=False)
     out.write(head[:-1] + ",")
-    times = _Times()
+    times = TimeTexts()  # what `num` rounds to, as json.dumps writes it
     _write_lines(out, "timeline", _timeline_lines(report, times))
     out.write(",")
     _write_lines(out, "transfers", _transfer_lines(report, times))
@@ -269,18 +269,7 @@ def _dumps(row: dict[str, Any]) -> str:
     return json.dumps(row, separators=(", ", ": "), allow_nan=False)
 
 
-class _Times(dict[float, str]):
-    """Each time as JSON writes `num(time)`, formatted once: the ops' ends are the messages'
-    hand-over times and often their arrivals the next ops' starts, so a run's timeline and
-    transfers share most of their figures."""
-
-    def __missing__(self, time: float) -> str:
-        # repr(round(x, 9) or 0.0) is what json.dumps writes for num(x)
-        text = self[time] = repr(round(time, 9) or 0.0)
-        return text
-
-
-def _timeline_lines(report: Report, times: _Times) -> Iterator[str]:
+def _timeline_lines(report: Report, times: TimeTexts) -> Iterator[str]:
     """`timeline_rows`, formatted directly: the same text json.dumps gives (keys in order,
     floats as repr, rounded as `num` rounds), at a fraction of its cost, since a run may have
     millions of ops. An op that starts when the one before it ended reuses that text."""
@@ -296,7 +285,7 @@ def _timeline_lines(report: Report, times: _Times) -> Iterator[str]:
             )
 
 
-def _transfer_lines(report: Report, times: _Times) -> Iterator[str]:
+def _transfer_lines(report: Report, times: TimeTexts) -> Iterator[str]:
     """`transfer_rows`, formatted directly as `_timeline_lines` formats ops: a run with timed
     messages has a transfer for almost every op, and json.dumps per row tripled its cost."""
     messages = tuple(json.dumps(kind.message) for kind in Kind)
