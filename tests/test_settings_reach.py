@@ -30,6 +30,7 @@ SAMPLES: dict[str, tuple[str, str, Any]] = {
     "forward": ("1.5", "[1.5]", (1.5,)),
     "backward": ("3", "3", (3.0,)),
     "weight": ("1", '"1"', (1.0,)),
+    "op_overhead": ("0.25", "[0.25]", (0.25,)),
     "overlap_cost": ("0.5", "0.5", 0.5),
     "total_forward": ("8", "8", 8.0),
     "total_backward": ("16", "16", 16.0),

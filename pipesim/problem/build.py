@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Sequence
+from operator import add
 from typing import Protocol
 
 from pipesim.errors import ConfigError, CostShapeError, PolicyError
@@ -108,7 +109,7 @@ def build_problem(settings: Settings, policy: ShapesPipeline) -> Problem:
     )
     # the same workload serves every schedule (plan asks for it once per schedule)
     workload = _shared_workload(settings.replace(policy=None), pipeline.line_length)
-    costs = _costs(settings, pipeline, workload)
+    costs = _costs(settings, pipeline, workload, policy.split_backward)
     network = build_network(settings, workload)
     for src, dst, _ in network.slow_links:
         for device in (src, dst):
@@ -340,8 +341,11 @@ def _check_derived(workload: Workload) -> None:
             )
 
 
-def _costs(settings: Settings, pipeline: Pipeline, workload: Workload | None) -> StageCosts:
-    """Per-stage costs: the user's lists, else the model's, else 1 and 2 ms."""
+def _costs(
+    settings: Settings, pipeline: Pipeline, workload: Workload | None, split: bool
+) -> StageCosts:
+    """Per-stage costs: the user's lists, else the model's, else 1 and 2 ms; each op's
+    `op_overhead` added (`split`: the backward is two ops)."""
     derived = workload.stages if workload is not None else None
     stage_ids = range(pipeline.num_stages)
 
@@ -379,6 +383,12 @@ def _costs(settings: Settings, pipeline: Pipeline, workload: Workload | None) ->
                 f"weight ({w:g} ms) exceeds backward ({b:g} ms) on stage {stage}: "
                 "the weight gradient is part of the backward"
             )
+    if settings.op_overhead is not None:
+        extra = _per_stage("op_overhead", settings.op_overhead, pipeline)
+        forward = tuple(map(add, forward, extra))
+        weight = tuple(map(add, weight, extra))
+        # a split backward is two ops (I, W), each paying it; I is backward less weight
+        backward = tuple(b + o * (2 if split else 1) for b, o in zip(backward, extra, strict=True))
     exchanges: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
     if derived is not None and settings.forward is None and settings.backward is None:
         works = [derived[pipeline.model_stage(s)] for s in stage_ids]
@@ -395,6 +405,22 @@ def _check_cost(name: str, value: float) -> float:
     if not math.isfinite(value) or value < 0:
         raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
     return value
+
+
+def _per_stage(name: str, values: Sequence[float], pipeline: Pipeline) -> tuple[float, ...]:
+    """Per stage, a value every op of a device pays alike (one value, one per device, or one
+    per stage): unlike a cost, not split over the chunks a device holds."""
+    for value in values:
+        _check_cost(name, value)
+    p, stages = pipeline.devices, pipeline.num_stages
+    if len(values) == 1:
+        return (values[0],) * stages
+    if len(values) == p:
+        return tuple(values[device] for device in pipeline.placement)
+    if len(values) == stages:
+        return tuple(values)
+    raise CostShapeError(f"{name} has {len(values)} values; expected 1, {p} (one per device)"
+                         + (f" or {stages} (one per stage)" if stages != p else ""))  # fmt: skip
 
 
 def stage_costs(name: str, values: Sequence[float], pipeline: Pipeline) -> tuple[float, ...]:

@@ -175,6 +175,12 @@ class Settings:
         None, DURATION, "The whole model's backward ms per microbatch, split evenly over the "
         "p*v stages.", COSTS_PANEL,
     )  # fmt: skip
+    op_overhead: tuple[float, ...] | None = _declare(
+        None, COSTS, "Milliseconds the runtime spends on every op besides computing it "
+        "(launching it, posting its sends and receives), whatever the op's size: a schedule "
+        "of more, smaller ops (interleaved chunks, split backwards) pays it more often. One "
+        "value, one per device or one per stage.", COSTS_PANEL, shown_default="0",
+    )  # fmt: skip
     overlap_cost: float = _declare(
         1.0, FACTOR, "A fused forward-and-backward pair (DualPipe's, OVERLAP_F_B) takes this "
         "times F+B of its halves: 1 runs them back to back, 0.7 hides 30%.",
