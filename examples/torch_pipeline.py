@@ -2,6 +2,7 @@
 `pipesim calibrate` reads.
 
     python examples/torch_pipeline.py --schedule 1f1b --out traces/
+    python examples/torch_pipeline.py --schedule all --out traces/    # every schedule, in turn
 
 Two ranks (processes, one thread each) on the gloo backend run the schedule through PyTorch's
 schedule runtime (`_PipelineScheduleRuntime`, loaded with the schedule's own actions), which
@@ -13,20 +14,65 @@ The model is 2 MLP blocks per rank whatever the schedule. Schedules: gpipe (PyTo
 LoopedBFS with one stage per rank), 1f1b (Interleaved1F1B with one stage per rank),
 interleaved (two stages of one block per rank) and zb (InterleavedZeroBubble, one stage per
 rank, backward split into I and W).
+
+`--schedule all` runs the four in turn, a step of each, in the same processes: on a shared
+machine whose speed drifts from minute to minute, schedules compared across separate runs
+compare the machine's moods as much as the schedules. Each step is profiled inside a
+`pipesim_step:<schedule>` range, and each schedule's trace keeps the events of its own steps.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import gzip
+import json
 import os
-import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 SCHEDULES = ("gpipe", "1f1b", "interleaved", "zb")
 
 
 def _run(rank: int, args: argparse.Namespace) -> None:
+    import torch
+    import torch.distributed as dist
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(args.port)
+    torch.set_num_threads(1)
+    # AdamW's second moments of small gradients fall into denormal floats, which x86 computes
+    # many times slower (a sqrt took 3.6 ms on one rank against 0.8 ms on the other): the
+    # ranks then enter each step milliseconds apart, which a GPU, flushing them, never does.
+    torch.set_flush_denormal(True)
+    dist.init_process_group("gloo", rank=rank, world_size=args.ranks)
+    names = SCHEDULES if args.schedule == "all" else (args.schedule,)
+    steps = {name: _training_step(name, rank, args) for name in names}
+    for _ in range(args.warmup):
+        for step in steps.values():
+            step()
+    dist.barrier()
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        for _ in range(args.steps):
+            for name, step in steps.items():
+                with record_function(f"{_STEP}{name}"):
+                    step()
+    whole = Path(args.out) / f"profile_rank{rank}.json"
+    profiler.export_chrome_trace(str(whole))
+    trace = json.loads(whole.read_text())
+    whole.unlink()
+    for name in names:
+        _write(trace, name, Path(args.out) / f"{name}_rank{rank}.json.gz")
+    dist.destroy_process_group()
+
+
+_STEP = "pipesim_step:"
+
+
+def _training_step(schedule: str, rank: int, args: argparse.Namespace) -> Callable[[], None]:
+    """One schedule's model, optimizer and runtime on this rank, as a step to call."""
     import torch
     import torch.distributed as dist
     from torch.distributed.pipelining import PipelineStage
@@ -36,15 +82,10 @@ def _run(rank: int, args: argparse.Namespace) -> None:
         ScheduleLoopedBFS,
         _PipelineScheduleRuntime,
     )
-    from torch.profiler import ProfilerActivity, profile
 
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(args.port)
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=args.ranks)
     torch.manual_seed(0)
     # The same model whatever the schedule: 2 blocks per rank, as one stage or as two chunks.
-    chunks = 2 if args.schedule == "interleaved" else 1
+    chunks = 2 if schedule == "interleaved" else 1
     stages = []
     width = args.width
 
@@ -66,10 +107,10 @@ def _run(rank: int, args: argparse.Namespace) -> None:
         "1f1b": ScheduleInterleaved1F1B,
         "interleaved": ScheduleInterleaved1F1B,
         "zb": ScheduleInterleavedZeroBubble,
-    }[args.schedule]
+    }[schedule]
     actions = source(stages, args.microbatches, loss_fn=loss).pipeline_order
-    schedule = _PipelineScheduleRuntime(stages, args.microbatches, loss_fn=loss)  # type: ignore[no-untyped-call]
-    schedule._prepare_schedule_with_comms(actions)  # the actions, plus their sends and receives
+    runtime = _PipelineScheduleRuntime(stages, args.microbatches, loss_fn=loss)  # type: ignore[no-untyped-call]
+    runtime._prepare_schedule_with_comms(actions)  # the actions, plus their sends and receives
     rows = args.microbatches * args.rows
     inputs, targets = torch.randn(rows, width), torch.randn(rows, width)
     parameters = [p for stage in stages for p in stage.submod.parameters()]
@@ -78,11 +119,11 @@ def _run(rank: int, args: argparse.Namespace) -> None:
     def step() -> None:
         optimizer.zero_grad()
         if rank == 0:
-            schedule.step(inputs)
+            runtime.step(inputs)
         elif rank == args.ranks - 1:
-            schedule.step(target=targets)
+            runtime.step(target=targets)
         else:
-            schedule.step()
+            runtime.step()
         # The gradient norm over every rank, as gradient clipping computes it: the step ends
         # together on all ranks, as training steps do.
         norm = torch.stack([p.grad.norm() for p in parameters if p.grad is not None]).norm()
@@ -90,27 +131,34 @@ def _run(rank: int, args: argparse.Namespace) -> None:
         dist.all_reduce(squared)
         optimizer.step()
 
-    for _ in range(args.warmup):
-        step()
-    dist.barrier()
-    with profile(activities=[ProfilerActivity.CPU]) as profiler:
-        for _ in range(args.steps):
-            step()
-    plain = Path(args.out) / f"{args.schedule}_rank{rank}.json"
-    profiler.export_chrome_trace(str(plain))
-    with (
-        plain.open("rb") as source_file,
-        open(f"{plain}.gz", "wb") as target,
-        gzip.GzipFile(fileobj=target, mode="wb", mtime=0) as packed,
-    ):
-        shutil.copyfileobj(source_file, packed)
-    plain.unlink()
-    dist.destroy_process_group()
+    return step
+
+
+def _write(trace: dict[str, Any], schedule: str, path: Path) -> None:
+    """The trace with only the events that start inside `schedule`'s steps (and the trace's
+    metadata events), gzipped."""
+    events = trace["traceEvents"]
+    windows = sorted(
+        (event["ts"], event["ts"] + event["dur"])
+        for event in events
+        if event.get("ph") == "X" and event.get("name") == f"{_STEP}{schedule}"
+    )
+    starts = [start for start, _ in windows]
+
+    def inside(event: dict[str, Any]) -> bool:
+        if event.get("ph") != "X":
+            return True
+        at = bisect.bisect_right(starts, event["ts"]) - 1
+        return at >= 0 and event["ts"] <= windows[at][1]
+
+    kept = {**trace, "traceEvents": [event for event in events if inside(event)]}
+    with open(path, "wb") as target, gzip.GzipFile(fileobj=target, mode="wb", mtime=0) as packed:
+        packed.write(json.dumps(kept).encode())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--schedule", choices=SCHEDULES, default="1f1b")
+    parser.add_argument("--schedule", choices=(*SCHEDULES, "all"), default="1f1b")
     parser.add_argument("--out", default=".")
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--microbatches", type=int, default=8)

@@ -2,14 +2,16 @@
 
 The traces in tests/data/torch_pipeline were recorded on this project's 2-core machine by
 
-    python examples/torch_pipeline.py --schedule S --out tests/data/torch_pipeline \\
-        --steps 6 --microbatches 4
+    python examples/torch_pipeline.py --schedule all --out tests/data/torch_pipeline \\
+        --steps 21 --microbatches 4
 
-for S in gpipe, 1f1b, interleaved and zb: two ranks on gloo, PyTorch's schedule runtime
-labelling every action, AdamW and an all-reduced gradient norm ending each step."""
+which runs GPipe, 1F1B, interleaved 1F1B and zero bubble in turn, a step of each, 21 times:
+two ranks on gloo, PyTorch's schedule runtime labelling every action, AdamW and an
+all-reduced gradient norm ending each step."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import math
@@ -24,7 +26,7 @@ from pipesim.cli import app
 from pipesim.errors import ConfigError
 from pipesim.render.style import ms
 from pipesim.settings.profiler_trace import read_profiler_trace
-from pipesim.studies.calibrate import calibrate
+from pipesim.studies.calibrate import Calibration, calibrate
 from tests.conftest import result_json
 
 runner = CliRunner()
@@ -36,55 +38,80 @@ def _traces(schedule: str) -> list[Path]:
     return [DATA / f"{schedule}_rank{rank}.json.gz" for rank in (0, 1)]
 
 
+@functools.cache
+def _calibrated(schedule: str) -> Calibration:
+    return calibrate([read_profiler_trace(path) for path in _traces(schedule)])
+
+
 @pytest.mark.parametrize("schedule", SCHEDULES)
 def test_replaying_the_fitted_costs_in_the_measured_order_gives_the_measured_step(
     schedule: str,
 ) -> None:
-    calibration = calibrate([read_profiler_trace(path) for path in _traces(schedule)])
-    assert calibration.steps == 6 and len(calibration.measured) == 5
+    calibration = _calibrated(schedule)
+    assert calibration.steps == 21 and len(calibration.measured) == 20
     measured = statistics.fmean(calibration.measured)
-    # Measured on these traces: gpipe -4.2%, 1f1b +0.4%, interleaved -9.3%, zb -6.7%.
-    replayed = calibration.replayed()
-    assert replayed == pytest.approx(measured, rel=0.10)
-    # Drawn with the measured spread, a step waits for the slowest of its paths, so on
-    # average it is longer than the step of mean costs (Jensen's inequality: a step's time is
-    # a max of sums, convex in the op times) and here within 6% of the measured mean
-    # (gpipe +1.7%, 1f1b +5.1%, interleaved -4.7%, zb -5.0%).
-    assert 0.2 < calibration.spread < 0.4  # ops on two shared cores vary by 20-40%
+    # Drawn with the measured spread, as `run --runs 200` replays the config: within 5% of
+    # the measured mean (measured: gpipe +3.1%, 1f1b -4.0%, interleaved -2.4%, zb -4.0%).
+    # A step waits for the slowest of its paths, so on average it is longer than the step of
+    # mean costs (Jensen's inequality: a step's time is a max of sums, convex in the op
+    # times): those replay 5-12% short (-4.8%, -5.7%, -11.8%, -10.9%).
+    assert 0.2 < calibration.spread < 0.6  # ops on two shared cores vary by 20-60%
     varied = calibration.replayed_varied()
+    replayed = calibration.replayed()
     assert varied > replayed
-    assert varied == pytest.approx(measured, rel=0.06)
+    assert varied == pytest.approx(measured, rel=0.05)
+    assert replayed == pytest.approx(measured, rel=0.13)
     # The measured mean's standard error: the sample deviation over the root of the count.
     steps = calibration.measured
     deviation = math.sqrt(sum((t - measured) ** 2 for t in steps) / (len(steps) - 1))
-    assert calibration.standard_error == pytest.approx(deviation / math.sqrt(5) / measured)
+    assert calibration.standard_error == pytest.approx(deviation / math.sqrt(20) / measured)
     # The order is the runtime's: ranks 0 and 1 hold stages 0, 1 (and 2, 3 interleaved).
     placement = calibration.policy.stage_placement
     assert placement == ((0, 1, 0, 1) if schedule == "interleaved" else (0, 1))
     assert calibration.policy.split_backward == (schedule == "zb")
-    # Messages on one host take a fraction of a millisecond, and every cost is positive.
+    # Messages on one host take under a millisecond, the runtime spends under one between
+    # actions, and every cost is positive.
     assert 0 < (calibration.settings.comm_latency or 0) < 1
-    assert all(fit.mean > 0 for fit in calibration.fits if fit.kind != "I")
+    assert all(0 < overhead < 1 for overhead in calibration.settings.op_overhead or (0,))
+    assert all(fit.mean > 0 for fit in calibration.fits)
 
 
-def test_costs_fitted_on_1f1b_predict_gpipe_and_interleaved_1f1b() -> None:
-    """What-if from measured costs: the 1F1B run's costs (per rank; interleaving splits them
-    over a rank's two stages), replayed in the order GPipe and interleaved 1F1B ran, against
-    those runs' measured steps. Measured: GPipe -7.3% on the mean costs, -4.2% with their
-    spread; interleaved -6.6% and -3.1%. GPipe, the slowest, is predicted slowest; 1F1B and
-    interleaved measured 78.2 and 80.5 ms, closer than their standard errors (3.8%, 2.7%)."""
+def test_costs_fitted_on_1f1b_predict_gpipe_but_not_interleaving_on_two_shared_cores() -> None:
+    """What-if from measured costs: the 1F1B run's costs (per rank, less the runtime's time per
+    action, which every op of another schedule pays again), replayed in the order GPipe and
+    interleaved 1F1B ran, against those runs' measured steps. GPipe's is predicted within 5%
+    (+2.9% with the spread, -4.0% on the mean costs). Interleaved 1F1B's is 28% short: its
+    ops took longer than 1F1B's, though they multiply the same matrices, because two ranks and
+    their gloo threads share two cores and interleaving keeps both ranks computing while
+    messages are in flight for more of the step, so its operators are preempted more often
+    (the median matrix multiply takes as long in both runs, the mean 39% longer). Fitted on
+    its own run, its replay is within 5% (the first test): the order and the model of it
+    hold; what a 1F1B run on this host cannot measure is how interleaving slows its ops."""
     import dataclasses
 
-    fitted = calibrate([read_profiler_trace(path) for path in _traces("1f1b")])
-    predicted = {}
+    fitted = _calibrated("1f1b")
+    predicted, measured = {}, {}
     for schedule in ("gpipe", "interleaved"):
-        other = calibrate([read_profiler_trace(path) for path in _traces(schedule)])
+        other = _calibrated(schedule)
         what_if = dataclasses.replace(other, settings=fitted.settings, fits=fitted.fits)
-        measured = statistics.fmean(other.measured)
-        assert what_if.replayed() == pytest.approx(measured, rel=0.10)
+        measured[schedule] = statistics.fmean(other.measured)
         predicted[schedule] = what_if.replayed_varied()
-        assert predicted[schedule] == pytest.approx(measured, rel=0.05)
-    assert predicted["gpipe"] > max(predicted["interleaved"], fitted.replayed_varied())
+    assert predicted["gpipe"] == pytest.approx(measured["gpipe"], rel=0.05)
+    assert predicted["interleaved"] < 0.8 * measured["interleaved"]
+    multiplies = {
+        schedule: [
+            event["dur"]
+            for event in json.loads(gzip.decompress(_traces(schedule)[0].read_bytes()))[
+                "traceEvents"
+            ]
+            if event.get("name") == "aten::mm"
+        ]
+        for schedule in ("1f1b", "interleaved")
+    }
+    medians = {name: statistics.median(times) for name, times in multiplies.items()}
+    means = {name: statistics.fmean(times) for name, times in multiplies.items()}
+    assert medians["interleaved"] == pytest.approx(medians["1f1b"], rel=0.05)
+    assert means["interleaved"] > 1.25 * means["1f1b"]
 
 
 def test_the_cli_writes_a_config_and_an_order_that_replay_to_the_same_step(
@@ -157,7 +184,7 @@ def test_a_trace_pipesim_cannot_use_is_one_line(tmp_path: Path) -> None:
         assert result.exit_code == 2, (arguments, result.output)
         assert len(result.stderr.splitlines()) == 1 and words in result.stderr, result.stderr
     with pytest.raises(ConfigError, match="left out as warm-up"):
-        calibrate([read_profiler_trace(path) for path in good], skip=6)
+        calibrate([read_profiler_trace(path) for path in good], skip=21)
 
 
 @pytest.mark.slow
@@ -167,14 +194,18 @@ def test_the_example_records_a_run_that_calibrates(tmp_path: Path) -> None:
     import sys
 
     example = Path(__file__).parent.parent / "examples" / "torch_pipeline.py"
-    command = [sys.executable, str(example), "--schedule", "1f1b", "--out", str(tmp_path)]
+    command = [sys.executable, str(example), "--schedule", "all", "--out", str(tmp_path)]
     command += ["--steps", "2", "--microbatches", "4", "--width", "128", "--port", "29557"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, shlex.join(command) + "\n" + done.stderr[-2000:]
-    traces = sorted(tmp_path.glob("1f1b_rank*.json.gz"))
-    assert len(traces) == 2
-    calibration = calibrate([read_profiler_trace(path) for path in traces])
-    assert calibration.settings.microbatches == 4 and calibration.replayed() > 0
+    # Each schedule's trace holds its own 2 steps of the 8 the run took in turn.
+    for schedule in SCHEDULES:
+        traces = sorted(tmp_path.glob(f"{schedule}_rank*.json.gz"))
+        assert len(traces) == 2
+        calibration = calibrate([read_profiler_trace(path) for path in traces])
+        assert calibration.steps == 2 and calibration.settings.microbatches == 4
+        assert calibration.policy.split_backward == (schedule == "zb")
+        assert calibration.replayed() > 0
 
 
 def test_a_plain_csv_of_intervals_calibrates_as_the_traces_do(tmp_path: Path) -> None:
@@ -330,10 +361,88 @@ def test_clocks_that_disagree_are_set_by_the_messages_between_ranks() -> None:
     assert set_by_messages.measured == pytest.approx(same_host.measured)
     assert set_by_messages.replayed() == pytest.approx(same_host.replayed())
     assert set_by_messages.settings.comm_latency == pytest.approx(same_host.settings.comm_latency)
+    # Taken as one clock, every message from rank 0 seems to take 7 ms longer.
     taken_as_one = calibrate(skewed)
-    assert abs(taken_as_one.replayed() - statistics.fmean(taken_as_one.measured)) > abs(
-        set_by_messages.replayed() - statistics.fmean(set_by_messages.measured)
-    )
+    assert (taken_as_one.settings.comm_latency or 0) > 3 * (same_host.settings.comm_latency or 0)
     result = runner.invoke(app, ["calibrate", *map(str, _traces("gpipe")), "--align-clocks",
                                  "messages", "-f", "json"])  # fmt: skip
     assert result.exit_code == 0 and result_json(result.stdout)["replayed_ms"] > 0
+
+
+def test_a_wait_is_read_before_computing_begins_and_only_where_an_input_can_be_late(
+    tmp_path: Path,
+) -> None:
+    """Two ranks, one step of F0 and B0 each (times in us). What the profiler shows inside an
+    action's span decides its wait: the longest stretch without an operator before the first
+    operator of over 0.1 ms; not a stretch after computing began (the host ran another
+    thread), nor the tail after the last operator. An action with nothing to wait for (the
+    first stage's forward, the last stage's backward), or whose input was handed over before
+    it began, computed for all of its span."""
+    rank0 = [
+        # F0: stalls 300 us before its first operator; then operator-free stretches of
+        # 400 us mid-way and 350 us at the end (the host and the interpreter, not waits)
+        _event("PP:0F0", 0, 2000), _event("aten::mm", 300, 600, "cpu_op"),
+        _event("aten::mm", 1300, 350, "cpu_op"),
+        # B0: after a 20 us operator, stalls 300 us, though rank 1 handed its gradient over
+        # (5600 us) before B0 began
+        _event("PP:0B0", 5700, 2000), _event("aten::detach", 5710, 20, "cpu_op"),
+        _event("aten::mm", 6030, 1670, "cpu_op"),
+    ]  # fmt: skip
+    rank1 = [
+        # F0: waits 2000 us for rank 0's activation
+        _event("PP:1F0", 500, 4000), _event("aten::mm", 2500, 2000, "cpu_op"),
+        # B0: the loss's gradient is its own: a 150 us stall before its operator is no wait
+        _event("PP:1B0", 4500, 1100), _event("aten::mm", 4650, 950, "cpu_op"),
+    ]  # fmt: skip
+    traces = [
+        read_profiler_trace(_write(tmp_path / f"t_rank{rank}.json.gz", {"traceEvents": events}))
+        for rank, events in enumerate((rank0, rank1))
+    ]
+    read = {(a.rank, a.kind): (a.compute, a.busy) for trace in traces for a in trace.actions}
+    expected = {
+        (0, "F"): (0.3, 1.7),  # as read: the stall is a wait
+        (0, "B"): (6.03, 1.7),
+        (1, "F"): (2.5, 2.0),
+        (1, "B"): (4.65, 0.95),
+    }
+    assert read.keys() == expected.keys()
+    for key, (compute, busy) in expected.items():
+        assert read[key] == pytest.approx((compute, busy)), key
+    calibration = calibrate(traces, skip=0)
+    assert calibration.waits_taken_back == 3  # all but rank 1's F0, which waited for rank 0
+    costs = {(fit.stage, fit.kind): fit.mean for fit in calibration.fits}
+    # Each action's busy time and the runtime's time after it (to the next span; the last
+    # action's, the step's usual one): rank 0's 3.7 ms, rank 1's none.
+    assert costs == pytest.approx(
+        {(0, "F"): 2.0 + 3.7, (0, "B"): 2.0 + 3.7, (1, "F"): 2.0, (1, "B"): 1.1}
+    )
+    assert calibration.settings.op_overhead == pytest.approx((3.7, 0.0))
+    assert calibration.settings.forward == pytest.approx((2.0, 2.0))
+    assert calibration.measured == pytest.approx((7.7,))  # from F0's start to B0's end
+
+
+def test_the_runtime_s_own_time_is_paid_per_op() -> None:
+    """`op_overhead` is added to every op whatever it computes: 1F1B's step is
+    (m + p - 1)(F + B + 2o) on uniform stages; a device's costs are split over its chunks
+    but each chunk's op pays the whole overhead; a split backward is two ops."""
+    from pipesim import Settings, build_problem, get_policy
+    from pipesim.problem.ops import Kind, Op
+    from pipesim.studies.step import simulate_step
+
+    plain = Settings(policy="1f1b", stages=4, microbatches=8, forward=(1.0,), backward=(2.0,))
+    with_overhead = plain.replace(op_overhead=(0.5,))
+    step = simulate_step(with_overhead, get_policy("1f1b"), detail=False).summary.makespan
+    assert step == pytest.approx((8 + 4 - 1) * (1 + 2 + 2 * 0.5))
+    interleaved = get_policy("interleaved")
+    problem = build_problem(
+        with_overhead.replace(policy="interleaved", chunks=2, op_overhead=(0.5, 0.25, 0, 1)),
+        interleaved,
+    )
+    assert problem.duration(Op(Kind.F, 0, 0)) == pytest.approx(1 / 2 + 0.5)
+    assert problem.duration(Op(Kind.B, 5, 0)) == pytest.approx(2 / 2 + 0.25)  # stage 5: device 1
+    zb = get_policy("zb-h1")
+    problem = build_problem(with_overhead.replace(policy="zb-h1", weight=(0.5,)), zb)
+    assert problem.duration(Op(Kind.B, 0, 0)) == pytest.approx(2 - 0.5 + 0.5)  # I
+    assert problem.duration(Op(Kind.W, 0, 0)) == pytest.approx(0.5 + 0.5)
+    result = runner.invoke(app, ["run", "-p", "2", "--op-overhead", "1,2,3"])
+    assert result.exit_code == 2 and "op_overhead has 3 values" in result.stderr

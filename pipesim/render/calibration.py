@@ -64,11 +64,25 @@ class CalibrationReport:
                 percent(fit.cv), str(fit.samples),
             )  # fmt: skip
         yield table
+        if calibration.waits_taken_back:
+            yield Text(
+                f"{calibration.waits_taken_back} actions' waits counted as computing: their "
+                "inputs were made on their own rank, or handed over before they began (the "
+                "wait was their own receive, or the host)"
+            )
         latency = settings.comm_latency or 0.0
         yield Text(
-            f"message latency {ms(latency)} ms (median of {calibration.latency_samples} "
+            f"message latency {ms(latency)} ms (mean of {calibration.latency_samples} "
             "messages whose consumer was already waiting)"
         )
+        if settings.op_overhead is not None:
+            yield Text(
+                "the runtime's own time per action (between actions: posting sends and "
+                "receives), in the costs above: "
+                + ", ".join(
+                    f"rank {rank} {ms(value)} ms" for rank, value in enumerate(settings.op_overhead)
+                )
+            )
         mean = statistics.fmean(calibration.measured)
         low, high = min(calibration.measured), max(calibration.measured)
         chance = f"; standard error {calibration.standard_error * 100:.1f}%" if used > 1 else ""
@@ -158,7 +172,9 @@ def calibration_record(
             }
             for f in calibration.fits
         ],
+        "waits_taken_back": calibration.waits_taken_back,
         "latency_ms": num(calibration.settings.comm_latency or 0.0),
+        "op_overhead_ms": [num(value) for value in calibration.settings.op_overhead or ()],
         "latency_samples": calibration.latency_samples,
         "measured_step_ms": [num(value) for value in calibration.measured],
         "measured_mean_ms": num(mean),
@@ -193,7 +209,9 @@ def write_calibrated_config(
     )
     out.write(f"stages = {settings.stages}  # ranks in the traces\n")
     out.write(f"microbatches = {settings.microbatches}  # largest microbatch index + 1\n")
-    note = "per rank, the mean of its stages' actions summed (ms per microbatch)"
+    note = "per rank, the mean of its stages' actions summed (ms per microbatch)" + (
+        ", less op_overhead per action" if settings.op_overhead is not None else ""
+    )
     for name, values in (
         ("forward", settings.forward),
         ("backward", settings.backward),
@@ -202,16 +220,23 @@ def write_calibrated_config(
         if values is not None:
             listed = ", ".join(json.dumps(num(value)) for value in values)
             out.write(f"{name} = [{listed}]  # {note}\n")
+    if settings.op_overhead is not None:
+        listed = ", ".join(json.dumps(num(value)) for value in settings.op_overhead)
+        out.write(
+            f"op_overhead = [{listed}]  # per rank, the runtime's own time per action (ms): "
+            "of its kinds of action, the least mean time from an action's end to the next "
+            "one's span; every op pays it, and the costs above are less it\n"
+        )
     latency = settings.comm_latency or 0.0
     if fitted is None:
         out.write(
-            f"comm_latency = {json.dumps(num(latency))}  # median of "
+            f"comm_latency = {json.dumps(num(latency))}  # mean of "
             f"{calibration.latency_samples} timed messages (ms)\n"
         )
     else:
         out.write(
             f"comm_latency = {json.dumps(num(max(0.0, latency - fitted.link_ms)))}  # the "
-            f"median of {calibration.latency_samples} timed messages ({num(latency)} ms), less "
+            f"mean of {calibration.latency_samples} timed messages ({num(latency)} ms), less "
             f"the {num(fitted.link_ms)} ms the model's activation holds the link (at least 0)\n"
         )
     if calibration.spread:
@@ -228,7 +253,7 @@ def write_calibrated_config(
         "compare take\n# the measured ms above instead)\n"
     )
     own = ("policy", "stages", "microbatches", "forward", "backward", "weight", "comm_latency",
-           "jitter", "mfu")  # fmt: skip
+           "op_overhead", "jitter", "mfu")  # fmt: skip
     defaults = settings_record(Settings(), leave_out=own)
     for key, value in settings_record(model, leave_out=own).items():
         if defaults.get(key) == value:

@@ -9,10 +9,13 @@ microbatch 3), `PP:1B2` (a full backward), `PP:1I2` and `PP:1W2` (input and weig
 with the rank in `distributedInfo` and the clock's origin in `baseTimeNanoseconds`.
 
 A compute action waits for its inputs inside its own span (the runtime waits on the receive
-before computing, sometimes after an operator or two), so the longest stretch of the span
-without an operator of its thread (`cpu_op` or `kernel` events), when longer than
-`WAIT_MS`, is the wait: the action computed for the rest of its span (operators and the
-interpreter's time between them), and its input had arrived when that stretch ended. Ranks'
+before computing, sometimes after a small operator or two), so the longest stretch without an
+operator of its thread (`cpu_op` or `kernel` events) before its first operator of more than
+`WAIT_MS`, when longer than `WAIT_MS`, is the wait: the action computed for the rest of its
+span (operators and the interpreter's time between them), and its input had arrived when
+that stretch ended. A stretch after computing has begun is not a wait: it is the interpreter,
+or the host running another thread (on a shared CPU, an operator can stall for milliseconds).
+`studies.calibrate` then takes back the waits of actions that had nothing to wait for. Ranks'
 clocks are taken as one (one host, or hosts kept in step by NTP or PTP), shifted by their
 `baseTimeNanoseconds` (`RankTrace.origin`).
 """
@@ -145,20 +148,28 @@ def _union(intervals: list[tuple[float, float]]) -> tuple[list[float], list[floa
 
 
 def _wait(merged: tuple[list[float], list[float]], start: float, end: float) -> tuple[float, float]:
-    """The longest stretch of [start, end] (us) that the merged operator intervals leave
-    empty, as (length, when it ended), if longer than `WAIT_MS`; else (0, start)."""
+    """The wait for inputs in [start, end] (us), as (length, when it ended): the longest
+    stretch that the merged operator intervals leave empty before the action's first
+    operator of more than `WAIT_MS` (the runtime waits for a receive before it computes,
+    sometimes after a small operator or two; a stretch later on is the interpreter, or the
+    host running another thread), if longer than `WAIT_MS`; else (0, start). A span without
+    such an operator waited until its end."""
     starts, ends = merged
     index = bisect_left(ends, start)
     longest, until, cursor = 0.0, start, start
+    limit = WAIT_MS * 1e3
     while index < len(starts) and starts[index] < end:
         gap = starts[index] - cursor
         if gap > longest:
             longest, until = gap, starts[index]
+        if min(ends[index], end) - max(starts[index], start) > limit:
+            break  # computing has begun
         cursor = max(cursor, ends[index])
         index += 1
-    if end - cursor > longest:
-        longest, until = end - cursor, end
-    return (longest, until) if longest > WAIT_MS * 1e3 else (0.0, start)
+    else:
+        if end - cursor > longest:
+            longest, until = end - cursor, end
+    return (longest, until) if longest > limit else (0.0, start)
 
 
 def _load(path: Path) -> dict[str, Any]:

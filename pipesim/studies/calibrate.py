@@ -7,13 +7,20 @@ holds its rank from the end of its wait for inputs to its end (`settings.profile
 and then for the runtime's own work until the next action's span (posting sends and
 receives); per stage and kind the cost is the mean of that (a rank's busy time is a sum of
 such costs, whose expectation is the sum of their means; noise on a shared host is skewed,
-so medians would come out short), its spread the coefficient of variation. A message's time
+so medians would come out short), its spread the coefficient of variation. Waits read off a
+profiler trace are taken back where there was nothing to wait for: an action whose inputs
+are all made on its own rank (`_local_inputs`), or whose input was handed over before its
+span began, was busy (its own receive) for all of its span.
+
+The runtime's own time after an action (`_overheads`) is paid per action, whatever the action
+computes: the config gives it as `op_overhead` and the costs less it, so that a schedule of
+more, smaller actions (interleaved chunks) pays it as often as it runs one. A message's time
 is measured where its consumer was waiting for it already when it was handed over: from
 when the producer's rank was done with the producer to the end of the consumer's wait; the
-latency is their median (0 when none was timed). The measured order, with the fitted costs,
-is then simulated and set beside each measured step: on the mean costs, and as the mean of
-runs that draw each op with the actions' pooled spread (`Calibration.spread`), since varied
-ops lengthen a step on average.
+latency is their mean (0 when none was timed), as the costs are. The measured order, with
+the fitted costs, is then simulated and set beside each measured step: on the mean costs,
+and as the mean of runs that draw each op with the actions' pooled spread
+(`Calibration.spread`), since varied ops lengthen a step on average.
 """
 
 from __future__ import annotations
@@ -101,6 +108,9 @@ class Calibration:
     paths: tuple[str, ...]
     steps_by_rank: list[list[list[MeasuredAction]]]
     """Each rank's actions, cut into steps, on the common clock."""
+    waits_taken_back: int = 0
+    """Actions of the used steps whose wait was counted as computing: nothing to wait for
+    (`_local_inputs`), or their input handed over before they began (`_received`)."""
 
     @property
     def measured_step(self) -> float:
@@ -192,6 +202,13 @@ def calibrate(traces: Sequence[RankTrace], skip: int = 1, align: str = "origin")
     if sorted(placement_map) != list(range(stages)):
         raise ConfigError(f"stages {sorted(set(range(stages)) - set(placement_map))} never run")
     placement = tuple(placement_map[stage] for stage in range(stages))
+    waits_read = sum(
+        a.compute > a.start for steps in steps_by_rank for s in steps[skip:] for a in s
+    )
+    steps_by_rank = [
+        [[_without_wait(a) if _local_inputs(a, placement) else a for a in step] for step in steps]
+        for steps in steps_by_rank
+    ]
     if align == "messages":
         steps_by_rank = _aligned(steps_by_rank, placement)
     used = [steps[skip:] for steps in steps_by_rank]
@@ -200,17 +217,25 @@ def calibrate(traces: Sequence[RankTrace], skip: int = 1, align: str = "origin")
     handed: dict[tuple[int, str, int, int], float] = {}
     """When each action's device was done with it: its end, plus the runtime's own work
     before the next action's span (its sends, the next receives' posting)."""
+    afters: dict[tuple[int, str, int, int], float] = {}
     for steps in used:
         for k, step in enumerate(steps):
             gaps = [b.start - a.end for a, b in pairwise(step)]
             usual = statistics.median(gaps) if gaps else 0.0
             for number, action in enumerate(step):
-                after = gaps[number] if number < len(gaps) else usual
-                samples.setdefault((action.stage, action.kind), []).append(
-                    action.busy + max(0.0, after)
-                )
                 key = (k, action.kind, action.stage, action.microbatch)
-                handed[key] = action.end + max(0.0, after)
+                afters[key] = max(0.0, gaps[number] if number < len(gaps) else usual)
+                handed[key] = action.end + afters[key]
+    used = [
+        [[_received(a, k, placement, handed) for a in step] for k, step in enumerate(steps)]
+        for steps in used
+    ]
+    waits_kept = sum(a.compute > a.start for steps in used for step in steps for a in step)
+    for steps in used:
+        for k, step in enumerate(steps):
+            for action in step:
+                after = afters[(k, action.kind, action.stage, action.microbatch)]
+                samples.setdefault((action.stage, action.kind), []).append(action.busy + after)
     fits = tuple(
         Fit(stage, kind, statistics.fmean(values), _cv(values), len(values))
         for (stage, kind), values in sorted(samples.items())
@@ -226,11 +251,28 @@ def calibrate(traces: Sequence[RankTrace], skip: int = 1, align: str = "origin")
             for device in range(ranks)
         )
 
-    forward = per_device(("F",))
-    backward = per_device((backward_kind, "W") if split else (backward_kind,))
-    weight = per_device(("W",)) if split else None
+    overhead = _overheads(used, afters)
+    held = [placement.count(device) for device in range(ranks)]
+    # the costs less each op's overhead, which `op_overhead` adds back to every op: the same
+    # durations for this order, and an overhead per op, not per layer, for other schedules
+    forward = tuple(c - n * o for c, n, o in zip(per_device(("F",)), held, overhead, strict=True))
+    ops_per_backward = 2 if split else 1
+    backward = tuple(
+        c - ops_per_backward * n * o
+        for c, n, o in zip(
+            per_device((backward_kind, "W") if split else (backward_kind,)),
+            held,
+            overhead,
+            strict=True,
+        )
+    )
+    weight = (
+        tuple(c - n * o for c, n, o in zip(per_device(("W",)), held, overhead, strict=True))
+        if split
+        else None
+    )
     waits = _message_times(used, placement, handed)
-    latency = statistics.median(waits) if waits else 0.0
+    latency = statistics.fmean(waits) if waits else 0.0
     microbatches = 1 + max(op.microbatch for order in orders for op in order)
     settings = Settings(
         stages=ranks,
@@ -239,6 +281,7 @@ def calibrate(traces: Sequence[RankTrace], skip: int = 1, align: str = "origin")
         backward=backward,
         weight=weight,
         comm_latency=latency,
+        op_overhead=overhead if any(overhead) else None,
     )
     measured = tuple(
         max(a.end for steps in used for a in steps[k])
@@ -248,8 +291,72 @@ def calibrate(traces: Sequence[RankTrace], skip: int = 1, align: str = "origin")
     policy = MeasuredOrder(orders, placement, split)
     paths = tuple(by_rank[rank].path for rank in range(ranks))
     return Calibration(
-        settings, policy, fits, len(waits), measured, total, skip, paths, steps_by_rank
+        settings,
+        policy,
+        fits,
+        len(waits),
+        measured,
+        total,
+        skip,
+        paths,
+        steps_by_rank,
+        waits_read - waits_kept,
     )
+
+
+def _overheads(
+    used: list[list[list[MeasuredAction]]], afters: dict[tuple[int, str, int, int], float]
+) -> tuple[float, ...]:
+    """Per rank, the runtime's own time per action: of its kinds of action, the least mean
+    time from an action's end to the next one's span (posting sends and receives). It is
+    paid per action whatever the action computes, so a schedule of more, smaller actions
+    pays it more often; the least keeps every kind's cost less it at or above its busy time."""
+    overheads = []
+    for steps in used:
+        by_kind: dict[str, list[float]] = {}
+        for k, step in enumerate(steps):
+            for a in step:
+                by_kind.setdefault(a.kind, []).append(afters[(k, a.kind, a.stage, a.microbatch)])
+        overheads.append(min(statistics.fmean(values) for values in by_kind.values()))
+    return tuple(overheads)
+
+
+def _local_inputs(action: MeasuredAction, placement: tuple[int, ...]) -> bool:
+    """Whether every input of `action` is made on its own rank (the first stage's forward, the
+    last stage's backward, every weight gradient), so that it had nothing to wait for."""
+    stage, here = action.stage, placement[action.stage]
+    if action.kind == "W":
+        return True
+    if action.kind == "F":
+        return stage == 0 or placement[stage - 1] == here
+    return stage == len(placement) - 1 or placement[stage + 1] == here
+
+
+def _received(
+    action: MeasuredAction,
+    k: int,
+    placement: tuple[int, ...],
+    handed: dict[tuple[int, str, int, int], float],
+) -> MeasuredAction:
+    """`action` of step `k`, busy for all of its span if its input was handed over before the
+    span began: what it waited for then was its own receive, not a producer."""
+    if action.compute == action.start:
+        return action
+    source = (
+        ("F", action.stage - 1) if action.kind == "F"
+        else (action.kind, action.stage + 1) if action.kind in ("B", "I") else None
+    )  # fmt: skip
+    if source is None:
+        return action
+    handover = handed.get((k, source[0], source[1], action.microbatch))
+    if handover is not None and handover <= action.start:
+        return _without_wait(action)
+    return action
+
+
+def _without_wait(action: MeasuredAction) -> MeasuredAction:
+    """`action` as busy for all of its span."""
+    return dataclasses.replace(action, compute=action.start, busy=action.end - action.start)
 
 
 def _aligned(
