@@ -81,12 +81,13 @@ def test_costs_fitted_on_1f1b_predict_gpipe_but_not_interleaving_on_two_shared_c
     action, which every op of another schedule pays again), replayed in the order GPipe and
     interleaved 1F1B ran, against those runs' measured steps. GPipe's is predicted within 5%
     (+2.9% with the spread, -4.0% on the mean costs). Interleaved 1F1B's is 28% short: its
-    ops took longer than 1F1B's, though they multiply the same matrices, because two ranks and
-    their gloo threads share two cores and interleaving keeps both ranks computing while
-    messages are in flight for more of the step, so its operators are preempted more often
-    (the median matrix multiply takes as long in both runs, the mean 39% longer). Fitted on
-    its own run, its replay is within 5% (the first test): the order and the model of it
-    hold; what a 1F1B run on this host cannot measure is how interleaving slows its ops."""
+    ops took longer than 1F1B's, though they multiply the same matrices, because two ranks
+    and their gloo threads share two cores, an op stalls when the other rank communicates
+    rather than computes, and an interleaved step has twice the actions and messages (the
+    median matrix multiply takes as long in both runs, the mean 39% longer). Fitted on its
+    own run, its replay is within 5% (the first test): the order and the model of it hold;
+    what a 1F1B run on this host cannot measure is how much more communication slows the
+    ops around it."""
     import dataclasses
 
     fitted = _calibrated("1f1b")
