@@ -12,10 +12,11 @@ update. After `--warmup` steps, `--steps` steps are profiled and each rank write
 `<schedule>_rank<r>.json.gz`.
 The model is 2 MLP blocks per rank whatever the schedule. Schedules: gpipe (PyTorch's
 LoopedBFS with one stage per rank), 1f1b (Interleaved1F1B with one stage per rank),
-interleaved (two stages of one block per rank) and zb (InterleavedZeroBubble, one stage per
-rank, backward split into I and W).
+interleaved (two stages of one block per rank), zb (InterleavedZeroBubble, one stage per
+rank, backward split into I and W) and torch-gpipe (ScheduleGPipe run by itself, without the
+runtime: it labels its actions `Forward i` and `Backward i`).
 
-`--schedule all` runs the four in turn, a step of each, in the same processes: on a shared
+`--schedule all` runs the five in turn, a step of each, in the same processes: on a shared
 machine whose speed drifts from minute to minute, schedules compared across separate runs
 compare the machine's moods as much as the schedules. Each step is profiled inside a
 `pipesim_step:<schedule>` range, and each schedule's trace keeps the events of its own steps.
@@ -32,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SCHEDULES = ("gpipe", "1f1b", "interleaved", "zb")
+SCHEDULES = ("gpipe", "1f1b", "interleaved", "zb", "torch-gpipe")
 
 
 def _run(rank: int, args: argparse.Namespace) -> None:
@@ -77,6 +78,7 @@ def _training_step(schedule: str, rank: int, args: argparse.Namespace) -> Callab
     import torch.distributed as dist
     from torch.distributed.pipelining import PipelineStage
     from torch.distributed.pipelining.schedules import (
+        ScheduleGPipe,
         ScheduleInterleaved1F1B,
         ScheduleInterleavedZeroBubble,
         ScheduleLoopedBFS,
@@ -102,15 +104,19 @@ def _training_step(schedule: str, rank: int, args: argparse.Namespace) -> Callab
     def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return ((output - target) ** 2).mean()
 
-    source = {
-        "gpipe": ScheduleLoopedBFS,
-        "1f1b": ScheduleInterleaved1F1B,
-        "interleaved": ScheduleInterleaved1F1B,
-        "zb": ScheduleInterleavedZeroBubble,
-    }[schedule]
-    actions = source(stages, args.microbatches, loss_fn=loss).pipeline_order
-    runtime = _PipelineScheduleRuntime(stages, args.microbatches, loss_fn=loss)  # type: ignore[no-untyped-call]
-    runtime._prepare_schedule_with_comms(actions)  # the actions, plus their sends and receives
+    runtime: Any
+    if schedule == "torch-gpipe":
+        runtime = ScheduleGPipe(stages[0], args.microbatches, loss_fn=loss)
+    else:
+        source = {
+            "gpipe": ScheduleLoopedBFS,
+            "1f1b": ScheduleInterleaved1F1B,
+            "interleaved": ScheduleInterleaved1F1B,
+            "zb": ScheduleInterleavedZeroBubble,
+        }[schedule]
+        actions = source(stages, args.microbatches, loss_fn=loss).pipeline_order
+        runtime = _PipelineScheduleRuntime(stages, args.microbatches, loss_fn=loss)  # type: ignore[no-untyped-call]
+        runtime._prepare_schedule_with_comms(actions)  # its actions, sends and receives
     rows = args.microbatches * args.rows
     inputs, targets = torch.randn(rows, width), torch.randn(rows, width)
     parameters = [p for stage in stages for p in stage.submod.parameters()]

@@ -5,9 +5,10 @@ The traces in tests/data/torch_pipeline were recorded on this project's 2-core m
     python examples/torch_pipeline.py --schedule all --out tests/data/torch_pipeline \\
         --steps 21 --microbatches 4
 
-which runs GPipe, 1F1B, interleaved 1F1B and zero bubble in turn, a step of each, 21 times:
-two ranks on gloo, PyTorch's schedule runtime labelling every action, AdamW and an
-all-reduced gradient norm ending each step."""
+which runs GPipe, 1F1B, interleaved 1F1B and zero bubble through PyTorch's schedule runtime
+(labelling every action `PP:...`) and ScheduleGPipe by itself (`Forward i`, `Backward i`) in
+turn, a step of each, 21 times: two ranks on gloo, AdamW and an all-reduced gradient norm
+ending each step."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from tests.conftest import result_json
 
 runner = CliRunner()
 DATA = Path(__file__).parent / "data" / "torch_pipeline"
-SCHEDULES = ("gpipe", "1f1b", "interleaved", "zb")
+SCHEDULES = ("gpipe", "1f1b", "interleaved", "zb", "torch-gpipe")
 
 
 def _traces(schedule: str) -> list[Path]:
@@ -51,16 +52,17 @@ def test_replaying_the_fitted_costs_in_the_measured_order_gives_the_measured_ste
     assert calibration.steps == 21 and len(calibration.measured) == 20
     measured = statistics.fmean(calibration.measured)
     # Drawn with the measured spread, as `run --runs 200` replays the config: within 5% of
-    # the measured mean (measured: gpipe +3.1%, 1f1b -4.0%, interleaved -2.4%, zb -4.0%).
-    # A step waits for the slowest of its paths, so on average it is longer than the step of
-    # mean costs (Jensen's inequality: a step's time is a max of sums, convex in the op
-    # times): those replay 5-12% short (-4.8%, -5.7%, -11.8%, -10.9%).
-    assert 0.2 < calibration.spread < 0.6  # ops on two shared cores vary by 20-60%
+    # the measured mean (measured: gpipe -2.6%, 1f1b -0.7%, interleaved +1.5%, zb -2.5%,
+    # torch-gpipe +2.3%). A step waits for the slowest of its paths, so on average it is
+    # longer than the step of mean costs (Jensen's inequality: a step's time is a max of
+    # sums, convex in the op times): those replay 3-14% short (-10.1%, -3.6%, -14.0%, -7.3%,
+    # -3.5%).
+    assert 0.2 < calibration.spread < 0.8  # ops on two shared cores vary by 30-75%
     varied = calibration.replayed_varied()
     replayed = calibration.replayed()
     assert varied > replayed
     assert varied == pytest.approx(measured, rel=0.05)
-    assert replayed == pytest.approx(measured, rel=0.13)
+    assert replayed == pytest.approx(measured, rel=0.15)
     # The measured mean's standard error: the sample deviation over the root of the count.
     steps = calibration.measured
     deviation = math.sqrt(sum((t - measured) ** 2 for t in steps) / (len(steps) - 1))
@@ -78,26 +80,28 @@ def test_replaying_the_fitted_costs_in_the_measured_order_gives_the_measured_ste
 
 def test_costs_fitted_on_1f1b_predict_gpipe_but_not_interleaving_on_two_shared_cores() -> None:
     """What-if from measured costs: the 1F1B run's costs (per rank, less the runtime's time per
-    action, which every op of another schedule pays again), replayed in the order GPipe and
-    interleaved 1F1B ran, against those runs' measured steps. GPipe's is predicted within 5%
-    (+2.9% with the spread, -4.0% on the mean costs). Interleaved 1F1B's is 28% short: its
-    ops took longer than 1F1B's, though they multiply the same matrices, because two ranks
-    and their gloo threads share two cores, an op stalls when the other rank communicates
-    rather than computes, and an interleaved step has twice the actions and messages (the
-    median matrix multiply takes as long in both runs, the mean 39% longer). Fitted on its
-    own run, its replay is within 5% (the first test): the order and the model of it hold;
-    what a 1F1B run on this host cannot measure is how much more communication slows the
-    ops around it."""
+    action, which every op of another schedule pays again), replayed in the order GPipe ran
+    (through the runtime, and ScheduleGPipe by itself) and interleaved 1F1B ran, against
+    those runs' measured steps. GPipe's is predicted within 1% with the spread (-0.1% and
+    -0.6%; -6.0% on the mean costs). Interleaved 1F1B's is 31% short: its ops took longer
+    than 1F1B's, though they multiply the same matrices, because two ranks and their gloo
+    threads share two cores, an op stalls when the other rank communicates rather than
+    computes, and an interleaved step has twice the actions and messages (the median matrix
+    multiply takes as long in both runs, the mean 52% longer). Fitted on its own run, its
+    replay is within 5% (the first test): the order and the model of it hold; what a 1F1B
+    run on this host cannot measure is how much more communication slows the ops around
+    it."""
     import dataclasses
 
     fitted = _calibrated("1f1b")
     predicted, measured = {}, {}
-    for schedule in ("gpipe", "interleaved"):
+    for schedule in ("gpipe", "torch-gpipe", "interleaved"):
         other = _calibrated(schedule)
         what_if = dataclasses.replace(other, settings=fitted.settings, fits=fitted.fits)
         measured[schedule] = statistics.fmean(other.measured)
         predicted[schedule] = what_if.replayed_varied()
     assert predicted["gpipe"] == pytest.approx(measured["gpipe"], rel=0.05)
+    assert predicted["torch-gpipe"] == pytest.approx(measured["torch-gpipe"], rel=0.05)
     assert predicted["interleaved"] < 0.8 * measured["interleaved"]
     multiplies = {
         schedule: [
@@ -224,7 +228,9 @@ def test_a_plain_csv_of_intervals_calibrates_as_the_traces_do(tmp_path: Path) ->
     from_traces = result_json(
         runner.invoke(app, ["calibrate", *map(str, _traces("1f1b")), "-f", "json"]).stdout
     )
-    assert from_csv["replayed_ms"] == pytest.approx(from_traces["replayed_ms"], rel=1e-6)
+    # The same but for the stretches between actions that nothing covered in the trace
+    # (waiting, there; the runtime's work in a CSV, which knows no operators): 2 us in 74 ms.
+    assert from_csv["replayed_ms"] == pytest.approx(from_traces["replayed_ms"], rel=1e-4)
     for text, words in (
         ("rank,action,start_us\n0,0F0,1\n", "no column 'end_us'"),
         ("rank,action,start_us,end_us\n0,0F0,x,2\n", "line 2: rank and times must be numbers"),
@@ -384,14 +390,18 @@ def test_a_wait_is_read_before_computing_begins_and_only_where_an_input_can_be_l
         # 400 us mid-way and 350 us at the end (the host and the interpreter, not waits)
         _event("PP:0F0", 0, 2000), _event("aten::mm", 300, 600, "cpu_op"),
         _event("aten::mm", 1300, 350, "cpu_op"),
+        # then the runtime posts F0's send (400 us), and waits with nothing to do (3300 us)
+        _event("PP:0SEND_F0", 2000, 400), _event("c10d::send", 2100, 50, "cpu_op"),
         # B0: after a 20 us operator, stalls 300 us, though rank 1 handed its gradient over
         # (5600 us) before B0 began
         _event("PP:0B0", 5700, 2000), _event("aten::detach", 5710, 20, "cpu_op"),
         _event("aten::mm", 6030, 1670, "cpu_op"),
     ]  # fmt: skip
     rank1 = [
-        # F0: waits 2000 us for rank 0's activation
-        _event("PP:1F0", 500, 4000), _event("aten::mm", 2500, 2000, "cpu_op"),
+        # F0: posts its receive (a communication call, slow at 150 us: not computing yet),
+        # then waits 1830 us for rank 0's activation
+        _event("PP:1F0", 500, 4000), _event("c10d::recv_", 520, 150, "cpu_op"),
+        _event("aten::mm", 2500, 2000, "cpu_op"),
         # B0: the loss's gradient is its own: a 150 us stall before its operator is no wait
         _event("PP:1B0", 4500, 1100), _event("aten::mm", 4650, 950, "cpu_op"),
     ]  # fmt: skip
@@ -403,7 +413,7 @@ def test_a_wait_is_read_before_computing_begins_and_only_where_an_input_can_be_l
     expected = {
         (0, "F"): (0.3, 1.7),  # as read: the stall is a wait
         (0, "B"): (6.03, 1.7),
-        (1, "F"): (2.5, 2.0),
+        (1, "F"): (2.5, 4.0 - 1.83),
         (1, "B"): (4.65, 0.95),
     }
     assert read.keys() == expected.keys()
@@ -412,13 +422,16 @@ def test_a_wait_is_read_before_computing_begins_and_only_where_an_input_can_be_l
     calibration = calibrate(traces, skip=0)
     assert calibration.waits_taken_back == 3  # all but rank 1's F0, which waited for rank 0
     costs = {(fit.stage, fit.kind): fit.mean for fit in calibration.fits}
-    # Each action's busy time and the runtime's time after it (to the next span; the last
-    # action's, the step's usual one): rank 0's 3.7 ms, rank 1's none.
+    # Each action's busy time and the runtime's work after it (to the next span, less what
+    # nothing covered; the last action's, the step's usual one): rank 0's 0.4 ms, rank 1's
+    # none.
     assert costs == pytest.approx(
-        {(0, "F"): 2.0 + 3.7, (0, "B"): 2.0 + 3.7, (1, "F"): 2.0, (1, "B"): 1.1}
+        {(0, "F"): 2.0 + 0.4, (0, "B"): 2.0 + 0.4, (1, "F"): 2.17, (1, "B"): 1.1}
     )
-    assert calibration.settings.op_overhead == pytest.approx((3.7, 0.0))
-    assert calibration.settings.forward == pytest.approx((2.0, 2.0))
+    assert calibration.settings.op_overhead == pytest.approx((0.4, 0.0))
+    assert calibration.settings.forward == pytest.approx((2.0, 2.17))
+    # Rank 1 waited for F0's output from before its hand-over (2400 us) to 2500 us.
+    assert calibration.settings.comm_latency == pytest.approx(0.1)
     assert calibration.measured == pytest.approx((7.7,))  # from F0's start to B0's end
 
 

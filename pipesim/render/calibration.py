@@ -52,8 +52,9 @@ class CalibrationReport:
             style="bold",
         )
         table = figures_table(
-            "ms per microbatch: from the end of an action's wait for its inputs to the start "
-            "of the next action, mean over microbatches and steps; cv: their spread"
+            "ms per microbatch: from the end of an action's wait for its inputs, and the "
+            "runtime's work after it until the next action; mean over microbatches and "
+            "steps; cv: their spread"
         )
         for header in ("stage", "rank", "action", "ms", "cv", "samples"):
             table.add_column(header, justify="left" if header == "action" else "right")

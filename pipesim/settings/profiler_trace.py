@@ -7,14 +7,18 @@ microbatch 3), `PP:1B2` (a full backward), `PP:1I2` and `PP:1W2` (input and weig
 `PP:2SEND_F0`, `PP:0RECV_B1`, ... The profiler writes them as complete events ("ph": "X",
 "cat": "user_annotation") of a Chrome trace, one file per rank (`prof.export_chrome_trace`),
 with the rank in `distributedInfo` and the clock's origin in `baseTimeNanoseconds`.
+`ScheduleGPipe` run on its own (without the runtime) labels its actions `Forward i` and
+`Backward i` instead: one stage per rank, the rank's.
 
 A compute action waits for its inputs inside its own span (the runtime waits on the receive
-before computing, sometimes after a small operator or two), so the longest stretch without an
-operator of its thread (`cpu_op` or `kernel` events) before its first operator of more than
-`WAIT_MS`, when longer than `WAIT_MS`, is the wait: the action computed for the rest of its
-span (operators and the interpreter's time between them), and its input had arrived when
-that stretch ended. A stretch after computing has begun is not a wait: it is the interpreter,
-or the host running another thread (on a shared CPU, an operator can stall for milliseconds).
+before computing, sometimes after a communication call or two), so the longest stretch
+without an operator of its thread (`cpu_op` or `kernel` events) before its first operator
+that computes (longer than `WAIT_MS`, not a `c10d::` call), when longer than `WAIT_MS`, is
+the wait: the action computed for the rest of its span (operators and the interpreter's time
+between them), and its input had arrived when that stretch ended. A stretch after computing
+has begun is not a wait: it is the interpreter, or the host running another thread (on a
+shared CPU, an operator can stall for milliseconds). Between actions, a stretch that neither
+an operator nor a runtime action (`PP:` span) covers is waiting too (`idle_after`).
 `studies.calibrate` then takes back the waits of actions that had nothing to wait for. Ranks'
 clocks are taken as one (one host, or hosts kept in step by NTP or PTP), shifted by their
 `baseTimeNanoseconds` (`RankTrace.origin`).
@@ -23,6 +27,7 @@ clocks are taken as one (one host, or hosts kept in step by NTP or PTP), shifted
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import io
 import json
@@ -41,8 +46,13 @@ TRACE_LIMIT = 1 << 30
 """Bytes of one (uncompressed) trace read at most."""
 
 _ACTION = re.compile(r"^PP:([0-9]{1,9})(F|B|I|W)([0-9]{1,9})$")
+_SINGLE_STAGE = re.compile(r"^(Forward|Backward) ([0-9]{1,9})$")
+"""`ScheduleGPipe`'s labels (a schedule of one stage per rank, run without the runtime): the
+stage is the rank's."""
 _RANK_IN_NAME = re.compile(r"rank[_-]?([0-9]{1,6})", re.IGNORECASE)
 _OPERATORS = ("cpu_op", "kernel", "gpu_memcpy")
+_COMMS = ("c10d::", "record_param_comms", "nccl:", "gloo:")
+"""Operators that post or wait on communication: they do not begin an action's computing."""
 WAIT_MS = 0.1
 """A stretch of a compute action without operators longer than this is waiting, not the
 interpreter's time between operators."""
@@ -63,6 +73,10 @@ class MeasuredAction:
     compute: float
     end: float
     busy: float
+    idle_after: float = 0.0
+    """ms of the time from its end to its rank's next action spent waiting, not on the
+    runtime's own work: stretches that neither an operator nor a runtime action (`PP:`
+    span) covers (ScheduleGPipe waits there for its forwards' sends)."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +96,8 @@ def read_profiler_trace(path: Path) -> RankTrace:
 
     Raises:
         ConfigError: the file cannot be read or is not a Chrome trace, has no `PP:` compute
-            actions, or names no rank; two compute actions of one thread overlap.
+            actions (nor `Forward i`, `Backward i`), or names no rank; two compute actions of
+            one thread overlap.
     """
     data = _load(path)
     events = data.get("traceEvents")
@@ -93,6 +108,13 @@ def read_profiler_trace(path: Path) -> RankTrace:
     origin = float(base) / 1e6 if isinstance(base, int | float) else 0.0
     operators: dict[Any, list[tuple[float, float]]] = {}
     spans: list[tuple[float, float, Any, str, int, int]] = []
+    single: list[tuple[float, float, Any, str, int, int]] = []
+    """`Forward i` and `Backward i` spans, taken when there are no `PP:` ones."""
+    computing: dict[Any, list[float]] = {}
+    """Per thread, when each operator that computes (longer than `WAIT_MS`, not a
+    communication call) started."""
+    runtime: dict[Any, list[tuple[float, float]]] = {}
+    """Per thread, the runtime's actions (`PP:` spans, sends and receives too)."""
     for event in events:
         if not isinstance(event, dict) or event.get("ph") != "X":
             continue
@@ -103,28 +125,56 @@ def read_profiler_trace(path: Path) -> RankTrace:
         thread = event.get("tid")
         if event.get("cat") in _OPERATORS:
             operators.setdefault(thread, []).append((start, start + duration))
+            if duration > WAIT_MS * 1e3 and not str(event.get("name", "")).startswith(_COMMS):
+                computing.setdefault(thread, []).append(start)
             continue
-        match = _ACTION.match(str(event.get("name", "")))
+        name = str(event.get("name", ""))
+        if name.startswith("PP:"):
+            runtime.setdefault(thread, []).append((start, start + duration))
+        match = _ACTION.match(name)
         if match is not None:
             stage, kind, microbatch = int(match[1]), match[2], int(match[3])
             spans.append((start, start + duration, thread, kind, stage, microbatch))
+            continue
+        match = _SINGLE_STAGE.match(name)
+        if match is not None:
+            single.append((start, start + duration, thread, match[1][0], rank, int(match[2])))
+    if not spans:
+        spans = single
     if not spans:
         raise ConfigError(
-            f"{path}: no PP: compute actions (F, B, I, W); record the run through "
-            "torch.distributed.pipelining's schedule runtime (examples/torch_pipeline.py)"
+            f"{path}: no PP: compute actions (F, B, I, W), nor ScheduleGPipe's Forward i and "
+            "Backward i; record the run through torch.distributed.pipelining's schedules "
+            "(examples/torch_pipeline.py)"
         )
     busy = {thread: _union(intervals) for thread, intervals in operators.items()}
+    for starts in computing.values():
+        starts.sort()
+    working = {
+        thread: _union(operators.get(thread, []) + runtime.get(thread, []))
+        for thread in operators.keys() | runtime.keys()
+    }
+    """What keeps a thread from idling between actions: operators and the runtime's actions."""
     spans.sort()
-    actions = []
-    last_end: dict[Any, float] = {}
+    actions: list[MeasuredAction] = []
+    last: dict[Any, int] = {}
+    """Per thread, the index in `actions` of its latest action."""
     for start, end, thread, kind, stage, microbatch in spans:
-        if start < last_end.get(thread, -1.0) - 1e-3:
-            raise ConfigError(
-                f"{path}: compute actions overlap on one thread at {start:.3f} us "
-                f"(PP:{stage}{kind}{microbatch}); is this one rank's trace?"
-            )
-        last_end[thread] = end
-        wait, waited_until = _wait(busy.get(thread, ([], [])), start, end)
+        before = last.get(thread)
+        if before is not None:
+            previous = actions[before]
+            if start < previous.end * 1e3 - 1e-3:
+                raise ConfigError(
+                    f"{path}: compute actions overlap on one thread at {start:.3f} us "
+                    f"(PP:{stage}{kind}{microbatch}); is this one rank's trace?"
+                )
+            idle = _uncovered(working.get(thread, ([], [])), previous.end * 1e3, start)
+            actions[before] = dataclasses.replace(previous, idle_after=idle / 1e3)
+        last[thread] = len(actions)
+        starts = computing.get(thread, [])
+        first = bisect_left(starts, start)
+        begun = starts[first] if first < len(starts) and starts[first] < end else end
+        wait, waited_until = _wait(busy.get(thread, ([], [])), start, begun)
         actions.append(
             MeasuredAction(
                 rank, kind, stage, microbatch, start / 1e3, waited_until / 1e3, end / 1e3,
@@ -147,29 +197,41 @@ def _union(intervals: list[tuple[float, float]]) -> tuple[list[float], list[floa
     return starts, ends
 
 
-def _wait(merged: tuple[list[float], list[float]], start: float, end: float) -> tuple[float, float]:
-    """The wait for inputs in [start, end] (us), as (length, when it ended): the longest
-    stretch that the merged operator intervals leave empty before the action's first
-    operator of more than `WAIT_MS` (the runtime waits for a receive before it computes,
-    sometimes after a small operator or two; a stretch later on is the interpreter, or the
-    host running another thread), if longer than `WAIT_MS`; else (0, start). A span without
-    such an operator waited until its end."""
+def _uncovered(merged: tuple[list[float], list[float]], start: float, end: float) -> float:
+    """The us of [start, end] in stretches longer than `WAIT_MS` that the merged intervals
+    leave empty."""
+    starts, ends = merged
+    index = bisect_left(ends, start)
+    total, cursor, limit = 0.0, start, WAIT_MS * 1e3
+    while index < len(starts) and starts[index] < end:
+        if starts[index] - cursor > limit:
+            total += starts[index] - cursor
+        cursor = max(cursor, ends[index])
+        index += 1
+    return total + (end - cursor if end - cursor > limit else 0.0)
+
+
+def _wait(
+    merged: tuple[list[float], list[float]], start: float, begun: float
+) -> tuple[float, float]:
+    """The wait for inputs of an action that began at `start` and began computing at `begun`
+    (its first operator that computes; its end if none did), as (length, when it ended), in
+    us: the longest stretch before `begun` that the merged operator intervals leave empty
+    (the runtime waits for a receive before it computes, after a communication call or two),
+    if longer than `WAIT_MS`; else (0, start). A stretch once computing has begun is the
+    interpreter, or the host running another thread, not a wait."""
     starts, ends = merged
     index = bisect_left(ends, start)
     longest, until, cursor = 0.0, start, start
-    limit = WAIT_MS * 1e3
-    while index < len(starts) and starts[index] < end:
+    while index < len(starts) and starts[index] < begun:
         gap = starts[index] - cursor
         if gap > longest:
             longest, until = gap, starts[index]
-        if min(ends[index], end) - max(starts[index], start) > limit:
-            break  # computing has begun
         cursor = max(cursor, ends[index])
         index += 1
-    else:
-        if end - cursor > longest:
-            longest, until = end - cursor, end
-    return (longest, until) if longest > limit else (0.0, start)
+    if begun - cursor > longest:
+        longest, until = begun - cursor, begun
+    return (longest, until) if longest > WAIT_MS * 1e3 else (0.0, start)
 
 
 def _load(path: Path) -> dict[str, Any]:

@@ -220,7 +220,8 @@ def calibrate(traces: Sequence[RankTrace], skip: int = 1, align: str = "origin")
     afters: dict[tuple[int, str, int, int], float] = {}
     for steps in used:
         for k, step in enumerate(steps):
-            gaps = [b.start - a.end for a, b in pairwise(step)]
+            # the runtime's work after each action: to the next span, less what was waiting
+            gaps = [b.start - a.end - a.idle_after for a, b in pairwise(step)]
             usual = statistics.median(gaps) if gaps else 0.0
             for number, action in enumerate(step):
                 key = (k, action.kind, action.stage, action.microbatch)
