@@ -7,8 +7,8 @@ The traces in tests/data/torch_pipeline were recorded on this project's 2-core m
 
 which runs GPipe, 1F1B, interleaved 1F1B and zero bubble through PyTorch's schedule runtime
 (labelling every action `PP:...`) and ScheduleGPipe by itself (`Forward i`, `Backward i`) in
-turn, a step of each, 21 times: two ranks on gloo, AdamW and an all-reduced gradient norm
-ending each step."""
+turn, a step of each, 21 times: two ranks on gloo, 64 rows of 512 a microbatch (the
+example's defaults), AdamW and an all-reduced gradient norm ending each step."""
 
 from __future__ import annotations
 
@@ -51,18 +51,17 @@ def test_replaying_the_fitted_costs_in_the_measured_order_gives_the_measured_ste
     calibration = _calibrated(schedule)
     assert calibration.steps == 21 and len(calibration.measured) == 20
     measured = statistics.fmean(calibration.measured)
-    # Drawn with the measured spread, as `run --runs 200` replays the config: within 5% of
-    # the measured mean (measured: gpipe -2.6%, 1f1b -0.7%, interleaved +1.5%, zb -2.5%,
-    # torch-gpipe +2.3%). A step waits for the slowest of its paths, so on average it is
-    # longer than the step of mean costs (Jensen's inequality: a step's time is a max of
-    # sums, convex in the op times): those replay 3-14% short (-10.1%, -3.6%, -14.0%, -7.3%,
-    # -3.5%).
-    assert 0.2 < calibration.spread < 0.8  # ops on two shared cores vary by 30-75%
+    # Drawn with the measured spread, as `run --runs 200` replays the config, and on the mean
+    # costs: within 5% of the measured mean (measured: gpipe +3.7% and -0.7%, 1f1b +0.6% and
+    # -0.1%, interleaved +0.1% and -3.3%, zb +1.4% and -0.7%, torch-gpipe +3.8% and -0.2%).
+    # A step waits for the slowest of its paths, so on average it is longer than the step of
+    # mean costs (Jensen's inequality: a step's time is a max of sums, convex in the op times).
+    assert 0.1 < calibration.spread < 0.4  # ops on two shared cores vary by 18-30%
     varied = calibration.replayed_varied()
     replayed = calibration.replayed()
     assert varied > replayed
     assert varied == pytest.approx(measured, rel=0.05)
-    assert replayed == pytest.approx(measured, rel=0.15)
+    assert replayed == pytest.approx(measured, rel=0.05)
     # The measured mean's standard error: the sample deviation over the root of the count.
     steps = calibration.measured
     deviation = math.sqrt(sum((t - measured) ** 2 for t in steps) / (len(steps) - 1))
@@ -82,15 +81,14 @@ def test_costs_fitted_on_1f1b_predict_gpipe_but_not_interleaving_on_two_shared_c
     """What-if from measured costs: the 1F1B run's costs (per rank, less the runtime's time per
     action, which every op of another schedule pays again), replayed in the order GPipe ran
     (through the runtime, and ScheduleGPipe by itself) and interleaved 1F1B ran, against
-    those runs' measured steps. GPipe's is predicted within 1% with the spread (-0.1% and
-    -0.6%; -6.0% on the mean costs). Interleaved 1F1B's is 31% short: its ops took longer
-    than 1F1B's, though they multiply the same matrices, because two ranks and their gloo
-    threads share two cores, an op stalls when the other rank communicates rather than
-    computes, and an interleaved step has twice the actions and messages (the median matrix
-    multiply takes as long in both runs, the mean 52% longer). Fitted on its own run, its
-    replay is within 5% (the first test): the order and the model of it hold; what a 1F1B
-    run on this host cannot measure is how much more communication slows the ops around
-    it."""
+    those runs' measured steps. GPipe's is predicted within 3% with the spread (-0.5% and
+    +2.9%). Interleaved 1F1B's is 15% short: its ops took longer than 1F1B's, though they
+    multiply the same matrices, because two ranks and their gloo threads share two cores, an
+    op stalls when the other rank communicates rather than computes, and an interleaved step
+    has twice the actions and messages (the median matrix multiply takes as long in both
+    runs, the mean 12% longer). Fitted on its own run, its replay is within 5% (the first
+    test): the order and the model of it hold; what a 1F1B run on this host cannot measure is
+    how much more communication slows the ops around it."""
     import dataclasses
 
     fitted = _calibrated("1f1b")
@@ -102,7 +100,7 @@ def test_costs_fitted_on_1f1b_predict_gpipe_but_not_interleaving_on_two_shared_c
         predicted[schedule] = what_if.replayed_varied()
     assert predicted["gpipe"] == pytest.approx(measured["gpipe"], rel=0.05)
     assert predicted["torch-gpipe"] == pytest.approx(measured["torch-gpipe"], rel=0.05)
-    assert predicted["interleaved"] < 0.8 * measured["interleaved"]
+    assert predicted["interleaved"] < 0.9 * measured["interleaved"]
     multiplies = {
         schedule: [
             event["dur"]
@@ -116,7 +114,7 @@ def test_costs_fitted_on_1f1b_predict_gpipe_but_not_interleaving_on_two_shared_c
     medians = {name: statistics.median(times) for name, times in multiplies.items()}
     means = {name: statistics.fmean(times) for name, times in multiplies.items()}
     assert medians["interleaved"] == pytest.approx(medians["1f1b"], rel=0.05)
-    assert means["interleaved"] > 1.25 * means["1f1b"]
+    assert means["interleaved"] > 1.1 * means["1f1b"]
 
 
 def test_the_cli_writes_a_config_and_an_order_that_replay_to_the_same_step(
@@ -229,8 +227,8 @@ def test_a_plain_csv_of_intervals_calibrates_as_the_traces_do(tmp_path: Path) ->
         runner.invoke(app, ["calibrate", *map(str, _traces("1f1b")), "-f", "json"]).stdout
     )
     # The same but for the stretches between actions that nothing covered in the trace
-    # (waiting, there; the runtime's work in a CSV, which knows no operators): 2 us in 74 ms.
-    assert from_csv["replayed_ms"] == pytest.approx(from_traces["replayed_ms"], rel=1e-4)
+    # (waiting, there; the runtime's work in a CSV, which knows no operators): 22 us in 192 ms.
+    assert from_csv["replayed_ms"] == pytest.approx(from_traces["replayed_ms"], rel=1e-3)
     for text, words in (
         ("rank,action,start_us\n0,0F0,1\n", "no column 'end_us'"),
         ("rank,action,start_us,end_us\n0,0F0,x,2\n", "line 2: rank and times must be numbers"),
