@@ -152,6 +152,10 @@ def test_the_cli_writes_a_config_and_an_order_that_replay_to_the_same_step(
     compare = runner.invoke(app, ["compare", "--config", str(config), "-f", "json"])
     assert compare.exit_code == 0, compare.stderr
     assert len(result_json(compare.stdout)["rows"]) > 10
+    # A 1F1B run never timed W apart: the zero-bubble rows rest on a guess, and say so.
+    assert "take its weight-gradient part as half of it, a guess" in compare.stderr
+    given = runner.invoke(app, ["compare", "--config", str(config), "--weight", "4", "-f", "json"])
+    assert given.exit_code == 0 and "a guess" not in given.stderr, given.stderr
 
 
 def _write(path: Path, data: object, compress: bool = True) -> Path:

@@ -8,7 +8,7 @@ might be expected), they are told why instead of trusting a figure it never touc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from pipesim.cli.app import warn
 from pipesim.problem.network import Network
@@ -176,3 +176,18 @@ def note_mfu_unused(settings: Settings) -> None:
             "backwards are given in ms here: it changes nothing (plan, which derives every "
             "configuration's costs, uses it)"
         )
+
+
+def note_weight_guessed(settings: Settings, split: Sequence[str]) -> None:
+    """A backward given in ms without its weight-gradient part, and schedules (`split`) that
+    split it: they take W as half the backward (`problem.build`), a guess. A measured 1F1B
+    or GPipe run (a calibrated config) never times W apart, and zero-bubble rankings rest on
+    that split."""
+    if settings.backward is None or settings.weight is not None or not split:
+        return
+    shown = ", ".join(split[:3]) + (", ..." if len(split) > 3 else "")
+    warn(
+        f"--backward is given without --weight: {shown} split the backward and take its "
+        "weight-gradient part as half of it, a guess (give --weight, or calibrate a run that "
+        "split the backward)"
+    )

@@ -20,6 +20,7 @@ from pipesim.cli.no_effect import (
     note_unused_pool,
     note_unused_randomness,
     note_variability_in_a_fixed_order,
+    note_weight_guessed,
 )
 from pipesim.cli.options import (
     INPUT_OUTPUT,
@@ -153,6 +154,9 @@ def run(
             lambda label: DeferredProgress(label, text),
         )  # fmt: skip
     note_free_messages(result.settings, result.report.trace.problem.network)
+    problem = result.report.trace.problem
+    if problem.split_backward:
+        note_weight_guessed(result.settings, [result.report.trace.policy])
     window = (window_from, window_to)
     views = _run_views(result, window, _devices(devices, result.report.trace.problem.pipeline))
     measured = _measured(result.report, against) if against else None

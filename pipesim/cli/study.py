@@ -19,6 +19,7 @@ from pipesim.cli.no_effect import (
     note_one_draw,
     note_unused_pool,
     note_unused_randomness,
+    note_weight_guessed,
     unfixed_for_plan,
 )
 from pipesim.cli.options import (
@@ -65,6 +66,25 @@ Names = Annotated[
         show_default="every registered one",
     ),
 ]
+
+
+def _split_policies(result: CompareResult) -> list[str]:
+    """The compared policies that split the backward into I and W."""
+    from pipesim.errors import PipesimError
+    from pipesim.schedules.registry import get_policy
+
+    split = [
+        row.policy
+        for row in result.rows
+        if row.figures is not None and row.figures.problem.split_backward
+    ]
+    for study in result.studies:
+        try:
+            if study.error is None and get_policy(study.policy).split_backward:
+                split.append(study.policy)
+        except PipesimError:
+            continue  # a policy file's: not named in the note
+    return split
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -117,6 +137,7 @@ def compare(
         outputs.contents(Shown("", plot=lambda path: _compare_plot(result, settings, path)))
     )
     options = {"policies": _names(policies), "runs": runs}
+    note_weight_guessed(settings, _split_policies(result))
     if result.studies:
         if text:
             Console(markup=False).print(MonteCarloComparison(result.studies))
