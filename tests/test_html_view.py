@@ -178,7 +178,7 @@ def test_a_measured_run_is_drawn_under_each_device_with_its_own_tooltips(tmp_pat
     assert attributes["label-ink"] == "0"
     assert attributes["tip"].startswith("measured B3@s1  device 1, stage 1, microbatch 3")
     # Times in a tooltip are read, not parsed: six significant digits at most.
-    computed = re.search(r"computed ([0-9.]+) to ([0-9.]+) ms", attributes["tip"])
+    computed = re.search(r"held its rank ([0-9.]+) to ([0-9.]+) ms", attributes["tip"])
     assert computed is not None and computed.group(2) == f"{end:.6g}"
     words = " ".join(status.group(2).split())
     assert f"({record['error'] * 100:+.1f}%)" in words and "the measured run (--against)" in words

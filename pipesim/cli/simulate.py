@@ -200,13 +200,19 @@ def _against_record(simulated: Trace, measured: Trace) -> dict[str, object]:
     for device, (sim_ops, meas_ops) in enumerate(
         zip(simulated.ops_by_device(), measured.ops_by_device(), strict=True)
     ):
-        devices.append({
-            "device": device,
-            "busy_measured": num(sum(r.end - r.start for r in meas_ops)),
-            "busy_simulated": num(sum(r.end - r.start for r in sim_ops)),
-            "end_measured": num(max(r.end for r in meas_ops)),
-            "end_simulated": num(max(r.end for r in sim_ops)),
-        })  # fmt: skip
+        row: dict[str, object] = {"device": device}
+        # a device's last op ends at: its first op's start + what it computed + what it
+        # waited between its ops (for inputs, and for messages): where the two differ
+        for side, ops in (("measured", meas_ops), ("simulated", sim_ops)):
+            first, end = min(r.start for r in ops), max(r.end for r in ops)
+            busy = sum(r.end - r.start for r in ops)
+            row |= {
+                f"busy_{side}": num(busy),
+                f"end_{side}": num(end),
+                f"first_start_{side}": num(first),
+                f"waiting_{side}": num(end - first - busy),
+            }
+        devices.append(row)
     return {
         "measured_ms": num(measured.makespan),
         "simulated_ms": num(simulated.makespan),
@@ -233,12 +239,27 @@ def _print_against(simulated: Trace, measured: Trace, console: Console) -> None:
     for device in record["devices"]:  # type: ignore[attr-defined]
         console.print(
             Text(
-                f"  device {device['device']}: busy {ms(device['busy_measured'])} ms measured, "
-                f"{ms(device['busy_simulated'])} simulated; its last op ends at "
-                f"{ms(device['end_measured'])} measured, {ms(device['end_simulated'])} simulated",
+                f"  device {device['device']}: its last op ends at "
+                f"{ms(device['end_simulated'])} ms simulated, {ms(device['end_measured'])} "
+                f"measured: {_differences(device)}",
                 style="dim",
             )
         )
+
+
+def _differences(device: dict[str, float]) -> str:
+    """Where a device's simulated end differs from the measured one: when it began, how long
+    it computed, how long it waited between its ops."""
+    parts = []
+    for key, longer, shorter in (
+        ("first_start", "it starts {} ms later", "it starts {} ms earlier"),
+        ("busy", "its ops take {} ms longer", "its ops take {} ms less"),
+        ("waiting", "it waits {} ms longer between them", "it waits {} ms less between them"),
+    ):
+        difference = device[f"{key}_simulated"] - device[f"{key}_measured"]
+        if round(difference, 3):
+            parts.append((longer if difference > 0 else shorter).format(ms(abs(difference))))
+    return "in the simulation " + ", ".join(parts) if parts else "the same"
 
 
 def _run_views(

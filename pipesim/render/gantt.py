@@ -503,6 +503,7 @@ class OverlayChart:
         yield from _legend(simulated, scale, fill if mono else None, options.max_width, dense)
         yield Text(
             "sim: this run, simulated; meas: the measured run's typical step, each op drawn "
-            "for the time it computed; right: when the device's last op ends (ms)",
+            "for the time it held its rank (computing, then the runtime's work after it); "
+            "right: when the device's last op ends (ms)",
             style="dim",
         )

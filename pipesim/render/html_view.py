@@ -7,7 +7,8 @@ DOM or SVG node per op would make the page crawl, and nothing has to be fetched 
 is embedded as JSON; each op carries what it waited for last (from the analysis's readiness),
 as numbers the page turns into words when a tooltip needs them.
 With a measured run (`run --against`), each device gets a second row under its simulated one:
-the measured step, on the same time axis, each op drawn for the time it computed.
+the measured step, on the same time axis, each op drawn for the time it held its rank
+(computing, then the runtime's work after it).
 """
 
 from __future__ import annotations

@@ -101,7 +101,8 @@ class Calibration:
     latency_samples: int
     measured: tuple[float, ...]
     """Each used step's measured time (ms): from the end of its first action's wait (a rank
-    may enter the step early, only to wait) to its last action's end."""
+    may enter the step early, only to wait) to the end of its last action and the runtime's
+    work after it (the rank's usual: the next step's span is not this step's)."""
     steps: int
     """Steps in the traces; the first `skip` were left out."""
     skip: int
@@ -111,6 +112,9 @@ class Calibration:
     waits_taken_back: int = 0
     """Actions of the used steps whose wait was counted as computing: nothing to wait for
     (`_local_inputs`), or their input handed over before they began (`_received`)."""
+    afters: dict[tuple[int, str, int, int], float] = dataclasses.field(default_factory=dict)
+    """Per used step (from 0) and action (kind, stage, microbatch), the ms of the runtime's
+    work after it, which its cost counts: the measured step draws it as part of the op."""
 
     @property
     def measured_step(self) -> float:
@@ -284,8 +288,9 @@ def calibrate(traces: Sequence[RankTrace], skip: int = 1, align: str = "origin")
         comm_latency=latency,
         op_overhead=overhead if any(overhead) else None,
     )
+    # to the end of the last action's runtime work, which its cost, and so the replay, counts
     measured = tuple(
-        max(a.end for steps in used for a in steps[k])
+        max(a.end + afters[(k, a.kind, a.stage, a.microbatch)] for steps in used for a in steps[k])
         - min(a.compute for steps in used for a in steps[k])
         for k in range(total - skip)
     )
@@ -302,6 +307,7 @@ def calibrate(traces: Sequence[RankTrace], skip: int = 1, align: str = "origin")
         paths,
         steps_by_rank,
         waits_read - waits_kept,
+        afters,
     )
 
 
@@ -469,8 +475,9 @@ def measured_step(
     traces: Sequence[RankTrace], problem: Problem, skip: int = 1, align: str = "origin"
 ) -> Trace:
     """The measured run's typical step (of those after `skip`, the one closest to their mean)
-    as a timeline of `problem`:
-    each op computing its busy time up to its measured end, from the step's first op.
+    as a timeline of `problem`: each op holding its rank for what its fitted cost counts, its
+    busy time up to its measured end and the runtime's work after it, from the step's first
+    op.
 
     Raises:
         ConfigError: as `calibrate`; the traces ran other ops, or on other ranks, than
@@ -499,8 +506,9 @@ def measured_step(
                 f"rank {action.rank} is not an op of this run ({pipeline.devices} devices, "
                 f"{pipeline.num_stages} stages, m={pipeline.microbatches})"
             )
-        end = action.end - start
-        begin = max(0.0, end - action.busy)
+        after = calibration.afters.get((k - skip, action.kind, action.stage, action.microbatch))
+        begin = max(0.0, action.end - start - action.busy)
+        end = action.end - start + (after or 0.0)
         records.append(OpRecord(action.rank, action.stage, kind, action.microbatch, begin, end))
     if len(records) != problem.ops_in_step:
         raise ConfigError(
