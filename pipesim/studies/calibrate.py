@@ -108,7 +108,8 @@ class Calibration:
     skip: int
     paths: tuple[str, ...]
     steps_by_rank: list[list[list[MeasuredAction]]]
-    """Each rank's actions, cut into steps, on the common clock."""
+    """Each rank's actions, cut into steps, on the common clock; in the used steps, with the
+    waits taken back that the costs do not count."""
     waits_taken_back: int = 0
     """Actions of the used steps whose wait was counted as computing: nothing to wait for
     (`_local_inputs`), or their input handed over before they began (`_received`)."""
@@ -236,6 +237,7 @@ def calibrate(traces: Sequence[RankTrace], skip: int = 1, align: str = "origin")
         for steps in used
     ]
     waits_kept = sum(a.compute > a.start for steps in used for step in steps for a in step)
+    steps_by_rank = [steps[:skip] + kept for steps, kept in zip(steps_by_rank, used, strict=True)]
     for steps in used:
         for k, step in enumerate(steps):
             for action in step:
