@@ -168,9 +168,10 @@ def main() -> None:
     parser.add_argument("--out", default=".")
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--microbatches", type=int, default=8)
-    # 64 rows: ops of milliseconds, long enough that two ranks' threads sharing a small CPU
-    # stall them less than ops of a fraction of one (8 rows: replays within 6%, not 4%)
-    parser.add_argument("--rows", type=int, default=64, help="rows of input per microbatch")
+    # 256 rows: ops of about 10 ms, long enough that the two ranks' and their gloo threads'
+    # sharing of a small CPU does not set their times (at 64 rows, interleaving's extra
+    # messages slowed its ops by 12%; at 8, replays spread to 6%)
+    parser.add_argument("--rows", type=int, default=256, help="rows of input per microbatch")
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=4)

@@ -7,7 +7,7 @@ The traces in tests/data/torch_pipeline were recorded on this project's 2-core m
 
 which runs GPipe, 1F1B, interleaved 1F1B and zero bubble through PyTorch's schedule runtime
 (labelling every action `PP:...`) and ScheduleGPipe by itself (`Forward i`, `Backward i`) in
-turn, a step of each, 21 times: two ranks on gloo, 64 rows of 512 a microbatch (the
+turn, a step of each, 21 times: two ranks on gloo, 256 rows of 512 a microbatch (the
 example's defaults), AdamW and an all-reduced gradient norm ending each step."""
 
 from __future__ import annotations
@@ -52,11 +52,11 @@ def test_replaying_the_fitted_costs_in_the_measured_order_gives_the_measured_ste
     assert calibration.steps == 21 and len(calibration.measured) == 20
     measured = statistics.fmean(calibration.measured)
     # Drawn with the measured spread, as `run --runs 200` replays the config, and on the mean
-    # costs: within 5% of the measured mean (measured: gpipe +3.5% and -0.9%, 1f1b +0.4% and
-    # -0.3%, interleaved -0.2% and -3.6%, zb +1.4% and -0.7%, torch-gpipe +3.7% and -0.2%).
+    # costs: within 5% of the measured mean (measured: gpipe +3.1% and -2.4%, 1f1b +0.8% and
+    # +0.2%, interleaved +0.8% and -1.1%, zb -1.2% and -2.7%, torch-gpipe +1.5% and -2.8%).
     # A step waits for the slowest of its paths, so on average it is longer than the step of
     # mean costs (Jensen's inequality: a step's time is a max of sums, convex in the op times).
-    assert 0.1 < calibration.spread < 0.4  # ops on two shared cores vary by 18-30%
+    assert 0.1 < calibration.spread < 0.4  # ops on two shared cores vary by 17-24%
     varied = calibration.replayed_varied()
     replayed = calibration.replayed()
     assert varied > replayed
@@ -77,44 +77,43 @@ def test_replaying_the_fitted_costs_in_the_measured_order_gives_the_measured_ste
     assert all(fit.mean > 0 for fit in calibration.fits)
 
 
-def test_costs_fitted_on_1f1b_predict_gpipe_but_not_interleaving_on_two_shared_cores() -> None:
+def test_costs_fitted_on_1f1b_predict_gpipe_and_interleaved_1f1b_and_rank_them() -> None:
     """What-if from measured costs: the 1F1B run's costs (per rank, less the runtime's time per
-    action, which every op of another schedule pays again), replayed in the order GPipe ran
-    (through the runtime, and ScheduleGPipe by itself) and interleaved 1F1B ran, against
-    those runs' measured steps. GPipe's is predicted within 3% with the spread (-0.7% and
-    +2.9%). Interleaved 1F1B's is 15% short: its ops took longer than 1F1B's, though they
-    multiply the same matrices, because two ranks and their gloo threads share two cores, an
-    op stalls when the other rank communicates rather than computes, and an interleaved step
-    has twice the actions and messages (the median matrix multiply takes as long in both
-    runs, the mean 12% longer). Fitted on its own run, its replay is within 5% (the first
-    test): the order and the model of it hold; what a 1F1B run on this host cannot measure is
-    how much more communication slows the ops around it."""
+    action, which every op of another schedule pays again; interleaving splits the rest over a
+    rank's two stages), replayed in the order GPipe (through the runtime, and ScheduleGPipe by
+    itself) and interleaved 1F1B ran, against those runs' measured steps. Measured, with the
+    spread: GPipe -3.9%, ScheduleGPipe +0.5%, interleaved -5.7% (on the mean costs -7.8%,
+    -3.2%, -7.6%); interleaved 1F1B, 1F1B, ScheduleGPipe and GPipe come out in the order
+    they measured (490.5, 494.6, 514.7 and 540.2 ms)."""
     import dataclasses
 
     fitted = _calibrated("1f1b")
-    predicted, measured = {}, {}
+    predicted, measured = {"1f1b": fitted.replayed_varied()}, {}
+    measured["1f1b"] = statistics.fmean(fitted.measured)
     for schedule in ("gpipe", "torch-gpipe", "interleaved"):
         other = _calibrated(schedule)
         what_if = dataclasses.replace(other, settings=fitted.settings, fits=fitted.fits)
         measured[schedule] = statistics.fmean(other.measured)
         predicted[schedule] = what_if.replayed_varied()
-    assert predicted["gpipe"] == pytest.approx(measured["gpipe"], rel=0.05)
-    assert predicted["torch-gpipe"] == pytest.approx(measured["torch-gpipe"], rel=0.05)
-    assert predicted["interleaved"] < 0.9 * measured["interleaved"]
-    multiplies = {
-        schedule: [
-            event["dur"]
-            for event in json.loads(gzip.decompress(_traces(schedule)[0].read_bytes()))[
-                "traceEvents"
-            ]
-            if event.get("name") == "aten::mm"
-        ]
-        for schedule in ("1f1b", "interleaved")
-    }
-    medians = {name: statistics.median(times) for name, times in multiplies.items()}
-    means = {name: statistics.fmean(times) for name, times in multiplies.items()}
-    assert medians["interleaved"] == pytest.approx(medians["1f1b"], rel=0.05)
-    assert means["interleaved"] > 1.1 * means["1f1b"]
+        assert predicted[schedule] == pytest.approx(measured[schedule], rel=0.10), schedule
+        assert what_if.replayed() == pytest.approx(measured[schedule], rel=0.10), schedule
+    assert sorted(predicted, key=predicted.__getitem__) == sorted(
+        measured, key=measured.__getitem__
+    )
+    # Interleaving pays the runtime's time per action twice as often: folded into the costs
+    # (split over the chunks like them), the prediction is a point shorter (-6.8%).
+    apart = fitted.settings.op_overhead
+    assert apart is not None and min(apart) > 0
+    folded = fitted.settings.replace(
+        op_overhead=None,
+        forward=tuple(map(sum, zip(fitted.settings.forward or (), apart, strict=True))),
+        backward=tuple(map(sum, zip(fitted.settings.backward or (), apart, strict=True))),
+    )
+    interleaved = _calibrated("interleaved")
+    without = dataclasses.replace(interleaved, settings=folded, fits=fitted.fits)
+    assert without.replayed_varied() == pytest.approx(
+        measured["interleaved"] * (1 - 0.068), rel=0.005
+    )
 
 
 def test_the_cli_writes_a_config_and_an_order_that_replay_to_the_same_step(
