@@ -141,6 +141,12 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         process.terminate()
     for process in workers:
         process.join(timeout=5)
+    # The pool's manager thread closes its wake-up pipe as it ends; the interpreter's exit
+    # hook writes to that pipe without the pool's lock, so if the two cross, Python 3.11
+    # prints a traceback ("Bad file descriptor") after the one line Ctrl-C gives.
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(timeout=5)
 
 
 def _on_dask(
