@@ -158,7 +158,7 @@ def run(
     if problem.split_backward:
         note_weight_guessed(result.settings, [result.report.trace.policy])
     window = (window_from, window_to)
-    views = _run_views(result, window, _devices(devices, result.report.trace.problem.pipeline))
+    views = _run_views(result, window, _devices(devices, problem.pipeline))
     measured = _measured(result.report, against) if against else None
     write_files(outputs.contents(_shown(result, views, width, measured)))
     for note in result.notes:

@@ -384,7 +384,7 @@ def _costs(
                 "the weight gradient is part of the backward"
             )
     if settings.op_overhead is not None:
-        extra = _per_stage("op_overhead", settings.op_overhead, pipeline)
+        extra = stage_costs("op_overhead", settings.op_overhead, pipeline, shared=False)
         forward = tuple(map(add, forward, extra))
         weight = tuple(map(add, weight, extra))
         # a split backward is two ops (I, W), each paying it; I is backward less weight
@@ -407,36 +407,27 @@ def _check_cost(name: str, value: float) -> float:
     return value
 
 
-def _per_stage(name: str, values: Sequence[float], pipeline: Pipeline) -> tuple[float, ...]:
-    """Per stage, a value every op of a device pays alike (one value, one per device, or one
-    per stage): unlike a cost, not split over the chunks a device holds."""
-    for value in values:
-        _check_cost(name, value)
-    p, stages = pipeline.devices, pipeline.num_stages
-    if len(values) == 1:
-        return (values[0],) * stages
-    if len(values) == p:
-        return tuple(values[device] for device in pipeline.placement)
-    if len(values) == stages:
-        return tuple(values)
-    raise CostShapeError(f"{name} has {len(values)} values; expected 1, {p} (one per device)"
-                         + (f" or {stages} (one per stage)" if stages != p else ""))  # fmt: skip
-
-
-def stage_costs(name: str, values: Sequence[float], pipeline: Pipeline) -> tuple[float, ...]:
+def stage_costs(
+    name: str, values: Sequence[float], pipeline: Pipeline, shared: bool = True
+) -> tuple[float, ...]:
     """Per-stage costs from what a user gave: one value for every device, one per device (split
-    evenly over the chunks a device holds), or one per stage when devices hold several chunks.
-    With several lines (DualPipe), one per stage of a line: the model's stages."""
+    evenly over the chunks a device holds, or, not `shared`, paid whole by each of them, as an
+    overhead per op is), or one per stage when devices hold several chunks. With several lines
+    (DualPipe), one per stage of a line: the model's stages."""
     for value in values:
         _check_cost(name, value)
     p, stages = pipeline.devices, pipeline.num_stages
     if pipeline.lines > 1 and len(values) == pipeline.line_length:
         # one per stage of a line (the model's stages), every line running the same model
         return tuple(values[pipeline.model_stage(stage)] for stage in range(stages))
+
+    def held(device: int) -> int:
+        return pipeline.stages_on(device) if shared else 1
+
     if len(values) == 1:
-        return tuple(values[0] / pipeline.stages_on(device) for device in pipeline.placement)
+        return tuple(values[0] / held(device) for device in pipeline.placement)
     if len(values) == p:
-        return tuple(values[device] / pipeline.stages_on(device) for device in pipeline.placement)
+        return tuple(values[device] / held(device) for device in pipeline.placement)
     if len(values) == stages:
         return tuple(values)
     expected = f"1 or {p} (one per device)"

@@ -250,34 +250,26 @@ def calibrate(traces: Sequence[RankTrace], skip: int = 1, align: str = "origin")
     cost = {(fit.stage, fit.kind): fit.mean for fit in fits}
     backward_kind = "I" if split else "B"
 
+    overhead = _overheads(used, afters)
+
     def per_device(kinds: tuple[str, ...]) -> tuple[float, ...]:
         # a device's stages together: pipesim splits them evenly over the stages it holds,
-        # for this schedule or any other (what-if runs need per-device costs)
+        # for this schedule or any other (what-if runs need per-device costs); each op less
+        # the device's overhead, which `op_overhead` adds back to every op: the same
+        # durations for this order, and an overhead per op, not per layer, for other schedules
         return tuple(
-            sum(cost[(s, kind)] for s in range(stages) if placement[s] == device for kind in kinds)
+            sum(
+                cost[(s, kind)] - overhead[device]
+                for s in range(stages)
+                if placement[s] == device
+                for kind in kinds
+            )
             for device in range(ranks)
         )
 
-    overhead = _overheads(used, afters)
-    held = [placement.count(device) for device in range(ranks)]
-    # the costs less each op's overhead, which `op_overhead` adds back to every op: the same
-    # durations for this order, and an overhead per op, not per layer, for other schedules
-    forward = tuple(c - n * o for c, n, o in zip(per_device(("F",)), held, overhead, strict=True))
-    ops_per_backward = 2 if split else 1
-    backward = tuple(
-        c - ops_per_backward * n * o
-        for c, n, o in zip(
-            per_device((backward_kind, "W") if split else (backward_kind,)),
-            held,
-            overhead,
-            strict=True,
-        )
-    )
-    weight = (
-        tuple(c - n * o for c, n, o in zip(per_device(("W",)), held, overhead, strict=True))
-        if split
-        else None
-    )
+    forward = per_device(("F",))
+    backward = per_device((backward_kind, "W") if split else (backward_kind,))
+    weight = per_device(("W",)) if split else None
     waits = _message_times(used, placement, handed)
     latency = statistics.fmean(waits) if waits else 0.0
     microbatches = 1 + max(op.microbatch for order in orders for op in order)
