@@ -136,15 +136,16 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     """End a pool at once: cancel what is queued, terminate the workers."""
     # The pool keeps its processes private; without them a worker mid-task runs to its end.
     workers = list((getattr(pool, "_processes", None) or {}).values())
+    # The pool's manager thread closes its wake-up pipe as it ends; the interpreter's exit
+    # hook writes to that pipe without the pool's lock, so if the two cross, Python 3.11
+    # prints a traceback ("Bad file descriptor") after the one line Ctrl-C gives. It is
+    # waited for below; shutdown forgets it, so it is taken first.
+    manager = getattr(pool, "_executor_manager_thread", None)
     pool.shutdown(wait=False, cancel_futures=True)
     for process in workers:
         process.terminate()
     for process in workers:
         process.join(timeout=5)
-    # The pool's manager thread closes its wake-up pipe as it ends; the interpreter's exit
-    # hook writes to that pipe without the pool's lock, so if the two cross, Python 3.11
-    # prints a traceback ("Bad file descriptor") after the one line Ctrl-C gives.
-    manager = getattr(pool, "_executor_manager_thread", None)
     if manager is not None:
         manager.join(timeout=5)
 
