@@ -182,3 +182,65 @@ def test_a_measured_run_is_drawn_under_each_device_with_its_own_tooltips(tmp_pat
     assert computed is not None and computed.group(2) == f"{end:.6g}"
     words = " ".join(status.group(2).split())
     assert f"({record['error'] * 100:+.1f}%)" in words and "the measured run (--against)" in words
+
+
+@pytest.mark.parametrize(
+    ("args", "settings"),
+    [
+        # V placement: a device holds two stages, so some inputs stay on it; W has no message
+        (
+            ["--policy", "zb-v", "-p", "4", "-m", "8", "--comm-latency", "0.3"],
+            {"policy": "zb-v", "stages": 4, "microbatches": 8, "comm_latency": 0.3},
+        ),
+        # uneven times and queueing links: messages wait on the link, ops on each other
+        (
+            ["--policy", "interleaved", "-p", "3", "-m", "6", "-v", "2", "--comm-latency",
+             "0.4", "--jitter", "0.3", "--seed", "5"],
+            {"policy": "interleaved", "stages": 3, "microbatches": 6, "chunks": 2,
+             "comm_latency": 0.4, "jitter": 0.3, "seed": 5},
+        ),
+        # blocking sends: a device is held until its message arrives
+        (
+            ["--policy", "1f1b", "-p", "4", "-m", "5", "--comm-latency", "0.5",
+             "--blocking-comm"],
+            {"policy": "1f1b", "stages": 4, "microbatches": 5, "comm_latency": 0.5,
+             "blocking_comm": True},
+        ),
+        # fused steps (DualPipeV's F with B): the analysis finds the waits; the page reads them
+        (
+            ["--policy", "dualpipe-v", "-p", "4", "-m", "8", "--comm-latency", "0.2"],
+            {"policy": "dualpipe-v", "stages": 4, "microbatches": 8, "comm_latency": 0.2},
+        ),
+    ],
+)  # fmt: skip
+def test_each_op_waited_for_what_the_analysis_says(
+    tmp_path: Path, args: list[str], settings: dict[str, object]
+) -> None:
+    """What a tooltip says an op waited for last is what the analysis finds (its readiness),
+    for every op, whether the page finds it itself or is given it."""
+    import json
+
+    from pipesim import Settings, simulate_step
+    from pipesim.analysis.readiness import Readiness
+
+    page = tmp_path / "waits.html"
+    result = runner.invoke(app, ["run", *args, "--html", str(page), "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    trace = simulate_step(Settings(**settings)).trace  # type: ignore[arg-type]
+    position = {
+        key: at for at, key in enumerate(key for keys in trace.keys_by_device() for key in keys)
+    }
+    codes = {None: 0, "activation": 1, "gradient": 2}
+    expected = [
+        [-1, 0, 0, 0] if needed < 0 else
+        [position[needed], codes[message], round(time, 6), int(crossed)]
+        for needed, time, message, crossed in Readiness(trace).last_inputs(trace.ops)
+    ]  # fmt: skip
+    dom = _open(page, "#waits")
+    assert _status(dom)[0] == len(trace.ops) and _status(dom)[2] == ""  # the same run, no error
+    status = re.search(r'data-waits="([^"]*)"', dom)
+    assert status is not None
+    found = json.loads(status.group(1).replace("&quot;", '"'))
+    assert found == expected
+    assert sum(wait[3] for wait in expected) > 0  # some crossed a link
+    assert ('"inputs":' in page.read_text()) == (settings["policy"] != "dualpipe-v")

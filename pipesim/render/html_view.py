@@ -3,9 +3,10 @@ pannable, a tooltip per op and per transfer, and the summary beside it.
 
 It draws on a <canvas> with a hundred lines of its own JavaScript (`html_view.html`), no
 library and no network: a canvas redraws 100,000 rectangles in a few milliseconds, where one
-DOM or SVG node per op would make the page crawl, and nothing has to be fetched to open it. The data
-is embedded as JSON; each op carries what it waited for last (from the analysis's readiness),
-as numbers the page turns into words when a tooltip needs them.
+DOM or SVG node per op would make the page crawl, and nothing has to be fetched to open it. The
+data is embedded as JSON. What an op waited for last, a tooltip says: the page finds it from
+each stage's dependency rules as the analysis's readiness does, or, where fused steps or
+exchanges make that the analysis's work, each op carries it as numbers.
 With a measured run (`run --against`), each device gets a second row under its simulated one:
 the measured step, on the same time axis, each op drawn for the time it held its rank
 (computing, then the runtime's work after it).
@@ -24,19 +25,53 @@ from rich.console import Console, RenderableType
 
 from pipesim.analysis.readiness import Readiness
 from pipesim.analysis.report import Report
-from pipesim.problem.ops import ACTIVATION, GRADIENT
+from pipesim.problem.ops import ACTIVATION, GRADIENT, Kind
 from pipesim.render.numbers import TimeTexts, num
 from pipesim.simulator.gc_pause import cyclic_gc_paused
+from pipesim.simulator.op_index import OpIndex
 from pipesim.simulator.trace import Trace
 
 
-def _op_rows(trace: Trace, at: TimeTexts) -> list[str]:
+def _plain_rows(trace: Trace, at: TimeTexts) -> list[str]:
     """Each op (in `trace.ops` order) as the page reads it, as JSON text: device, stage, kind,
-    microbatch, start, end, chunk, and what it waited for last (`Readiness.last_inputs`) as
-    the page rebuilds it for a tooltip: the producer by its index among the ops (-1:
-    nothing), what it sent (`_MESSAGES`), when that was ready, 1 if it crossed a link. As
-    words it was 40% of a page with messages; as lists of numbers for json.dumps, half of
-    the page's cost at a million ops."""
+    microbatch, start, end, chunk. What it waited for, the page finds itself when a tooltip
+    asks (`_dependencies`): written here, it was 70% of the page's cost at a million ops."""
+    chunk_of = trace.problem.pipeline.chunk_of_stage
+    return [
+        f"[{device},{stage},{int(kind)},{microbatch},{at[start]},{at[end]},{chunk_of[stage]}]"
+        for device, stage, kind, microbatch, start, end in trace.ops
+    ]
+
+
+def _waits_in_page(trace: Trace) -> bool:
+    """Whether the page can find what each op waited for from `_dependencies`, as
+    `Readiness.last_inputs` does for a plain trace: no fused steps, no exchanges, and every
+    message on the page (it leaves out those that took no time)."""
+    return (
+        not trace.fused
+        and not trace.problem.exchanges
+        and all(t.end > t.queued for t in trace.transfers)
+    )
+
+
+def _dependencies(trace: Trace) -> str:
+    """What the page needs to find what an op waited for last: the microbatches and stages
+    (an op's key), each slot's inputs as [message?, key offset] (`OpIndex.inputs`), and the
+    page's code of what an op of each kind sends."""
+    index = OpIndex(trace.problem)
+    inputs = [[[int(message), offset] for message, offset in slot] for slot in index.inputs]
+    sends = [_MESSAGES[kind.message] for kind in Kind]
+    return (
+        f'"m":{index.microbatches},"stages":{index.num_stages},'
+        f'"inputs":{_dumped(inputs)},"sends":{_dumped(sends)},'
+    )
+
+
+def _op_rows(trace: Trace, at: TimeTexts) -> list[str]:
+    """Each op (in `trace.ops` order) as `_plain_rows` writes it, then what it waited for last
+    (`Readiness.last_inputs`), for a trace whose page cannot find it (`_waits_in_page`): the
+    producer by its index among the ops (-1: nothing), what it sent (`_MESSAGES`), when that
+    was ready, 1 if it crossed a link."""
     readiness = Readiness(trace)
     microbatches = readiness.index.microbatches
     chunk_of = trace.problem.pipeline.chunk_of_stage
@@ -93,7 +128,8 @@ def _write_page(
     # to the nanosecond, which no zoom can tell apart, and not the float noise below it that
     # `num` keeps (8033.400000001 is 8033.4 here: a fifth of a page)
     at = TimeTexts(digits=6)
-    ops = _op_rows(trace, at)
+    in_page = _waits_in_page(trace)
+    ops = _plain_rows(trace, at) if in_page else _op_rows(trace, at)
     transfers = [
         f"[{t.src},{t.dst},{int(t.kind)},{t.microbatch},{t.stage},{at[t.queued]},{at[t.start]},"
         f"{at[t.end]}]"
@@ -122,7 +158,8 @@ def _write_page(
     )
     payload = (
         f'{{"title":{_dumped(title)},"devices":{pipeline.devices},"chunks":{pipeline.chunks},'
-        f'"makespan":{_dumped(num(trace.makespan))},"ops":[{",".join(ops)}],'
+        f'"makespan":{_dumped(num(trace.makespan))},{_dependencies(trace) if in_page else ""}'
+        f'"ops":[{",".join(ops)}],'
         f'"transfers":[{",".join(transfers)}],"measured":{measured_text}}}'
     )
     page = resources.files("pipesim.render").joinpath("html_view.html").read_text()
