@@ -164,15 +164,19 @@ def _on_dask(
         ) from None
     client = _client(cluster, Client)
     try:
-        batches = _batches(list(items), _threads(client))
-        futures = client.map(_run_batch, [work] * len(batches), batches, pure=False)
-        results: list[Any] = []
-        # In submission order: each batch is waited for in turn, so the progress counts the
-        # finished prefix and the output keeps the order of the inputs.
-        for future in futures:
-            results.extend(future.result())
+        batches = _batches(len(items), _threads(client))
+        futures = client.map(
+            _run_batch, [work] * len(batches), [[items[i] for i in b] for b in batches], pure=False
+        )
+        results: list[Any] = [None] * len(items)
+        done = 0
+        # Each batch is waited for in turn; its results go back to their items' places.
+        for batch, future in zip(batches, futures, strict=True):
+            for index, result in zip(batch, future.result(), strict=True):
+                results[index] = result
+            done += len(batch)
             if progress is not None:
-                progress(len(results), len(items))
+                progress(done, len(items))
         return results
     except BaseException:
         _close_clients()  # a failure or Ctrl-C leaves no task running for us
@@ -234,16 +238,13 @@ def _threads(client: Any) -> int:
     return max(1, sum(int(worker.get("nthreads", 1)) for worker in workers.values()))
 
 
-def _batches(items: list[In], threads: int) -> list[list[In]]:
-    """`items` in contiguous batches, about `BATCHES_PER_THREAD` per thread, in order."""
-    count = max(1, min(len(items), threads * BATCHES_PER_THREAD))
-    size, extra = divmod(len(items), count)
-    batches, start = [], 0
-    for index in range(count):
-        end = start + size + (1 if index < extra else 0)
-        batches.append(items[start:end])
-        start = end
-    return [batch for batch in batches if batch]
+def _batches(total: int, threads: int) -> list[range]:
+    """The indices of `total` items in about `BATCHES_PER_THREAD` batches per thread, each
+    taking every so many items (batch j: j, j + count, ...): neighbouring items of a study
+    cost alike (a plan lists its configurations by pipeline depth), and contiguous batches
+    left one of two workers with three times the other's work."""
+    count = max(1, min(total, threads * BATCHES_PER_THREAD))
+    return [range(start, total, count) for start in range(count) if start < total]
 
 
 def _run_batch(work: Callable[[In], Out], batch: list[In]) -> list[Out]:
