@@ -19,7 +19,7 @@ from pipesim.cli import app
 from pipesim.render.plan_table import plan_settings
 from pipesim.settings.hardware import load_gpu, load_model
 from pipesim.settings.written import as_flags
-from pipesim.studies.executor import BATCHES_PER_THREAD, _batches
+from pipesim.studies.executor import _batches
 from pipesim.studies.plan import PlanRow, PlanSpace, plan_configurations, ranked
 from tests.conftest import result_json
 
@@ -95,13 +95,13 @@ def test_a_dask_cluster_gives_the_same_answer(rows: list[PlanRow]) -> None:
         assert plan_configurations(BASE, SPACE, dask_scheduler=cluster.scheduler_address) == rows
 
 
-@given(st.integers(0, 300), st.integers(1, 16))
-def test_dask_batches_hold_every_item_once_and_mix_neighbours(total: int, threads: int) -> None:
+@given(st.integers(0, 300), st.integers(1, 64))
+def test_batches_hold_every_item_once_and_mix_neighbours(total: int, count: int) -> None:
     """Each item goes in one batch; batches are within one item of each other in size and take
     every so many items, so that neighbours (which cost alike) are spread over the workers."""
-    batches = _batches(total, threads)
+    batches = _batches(total, count)
     assert sorted(i for batch in batches for i in batch) == list(range(total))
-    assert len(batches) == min(total, threads * BATCHES_PER_THREAD)
+    assert len(batches) == min(total, count)
     sizes = [len(batch) for batch in batches]
     assert not sizes or max(sizes) - min(sizes) <= 1
     assert all(len(batch) < 2 or batch[1] - batch[0] == len(batches) for batch in batches)

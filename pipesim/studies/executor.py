@@ -108,13 +108,16 @@ def run_all(
                 progress(len(results), total)
         return results
     results_by_index: list[Any] = [None] * total
+    # Chunks of every so many items, as Dask's batches (`_batches`): neighbours cost alike.
+    order = [index for batch in _batches(total, workers * 8) for index in batch]
     chunk = max(1, total // (workers * 8))
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_ignores_ctrl_c)
     try:
-        for index, result in enumerate(pool.map(work, items, chunksize=chunk)):
+        mixed = pool.map(work, [items[index] for index in order], chunksize=chunk)
+        for done, (index, result) in enumerate(zip(order, mixed, strict=True), start=1):
             results_by_index[index] = result
             if progress is not None:
-                progress(index + 1, total)
+                progress(done, total)
     except BaseException:
         # Ctrl-C (or a failure): stop now, not when every queued item is done; the workers
         # are mid-task, so they are ended rather than waited for.
@@ -164,7 +167,7 @@ def _on_dask(
         ) from None
     client = _client(cluster, Client)
     try:
-        batches = _batches(len(items), _threads(client))
+        batches = _batches(len(items), _threads(client) * BATCHES_PER_THREAD)
         futures = client.map(
             _run_batch, [work] * len(batches), [[items[i] for i in b] for b in batches], pure=False
         )
@@ -228,7 +231,7 @@ def _close_clients() -> None:
 
 
 BATCHES_PER_THREAD = 4
-"""Tasks per worker thread: a Dask task costs about 8 ms of scheduling, so one per item
+"""Dask tasks per worker thread: a Dask task costs about 8 ms of scheduling, so one per item
 made a plan twice as slow as the local pool; a few per thread still balance the load."""
 
 
@@ -238,12 +241,12 @@ def _threads(client: Any) -> int:
     return max(1, sum(int(worker.get("nthreads", 1)) for worker in workers.values()))
 
 
-def _batches(total: int, threads: int) -> list[range]:
-    """The indices of `total` items in about `BATCHES_PER_THREAD` batches per thread, each
+def _batches(total: int, count: int) -> list[range]:
+    """The indices of `total` items in `count` batches (fewer if there are fewer items), each
     taking every so many items (batch j: j, j + count, ...): neighbouring items of a study
     cost alike (a plan lists its configurations by pipeline depth), and contiguous batches
     left one of two workers with three times the other's work."""
-    count = max(1, min(total, threads * BATCHES_PER_THREAD))
+    count = max(1, min(total, count))
     return [range(start, total, count) for start in range(count) if start < total]
 
 
