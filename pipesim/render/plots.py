@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import textwrap
 from collections.abc import Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from pipesim.analysis.whole_step import device_collectives
 from pipesim.errors import ConfigError
 from pipesim.problem.ops import Kind
 from pipesim.render.sweep_table import value_text
-from pipesim.simulator.trace import OpRecord, TransferRecord
+from pipesim.simulator.trace import RECORD_END, RECORD_START, OpRecord, TransferRecord
 from pipesim.studies.monte_carlo import MonteCarlo
 from pipesim.studies.plan import PlanRow, pareto, ranked
 from pipesim.studies.sweep import SweepRow
@@ -241,6 +242,9 @@ _PIXELS = 1000
 """Columns of a timeline panel, about (11 in at 110 dpi, less its labels)."""
 
 
+_RECORD_KIND = itemgetter(OpRecord._fields.index("kind"))
+
+
 def _draw_pooled(
     axes: Any,
     by_device: Sequence[Sequence[OpRecord]],
@@ -264,12 +268,17 @@ def _draw_pooled(
     for device, ops in enumerate(by_device):
         mix = numpy.zeros((_PIXELS, 3))
         busy = numpy.zeros(_PIXELS)
-        # a device's ops run one at a time, in time order: no sorting, no overlaps
-        table = numpy.array([(r.start, r.end, r.kind) for r in ops], dtype=float).reshape(-1, 3)
+        # a device's ops run one at a time, in time order: no sorting, no overlaps. Columns
+        # read in C (a tuple per op built in Python was 70% of the plot at a million ops).
+        count = len(ops)
+        table = numpy.empty((count, 2))
+        table[:, 0] = numpy.fromiter(map(RECORD_START, ops), float, count)
+        table[:, 1] = numpy.fromiter(map(RECORD_END, ops), float, count)
+        kinds = numpy.fromiter(map(_RECORD_KIND, ops), numpy.int8, count)
         for kind in (Kind.F, Kind.B, Kind.W):
-            rows = table[table[:, 2] == kind]
+            rows = table[kinds == kind]
             if len(rows):
-                share = _covered(rows[:, :2], edges) / width
+                share = _covered(rows, edges) / width
                 mix += share[:, None] * numpy.array(to_rgb(_COLORS[kind]))
                 busy += share
         mix += numpy.clip(1.0 - busy, 0.0, 1.0)[:, None] * white
