@@ -5,7 +5,7 @@ Every figure comes from the report and the `Explanation` study; this module only
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipesim.analysis.diagnosis import Diagnosis, diagnose
 from pipesim.analysis.idle_causes import LINK_CAUSES, IdleCause
@@ -13,8 +13,11 @@ from pipesim.analysis.report import Report
 from pipesim.analysis.summary import Summary
 from pipesim.render.numbers import num, peak
 from pipesim.render.style import activations, ms, percent
-from pipesim.studies.compare import verdict
-from pipesim.studies.explain import Explanation
+
+if TYPE_CHECKING:
+    # --explain's study, and compare's verdict, are imported when --explain is asked: the
+    # summary of every run reads this module's critical-path and pace sentences.
+    from pipesim.studies.explain import Explanation
 
 
 def critical_path_words(summary: Summary) -> str:
@@ -145,6 +148,8 @@ def _more_microbatches(report: Report, explanation: Explanation) -> str:
 
 
 def _other_policies(report: Report, explanation: Explanation) -> list[str]:
+    from pipesim.studies.compare import verdict
+
     rows = explanation.others
     best = verdict(rows)
     if best is None or best.fastest.figures is None:

@@ -14,11 +14,13 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pipesim.errors import ConfigError
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -111,6 +113,9 @@ def run_all(
     # Chunks of every so many items, as Dask's batches (`_batches`): neighbours cost alike.
     order = [index for batch in _batches(total, workers * 8) for index in batch]
     chunk = max(1, total // (workers * 8))
+    # Imported here: multiprocessing is a tenth of a run's start-up, and most runs use no pool.
+    from concurrent.futures import ProcessPoolExecutor
+
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_ignores_ctrl_c)
     try:
         mixed = pool.map(work, [items[index] for index in order], chunksize=chunk)

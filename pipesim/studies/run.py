@@ -7,14 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipesim.analysis.report import Report
 from pipesim.errors import ConfigError
 from pipesim.schedules.base import Policy
 from pipesim.settings.declarations import Settings
 from pipesim.studies.executor import Progress, Where, quiet
-from pipesim.studies.explain import Explanation
 from pipesim.studies.monte_carlo import Damage, MonteCarlo
+
+if TYPE_CHECKING:
+    from pipesim.studies.explain import Explanation  # --explain's, imported when asked
 
 
 @dataclass(frozen=True)
