@@ -140,9 +140,15 @@ def test_the_pages_waits_walked_by_key_equal_the_general_lookup(
     if size is not None:
         settings = settings.replace(activation_size=size, gradient_size=size, bandwidth=1e10)
     trace = _run(settings).trace
-    walked = html_view._op_rows(trace, TimeTexts(digits=6))
+
+    def rows() -> list[str]:
+        at = TimeTexts(digits=6)
+        ops = html_view._op_texts(trace.ops, trace.problem.pipeline.chunk_of_stage, at)
+        return html_view._waited_rows(trace, ops, at)
+
+    walked = rows()
     with mock.patch.object(Readiness, "plain", False):
-        general = html_view._op_rows(trace, TimeTexts(digits=6))
+        general = rows()
     assert walked == general
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import io
 import json
+from collections.abc import Sequence
 from importlib import resources
 from itertools import chain
 from typing import TextIO
@@ -29,29 +30,17 @@ from pipesim.problem.ops import ACTIVATION, GRADIENT, Kind
 from pipesim.render.numbers import TimeTexts, num
 from pipesim.simulator.gc_pause import cyclic_gc_paused
 from pipesim.simulator.op_index import OpIndex
-from pipesim.simulator.trace import Trace
+from pipesim.simulator.trace import OpRecord, Trace
 
 
-def _plain_rows(trace: Trace, at: TimeTexts) -> list[str]:
-    """Each op (in `trace.ops` order) as the page reads it, as JSON text: device, stage, kind,
-    microbatch, start, end, chunk. What it waited for, the page finds itself when a tooltip
-    asks (`_dependencies`): written here, it was 70% of the page's cost at a million ops."""
-    chunk_of = trace.problem.pipeline.chunk_of_stage
+def _op_texts(ops: Sequence[OpRecord], chunk_of: Sequence[int], at: TimeTexts) -> list[str]:
+    """Each op as the page reads it, as JSON text: device, stage, kind, microbatch, start, end,
+    chunk. What it waited for, the page finds itself when a tooltip asks (`_dependencies`):
+    written here, it was 70% of the page's cost at a million ops."""
     return [
         f"[{device},{stage},{int(kind)},{microbatch},{at[start]},{at[end]},{chunk_of[stage]}]"
-        for device, stage, kind, microbatch, start, end in trace.ops
+        for device, stage, kind, microbatch, start, end in ops
     ]
-
-
-def _waits_in_page(trace: Trace) -> bool:
-    """Whether the page can find what each op waited for from `_dependencies`, as
-    `Readiness.last_inputs` does for a plain trace: no fused steps, no exchanges, and every
-    message on the page (it leaves out those that took no time)."""
-    return (
-        not trace.fused
-        and not trace.problem.exchanges
-        and all(t.end > t.queued for t in trace.transfers)
-    )
 
 
 def _dependencies(trace: Trace) -> str:
@@ -67,31 +56,25 @@ def _dependencies(trace: Trace) -> str:
     )
 
 
-def _op_rows(trace: Trace, at: TimeTexts) -> list[str]:
-    """Each op (in `trace.ops` order) as `_plain_rows` writes it, then what it waited for last
-    (`Readiness.last_inputs`), for a trace whose page cannot find it (`_waits_in_page`): the
-    producer by its index among the ops (-1: nothing), what it sent (`_MESSAGES`), when that
-    was ready, 1 if it crossed a link."""
+def _waited_rows(trace: Trace, rows: list[str], at: TimeTexts) -> list[str]:
+    """`rows` (`_op_texts` of `trace.ops`), each followed by what its op waited for last
+    (`Readiness.last_inputs`), for a trace whose page cannot find it: the producer by its
+    index among the ops (-1: nothing), what it sent (`_MESSAGES`), when that was ready, 1 if
+    it crossed a link."""
     readiness = Readiness(trace)
-    microbatches = readiness.index.microbatches
-    chunk_of = trace.problem.pipeline.chunk_of_stage
     # each op's index by its key: `trace.ops` lists the ops device by device, as
     # `keys_by_device` keys them (set in C: a loop over a million ops took a second)
-    index_at = [-1] * (3 * trace.problem.pipeline.num_stages * microbatches)
+    index_at = [-1] * readiness.index.size
     keys = chain.from_iterable(trace.keys_by_device())
     any(map(index_at.__setitem__, keys, range(len(trace.ops))))
-    rows: list[str] = []
-    append = rows.append
-    waits = readiness.last_inputs(trace.ops)
-    for (device, stage, kind, microbatch, start, end), (producer, ready, message, crossed) in zip(
-        trace.ops, waits, strict=True
-    ):
-        head = f"[{device},{stage},{int(kind)},{microbatch},{at[start]},{at[end]},{chunk_of[stage]}"
-        if producer < 0:
-            append(head + ",-1,0,0,0]")
-        else:
-            append(f"{head},{index_at[producer]},{_MESSAGES[message]},{at[ready]},{int(crossed)}]")
-    return rows
+    return [
+        f"{row[:-1]},-1,0,0,0]"
+        if producer < 0
+        else f"{row[:-1]},{index_at[producer]},{_MESSAGES[message]},{at[ready]},{int(crossed)}]"
+        for row, (producer, ready, message, crossed) in zip(
+            rows, readiness.last_inputs(trace.ops), strict=True
+        )
+    ]
 
 
 def _dumped(value: object) -> str:
@@ -128,23 +111,20 @@ def _write_page(
     # to the nanosecond, which no zoom can tell apart, and not the float noise below it that
     # `num` keeps (8033.400000001 is 8033.4 here: a fifth of a page)
     at = TimeTexts(digits=6)
-    in_page = _waits_in_page(trace)
-    ops = _plain_rows(trace, at) if in_page else _op_rows(trace, at)
+    ops = _op_texts(trace.ops, chunk_of, at)
     transfers = [
         f"[{t.src},{t.dst},{int(t.kind)},{t.microbatch},{t.stage},{at[t.queued]},{at[t.start]},"
         f"{at[t.end]}]"
         for t in trace.transfers
-        if t.end > t.queued
+        if t.end > t.queued  # a message that took no time is not drawn
     ]
-    measured_ops = (
-        None
-        if measured is None
-        else [
-            f"[{r.device},{r.stage},{int(r.kind)},{r.microbatch},{at[r.start]},{at[r.end]},"
-            f"{chunk_of[r.stage]}]"
-            for r in measured.ops
-        ]
-    )
+    # The page finds what each op waited for, as `Readiness.last_inputs` does for a plain
+    # trace, when the trace is plain (no fused steps, no exchanges) and every message is on it.
+    in_page = not trace.fused and not trace.problem.exchanges
+    in_page = in_page and len(transfers) == len(trace.transfers)
+    if not in_page:
+        ops = _waited_rows(trace, ops, at)
+    measured_ops = None if measured is None else _op_texts(measured.ops, chunk_of, at)
     console = Console(width=110, file=io.StringIO(), color_system=None, record=True, markup=False)
     for renderable in summary:
         console.print(renderable)
