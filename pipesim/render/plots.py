@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import textwrap
 from collections.abc import Sequence
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from pipesim.analysis.whole_step import device_collectives
 from pipesim.errors import ConfigError
 from pipesim.problem.ops import Kind
 from pipesim.render.sweep_table import value_text
-from pipesim.simulator.trace import RECORD_END, RECORD_START, OpRecord, TransferRecord
+from pipesim.simulator.trace import RECORD_END, RECORD_KIND, RECORD_START, OpRecord, TransferRecord
 from pipesim.studies.monte_carlo import MonteCarlo
 from pipesim.studies.plan import PlanRow, pareto, ranked
 from pipesim.studies.sweep import SweepRow
@@ -242,9 +241,6 @@ _PIXELS = 1000
 """Columns of a timeline panel, about (11 in at 110 dpi, less its labels)."""
 
 
-_RECORD_KIND = itemgetter(OpRecord._fields.index("kind"))
-
-
 def _draw_pooled(
     axes: Any,
     by_device: Sequence[Sequence[OpRecord]],
@@ -274,7 +270,7 @@ def _draw_pooled(
         table = numpy.empty((count, 2))
         table[:, 0] = numpy.fromiter(map(RECORD_START, ops), float, count)
         table[:, 1] = numpy.fromiter(map(RECORD_END, ops), float, count)
-        kinds = numpy.fromiter(map(_RECORD_KIND, ops), numpy.int8, count)
+        kinds = numpy.fromiter(map(RECORD_KIND, ops), numpy.int8, count)
         for kind in (Kind.F, Kind.B, Kind.W):
             rows = table[kinds == kind]
             if len(rows):

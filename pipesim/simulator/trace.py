@@ -15,8 +15,8 @@ from typing import NamedTuple
 from pipesim.problem.ops import Fused, Kind, Op, Step
 from pipesim.problem.pipeline import Problem
 
-RECORD_START, RECORD_END = itemgetter(4), itemgetter(5)
-"""An OpRecord's start and end, read in C (for passes over millions of records)."""
+RECORD_KIND, RECORD_START, RECORD_END = itemgetter(2), itemgetter(4), itemgetter(5)
+"""An OpRecord's kind, start and end, read in C (for passes over millions of records)."""
 
 
 class OpRecord(NamedTuple):
