@@ -13,8 +13,9 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pipesim.errors import ConfigError
@@ -109,27 +110,21 @@ def run_all(
             if progress is not None:
                 progress(len(results), total)
         return results
-    results_by_index: list[Any] = [None] * total
-    # Chunks of every so many items, as Dask's batches (`_batches`): neighbours cost alike.
-    order = [index for batch in _batches(total, workers * 8) for index in batch]
-    chunk = max(1, total // (workers * 8))
+    batches = _batches(total, workers * POOL_BATCHES_PER_WORKER)
     # Imported here: multiprocessing is a tenth of a run's start-up, and most runs use no pool.
     from concurrent.futures import ProcessPoolExecutor
 
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_ignores_ctrl_c)
     try:
-        mixed = pool.map(work, [items[index] for index in order], chunksize=chunk)
-        for done, (index, result) in enumerate(zip(order, mixed, strict=True), start=1):
-            results_by_index[index] = result
-            if progress is not None:
-                progress(done, total)
+        found = pool.map(_run_batch, repeat(work), _batch_items(items, batches))
+        results = _in_place(batches, found, progress)
     except BaseException:
         # Ctrl-C (or a failure): stop now, not when every queued item is done; the workers
         # are mid-task, so they are ended rather than waited for.
         _stop(pool)
         raise
     pool.shutdown()
-    return results_by_index
+    return results
 
 
 def _worker_ignores_ctrl_c() -> None:
@@ -174,18 +169,10 @@ def _on_dask(
     try:
         batches = _batches(len(items), _threads(client) * BATCHES_PER_THREAD)
         futures = client.map(
-            _run_batch, [work] * len(batches), [[items[i] for i in b] for b in batches], pure=False
+            _run_batch, [work] * len(batches), _batch_items(items, batches), pure=False
         )
-        results: list[Any] = [None] * len(items)
-        done = 0
-        # Each batch is waited for in turn; its results go back to their items' places.
-        for batch, future in zip(batches, futures, strict=True):
-            for index, result in zip(batch, future.result(), strict=True):
-                results[index] = result
-            done += len(batch)
-            if progress is not None:
-                progress(done, len(items))
-        return results
+        # each batch waited for in turn
+        return _in_place(batches, (future.result() for future in futures), progress)
     except BaseException:
         _close_clients()  # a failure or Ctrl-C leaves no task running for us
         raise
@@ -246,6 +233,10 @@ def _threads(client: Any) -> int:
     return max(1, sum(int(worker.get("nthreads", 1)) for worker in workers.values()))
 
 
+POOL_BATCHES_PER_WORKER = 8
+"""Tasks per local worker: a few, so that one slow batch does not leave a worker idle."""
+
+
 def _batches(total: int, count: int) -> list[range]:
     """The indices of `total` items in `count` batches (fewer if there are fewer items), each
     taking every so many items (batch j: j, j + count, ...): neighbouring items of a study
@@ -255,9 +246,32 @@ def _batches(total: int, count: int) -> list[range]:
     return [range(start, total, count) for start in range(count) if start < total]
 
 
+def _batch_items(items: Sequence[In], batches: list[range]) -> list[list[In]]:
+    return [[items[index] for index in batch] for batch in batches]
+
+
 def _run_batch(work: Callable[[In], Out], batch: list[In]) -> list[Out]:
-    """One Dask task: `work` over a batch of items, in order."""
+    """One task, on a local worker or on Dask: `work` over a batch of items, in order."""
     return [work(item) for item in batch]
+
+
+def _in_place(
+    batches: list[range],
+    found: Iterable[list[Out]],
+    progress: Callable[[int, int], None] | None,
+) -> list[Out]:
+    """Each batch's results (`found`, batch by batch) put back in their items' places, so the
+    output keeps the order of the inputs; `progress` counts the items done."""
+    total = sum(map(len, batches))
+    results: list[Any] = [None] * total
+    done = 0
+    for batch, batch_results in zip(batches, found, strict=True):
+        for index, result in zip(batch, batch_results, strict=True):
+            results[index] = result
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    return results
 
 
 def _reachable(cluster: DaskCluster) -> None:
