@@ -13,7 +13,9 @@ Every way starts cold, in processes that have not run the study: a process that 
 what a plan's configurations share (240 configurations took 6.7 s in a fresh worker and 3.3 s
 in the same worker again), so the one-process reference runs in a fresh process and the pool
 is forked from this one, which runs no study itself. Each figure is the least of `--rounds`
-rounds, taken in turn: on this shared machine one run of a way varies by 20-40%.
+rounds, taken in turn: on this shared machine one run of a way varies by 20-40%. Since the
+machine's speed drifts between rounds, it also prints Dask over the pool round by round (the
+two run one after the other) and their median.
 
 The goals (issue 32): Dask with 2 workers within 10% of the local pool's wall time, and faster
 with 2 workers than with 1.
@@ -25,6 +27,7 @@ import argparse
 import logging
 import multiprocessing
 import os
+import statistics
 import time
 from collections.abc import Callable
 
@@ -94,6 +97,7 @@ def main() -> None:
         best: dict[str | int, float] = {"one process": float("inf"), "pool": float("inf")}
         best[1] = best[WORKERS] = float("inf")
         expected = None
+        paired: list[float] = []
         for _ in range(rounds):
             ways: dict[str | int, Callable[[], tuple[float, object]]] = {
                 "one process": lambda: in_fresh_process(name),  # noqa: B023
@@ -101,11 +105,14 @@ def main() -> None:
                 1: lambda: on_dask(name, 1),  # noqa: B023
                 WORKERS: lambda: on_dask(name, WORKERS),  # noqa: B023
             }
+            walls: dict[str | int, float] = {}
             for way, run in ways.items():
                 wall, result = run()
                 expected = result if expected is None else expected
                 assert result == expected, f"{way}: the results differ"
                 best[way] = min(best[way], wall)
+                walls[way] = wall
+            paired.append(walls[WORKERS] / walls["pool"])
         ratio = best[WORKERS] / best["pool"]
         print(
             f"{name:12} one process {best['one process']:5.1f} s; pool of {WORKERS} "
@@ -113,6 +120,11 @@ def main() -> None:
             f"{best[1]:5.1f} s, of {WORKERS} {best[WORKERS]:5.1f} s "
             f"({best[1] / best[WORKERS]:.2f}x); Dask / pool {ratio:.2f} "
             f"(goal {GOAL:.2f}: {'met' if ratio <= GOAL else 'NOT MET'})"
+        )
+        print(
+            f"{'':12} Dask / pool round by round (each pair run minutes apart at most): "
+            + ", ".join(f"{r:.2f}" for r in paired)
+            + f"; median {statistics.median(paired):.2f}"
         )
 
 
