@@ -1,9 +1,10 @@
 """Speed of Monte Carlo runs: p=8, m=32 under 1F1B and ZB-V with 10% jitter. Not a test.
 
-    python benchmarks/monte_carlo_bench.py [--runs N] [--workers N]
+    python benchmarks/monte_carlo_bench.py [--runs N] [--workers N] [--busy N]
 
 Prints runs per second on all cores (default: the CPU count), the CPU time, and, measured in
-the same process as the reference, the runs one after another in one process.
+the same process as the reference, the runs one after another in one process. With `--busy
+N`, N processes spin on the cores meanwhile, as on a loaded machine.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import os
 import time
 
+from busy import busy  # benchmarks/busy.py
 from cpu_time import cpu_seconds  # benchmarks/cpu_time.py
 
 from pipesim import Settings
@@ -23,22 +25,31 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--busy", type=int, default=0, help="processes spinning meanwhile")
     args = parser.parse_args()
-    print(f"CPU cores {os.cpu_count()}, workers {args.workers}, {args.runs} runs per policy")
+    print(
+        f"CPU cores {os.cpu_count()}, workers {args.workers}, {args.runs} runs per policy, "
+        f"{args.busy} processes spinning"
+    )
+    with busy(args.busy):
+        measure(args.runs, args.workers)
+
+
+def measure(runs: int, workers: int) -> None:
     for policy in ("1f1b", "zb-v"):
         settings = Settings(stages=8, microbatches=32, jitter=0.1, seed=1)
         cpu = cpu_seconds()
         started = time.perf_counter()
-        (pooled,) = monte_carlo(settings, [policy], args.runs, args.workers)
+        (pooled,) = monte_carlo(settings, [policy], runs, workers)
         wall = time.perf_counter() - started
         cpu = cpu_seconds() - cpu
         started = time.perf_counter()
-        (serial,) = monte_carlo(settings, [policy], args.runs, 1)
+        (serial,) = monte_carlo(settings, [policy], runs, 1)
         reference = time.perf_counter() - started
         assert pooled == serial, "the pool's runs differ from the serial ones"
         print(
-            f"{policy:5} p=8 m=32: {args.runs / wall:6.0f} runs/s on {args.workers} workers "
-            f"({wall:.2f} s wall, {cpu:.2f} s CPU); one process {args.runs / reference:6.0f} "
+            f"{policy:5} p=8 m=32: {runs / wall:6.0f} runs/s on {workers} workers "
+            f"({wall:.2f} s wall, {cpu:.2f} s CPU); one process {runs / reference:6.0f} "
             f"runs/s; speed-up {reference / wall:.2f}x; p95 {pooled.makespan.p95:.2f} ms"
         )
 

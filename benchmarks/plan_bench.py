@@ -2,7 +2,7 @@
 simulated, then the search pruned by bounds (`pipesim plan`'s own) for the same answer. Not a
 test.
 
-    python benchmarks/plan_bench.py [--workers N]
+    python benchmarks/plan_bench.py [--workers N] [--busy N]
 
 Prints the configurations evaluated, the wall time with N workers (default: the CPU count),
 the CPU time of this process and its workers, and, as the reference measured in the same run,
@@ -16,6 +16,7 @@ import argparse
 import os
 import time
 
+from busy import busy  # benchmarks/busy.py
 from cpu_time import cpu_seconds  # benchmarks/cpu_time.py
 
 from pipesim import Settings, registered_policies
@@ -50,7 +51,13 @@ SPACE = PlanSpace(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=default_workers())
-    workers = parser.parse_args().workers
+    parser.add_argument("--busy", type=int, default=0, help="processes spinning meanwhile")
+    args = parser.parse_args()
+    with busy(args.busy):
+        measure(args.workers, args.busy)
+
+
+def measure(workers: int, spinning: int) -> None:
     configurations = candidates(BASE, SPACE)
     cpu = cpu_seconds()
     started = time.perf_counter()
@@ -72,7 +79,7 @@ def main() -> None:
     impossible = sum(1 for row in rows if row.error)
     print(f"configurations     {len(rows):,} ({simulated:,} simulated, {pruned} pruned, "
           f"{impossible} impossible)")  # fmt: skip
-    print(f"CPU cores          {os.cpu_count()}, workers {workers}")
+    print(f"CPU cores          {os.cpu_count()}, workers {workers}, {spinning} processes spinning")
     print(f"plan wall time     {wall:.1f} s ({len(rows) / wall:.0f} configurations/s)")
     print(f"plan CPU time      {cpu:.1f} s")
     print(f"serial reference   {reference:.1f} s ({1e3 * reference / len(rows):.1f} ms each)")
