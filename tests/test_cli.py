@@ -491,3 +491,37 @@ def test_compares_header_names_every_flag_and_dualpipe_its_two_copies() -> None:
     assert first == "compare  p=4  m=8  --overlap-cost 0.7  (defaults: F=1 B=2 ms)"
     assert "fastest: dualpipe" in result.stdout
     assert "2 copies of the model: 2x the weights" in result.stdout
+
+
+def test_each_command_parses_alike_when_it_is_built_alone() -> None:
+    """The command line builds only the command it is given (start-up): that command's help,
+    defaults and errors are the same as with every command built."""
+    from typer.main import get_command
+
+    from pipesim.cli.app import for_arguments
+
+    names = sorted(get_command(app).commands)  # type: ignore[attr-defined]
+    assert {"run", "compare", "sweep", "plan", "calibrate"} <= set(names)
+    for name in names:
+        narrowed = for_arguments([name, "--help"])
+        assert list(get_command(narrowed).commands) == [name]  # type: ignore[attr-defined]
+        alone = runner.invoke(narrowed, [name, "--help"], terminal_width=80)
+        every = runner.invoke(app, [name, "--help"], terminal_width=80)
+        assert alone.exit_code == every.exit_code == 0
+        assert alone.output == every.output
+    bad = ["run", "-p", "0"]
+    alone, every = runner.invoke(for_arguments(bad), bad), runner.invoke(app, bad)
+    assert alone.exit_code == every.exit_code == 2
+    assert alone.output == every.output
+
+
+def test_a_command_line_without_a_command_name_gets_every_command() -> None:
+    from pipesim.cli.app import for_arguments
+
+    for args in ([], ["--help"], ["--version"], ["rnu"], ["-h"]):
+        assert for_arguments(args) is app
+    result = subprocess.run(
+        [sys.executable, "-m", "pipesim", "rnu"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert "No such command 'rnu'. Did you mean 'run'?" in result.stderr

@@ -7,7 +7,7 @@ that can never finish); nothing here computes a figure.
 import sys
 
 from pipesim.cli import measured, simulate, study  # noqa: F401  (importing registers the commands)
-from pipesim.cli.app import app
+from pipesim.cli.app import app, for_arguments
 
 
 def main() -> None:
@@ -15,7 +15,7 @@ def main() -> None:
     if sys.stdout is None:  # started with standard output closed (`>&-`)
         print("pipesim: error: standard output is closed", file=sys.stderr)
         sys.exit(1)
-    app()
+    for_arguments(sys.argv[1:])()
 
 
 __all__ = ["app", "main"]

