@@ -10,13 +10,17 @@ critical path) and the JSON report (streamed to /dev/null), their sum (the whole
 start-up), the Perfetto trace and the Gantt chart at 120 columns, peak resident memory, and a
 bare replay of the same per-device op order (plain Python, no SimPy, no trace, the same
 compiled dependency rules) measured in the same process: "whole vs replay" is the replay's
-CPU time over the whole run's, so 0.5x means half the replay's speed. Messages are free in
-these configurations, so the replay needs no link model.
+CPU time over the whole run's, so 0.5x means half the replay's speed; "at replay speed" is
+the replay over the replay, the analysis and the JSON: where the run would stand if simulating
+cost no more than replaying. Messages are free in these configurations, so the replay needs no
+link model.
 
 Then the command a user runs, `pipesim run ... --format json` as a child process: its CPU
 time (start-up included) and its peak resident memory. Then start-up: the CPU time of the
-smallest run (`pipesim run -p 4 -m 8 --format json`) and of `pipesim --help`, best of five.
-Then the pictures: `--html` and `--plot` at a million ops, against the JSON run alone, with
+smallest run (`pipesim run -p 4 -m 8 --format json`) and of `pipesim --help`, best of five,
+against `python -c pass` and against importing typer, rich and simpy alone. Then a Monte
+Carlo on a pool of 2 workers against this process, then the timed messages against the same
+run without, with what writing the transfers' lines alone costs. Then the pictures: `--html` and `--plot` at a million ops, against the JSON run alone, with
 the files' sizes. Last, a study: a Monte Carlo of 200 runs of 4,000 ops in this process, and
 the share of its CPU time that the simulations themselves take.
 """
@@ -217,6 +221,27 @@ def _child(args: list[str]) -> tuple[float, float]:
     return used, after.ru_maxrss / 1024
 
 
+def _python(args: list[str]) -> float:
+    """CPU seconds of `python args` as a child."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, *args], check=True, stdout=subprocess.DEVNULL, env=INSTALLED)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def pool_speedup(runs: int = 400) -> tuple[float, float]:
+    """Wall seconds of a Monte Carlo on a pool of 2 workers and in this process."""
+    settings = Settings(stages=8, microbatches=32, jitter=0.1, seed=1)
+    started = time.perf_counter()
+    pooled = monte_carlo(settings, ["1f1b"], runs, 2)
+    pooled_wall = time.perf_counter() - started
+    started = time.perf_counter()
+    alone = monte_carlo(settings, ["1f1b"], runs, 1)
+    alone_wall = time.perf_counter() - started
+    assert pooled == alone, "the pool's runs differ from this process's"
+    return pooled_wall, alone_wall
+
+
 def startup(args: list[str]) -> float:
     """The least CPU time (user + system) of five runs of `pipesim args` in a child process."""
     return min(_child(args)[0] for _ in range(5))
@@ -242,8 +267,8 @@ def main() -> None:
     )
     headers = (
         "configuration", "ops", "simulate", "analyze", "JSON", "whole", "replay",
-        "whole vs replay", "analyze / simulate", "JSON us/op", "trace us/op", "trace / JSON",
-        "chart", "CLI run", "CLI peak RSS MB",
+        "whole vs replay", "at replay speed", "analyze / simulate", "JSON us/op", "trace us/op",
+        "trace / JSON", "chart", "CLI run", "CLI peak RSS MB",
     )  # fmt: skip
     for header in headers:
         table.add_column(header, justify="right")
@@ -265,6 +290,7 @@ def main() -> None:
             f"{row['whole_s']:.2f}",
             f"{row['replay_s']:.2f}",
             f"{row['ratio']:.2f}x",
+            f"{row['replay_s'] / (row['replay_s'] + row['analyze_s'] + row['json_s']):.2f}x",
             f"{row['analyze_s'] / row['simulate_s']:.2f}",
             f"{1e6 * row['json_s'] / ops:.2f}",
             f"{1e6 * row['trace_s'] / ops:.2f}",
@@ -275,11 +301,25 @@ def main() -> None:
         )
         console.print(f"done: {config.name}", style="dim")
     console.print(table)
+    console.print(
+        'whole vs replay: goal 0.5x (issue 30). "at replay speed" is where the run would '
+        "stand if simulating cost no more than the bare replay, with the same analysis and JSON"
+    )
     smallest = startup(["run", "-p", "4", "-m", "8", "--format", "json"])
     help_time = startup(["--help"])
+    python = min(_python(["-c", "pass"]) for _ in range(5))
+    floor = min(_python(["-c", "import typer, rich.console, simpy"]) for _ in range(5))
     console.print(
         f"start-up, CPU seconds (best of 5): pipesim run -p 4 -m 8 --format json "
-        f"{smallest:.2f}; pipesim --help {help_time:.2f}"
+        f"{smallest:.2f} ({smallest / python:.1f}x python -c pass, {python:.3f} s); pipesim "
+        f"--help {help_time:.2f} ({help_time / python:.1f}x); goal 5x (issue 30). typer, rich "
+        f"and simpy alone take {floor:.2f} s ({floor / python:.1f}x)"
+    )
+    pooled, alone = pool_speedup()
+    console.print(
+        f"a Monte Carlo of 400 runs of 1f1b p=8 m=32 on a pool of 2: {alone / pooled:.2f}x one "
+        f"process ({pooled:.2f} s against {alone:.2f} s of wall time; goal 1.6x on an idle "
+        f"machine, issue 30; `monte_carlo_bench.py --busy 2` measures a loaded one)"
     )
     plain, timed = messages_cost()
     lines = transfer_lines_cost()
