@@ -20,9 +20,10 @@ time (start-up included) and its peak resident memory. Then start-up: the CPU ti
 smallest run (`pipesim run -p 4 -m 8 --format json`) and of `pipesim --help`, best of five,
 against `python -c pass` and against importing typer, rich and simpy alone. Then a Monte
 Carlo on a pool of 2 workers against this process, then the timed messages against the same
-run without, with what writing the transfers' lines alone costs. Then the pictures: `--html` and `--plot` at a million ops, against the JSON run alone, with
-the files' sizes. Last, a study: a Monte Carlo of 200 runs of 4,000 ops in this process, and
-the share of its CPU time that the simulations themselves take.
+run without, with what writing the transfers' lines alone costs. Then the pictures: `--html`
+and `--plot` at a million ops, against the JSON run alone, with the files' sizes. Last, a
+study: a Monte Carlo of 200 runs of 4,000 ops in this process, and the share of its CPU time
+that the simulations themselves take.
 """
 
 from __future__ import annotations
