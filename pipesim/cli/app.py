@@ -168,7 +168,7 @@ app = typer.Typer(
 def for_arguments(args: Sequence[str]) -> typer.Typer:
     """The application with only the command that `args` start with, when they start with a
     command's name: typer builds every command's options before it parses any (36-50 ms of a
-    0.3 s run, for ten commands of a hundred options each), and parsing a command needs only
+    0.3 s run, for ten commands of about fifty options each), and parsing a command needs only
     its own. Anything else (no command, --help, --version, a misspelt name that should be
     told the names it is near) gets every command."""
     from typer.main import get_command_name
