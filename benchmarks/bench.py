@@ -41,6 +41,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from monte_carlo_bench import pooled_and_alone  # benchmarks/monte_carlo_bench.py
 from rich.console import Console
 from rich.table import Table
 
@@ -210,37 +211,16 @@ messages' ratio, and made 1.7x read 1.5x)."""
 def _child(args: list[str]) -> tuple[float, float]:
     """CPU seconds and peak resident MB of `pipesim args` run as a child, output discarded
     (this process has had no other child, so the children's peak is its own)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(
-        [sys.executable, "-m", "pipesim", *args],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        env=INSTALLED,
-    )
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return used, after.ru_maxrss / 1024
+    return _python(["-m", "pipesim", *args])
 
 
-def _python(args: list[str]) -> float:
-    """CPU seconds of `python args` as a child."""
+def _python(args: list[str]) -> tuple[float, float]:
+    """CPU seconds and the children's peak resident MB of `python args` as a child."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, *args], check=True, stdout=subprocess.DEVNULL, env=INSTALLED)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
-def pool_speedup(runs: int = 400) -> tuple[float, float]:
-    """Wall seconds of a Monte Carlo on a pool of 2 workers and in this process."""
-    settings = Settings(stages=8, microbatches=32, jitter=0.1, seed=1)
-    started = time.perf_counter()
-    pooled = monte_carlo(settings, ["1f1b"], runs, 2)
-    pooled_wall = time.perf_counter() - started
-    started = time.perf_counter()
-    alone = monte_carlo(settings, ["1f1b"], runs, 1)
-    alone_wall = time.perf_counter() - started
-    assert pooled == alone, "the pool's runs differ from this process's"
-    return pooled_wall, alone_wall
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return used, after.ru_maxrss / 1024
 
 
 def startup(args: list[str]) -> float:
@@ -308,15 +288,15 @@ def main() -> None:
     )
     smallest = startup(["run", "-p", "4", "-m", "8", "--format", "json"])
     help_time = startup(["--help"])
-    python = min(_python(["-c", "pass"]) for _ in range(5))
-    floor = min(_python(["-c", "import typer, rich.console, simpy"]) for _ in range(5))
+    python = min(_python(["-c", "pass"])[0] for _ in range(5))
+    floor = min(_python(["-c", "import typer, rich.console, simpy"])[0] for _ in range(5))
     console.print(
         f"start-up, CPU seconds (best of 5): pipesim run -p 4 -m 8 --format json "
         f"{smallest:.2f} ({smallest / python:.1f}x python -c pass, {python:.3f} s); pipesim "
         f"--help {help_time:.2f} ({help_time / python:.1f}x); goal 5x (issue 30). typer, rich "
         f"and simpy alone take {floor:.2f} s ({floor / python:.1f}x)"
     )
-    pooled, alone = pool_speedup()
+    pooled, _, alone, _ = pooled_and_alone("1f1b", 400, 2)
     console.print(
         f"a Monte Carlo of 400 runs of 1f1b p=8 m=32 on a pool of 2: {alone / pooled:.2f}x one "
         f"process ({pooled:.2f} s against {alone:.2f} s of wall time; goal 1.6x on an idle "

@@ -35,22 +35,32 @@ def main() -> None:
         measure(args.runs, args.workers)
 
 
+SETTINGS = Settings(stages=8, microbatches=32, jitter=0.1, seed=1)
+
+
+def pooled_and_alone(policy: str, runs: int, workers: int) -> tuple[float, float, float, float]:
+    """Wall seconds of `runs` runs of `policy` on `workers` workers, the CPU seconds of that
+    (this process and its workers), wall seconds of the same runs in this process, and the
+    p95 makespan."""
+    cpu = cpu_seconds()
+    started = time.perf_counter()
+    (pooled,) = monte_carlo(SETTINGS, [policy], runs, workers)
+    wall = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu
+    started = time.perf_counter()
+    (serial,) = monte_carlo(SETTINGS, [policy], runs, 1)
+    reference = time.perf_counter() - started
+    assert pooled == serial, "the pool's runs differ from the serial ones"
+    return wall, cpu, reference, pooled.makespan.p95
+
+
 def measure(runs: int, workers: int) -> None:
     for policy in ("1f1b", "zb-v"):
-        settings = Settings(stages=8, microbatches=32, jitter=0.1, seed=1)
-        cpu = cpu_seconds()
-        started = time.perf_counter()
-        (pooled,) = monte_carlo(settings, [policy], runs, workers)
-        wall = time.perf_counter() - started
-        cpu = cpu_seconds() - cpu
-        started = time.perf_counter()
-        (serial,) = monte_carlo(settings, [policy], runs, 1)
-        reference = time.perf_counter() - started
-        assert pooled == serial, "the pool's runs differ from the serial ones"
+        wall, cpu, reference, p95 = pooled_and_alone(policy, runs, workers)
         print(
             f"{policy:5} p=8 m=32: {runs / wall:6.0f} runs/s on {workers} workers "
             f"({wall:.2f} s wall, {cpu:.2f} s CPU); one process {runs / reference:6.0f} "
-            f"runs/s; speed-up {reference / wall:.2f}x; p95 {pooled.makespan.p95:.2f} ms"
+            f"runs/s; speed-up {reference / wall:.2f}x; p95 {p95:.2f} ms"
         )
 
 
