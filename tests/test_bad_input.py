@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from pipesim.cli import app
+from tests.cli_runner import CliRunner
 from tests.conftest import result_json
 
 runner = CliRunner()

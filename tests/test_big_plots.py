@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from pipesim.cli import app
+from tests.cli_runner import CliRunner
 
 numpy = pytest.importorskip("numpy")
 pytest.importorskip("matplotlib")

@@ -21,13 +21,13 @@ import statistics
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from pipesim.cli import app
 from pipesim.errors import ConfigError
 from pipesim.render.style import ms
 from pipesim.settings.profiler_trace import read_profiler_trace
 from pipesim.studies.calibrate import Calibration, calibrate
+from tests.cli_runner import CliRunner
 from tests.conftest import result_json
 
 runner = CliRunner()

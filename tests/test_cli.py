@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from pipesim import registered_policies
 from pipesim.cli import app
 from pipesim.render import write_json
+from tests.cli_runner import CliRunner
 from tests.conftest import result_json, simulate_settings
 
 runner = CliRunner()
@@ -497,20 +497,22 @@ def test_each_command_parses_alike_when_it_is_built_alone() -> None:
     """The command line builds only the command it is given (start-up): that command's help,
     defaults and errors are the same as with every command built."""
     from typer.main import get_command
+    from typer.testing import CliRunner as EveryCommand  # tests.cli_runner would narrow it
 
     from pipesim.cli.app import for_arguments
 
     names = sorted(get_command(app).commands)  # type: ignore[attr-defined]
     assert {"run", "compare", "sweep", "plan", "calibrate"} <= set(names)
+    built = EveryCommand()
     for name in names:
         narrowed = for_arguments([name, "--help"])
         assert list(get_command(narrowed).commands) == [name]  # type: ignore[attr-defined]
-        alone = runner.invoke(narrowed, [name, "--help"], terminal_width=80)
-        every = runner.invoke(app, [name, "--help"], terminal_width=80)
+        alone = built.invoke(narrowed, [name, "--help"], terminal_width=80)
+        every = built.invoke(app, [name, "--help"], terminal_width=80)
         assert alone.exit_code == every.exit_code == 0
         assert alone.output == every.output
     bad = ["run", "-p", "0"]
-    alone, every = runner.invoke(for_arguments(bad), bad), runner.invoke(app, bad)
+    alone, every = built.invoke(for_arguments(bad), bad), built.invoke(app, bad)
     assert alone.exit_code == every.exit_code == 2
     assert alone.output == every.output
 

@@ -14,7 +14,6 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from pipesim import Settings, simulate_step
 from pipesim.cli import app
@@ -33,6 +32,7 @@ from pipesim.settings.hardware import load_gpu, load_model
 from pipesim.studies.cluster import Split, divisors, splits
 from pipesim.studies.plan import PlanSpace, plan_configurations, plan_search, ranked
 from pipesim.studies.plan_bound import lower_bounds
+from tests.cli_runner import CliRunner
 from tests.conftest import result_json
 
 runner = CliRunner()

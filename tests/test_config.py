@@ -269,9 +269,8 @@ def test_a_model_file_named_in_a_config_is_read_beside_the_config(
 
 
 def test_only_a_command_that_runs_the_configs_policy_says_it_runs_code(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
     from pipesim.cli import app
+    from tests.cli_runner import CliRunner
 
     (tmp_path / "mine.py").write_text((Path("examples") / "custom_policy.py").read_text())
     config = _write(tmp_path, 'policy = "mine.py:Eager1F1B"\nstages = 2\nmicrobatches = 2\n')

@@ -9,11 +9,11 @@ from typing import Any
 
 import jsonschema
 import pytest
-from typer.testing import CliRunner
 
 from pipesim.cli import app
 from pipesim.render.envelope import schema, version
 from pipesim.settings.declarations import BY_NAME
+from tests.cli_runner import CliRunner
 
 runner = CliRunner()
 

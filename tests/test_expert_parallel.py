@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from pipesim.analysis.all_to_all import all_to_all_time, all_to_alls
 from pipesim.analysis.checker import check_trace
@@ -23,6 +22,7 @@ from pipesim.settings.declarations import Settings
 from pipesim.settings.hardware import load_gpu, load_model
 from pipesim.simulator import simulate
 from pipesim.studies.step import simulate_step
+from tests.cli_runner import CliRunner
 from tests.conftest import result_json
 
 runner = CliRunner()

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from pipesim.cli import app
 from pipesim.settings.declarations import SETTINGS
+from tests.cli_runner import CliRunner
 
 pytestmark = pytest.mark.slow
 

@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from pipesim.cli import app
+from tests.cli_runner import CliRunner
 from tests.conftest import result_json
 
 runner = CliRunner()

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from pipesim import Settings, build_problem, get_policy, simulate_step
 from pipesim.cli import app
+from tests.cli_runner import CliRunner
 
 pytest.importorskip("highspy")
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from pipesim.cli import app
 from pipesim.errors import ConfigError
 from pipesim.problem.ops import message_target
+from tests.cli_runner import CliRunner
 from tests.conftest import result_json, simulate_settings
 
 runner = CliRunner()

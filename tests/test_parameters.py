@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from pipesim.cli import app
 from pipesim.problem.transformer import model_parameters
 from pipesim.settings.hardware import Model, load_model
+from tests.cli_runner import CliRunner
 from tests.conftest import need, result_json
 
 runner = CliRunner()

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from pipesim import Settings, simulate_step
 from pipesim.cli import app
@@ -21,6 +20,7 @@ from pipesim.settings.hardware import load_gpu, load_model
 from pipesim.settings.written import as_flags
 from pipesim.studies.executor import _batches
 from pipesim.studies.plan import PlanRow, PlanSpace, plan_configurations, ranked
+from tests.cli_runner import CliRunner
 from tests.conftest import result_json
 
 runner = CliRunner()

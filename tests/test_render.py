@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
-from typer.testing import CliRunner
 
 from pipesim import Settings, simulate_step
 from pipesim.cli import app
 from pipesim.render import GanttChart, SummaryTable
 from pipesim.render.gantt import chart_scale
 from pipesim.render.style import ms
+from tests.cli_runner import CliRunner
 from tests.conftest import result_json, simulate_settings
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from pipesim import Kind, Settings, simulate_step
 from pipesim.analysis.checker import check_trace
 from pipesim.cli import app
+from tests.cli_runner import CliRunner
 from tests.test_properties import problems
 
 runner = CliRunner()

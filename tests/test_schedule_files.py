@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from pipesim import (
     Kind,
@@ -24,6 +23,7 @@ from pipesim.cli import app
 from pipesim.problem.ops import Step
 from pipesim.schedules.from_file import FileSchedule
 from pipesim.schedules.schedule_file import read_schedule, write_schedule
+from tests.cli_runner import CliRunner
 
 runner = CliRunner()
 

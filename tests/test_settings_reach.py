@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 import pipesim.studies.step
 from pipesim.cli import app
@@ -16,6 +15,7 @@ from pipesim.errors import PolicyError
 from pipesim.settings.declarations import SETTINGS, Settings
 from pipesim.settings.hardware import Gpu, load_model
 from pipesim.settings.values import Reserve, Straggler
+from tests.cli_runner import CliRunner
 
 runner = CliRunner()
 

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from pipesim import (
     ConfigError,
@@ -25,6 +24,7 @@ from pipesim import (
 from pipesim.cli import app
 from pipesim.problem.variability import Variability
 from pipesim.settings.values import Straggler
+from tests.cli_runner import CliRunner
 from tests.conftest import result_json
 
 runner = CliRunner()

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from pipesim.cli import app
 from pipesim.problem.build import build_problem
@@ -20,6 +19,7 @@ from pipesim.schedules.registry import get_policy
 from pipesim.settings.declarations import Settings
 from pipesim.settings.hardware import load_gpu, load_model
 from pipesim.studies.step import simulate_step
+from tests.cli_runner import CliRunner
 from tests.conftest import result_json
 
 runner = CliRunner()

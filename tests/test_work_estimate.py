@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from typer.testing import CliRunner
 
 from pipesim import ConfigError
 from pipesim.cli import app
 from pipesim.studies import work
 from pipesim.studies.work import SECONDS_PER_OP, SECONDS_PER_RUN, duration, estimate, patience
+from tests.cli_runner import CliRunner
 
 runner = CliRunner()
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from pipesim import (
     ConfigError,
@@ -34,6 +33,7 @@ from pipesim.problem.transformer import (
 )
 from pipesim.settings.hardware import load_gpu, load_model
 from pipesim.simulator.trace import Trace
+from tests.cli_runner import CliRunner
 from tests.conftest import result_json
 
 runner = CliRunner()

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from pipesim import Settings, check_trace, simulate_step
 from pipesim.cli import app
+from tests.cli_runner import CliRunner
 from tests.conftest import result_json
 
 runner = CliRunner()

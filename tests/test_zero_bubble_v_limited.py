@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from pipesim import Settings, check_trace, simulate_step
 from pipesim.cli import app
 from pipesim.schedules.schedule_file import read_schedule
+from tests.cli_runner import CliRunner
 
 SAIL = Path(__file__).resolve().parent / "data" / "sail-sg"
 runner = CliRunner()
