@@ -518,10 +518,22 @@ def test_each_command_parses_alike_when_it_is_built_alone() -> None:
 
 
 def test_a_command_line_without_a_command_name_gets_every_command() -> None:
+    """A misspelt command is told the names it is near; the list of commands, which gets
+    stand-ins without options (start-up), reads as it does with every command built."""
+    from typer.testing import CliRunner as EveryCommand  # tests.cli_runner would narrow it
+
     from pipesim.cli.app import for_arguments
 
-    for args in ([], ["--help"], ["--version"], ["rnu"], ["-h"]):
+    for args in (["--version"], ["rnu"], ["--help", "run"]):
         assert for_arguments(args) is app
+    built = EveryCommand()
+    for args in ([], ["--help"], ["-h"], ["-h", "--help"]):
+        listed = for_arguments(args)
+        assert listed is not app
+        every = built.invoke(app, args, terminal_width=80)
+        assert "calibrate" in every.output and "optimize" in every.output
+        shown = built.invoke(listed, args, terminal_width=80)
+        assert (shown.exit_code, shown.output) == (every.exit_code, every.output), args
     result = subprocess.run(
         [sys.executable, "-m", "pipesim", "rnu"], capture_output=True, text=True, check=False
     )

@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
+from typer.models import CommandInfo
 
 from pipesim.errors import PipesimError, Terminated
 
@@ -169,12 +170,15 @@ def for_arguments(args: Sequence[str]) -> typer.Typer:
     """The application with only the command that `args` start with, when they start with a
     command's name: typer builds every command's options before it parses any (36-50 ms of a
     0.3 s run, for ten commands of about fifty options each), and parsing a command needs only
-    its own. Anything else (no command, --help, --version, a misspelt name that should be
-    told the names it is near) gets every command."""
+    its own. The list of commands (`pipesim`, `pipesim --help`) needs only their names and
+    help: it gets stand-ins that have no options. Anything else (--version, a misspelt name
+    that should be told the names it is near) gets every command."""
     from typer.main import get_command_name
 
-    if not args:
-        return app
+    if all(arg in ("--help", "-h") for arg in args):
+        listed = copy.copy(app)
+        listed.registered_commands = [_listed(command) for command in app.registered_commands]
+        return listed
     chosen = [
         command
         for command in app.registered_commands
@@ -185,6 +189,22 @@ def for_arguments(args: Sequence[str]) -> typer.Typer:
     narrowed = copy.copy(app)
     narrowed.registered_commands = chosen
     return narrowed
+
+
+def _listed(command: CommandInfo) -> CommandInfo:
+    """`command` as the list of commands shows it: its name and help, and no options (a
+    function without parameters, named and documented as its own)."""
+    callback = command.callback
+    assert callback is not None
+
+    def stand_in() -> None:
+        raise AssertionError("a listed command is shown, never run")
+
+    stand_in.__name__, stand_in.__qualname__ = callback.__name__, callback.__qualname__
+    stand_in.__doc__ = callback.__doc__
+    listed = copy.copy(command)
+    listed.callback = stand_in
+    return listed
 
 
 def _show_version(value: bool) -> None:
