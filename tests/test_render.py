@@ -137,6 +137,31 @@ def test_the_legend_explains_only_what_the_chart_shows() -> None:
     assert "light = later chunk" in color and "digits microbatch" in color
 
 
+@pytest.mark.parametrize("color", [None, "truecolor"])
+def test_the_legend_promises_microbatch_digits_only_where_an_op_shows_one(
+    color: str | None,
+) -> None:
+    """At 80 columns zb-v's ops (p=4, m=8: half a ms each, a cell each) have no room for a
+    digit beside their glyph or color; 1F1B's (2 and 4 cells) do."""
+
+    def seen(text: str) -> tuple[str, list[str]]:
+        """The text without its color codes, and each device's cells."""
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
+        rows = [row[:-7] for row in _rows(plain).values()]
+        assert len(rows) == 4
+        return plain, rows
+
+    zb_v = simulate_settings(policy="zb-v", stages=4, microbatches=8).trace
+    narrow, rows = seen(_render(GanttChart(zb_v), width=80, color=color))
+    assert not any(char.isdigit() for row in rows for char in row)
+    assert "ops too narrow for microbatch digits" in narrow and "digits microbatch" not in narrow
+    wide, rows = seen(
+        _render(GanttChart(simulate_settings(stages=4, microbatches=8).trace), 80, color)
+    )
+    assert all(any(char.isdigit() for char in row) for row in rows)
+    assert "digits microbatch" in wide and "too narrow" not in wide
+
+
 def test_no_color_does_not_leak_into_saved_pictures(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -69,10 +69,13 @@ class GanttChart(ShownInNotebooks):
         fill = ASCII_FILL if options.ascii_only else MONO_FILL
         chunk_of = _chunk_index(trace)
         lanes = _transfers_by_sender(trace)
+        labelled = False
         for device, ops in zip(self.devices, by_device, strict=True):
             row = Text(f"dev {device}".ljust(label_width), style="bold")
             row.append("│", style="dim")
-            row.append_text(_device_row(ops, columns, scale, fill if mono else None, chunk_of))
+            cells = _device_row(ops, columns, scale, fill if mono else None, chunk_of)
+            labelled = labelled or _has_labels(cells)
+            row.append_text(cells)
             busy = sum(record.end - record.start for record in ops)
             span = min(until, trace.makespan) - offset  # idle within the pipeline's time
             idle = 1 - busy / span if span > 0 else 0.0
@@ -86,7 +89,7 @@ class GanttChart(ShownInNotebooks):
                 yield _collective_lane(after[device], offset, label_width, columns, scale)
         yield from _time_axis(label_width, columns, scale, makespan, offset)
         dense = any(_crowded(ops, columns, scale) for ops in by_device)
-        yield from _legend(trace, scale, fill if mono else None, options.max_width, dense)
+        yield from _legend(trace, scale, fill if mono else None, options.max_width, dense, labelled)
 
 
 _ASCII = str.maketrans(
@@ -419,11 +422,22 @@ def _time_axis(
     return [axis, labels]
 
 
+def _has_labels(cells: Text) -> bool:
+    """Whether a row's cells name some op's microbatch (digits appear there only as labels)."""
+    return any(char.isdigit() for char in cells.plain)
+
+
 def _legend(
-    trace: Trace, scale: float, fill: dict[Kind, str] | None, width: int, dense: bool
+    trace: Trace,
+    scale: float,
+    fill: dict[Kind, str] | None,
+    width: int,
+    dense: bool,
+    labelled: bool,
 ) -> list[Text]:
     """The legend's entries, packed into as many lines of `width` as they need (an entry is
-    never cut); it explains only what this chart can show."""
+    never cut); it explains only what this chart can show: `labelled`, whether some op is
+    wide enough to show its microbatch."""
     kinds = [Kind.F, Kind.B, Kind.W] if trace.problem.split_backward else [Kind.F, Kind.B]
     entries = []
     for kind in kinds:
@@ -433,7 +447,7 @@ def _legend(
     if dense:
         notes.append("more ops than columns: kinds and idle share cells by time")
     else:
-        notes.append("digits microbatch")
+        notes.append("digits microbatch" if labelled else "ops too narrow for microbatch digits")
         if trace.problem.pipeline.chunks > 1 and fill is None:
             notes.append("light = later chunk")  # shades exist only in color, op by op
         elif trace.problem.pipeline.chunks > 1 and fill is not None:
@@ -483,13 +497,16 @@ class OverlayChart:
         mono = console.no_color or console.color_system is None
         fill = ASCII_FILL if options.ascii_only else MONO_FILL
         chunk_of = _chunk_index(simulated)
+        labelled = False
         for device in range(devices):
             for name, trace in (("sim", simulated), ("meas", measured)):
                 ops = trace.ops_by_device()[device]
                 label = f"dev {device} {name}" if name == "sim" else f"{name:>{label_width - 1}}"
                 row = Text(label.ljust(label_width), style="bold" if name == "sim" else "dim")
                 row.append("│", style="dim")
-                row.append_text(_device_row(ops, columns, scale, fill if mono else None, chunk_of))
+                cells = _device_row(ops, columns, scale, fill if mono else None, chunk_of)
+                labelled = labelled or _has_labels(cells)
+                row.append_text(cells)
                 end = max((record.end for record in ops), default=0.0)
                 row.append(f" {ms(end):>6}", style="dim")
                 row.no_wrap = True
@@ -500,7 +517,9 @@ class OverlayChart:
             for trace in (simulated, measured)
             for ops in trace.ops_by_device()
         )
-        yield from _legend(simulated, scale, fill if mono else None, options.max_width, dense)
+        yield from _legend(
+            simulated, scale, fill if mono else None, options.max_width, dense, labelled
+        )
         yield Text(
             "sim: this run, simulated; meas: the measured run's typical step, each op drawn "
             "for the time it held its rank (computing, then the runtime's work after it); "
