@@ -3,12 +3,17 @@ never over the limit, never slower than the handmade schedules that fit the same
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipesim import Settings, check_trace, simulate_step
+from pipesim import Op, Settings, check_trace, simulate_step
 from pipesim.cli import app
+from pipesim.problem.pipeline import Problem
+from pipesim.schedules import zero_bubble_auto as auto
+from pipesim.schedules.estimate import Estimate
 from tests.cli_runner import CliRunner
 from tests.conftest import result_json
 
@@ -172,3 +177,62 @@ def test_candidates_time_themselves_as_the_estimator_does(
         for eager_w in (False, True):
             orders, figures = auto._list_schedule(problem, meters, forward_first, eager_w)
             assert figures == estimate(orders, problem)
+
+
+def _scanned_list_schedule(
+    problem: Problem, meters: Sequence[auto._Meter], forward_first: bool, eager_w: bool
+) -> tuple[list[list[Op]], Estimate]:
+    """The list schedule as its docstring states it, by brute force: after every op, every
+    device's next choice is computed again and the first device with the earliest start
+    runs it."""
+    plan = auto._Planner(problem, meters, False, False, False)
+    while True:
+        choices = [
+            auto._next_choice(plan, stage, forward_first, eager_w) for stage in range(plan.p)
+        ]
+        ready = [(choice[0], stage, choice[1]) for stage, choice in enumerate(choices) if choice]
+        if not ready:
+            break
+        _, stage, kind = min(ready, key=lambda each: each[:2])
+        plan.put(stage, kind)
+    for stage in range(plan.p):
+        if plan.done[stage][auto.F] < plan.m or plan.done[stage][auto.B] < plan.m:
+            raise auto._CannotFit
+        while plan.pending_w(stage):
+            plan.put(stage, auto.W)
+    return plan.orders, plan.estimate()
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    st.integers(1, 8),
+    st.integers(1, 12),
+    st.sampled_from([None, 1, 2, 3, 8]),
+    st.data(),
+    st.sampled_from([0.0, 0.1, 0.5]),
+)
+def test_the_list_schedule_runs_what_a_scan_of_every_device_would(
+    p: int, m: int, k: int | None, data: st.DataObject, latency: float
+) -> None:
+    """The list schedule keeps the devices' next ops in a heap and recomputes only those a
+    placed op can change: the orders must be those of recomputing every device's choice and
+    scanning them after every op."""
+    from pipesim import build_problem
+
+    per_stage = st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]), min_size=p, max_size=p)
+    forward, weight = tuple(data.draw(per_stage)), tuple(data.draw(per_stage))
+    backward = tuple(w + b for w, b in zip(weight, data.draw(per_stage), strict=True))
+    policy = auto.ZBAuto()
+    problem = build_problem(Settings(policy="zb-auto", stages=p, microbatches=m,
+                                     activation_limit=k, forward=forward, backward=backward,
+                                     weight=weight, comm_latency=latency), policy)  # fmt: skip
+    meters = policy._meters(problem)
+    for forward_first in (False, True):
+        for eager_w in (False, True):
+            try:
+                expected = _scanned_list_schedule(problem, meters, forward_first, eager_w)
+            except auto._CannotFit:
+                with pytest.raises(auto._CannotFit):
+                    auto._list_schedule(problem, meters, forward_first, eager_w)
+                continue
+            assert auto._list_schedule(problem, meters, forward_first, eager_w) == expected

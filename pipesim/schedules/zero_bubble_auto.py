@@ -37,6 +37,7 @@ messages are free and m >= 2p-1.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 
@@ -332,25 +333,32 @@ def _list_schedule(
     fits in (in any wait at all when `eager_w`)."""
     plan = _Planner(problem, meters, False, False, False)
     plan.bound = bound
-    p, m, inf = plan.p, plan.m, float("inf")
+    p, m = plan.p, plan.m
     placed = 0
-    # A device's choice depends on its own state and its neighbours' finished ops only, so
-    # after a put only that device's and its neighbours' choices change.
+    # A device's choice depends on its own state and on when its inputs were produced, so
+    # after a put only that device's choice changes, and the next device's after an F (whose
+    # activation it waits for) or the one before's after a B (its gradient). The choices
+    # wait in a heap by (start, device): the first device with the earliest start comes out
+    # first, without a scan of every device per op. A choice that has changed since it was
+    # pushed is left in the heap and skipped when it comes out.
     choices = [_next_choice(plan, stage, forward_first, eager_w) for stage in range(p)]
-    while True:
-        # The first device with the earliest start.
-        chosen, earliest, kind = -1, inf, F
-        for stage, choice in enumerate(choices):
-            if choice is not None and choice[0] < earliest:
-                chosen, (earliest, kind) = stage, choice
-        if chosen < 0:
-            break
+    waiting = [(choice[0], stage) for stage, choice in enumerate(choices) if choice is not None]
+    heapq.heapify(waiting)
+    while waiting:
+        start, chosen = heapq.heappop(waiting)
+        choice = choices[chosen]
+        if choice is None or choice[0] != start:
+            continue  # superseded
+        kind = choice[1]
         plan.put(chosen, kind)
         placed += 1
         if placed % (3 * p) == 0:
             plan.give_up_if_beaten()
-        for stage in range(max(0, chosen - 1), min(p, chosen + 2)):
-            choices[stage] = _next_choice(plan, stage, forward_first, eager_w)
+        waits = chosen + 1 if kind is F else chosen - 1 if kind is B else -1
+        for stage in (chosen, waits) if 0 <= waits < p else (chosen,):
+            choice = choices[stage] = _next_choice(plan, stage, forward_first, eager_w)
+            if choice is not None:
+                heapq.heappush(waiting, (choice[0], stage))
     for stage in range(p):
         if plan.done[stage][F] < m or plan.done[stage][B] < m:
             raise _CannotFit
