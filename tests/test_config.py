@@ -116,6 +116,23 @@ def test_steps_too_large_to_hold_are_refused_before_any_allocation(
     )
 
 
+def test_a_step_smaller_than_the_interpreter_is_built_without_asking_the_system(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plan screens thousands of small configurations: none reads /proc and /sys, and a
+    step beyond `SMALL_STEP` is still checked against what the system says."""
+
+    def asked() -> int:
+        raise AssertionError("the system was asked")
+
+    monkeypatch.setattr(capacity, "available_memory", asked)
+    build_problem(Settings(stages=8, microbatches=1000), get_policy("zb-h1"))  # 24,000 ops
+    monkeypatch.setattr(capacity, "available_memory", lambda: capacity.SMALL_STEP)
+    ops = capacity.SMALL_STEP // capacity.BYTES_PER_OP  # 37,282; 4 per microbatch below
+    with pytest.raises(ConfigError, match="is available to this process"):
+        build_problem(Settings(stages=2, microbatches=ops // 4 + 1), get_policy("gpipe"))  # over
+
+
 def test_a_containers_memory_limit_and_ulimit_bound_what_is_available(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
