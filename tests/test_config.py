@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -333,3 +334,33 @@ def test_a_gpu_files_memory_needs_a_unit_as_memory_limit_does(tmp_path: Path) ->
     (tmp_path / "g.toml").write_text(fields + 'memory = "80GB"\n')
     gpu = Settings(model="llama3-8b", gpu=str(tmp_path / "g.toml")).gpu  # type: ignore[arg-type]
     assert gpu is not None and gpu.memory == 80e9
+
+
+def test_a_copy_with_changes_is_what_the_constructor_makes_of_them() -> None:
+    """`Settings.replace` reads only the changed settings again (a plan makes thousands of
+    copies): the copy must equal the constructor's, field by field, whatever was changed and
+    in whatever form, and compute its resolved values afresh."""
+    import dataclasses
+
+    base = Settings(model="llama3-8b", gpu="h100", stages=4, recompute="full")  # type: ignore[arg-type]
+    assert base.resolved.recompute == "full"
+    changes: list[dict[str, Any]] = [
+        {"stages": 8},
+        {"recompute": "selective", "tensor_parallel": 2},
+        {"forward": [1, 2], "backward": 3},  # read as TOML reads them: (1.0, 2.0), (3.0,)
+        {"memory_limit": "40GB", "layers_per_stage": (16, 16)},
+        {"model": None, "gpu": None},
+        {},
+    ]
+    for change in changes:
+        copy = base.replace(**change)
+        made = dataclasses.replace(base, **change)
+        assert copy == made and hash(copy) == hash(made)
+        for field in dataclasses.fields(Settings):
+            assert getattr(copy, field.name) == getattr(made, field.name), field.name
+        assert copy.resolved == made.resolved
+    assert base.replace(recompute="selective").resolved.recompute == "selective"
+    with pytest.raises(ConfigError, match="memory_limit"):
+        base.replace(memory_limit="lots")
+    with pytest.raises(TypeError, match="no setting 'stage'"):
+        base.replace(stage=2)

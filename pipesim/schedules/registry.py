@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from pipesim.errors import PolicyError
 from pipesim.schedules.base import Policy
@@ -41,12 +44,15 @@ def registered_policies() -> list[Policy]:
     return [cls() for cls in _POLICIES]
 
 
-def _lookup_table() -> dict[str, type[Policy]]:
+@functools.cache
+def _lookup_table() -> Mapping[str, type[Policy]]:
+    """Every name and alias, lower-cased (made once: a plan looks up a policy per
+    configuration it screens, thousands)."""
     table: dict[str, type[Policy]] = {}
     for cls in _POLICIES:
         for key in (cls.name, *cls.aliases):
             table[key.lower()] = cls
-    return table
+    return MappingProxyType(table)
 
 
 def get_policy(name: str) -> Policy:

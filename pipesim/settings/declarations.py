@@ -10,7 +10,7 @@ given; `problem.build` resolves them for one policy.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
@@ -380,17 +380,34 @@ class Settings:
         """From Python, a setting takes what a TOML file takes (a preset's or a file's name
         for the model, a number for a cost list, "80GB" for a size) and is read the same way,
         with the same one-line errors; values already of their kind are left alone."""
-        for name, tuples in _TUPLE_FIELDS.items():
+        self._read(_TUPLE_FIELDS)
+
+    def _read(self, names: Iterable[str]) -> None:
+        for name in names:
             value = getattr(self, name)
             if isinstance(value, str | list) or (
-                tuples and isinstance(value, int | float) and not isinstance(value, bool)
+                _TUPLE_FIELDS[name]
+                and isinstance(value, int | float)
+                and not isinstance(value, bool)
             ):
                 parsed = BY_NAME[name].kind.from_toml(f"Settings({name}=...)", value)
                 object.__setattr__(self, name, parsed)
 
     def replace(self, **changes: Any) -> Settings:
-        """A copy with `changes` applied (values already parsed)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with `changes` applied, each read as the constructor reads it. Only the
+        changed settings are read again: a plan makes thousands of copies, and the
+        constructor's look at all fifty took most of each."""
+        unknown = sorted(changes.keys() - _TUPLE_FIELDS.keys())
+        if unknown:
+            raise TypeError(f"Settings has no setting {unknown[0]!r}")
+        copy = object.__new__(Settings)
+        state = copy.__dict__  # a frozen dataclass's fields, set as its __init__ sets them
+        state.update(self.__dict__)
+        for computed in _COMPUTED:  # from the old values: the copy computes its own
+            state.pop(computed, None)
+        state.update(changes)
+        copy._read(changes)
+        return copy
 
     @cached_property
     def resolved(self) -> Resolved:
@@ -425,6 +442,10 @@ class Resolved:
     slow_links: tuple[tuple[int, int, float], ...]
 
 
+_COMPUTED = tuple(
+    name for name, value in vars(Settings).items() if isinstance(value, cached_property)
+)
+"""What a `Settings` caches in its own dict (`resolved`)."""
 _TUPLE_FIELDS = {
     item.name: str(item.type).startswith("tuple") for item in dataclasses.fields(Settings)
 }
