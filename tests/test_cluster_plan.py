@@ -251,6 +251,36 @@ def test_a_framework_keeps_its_schedules_and_prints_its_settings(tmp_path: Path)
     assert both.exit_code == 2 and "drop --data-parallel" in both.stderr
 
 
+def test_at_80_columns_what_is_meant_to_be_pasted_stays_whole(tmp_path: Path) -> None:
+    """The best configuration's command, Megatron-LM's arguments and torchtitan's lines are
+    copied from the terminal: a line broken at 80 columns would paste as two commands, or as
+    code that does not parse. Each is one line, however long; the rest fits the width."""
+    import textwrap
+
+    result = runner.invoke(app, [*_plan(tmp_path), "--policies", "1f1b,interleaved", "-p", "2"],
+                           env={"COLUMNS": "80"})  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    best = next(line for line in lines if line.startswith("best: "))
+    assert len(best) > 80  # a long command, kept whole
+    replay = runner.invoke(app, [*shlex.split(best.removeprefix("best: "))[1:], "-f", "json"])
+    assert replay.exit_code == 0, replay.stderr
+    megatron = next(line for line in lines if line.startswith("Megatron-LM "))
+    arguments = shlex.split(megatron.split("): ", 1)[1])
+    assert arguments[0].startswith("--") and "--global-batch-size" in arguments
+    at = next(i for i, line in enumerate(lines) if line.startswith("torchtitan "))
+    code = []
+    for line in lines[at + 1 :]:
+        if not line.startswith("    "):
+            break
+        code.append(line)
+    source = textwrap.dedent("\n".join(code))
+    assert "pipeline_parallel_degree" in source and "module_fqns_per_model_part" in source
+    compile(source, "<torchtitan settings>", "exec")  # parses as Python, as pasted
+    kept = {best, megatron, *code}
+    assert all(len(line) <= 80 for line in lines if line not in kept)
+
+
 def test_megatron_layouts_read_back_as_the_same_layers() -> None:
     for layers in ((3, 4, 4, 3), (1, 2, 2, 2, 2, 1), (5, 0, 2, 1)):
         layout = megatron_layout(layers)

@@ -538,7 +538,8 @@ def plan(
     elif output_format is SweepFormat.csv:
         write_plan_csv(rows, settings, sys.stdout)
     else:
-        Console(markup=False).print(PlanReport(result, settings, top, framework.value, gpus))
+        report = PlanReport(result, settings, top, framework.value, gpus)
+        Console(markup=False).print(report, crop=False)  # its commands and code stay whole
 
 
 def _shard(text: str | None, output_format: SweepFormat) -> tuple[int, int] | None:

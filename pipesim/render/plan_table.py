@@ -67,7 +67,8 @@ class PlanReport:
             for rank, row in enumerate(shown[:3], start=1):
                 yield Text(f"why #{rank}: {why(row, self.base)}")
             best = fitting[0]
-            yield Text.assemble(("best: ", "bold"), as_command(plan_settings(self.base, best)))
+            command = as_command(plan_settings(self.base, best))
+            yield _verbatim(Text.assemble(("best: ", "bold"), command))
             yield from framework_settings(best, self.base, self.framework)
         else:
             yield Text.assemble(("none fits. ", "bold red"), _closest(rows))
@@ -211,17 +212,28 @@ def framework_settings(row: PlanRow, base: Settings, framework: str) -> RenderRe
                 yield Text(f"{name} does not run {row.policy}")
             continue
         if name == "megatron":
-            yield Text.assemble(
-                ("Megatron-LM ", "bold"),
-                f"(on {row.gpus} GPUs, data parallel {row.data_parallel}): ",
-                shlex.join(megatron_arguments(config)),
+            yield _verbatim(
+                Text.assemble(
+                    ("Megatron-LM ", "bold"),
+                    f"(on {row.gpus} GPUs, data parallel {row.data_parallel}): ",
+                    shlex.join(megatron_arguments(config)),
+                )
             )
         else:
             yield Text.assemble(
                 ("torchtitan ", "bold"),
-                f"(NGPU={row.gpus}; in the function that returns your Trainer.Config):\n",
-                "\n".join("    " + line for line in torchtitan_lines(config)),
+                f"(NGPU={row.gpus}; in the function that returns your Trainer.Config):",
             )
+            yield _verbatim(Text("\n".join("    " + line for line in torchtitan_lines(config))))
+
+
+def _verbatim(text: Text) -> Text:
+    """`text` as lines to copy (a command, a framework's arguments, code): never broken at the
+    terminal's width, where a pasted line would become two commands or a syntax error. The
+    terminal folds what is longer; printed with `crop=False`, nothing is cut."""
+    text.no_wrap = True
+    text.overflow = "ignore"
+    return text
 
 
 def _closest(rows: Sequence[PlanRow]) -> str:
