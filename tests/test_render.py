@@ -486,3 +486,13 @@ def test_in_color_two_labels_never_touch(policy: str, width: int) -> None:
     assert len(rows) == 4
     for row in rows.values():
         assert not re.search(r"\d\d", row.rsplit(" ", 1)[0]), row
+
+
+def test_durations_read_alike_down_a_column() -> None:
+    """Four significant digits from 1 ms on, fewer decimals as a value grows, no trailing
+    zeros: a table's column does not mix 66.859 with 133.7."""
+    shown = {
+        0.0004: "0", -0.0001: "0", 0.1235: "0.123", 1.23456: "1.235", 12.5: "12.5",
+        66.859: "66.86", 99.996: "100", 133.74: "133.7", 1000.4: "1000", 3935.412: "3935",
+    }  # fmt: skip
+    assert {value: ms(value) for value in shown} == shown

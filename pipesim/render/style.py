@@ -44,8 +44,10 @@ def percent(fraction: float) -> str:
 
 def ms(value: float) -> str:
     """A duration for people: no trailing zeros, at most 3 decimals, and fewer as the value
-    grows (4 significant digits past 100: 3935.412 is 3935)."""
-    decimals = 3 if abs(value) < 100 else 1 if abs(value) < 1000 else 0
+    grows, so that a column reads alike (4 significant digits from 1 on: 66.859 is 66.86,
+    133.74 is 133.7, 3935.412 is 3935)."""
+    size = abs(value)
+    decimals = 3 if size < 10 else 2 if size < 100 else 1 if size < 1000 else 0
     text = f"{value:.{decimals}f}"
     if decimals:
         text = text.rstrip("0").rstrip(".")
