@@ -250,7 +250,7 @@ def test_llama3_70b_on_h100_from_the_command_line() -> None:
     assert data["oom"] == []
     # Without the reserve and with eager attention's s*s scores, it does not.
     eager = runner.invoke(app, [*args, "--tensor-parallel", "8", "--attention", "eager"])
-    assert "out of memory device 0" in " ".join(eager.stdout.split())
+    assert "out of memory: device 0" in " ".join(eager.stdout.split())
     text = runner.invoke(app, [*args, "--tensor-parallel", "8"], env={"COLUMNS": "80"})
     assert "less 4.0 GB reserved" in " ".join(text.stdout.split())
     assert "tokens/s" in text.stdout

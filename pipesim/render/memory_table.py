@@ -60,7 +60,7 @@ def memory_lines(report: Report) -> list[Text]:
     for oom in summary.oom:
         lines.append(
             Text.assemble(
-                ("out of memory ", "bold red"),
+                ("out of memory: ", "bold red"),
                 f"device {oom.device} needs {gigabytes(oom.bytes_over)} GB more than the limit; "
                 f"it crosses it at {ms(oom.time)} ms when {oom.op} starts",
             )
