@@ -4,10 +4,14 @@ accepts (flags take ASCII digits only; values that would overflow a figure are r
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pipesim import ConfigError
+from pipesim import ConfigError, Settings
+from pipesim.settings.declarations import BY_NAME
 from pipesim.settings.units import parse_rate, parse_size
 from pipesim.settings.values import COSTS, COUNT, DURATION, FACTOR, RATE, SIZE, ValueKind
+from pipesim.settings.written import setting_text
 
 
 @pytest.mark.parametrize(
@@ -86,3 +90,28 @@ def test_values_out_of_range_or_malformed_are_one_line(
         kind.from_text("x", text)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value) and len(str(caught.value)) < 200
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.floats(0, 1e15, allow_nan=False),
+        st.integers(0, 10**6).map(lambda n: n * 1e6),  # whole megabytes
+        st.integers(0, 10**6).map(lambda n: n * 1e9 / 4),  # quarters of a gigabyte
+    )
+)
+def test_sizes_and_rates_are_written_as_people_write_them_and_read_back(value: float) -> None:
+    """A command pipesim writes (plan's best, a run's title) gives a size as 64MB and a rate
+    as 300GB/s wherever that reads back as the very same float, else as bytes."""
+    settings = Settings(activation_size=value, bandwidth=value, memory_limit=value or None)
+    for name, parse in (("activation_size", parse_size), ("bandwidth", parse_rate),
+                        ("memory_limit", parse_size)):  # fmt: skip
+        if getattr(settings, name) is None:
+            continue
+        text = setting_text(BY_NAME[name], value)
+        assert parse(name, text) == value, text
+        if value >= 1e6 and value % 1e6 == 0 and value / 1e6 < 1e6:
+            assert text[-1 if name != "bandwidth" else -3] == "B" and text[0] != "0"
+            assert text.rstrip("B/s")[-1] in "MGT", text
+    assert setting_text(BY_NAME["bandwidth"], 300e9) == "300GB/s"
+    assert setting_text(BY_NAME["activation_size"], 64e6) == "64MB"

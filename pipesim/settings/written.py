@@ -4,12 +4,13 @@ record every output carries, from the same declarations the flags were made from
 from __future__ import annotations
 
 import shlex
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from pipesim.settings.declarations import SETTINGS, Setting, Settings
 from pipesim.settings.hardware import Gpu, Model, preset_tables
-from pipesim.settings.values import MEMORY, Straggler
+from pipesim.settings.units import parse_rate, parse_size
+from pipesim.settings.values import MEMORY, RATE, SIZE, Straggler
 
 
 def as_flags(settings: Settings) -> list[str]:
@@ -46,14 +47,24 @@ def setting_text(setting: Setting, value: object) -> str:
         return value.name if value.name in preset_tables(type(value)) else f"{value.name}.toml"
     if isinstance(value, tuple):
         return ",".join(_entry(item) for item in value)
-    if isinstance(value, float) and setting.kind is MEMORY:
-        for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
-            if value >= size and (value / size) == round(value / size, 3):
-                return f"{round(value / size, 3):g}{unit}"
-        return f"{_number(value)}B"
+    if isinstance(value, float) and setting.kind in (MEMORY, SIZE):
+        return _with_unit(value, "", parse_size)
+    if isinstance(value, float) and setting.kind is RATE:
+        return _with_unit(value, "/s", parse_rate)
     if isinstance(value, float):
         return _number(value)
     return str(value)
+
+
+def _with_unit(value: float, per: str, parse: Callable[[str, str], float]) -> str:
+    """Bytes (`per` "") or bytes per second ("/s") as people write them, 64MB or 300GB/s,
+    where that reads back as the same float; else the bytes themselves."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if value >= size and (value / size) == round(value / size, 3):
+            text = f"{round(value / size, 3):g}{unit}{per}"
+            if parse("", text) == value:
+                return text
+    return f"{_number(value)}B{per}"
 
 
 def _entry(item: object) -> str:
