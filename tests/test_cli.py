@@ -539,3 +539,12 @@ def test_a_command_line_without_a_command_name_gets_every_command() -> None:
     )
     assert result.returncode == 2
     assert "No such command 'rnu'. Did you mean 'run'?" in result.stderr
+
+
+def test_the_list_of_commands_starts_with_a_run() -> None:
+    """A newcomer's `pipesim --help` lists what to try first first: a run, then the studies,
+    and calibration from a measured run last."""
+    listed = runner.invoke(app, ["--help"], terminal_width=80).stdout
+    names = re.findall(r"^│ ([a-z]+) ", listed, flags=re.MULTILINE)
+    assert names[0] == "run" and names[-1] == "calibrate", names
+    assert names.index("compare") < names.index("plan")

@@ -6,7 +6,12 @@ that can never finish); nothing here computes a figure.
 
 import sys
 
-from pipesim.cli import measured, simulate, study  # noqa: F401  (importing registers the commands)
+# Importing registers the commands, in the order --help lists them: a run first, calibration
+# from a measured run last.
+from pipesim.cli import simulate, study  # noqa: F401
+
+# isort: split
+from pipesim.cli import measured  # noqa: F401
 from pipesim.cli.app import app, for_arguments
 
 
