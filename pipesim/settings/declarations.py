@@ -400,7 +400,7 @@ class Settings:
         unknown = sorted(changes.keys() - _TUPLE_FIELDS.keys())
         if unknown:
             raise TypeError(f"Settings has no setting {unknown[0]!r}")
-        copy = object.__new__(Settings)
+        copy = object.__new__(type(self))
         state = copy.__dict__  # a frozen dataclass's fields, set as its __init__ sets them
         state.update(self.__dict__)
         for computed in _COMPUTED:  # from the old values: the copy computes its own
