@@ -119,14 +119,22 @@ def test_costs_fitted_on_1f1b_predict_gpipe_and_interleaved_1f1b_and_rank_them()
 def test_the_cli_writes_a_config_and_an_order_that_replay_to_the_same_step(
     tmp_path: Path,
 ) -> None:
-    config, order = tmp_path / "calibrated.toml", tmp_path / "measured.csv"
+    config, order = tmp_path / "my calibrated.toml", tmp_path / "measured.csv"
     result = runner.invoke(
         app, ["calibrate", *map(str, _traces("1f1b")), "-o", str(config),
-              "--schedule-out", str(order)], env={"COLUMNS": "100"},
+              "--schedule-out", str(order)], env={"COLUMNS": "80"},
     )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     words = " ".join(result.stdout.split())
     assert "measured run: 2 ranks, 2 stages, m=4" in words and "replayed" in words
+    # What it suggests next pastes into a shell as printed, at 80 columns and with a space in
+    # a path: one whole command a line, its note a comment.
+    lines = result.stdout.splitlines()
+    suggested = [shlex.split(line, comments=True) for line in lines[lines.index("next:") + 1 :]]
+    assert suggested == [
+        ["pipesim", "run", "--config", str(config), "--schedule", str(order), "--runs", "200"],
+        ["pipesim", "compare", "--config", str(config), "--runs", "200"],
+    ]
     record = result_json(
         runner.invoke(app, ["calibrate", *map(str, _traces("1f1b")), "-f", "json"]).stdout
     )

@@ -132,4 +132,4 @@ def calibrate(
         report = CalibrationReport(
             calibration, replayed, varied, output, schedule_out, fitted, model
         )
-        Console(markup=False).print(report, highlight=False)
+        Console(markup=False).print(report, highlight=False, crop=False)  # commands whole

@@ -5,15 +5,16 @@ and the JSON record."""
 from __future__ import annotations
 
 import json
+import shlex
 import statistics
 from pathlib import Path
 from typing import Any, TextIO
 
-from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
 from pipesim.render.numbers import num
-from pipesim.render.style import figures_table, ms, percent
+from pipesim.render.style import figures_table, ms, percent, verbatim
 from pipesim.settings.declarations import Settings
 from pipesim.settings.written import settings_record
 from pipesim.studies.calibrate import VARIED_RUNS, Calibration
@@ -112,19 +113,21 @@ class CalibrationReport:
         for path in (self.config, self.order):
             if path is not None:
                 yield Text(f"wrote {path}", style="dim")
-        config = str(self.config) if self.config is not None else "CALIBRATED.toml"
-        order = str(self.order) if self.order is not None else "MEASURED.csv"
-        plan = (
-            f"; pipesim plan --config {config} --global-batch-size N (other configurations "
-            "of the model at this MFU)"
-            if self.fitted is not None
-            else ""
-        )
-        yield Group(
-            Text(f"next: pipesim run --config {config} --schedule {order} --runs "
-                 f"{VARIED_RUNS} (the replay); pipesim compare --config {config} "
-                 f"--runs {VARIED_RUNS} (every schedule on these costs){plan}", style="dim"),
-        )  # fmt: skip
+        config = shlex.quote(str(self.config)) if self.config is not None else "CALIBRATED.toml"
+        order = shlex.quote(str(self.order)) if self.order is not None else "MEASURED.csv"
+        commands = [
+            f"pipesim run --config {config} --schedule {order} --runs {VARIED_RUNS}  # the replay",
+            f"pipesim compare --config {config} --runs {VARIED_RUNS}"
+            "  # every schedule on these costs",
+        ]
+        if self.fitted is not None:
+            commands.append(
+                f"pipesim plan --config {config} --global-batch-size N"
+                "  # other configurations of the model at this MFU"
+            )
+        # One command a line, each whole: a line pastes into a shell as it is.
+        yield Text("next:", style="dim")
+        yield verbatim(Text("\n".join("  " + command for command in commands), style="dim"))
 
 
 def _described(model: Settings) -> str:

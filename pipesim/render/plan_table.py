@@ -23,7 +23,7 @@ from pipesim.render.frameworks import (
     torchtitan_lines,
 )
 from pipesim.render.numbers import num
-from pipesim.render.style import figures_table, gigabytes, ms, percent
+from pipesim.render.style import figures_table, gigabytes, ms, percent, verbatim
 from pipesim.schedules.registry import get_policy
 from pipesim.settings.declarations import Settings
 from pipesim.settings.written import as_command
@@ -68,7 +68,7 @@ class PlanReport:
                 yield Text(f"why #{rank}: {why(row, self.base)}")
             best = fitting[0]
             command = as_command(plan_settings(self.base, best))
-            yield _verbatim(Text.assemble(("best: ", "bold"), command))
+            yield verbatim(Text.assemble(("best: ", "bold"), command))
             yield from framework_settings(best, self.base, self.framework)
         else:
             yield Text.assemble(("none fits. ", "bold red"), _closest(rows))
@@ -212,7 +212,7 @@ def framework_settings(row: PlanRow, base: Settings, framework: str) -> RenderRe
                 yield Text(f"{name} does not run {row.policy}")
             continue
         if name == "megatron":
-            yield _verbatim(
+            yield verbatim(
                 Text.assemble(
                     ("Megatron-LM ", "bold"),
                     f"(on {row.gpus} GPUs, data parallel {row.data_parallel}): ",
@@ -224,16 +224,7 @@ def framework_settings(row: PlanRow, base: Settings, framework: str) -> RenderRe
                 ("torchtitan ", "bold"),
                 f"(NGPU={row.gpus}; in the function that returns your Trainer.Config):",
             )
-            yield _verbatim(Text("\n".join("    " + line for line in torchtitan_lines(config))))
-
-
-def _verbatim(text: Text) -> Text:
-    """`text` as lines to copy (a command, a framework's arguments, code): never broken at the
-    terminal's width, where a pasted line would become two commands or a syntax error. The
-    terminal folds what is longer; printed with `crop=False`, nothing is cut."""
-    text.no_wrap = True
-    text.overflow = "ignore"
-    return text
+            yield verbatim(Text("\n".join("    " + line for line in torchtitan_lines(config))))
 
 
 def _closest(rows: Sequence[PlanRow]) -> str:

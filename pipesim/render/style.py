@@ -122,3 +122,12 @@ def fill_table(
     for row in rows:
         table.add_row(*(row[index] for index in keep))
     return table
+
+
+def verbatim(text: Text) -> Text:
+    """`text` as lines to copy (a command, a framework's arguments, code): never broken at the
+    terminal's width, where a pasted line would become two commands or a syntax error. The
+    terminal folds what is longer, when the renderable is printed with `crop=False`."""
+    text.no_wrap = True
+    text.overflow = "ignore"
+    return text
