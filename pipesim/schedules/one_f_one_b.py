@@ -7,6 +7,12 @@ forwards, then alternates one forward and one backward, then drains the remainin
 
 Closed form (equal stages, free messages): the same bubble as GPipe, (p-1)/(m+p-1), but device i
 holds at most min(p-i, m) activations instead of m.
+
+PyTorch's `Schedule1F1B` runs this order (`_step_microbatches`). Its `pipeline_order` (2.13),
+which its schedule visualizer draws, differs on the last rank only: it lists that rank's
+forwards as F1..Fm, without F0 and with a microbatch that does not exist, since its generator
+adds one to the forward counter before the first forward of a rank without warm-up forwards.
+`tests/test_pytorch_orders.py` holds the difference to exactly that shift.
 """
 
 from __future__ import annotations
