@@ -145,6 +145,23 @@ def test_they_appear_in_policies_and_compare() -> None:
     assert all(name in compared.stdout for name in ("zb-auto", "zb-1p", "zb-2p"))
 
 
+def _drawn(
+    p: int, m: int, k: int | None, data: st.DataObject, latency: float, costs: list[float]
+) -> tuple[Problem, list[auto._Meter]]:
+    """A zb-auto problem whose stages' F, B and W are drawn from `costs` (B at least W), and
+    the meters its search plans under."""
+    from pipesim import build_problem
+
+    per_stage = st.lists(st.sampled_from(costs), min_size=p, max_size=p)
+    forward, weight = tuple(data.draw(per_stage)), tuple(data.draw(per_stage))
+    backward = tuple(w + b for w, b in zip(weight, data.draw(per_stage), strict=True))
+    policy = auto.ZBAuto()
+    problem = build_problem(Settings(policy="zb-auto", stages=p, microbatches=m,
+                                     activation_limit=k, forward=forward, backward=backward,
+                                     weight=weight, comm_latency=latency), policy)  # fmt: skip
+    return problem, policy._meters(problem)
+
+
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(
     st.integers(1, 6),
@@ -158,18 +175,9 @@ def test_candidates_time_themselves_as_the_estimator_does(
 ) -> None:
     # The planners keep the times they placed ops at instead of estimating each candidate
     # again: those must be the estimator's to the bit, or the choice between them drifts.
-    from pipesim import build_problem
-    from pipesim.schedules import zero_bubble_auto as auto
     from pipesim.schedules.estimate import estimate
 
-    per_stage = st.lists(st.sampled_from([0.5, 1.0, 2.0, 3.0]), min_size=p, max_size=p)
-    forward, weight = tuple(data.draw(per_stage)), tuple(data.draw(per_stage))
-    backward = tuple(w + b for w, b in zip(weight, data.draw(per_stage), strict=True))
-    policy = auto.ZBAuto()
-    problem = build_problem(Settings(policy="zb-auto", stages=p, microbatches=m,
-                                     activation_limit=k, forward=forward, backward=backward,
-                                     weight=weight, comm_latency=latency), policy)  # fmt: skip
-    meters = policy._meters(problem)
+    problem, meters = _drawn(p, m, k, data, latency, [0.5, 1.0, 2.0, 3.0])
     for switches in auto._SWITCHES:
         orders, figures = auto._Planner(problem, meters, *switches).plan()
         assert figures == estimate(orders, problem)
@@ -217,16 +225,7 @@ def test_the_list_schedule_runs_what_a_scan_of_every_device_would(
     """The list schedule keeps the devices' next ops in a heap and recomputes only those a
     placed op can change: the orders must be those of recomputing every device's choice and
     scanning them after every op."""
-    from pipesim import build_problem
-
-    per_stage = st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]), min_size=p, max_size=p)
-    forward, weight = tuple(data.draw(per_stage)), tuple(data.draw(per_stage))
-    backward = tuple(w + b for w, b in zip(weight, data.draw(per_stage), strict=True))
-    policy = auto.ZBAuto()
-    problem = build_problem(Settings(policy="zb-auto", stages=p, microbatches=m,
-                                     activation_limit=k, forward=forward, backward=backward,
-                                     weight=weight, comm_latency=latency), policy)  # fmt: skip
-    meters = policy._meters(problem)
+    problem, meters = _drawn(p, m, k, data, latency, [0.0, 0.5, 1.0, 2.0])
     for forward_first in (False, True):
         for eager_w in (False, True):
             try:
