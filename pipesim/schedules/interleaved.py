@@ -10,7 +10,8 @@ default). Megatron-LM refuses N < p and a last group smaller than p. pipesim run
 why: with N < p and Megatron's warm-up count the schedule deadlocks (device 0 waits for the
 last device's activation while the last device waits for device 0's gradient: exit 1, with
 the cycle); a short last group runs, with a larger bubble (p=4, m=8, N=5: 29.5 ms against
-28.5 ms at N=4).
+28.5 ms at N=4). For every N Megatron-LM accepts, the order is Megatron-Core's own
+(`tests/test_megatron_orders.py`), and for N = p PyTorch's (`tests/test_pytorch_orders.py`).
 Closed form (equal stages, free messages, m a multiple of p): bubble time per device
 (p-1)(F+B)/v, fraction (p-1)/(v*m + p-1). Memory: device d holds at most
 ((v-1)p + 2(p-1-d) + 1)/v microbatches' worth of activations (chunks count 1/v; its warm-up
