@@ -37,10 +37,10 @@ CASES = [("half", 4, 8), ("half", 6, 12), ("half", 8, 20), ("min", 4, 8), ("min"
 
 def main(reference: str) -> None:
     sys.path.insert(0, reference)
-    from megatron.core.pipeline_parallel.zerobubble.scheduler import (  # type: ignore[import-not-found]
+    from megatron.core.pipeline_parallel.zerobubble.scheduler import (
         zbv_greedy,
     )
-    from megatron.core.pipeline_parallel.zerobubble.scheduler.graph import (  # type: ignore[import-not-found]
+    from megatron.core.pipeline_parallel.zerobubble.scheduler.graph import (
         GraphConfig,
     )
 
