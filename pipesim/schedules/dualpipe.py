@@ -14,7 +14,8 @@ Device i runs the reference's eight steps (`v_shape.DualPipeSteps`) with rank i'
 min(i, p-1-i) among p/2, m/2 microbatches per direction, and its phase 0 the direction that
 enters at its end of the pipeline: forwards first, then forward-and-backward pairs of the two
 directions as fused steps (`--overlap-cost`), W passes deferred where the reference uses zero
-bubble. The reference requires p even, m even and m >= 2p; so does pipesim.
+bubble. The reference requires p even, m even and m >= 2p; so does pipesim. The order is
+the reference's, step for step (`tests/test_dualpipe_reference.py` runs its `DualPipe.step`).
 
 Closed form (the DualPipe README, PP = p stages, equal stages, free messages, F&B the overlap
 cost times F+B, B the whole backward): each device idles (p/2-1)(F&B+B-3W); exact where the
