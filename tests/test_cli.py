@@ -548,3 +548,16 @@ def test_the_list_of_commands_starts_with_a_run() -> None:
     names = re.findall(r"^│ ([a-z]+) ", listed, flags=re.MULTILINE)
     assert names[0] == "run" and names[-1] == "calibrate", names
     assert names.index("compare") < names.index("plan")
+
+
+def test_compare_says_when_the_fastest_schedules_tie() -> None:
+    """zb-v and interleaved zero bubble both take 25.5 ms at p=4, m=8 with peak 4: naming one
+    as the fastest would hide the other. A schedule slower by a step is no tie."""
+    args = ["compare", "-p", "4", "-m", "8", "--policies", "1f1b,zb-v,interleaved-zb,zb-h1"]
+    result = runner.invoke(app, args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.stderr
+    assert "fastest: zb-v and interleaved-zb tie (25.5 ms, peak 4 activations)" in result.stdout
+    verdict = result_json(runner.invoke(app, [*args, "-f", "json"]).stdout)["verdict"]
+    assert verdict["fastest"] == "zb-v" and verdict["fastest_tied_with"] == ["interleaved-zb"]
+    alone = runner.invoke(app, ["compare", "-p", "4", "-m", "8", "--policies", "1f1b,zb-h1"])
+    assert "fastest: zb-h1 (27 ms, peak 4 activations)" in alone.stdout

@@ -91,6 +91,11 @@ def _peak_cell(summary: Summary) -> Text:
     return Text(gigabytes(largest))
 
 
+def _listed(names: Sequence[str]) -> str:
+    """a; a and b; a, b and c."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def _verdict_lines(rows: Sequence[Comparison]) -> list[Text]:
     result = verdict(rows)
     if result is None:
@@ -98,10 +103,12 @@ def _verdict_lines(rows: Sequence[Comparison]) -> list[Text]:
     fastest = result.fastest.figures
     assert fastest is not None
     copies = fastest.problem.pipeline.lines
+    names = [row.policy for row in (result.fastest, *result.tied)]
     lines = [
         Text.assemble(
             ("fastest: ", "bold"),
-            f"{result.fastest.policy} ({ms(fastest.summary.makespan)} ms, peak "
+            f"{_listed(names)}{' tie' if result.tied else ''} "
+            f"({ms(fastest.summary.makespan)} ms, peak "
             f"{activations(fastest.summary.peak_activations)} activations"
             + (
                 f"; it holds {copies} copies of the model: {copies}x the weights and "
@@ -207,6 +214,7 @@ def comparison_record(rows: Sequence[Comparison]) -> dict[str, Any]:
         if result is None
         else {
             "fastest": name(result.fastest),
+            "fastest_tied_with": [row.policy for row in result.tied],
             "fastest_in_1f1b_memory": name(result.fastest_in_1f1b_memory),
             "memory_limit_bytes": None if result.memory_limit is None else num(result.memory_limit),
             "fastest_that_fits": name(result.fastest_that_fits),

@@ -106,6 +106,9 @@ class Verdict:
     """Bytes per device, when the problem has a limit."""
     fastest_that_fits: Comparison | None = None
     """The fastest policy whose every device stays within `memory_limit`."""
+    tied: tuple[Comparison, ...] = ()
+    """The other policies as fast as `fastest`, with as few activations (as every output
+    rounds them): `fastest` is only the first listed."""
 
 
 def verdict(rows: Sequence[Comparison]) -> Verdict | None:
@@ -118,20 +121,26 @@ def verdict(rows: Sequence[Comparison]) -> Verdict | None:
         return (row.figures.summary.makespan, row.figures.summary.peak_activations)
 
     fastest = min(ran, key=key)
+    best = tuple(round(figure, 9) for figure in key(fastest))
+    tied = tuple(
+        row
+        for row in ran
+        if row is not fastest and tuple(round(figure, 9) for figure in key(row)) == best
+    )
     limits = [row.figures.summary.memory_limit for row in ran if row.figures is not None]
     limit = limits[0] if limits and limits[0] is not None else None
     fitting_limit = [row for row in ran if row.figures is not None and not row.figures.summary.oom]
     fits = min(fitting_limit, key=key) if limit is not None and fitting_limit else None
     budget_row = next((row for row in ran if row.policy == "1f1b"), None)
     if budget_row is None or budget_row.figures is None:
-        return Verdict(fastest, None, None, limit, fits)
+        return Verdict(fastest, None, None, limit, fits, tied)
     budget = budget_row.figures.summary.peak_activations
     fitting = [
         row
         for row in ran
         if row.figures is not None and row.figures.summary.peak_activations <= budget + 1e-9
     ]
-    return Verdict(fastest, min(fitting, key=key), budget, limit, fits)
+    return Verdict(fastest, min(fitting, key=key), budget, limit, fits, tied)
 
 
 @dataclass(frozen=True)
