@@ -12,11 +12,12 @@ straggler, an overlapped pair) stretches all of its parts alike.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from pipesim.problem.ops import Kind
 from pipesim.problem.workload import StageWork
-from pipesim.simulator.trace import Trace
+from pipesim.simulator.trace import OpRecord, Trace
 
 
 class AllToAllRecord(NamedTuple):
@@ -43,12 +44,39 @@ _BACKWARD = ("combine gradient", "dispatch gradient")
 def all_to_alls(trace: Trace) -> list[AllToAllRecord]:
     """Every all-to-all of the step, device by device in the order its ops ran; [] without
     expert parallelism."""
+    records: list[AllToAllRecord] = []
+    for record, exchange, layout in _placed(trace):
+        for layer, name, offset in layout:
+            at = record.start + offset
+            records.append(
+                AllToAllRecord(
+                    record.device,
+                    record.stage,
+                    record.kind,
+                    record.microbatch,
+                    layer,
+                    name,
+                    at,
+                    at + exchange,
+                )
+            )
+    return records
+
+
+Layout = tuple[tuple[int, str, float], ...]
+"""(layer, name, start from the op's start) of each all-to-all within an op."""
+
+
+def _placed(trace: Trace) -> Iterator[tuple[OpRecord, float, Layout]]:
+    """Each op that runs all-to-alls, with the milliseconds of one and where they fall. Ops of
+    one stage and kind that ran as long lay them out alike: the layout is made once for them
+    (a step of a MoE model has thousands of ops with a dozen all-to-alls each)."""
     problem = trace.problem
     workload = problem.workload
     if workload is None or workload.experts is None:
-        return []
+        return
     pipeline = problem.pipeline
-    records: list[AllToAllRecord] = []
+    layouts: dict[tuple[int, Kind, float, float], Layout] = {}
     for ops in trace.ops_by_device():
         for record in ops:
             if record.kind is Kind.W:
@@ -64,21 +92,11 @@ def all_to_alls(trace: Trace) -> list[AllToAllRecord]:
             scale = (record.end - record.start) / mean
             exchange = work.all_to_all * scale
             compute = max(0.0, record.end - record.start - count * exchange)
-            for layer, name, offset in _layout(work, record.kind, compute, exchange):
-                at = record.start + offset
-                records.append(
-                    AllToAllRecord(
-                        record.device,
-                        record.stage,
-                        record.kind,
-                        record.microbatch,
-                        layer,
-                        name,
-                        at,
-                        at + exchange,
-                    )
-                )
-    return records
+            key = (record.stage, record.kind, compute, exchange)
+            layout = layouts.get(key)
+            if layout is None:
+                layout = layouts[key] = tuple(_layout(work, record.kind, compute, exchange))
+            yield record, exchange, layout
 
 
 def _layout(
@@ -114,8 +132,13 @@ def _layout(
 
 
 def all_to_all_time(trace: Trace) -> list[float]:
-    """Milliseconds each device spends in all-to-alls over the step."""
+    """Milliseconds each device spends in all-to-alls over the step: what `all_to_alls`'
+    records add up to, float for float, without making them (every study's step asks)."""
     time = [0.0] * trace.problem.pipeline.devices
-    for record in all_to_alls(trace):
-        time[record.device] += record.end - record.start
+    for record, exchange, layout in _placed(trace):
+        total = time[record.device]
+        for _, _, offset in layout:
+            at = record.start + offset
+            total += (at + exchange) - at
+        time[record.device] = total
     return time
