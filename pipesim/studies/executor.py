@@ -19,6 +19,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pipesim.errors import ConfigError
+from pipesim.simulator.gc_pause import cyclic_gc_paused
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -106,7 +107,7 @@ def run_all(
     if workers <= 1 or total <= 1:
         results = []
         for item in items:
-            results.append(work(item))
+            results.append(_one(work, item))
             if progress is not None:
                 progress(len(results), total)
         return results
@@ -250,7 +251,17 @@ def _batch_items(items: Sequence[In], batches: list[range]) -> list[list[In]]:
 
 def _run_batch(work: Callable[[In], Out], batch: list[In]) -> list[Out]:
     """One task, on a local worker or on Dask: `work` over a batch of items, in order."""
-    return [work(item) for item in batch]
+    return [_one(work, item) for item in batch]
+
+
+def _one(work: Callable[[In], Out], item: In) -> Out:
+    """`work(item)` with the cycle collector paused until it returns: a study's item builds
+    a trace, keeps a few figures and drops the rest, so a collection when the item is done
+    finds almost nothing alive, where one in its middle (as each pause inside a simulation
+    and its analysis ends) scans the whole trace. A plan's simulated configurations took a
+    quarter less time. Cyclic garbage is collected as usual after the item."""
+    with cyclic_gc_paused():
+        return work(item)
 
 
 def _in_place(
