@@ -78,6 +78,15 @@ def B(stage: int, mb: int) -> Op:
     return Op(Kind.B, stage, mb)
 
 
+def op_orders(settings: Settings) -> list[list[Op]]:
+    """Each device's ops in the order it ran them, for a schedule that runs one op a step
+    (none fused), as the tests that hold orders to a framework's compare them."""
+    orders = simulate_step(settings).trace.steps_by_device()
+    ops = [[step for step in order if isinstance(step, Op)] for order in orders]
+    assert ops == [list(order) for order in orders]  # one op a step, none fused
+    return ops
+
+
 def need(module: str) -> Any:
     """`module`, imported; skipped locally where it is not installed, but never in CI
     (`.ci/run` installs it and sets CI), where a missing module fails the test."""

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from pipesim import Kind, Op, Settings, simulate_step
-from tests.conftest import need
+from pipesim import Kind, Op, Settings
+from tests.conftest import need, op_orders
 
 pytestmark = pytest.mark.slow  # imports torch and Megatron-Core
 
@@ -59,13 +59,6 @@ def _megatron_orders(p: int, m: int, v: int | None, group: int) -> list[list[Op]
     return orders
 
 
-def _pipesim_orders(settings: Settings) -> list[list[Op]]:
-    orders = simulate_step(settings).trace.steps_by_device()
-    ops = [[step for step in order if isinstance(step, Op)] for order in orders]
-    assert ops == [list(order) for order in orders]  # one op a step, none fused
-    return ops
-
-
 def test_interleaved_1f1b_runs_in_megatrons_order_for_every_group_size() -> None:
     compared = 0
     for p in range(2, 7):
@@ -76,7 +69,7 @@ def test_interleaved_1f1b_runs_in_megatrons_order_for_every_group_size() -> None
                         continue  # Megatron refuses a last group smaller than p
                     settings = Settings(policy="interleaved", stages=p, microbatches=m,
                                         chunks=v, microbatch_group_size=group)  # fmt: skip
-                    assert _pipesim_orders(settings) == _megatron_orders(p, m, v, group), (
+                    assert op_orders(settings) == _megatron_orders(p, m, v, group), (
                         p, v, m, group,
                     )  # fmt: skip
                     compared += 1
@@ -87,4 +80,4 @@ def test_1f1b_runs_in_megatrons_order() -> None:
     for p in range(2, 7):
         for m in range(1, 3 * p + 2):
             settings = Settings(policy="1f1b", stages=p, microbatches=m)
-            assert _pipesim_orders(settings) == _megatron_orders(p, m, None, 1), (p, m)
+            assert op_orders(settings) == _megatron_orders(p, m, None, 1), (p, m)

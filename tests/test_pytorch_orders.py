@@ -18,7 +18,7 @@ import pytest
 
 from pipesim import Kind, Op, Settings, get_policy, simulate_step
 from pipesim.schedules.schedule_file import read_schedule
-from tests.conftest import need
+from tests.conftest import need, op_orders
 
 pytestmark = pytest.mark.slow  # imports torch
 
@@ -96,10 +96,8 @@ def _single_stage_order(name: str, p: int, m: int) -> list[list[Op]] | None:
     """GPipe's or 1F1B's `pipeline_order` as ops (its REDUCE_GRAD, the gradients' reduction
     after the last backward, and its idle steps left out); None for a shape it refuses."""
     schedules = need("torch.distributed.pipelining.schedules")
-    stage = SimpleNamespace(num_stages=p, group_size=p, group_rank=0, stage_index=0,
-                            is_first=True, is_last=p == 1, submod=None)  # fmt: skip
     try:
-        built = getattr(schedules, f"Schedule{name}")(stage, m)
+        built = getattr(schedules, f"Schedule{name}")(_stages(p, 1, False)[0], m)
     except ValueError:
         return None
     kinds = {"F": Kind.F, "B": Kind.B}
@@ -130,10 +128,7 @@ def test_single_stage_schedules_run_in_pytorchs_order_but_1f1bs_last_rank(
             theirs = _single_stage_order(name, p, m)
             if theirs is None:
                 continue
-            steps = simulate_step(Settings(policy=policy, stages=p, microbatches=m))
-            orders = steps.trace.steps_by_device()
-            ours = [[step for step in order if isinstance(step, Op)] for order in orders]
-            assert ours == [list(order) for order in orders]  # one op a step, none fused
+            ours = op_orders(Settings(policy=policy, stages=p, microbatches=m))
             if name == "1F1B":
                 last = ours[-1]
                 assert theirs[-1] == [
