@@ -9,6 +9,7 @@ and identical errors.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pipesim import PipesimError, Settings, build_problem, get_policy
+from pipesim.analysis.summary import _link_totals
 from pipesim.problem.ops import Kind, Op, op_key
 from pipesim.settings.values import Straggler
 from pipesim.simulator.model import Simulation
@@ -74,6 +76,46 @@ def _same(ahead: Trace, on_events: Trace) -> None:
     ]
     assert ahead.keys_by_device() == on_events.keys_by_device()
     assert [list(keys) for keys in ahead.keys_by_device()] == computed
+    for trace in (ahead, on_events):
+        _tallied_as_recorded(trace)
+
+
+def _tallied_as_recorded(trace: Trace) -> None:
+    """What the simulation's links tallied as they went is what their records sum to, float
+    for float, and each message's producer key is its record's op key."""
+    m = trace.problem.pipeline.microbatches
+    assert trace.sent_keys is not None and trace.link_totals is not None
+    assert list(trace.sent_keys) == [
+        op_key(t.kind, t.stage, t.microbatch, m) for t in trace.transfers
+    ]
+    assert trace.link_totals == _link_totals(dataclasses.replace(trace, link_totals=None))
+    assert all(totals.messages > 0 for totals in trace.link_totals.values())
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        Settings(policy="zb-v", stages=4, microbatches=8, activation_size=3e6, bandwidth=1e9),
+        Settings(policy="1f1b", stages=4, microbatches=8, comm_latency=0.3, blocking_comm=True),
+        Settings(
+            policy="interleaved", stages=4, chunks=2, microbatches=8, comm_latency=0.2,
+            activation_size=2e6, bandwidth=1e9, jitter=0.2, link_jitter=0.3, seed=3,
+            devices_per_node=2, inter_node_bandwidth=5e8,
+        ),
+        Settings(policy="dualpipe-v", stages=4, microbatches=8, comm_latency=0.4),
+        Settings(policy="1f1b", stages=4, microbatches=8, comm_latency=0.4, runtime="megatron"),
+    ],
+    ids=["queued", "blocking", "jitter-two-nodes", "fused", "exchanges"],
+)  # fmt: skip
+def test_the_links_tally_what_their_records_sum_to(settings: Settings) -> None:
+    """`summary.link_stats` and the readiness tables read the links' own tallies and producer
+    keys instead of the records; both ways must agree on every path a message takes."""
+    policy = get_policy(settings.policy or "1f1b")
+    problem = build_problem(settings, policy)
+    for ahead in (True, False) if not problem.exchanges else (True,):
+        trace = Simulation(problem, policy, ahead=ahead).run()
+        assert trace.transfers
+        _tallied_as_recorded(trace)
 
 
 @pytest.mark.slow  # fuzzing: 400 problems, each simulated twice

@@ -69,10 +69,14 @@ class Readiness:
             assert len(device_keys) == len(ops)
             any(map(place, device_keys, ops))  # by_key[key] = record, in C (None: goes on)
         m = index.microbatches
-        self._sent = {
-            (transfer[2] * m + transfer[4]) * 3 + transfer[3]: transfer  # index.key, inlined
-            for transfer in trace.transfers
-        }
+        self._sent = (
+            {
+                (transfer[2] * m + transfer[4]) * 3 + transfer[3]: transfer  # index.key, inlined
+                for transfer in trace.transfers
+            }
+            if trace.sent_keys is None
+            else dict(zip(trace.sent_keys, trace.transfers, strict=True))
+        )
         self._paired: dict[int, int] = {}
         """With blocking exchanges: for the first op of a group that shares one exchange,
         the key of the op after it (whose inputs came in the exchange before both)."""

@@ -21,7 +21,7 @@ from pipesim.analysis.memory import (
 from pipesim.analysis.readiness import Readiness
 from pipesim.analysis.whole_step import WholeStep, whole_step
 from pipesim.problem.ops import Kind, op_key
-from pipesim.simulator.trace import RECORD_END, RECORD_START, OpRecord, Trace
+from pipesim.simulator.trace import RECORD_END, RECORD_START, LinkTotals, OpRecord, Trace
 
 
 @dataclass(frozen=True)
@@ -175,6 +175,27 @@ def throughput(trace: Trace) -> Throughput | None:
 
 def link_stats(trace: Trace) -> list[LinkStats]:
     """Per link direction: messages carried, time busy and queued, utilization."""
+    problem = trace.problem
+    network = problem.network
+    totals = trace.link_totals or _link_totals(trace)
+    makespan = trace.makespan
+    return [
+        LinkStats(
+            src,
+            dst,
+            count,
+            busy,
+            queued,
+            busy / makespan if makespan > 0 else 0.0,
+            network.crosses_nodes(src, dst),
+        )
+        for (src, dst), (count, busy, queued) in sorted(totals.items())
+    ]
+
+
+def _link_totals(trace: Trace) -> dict[tuple[int, int], LinkTotals]:
+    """What each link carried, summed from the transfers, for a trace whose links did not
+    tally it (the same sums in the same order as `channel.Channel`'s)."""
     totals: dict[tuple[int, int], list[float]] = {}
     problem = trace.problem
     network = problem.network
@@ -196,19 +217,9 @@ def link_stats(trace: Trace) -> list[LinkStats]:
             occupancy *= scales[op_key(kind, stage, microbatch, m)]
         entry[1] += occupancy
         entry[2] += start - queued
-    makespan = trace.makespan
-    return [
-        LinkStats(
-            src,
-            dst,
-            int(count),
-            busy,
-            queued,
-            busy / makespan if makespan > 0 else 0.0,
-            network.crosses_nodes(src, dst),
-        )
-        for (src, dst), (count, busy, queued) in sorted(totals.items())
-    ]
+    return {
+        link: LinkTotals(int(count), busy, queued) for link, (count, busy, queued) in totals.items()
+    }
 
 
 def device_stats(

@@ -10,13 +10,14 @@ frees up instead of running a server process: one SimPy timeout per message, O(1
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable
 
 import simpy
 
 from pipesim.problem.network import Network
 from pipesim.problem.ops import Kind, Op
-from pipesim.simulator.trace import TransferRecord
+from pipesim.simulator.trace import LinkTotals, Recording, TransferRecord
 
 
 class Channel:
@@ -28,10 +29,14 @@ class Channel:
         "_env",
         "_free_at",
         "_gradient",
+        "_keys",
         "_latency",
         "_records",
         "_scales",
+        "busy",
         "dst",
+        "messages",
+        "queued",
         "src",
     )
 
@@ -44,6 +49,7 @@ class Channel:
         occupancy: dict[Kind, float],
         deliver: Callable[[int], None],
         records: list[TransferRecord],
+        keys: array[int],
         scales: list[float] | None = None,
     ) -> None:
         self._env = env
@@ -57,7 +63,14 @@ class Channel:
         self._gradient = occupancy[Kind.B]
         self._deliver = deliver
         self._records = records
+        self._keys = keys
+        """The key of the op whose output each record carries, in the records' order."""
         self._free_at = 0.0
+        # What the link carried, tallied as it goes: `summary.link_stats` would otherwise
+        # read every record again (the same sums, in the same order).
+        self.messages = 0
+        self.busy = 0.0
+        self.queued = 0.0
 
     def send(self, producer: Op, key: int) -> simpy.Event:
         """Hand over the output of `producer` now; return the event of its arrival."""
@@ -89,6 +102,10 @@ class Channel:
         self._records.append(
             _new(TransferRecord, (self.src, self.dst, stage, kind, mb, posted, start, end))
         )
+        self._keys.append(key)
+        self.messages += 1
+        self.busy += occupancy
+        self.queued += start - posted
         return now + (end - now)
 
     def _occupy(
@@ -107,6 +124,10 @@ class Channel:
         self._records.append(
             TransferRecord(self.src, self.dst, stage, kind, mb, posted, start, end)
         )
+        self._keys.append(key)
+        self.messages += 1
+        self.busy += occupancy
+        self.queued += start - posted
         return end
 
 
@@ -117,22 +138,22 @@ _new = tuple.__new__
 class Links:
     """Every link direction of the network, each a `Channel` made when first used."""
 
-    __slots__ = ("_channels", "_deliver", "_env", "_network", "_records", "_scales")
+    __slots__ = ("_channels", "_deliver", "_env", "_network", "_recording", "_scales")
 
     def __init__(
         self,
         env: simpy.Environment,
         network: Network,
         deliver: Callable[[int], None],
-        records: list[list[TransferRecord]],
+        recording: Recording,
         scales: list[float] | None = None,
     ) -> None:
         self._env = env
         self._scales = scales
         self._network = network
         self._deliver = deliver
-        self._records = records
-        """Per sending device, the list its messages are recorded in."""
+        self._recording = recording
+        """Where each sending device's messages are recorded."""
         self._channels: dict[tuple[int, int], Channel] = {}
 
     def send(self, producer: Op, key: int, src: int, dst: int) -> simpy.Event:
@@ -154,7 +175,16 @@ class Links:
                 latency,
                 occupancy,
                 self._deliver,
-                self._records[src],
+                self._recording.transfers[src],
+                self._recording.transfer_keys[src],
                 self._scales,
             )
         return channel
+
+    def totals(self) -> dict[tuple[int, int], LinkTotals]:
+        """Per link direction that carried a message: what it carried (`LinkTotals`)."""
+        return {
+            link: LinkTotals(channel.messages, channel.busy, channel.queued)
+            for link, channel in sorted(self._channels.items())
+            if channel.messages
+        }

@@ -72,7 +72,7 @@ class Simulation:
             deliver = board.deliver
         self.readiness = readiness
         self.links = Links(
-            self.env, problem.network, deliver, self.recording.transfers, problem.message_scales
+            self.env, problem.network, deliver, self.recording, problem.message_scales
         )
         context = Context(
             self.env,
@@ -106,7 +106,7 @@ class Simulation:
             raise self._stall_report(stuck)
         if self.recording.op_count() < self.problem.ops_in_step:
             raise self._missing_report()
-        return self.recording.trace(self.policy.name, self.problem)
+        return self.recording.trace(self.policy.name, self.problem, self.links.totals())
 
     def status(self) -> str | None:
         """What the simulation waits on now, when it is a policy's decision."""

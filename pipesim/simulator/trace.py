@@ -61,6 +61,15 @@ SENT_DST, SENT_QUEUED, SENT_START, SENT_END = (
 lookup made them two to four times as slow)."""
 
 
+class LinkTotals(NamedTuple):
+    """What one link direction carried: `messages`, the time they held it (`busy`, ms) and the
+    time they waited for it (`queued`, ms), each summed in the order they were handed over."""
+
+    messages: int
+    busy: float
+    queued: float
+
+
 class FusedRecord(NamedTuple):
     """Ops that `device` ran as one step from `start` to `end` (ms): a full backward or an
     overlapped forward-and-backward pair. Their op records share the step's interval, one after
@@ -95,6 +104,14 @@ class Trace:
     )
     """The ops already grouped by device, with their keys, when the maker has them (a
     simulation does); None: computed from `ops` when first asked."""
+    sent_keys: array[int] | None = field(default=None, repr=False, compare=False)
+    """Per transfer, the key (`ops.op_key`) of the op whose output it carries, when the maker
+    has them (a simulation does)."""
+    link_totals: dict[tuple[int, int], LinkTotals] | None = field(
+        default=None, repr=False, compare=False
+    )
+    """Per link direction that carried a message, what it carried, when the maker tallied it
+    (a simulation's links do); None: `summary.link_stats` sums the transfers."""
 
     @cached_property
     def makespan(self) -> float:
@@ -160,7 +177,7 @@ class Recording:
     """What each device's process appends to: its ops, the messages it sent and its fused
     steps, a list of each per device, until they make a `Trace`."""
 
-    __slots__ = ("fused", "keys", "ops", "transfers")
+    __slots__ = ("fused", "keys", "ops", "transfer_keys", "transfers")
 
     def __init__(self, devices: int) -> None:
         self.ops: list[list[OpRecord]] = [[] for _ in range(devices)]
@@ -170,13 +187,23 @@ class Recording:
         int object and a pointer)."""
         self.transfers: list[list[TransferRecord]] = [[] for _ in range(devices)]
         """Per sending device."""
+        self.transfer_keys: list[array[int]] = [array("q") for _ in range(devices)]
+        """The key of the op whose output each transfer carries, in the same order."""
         self.fused: list[list[FusedRecord]] = [[] for _ in range(devices)]
 
     def op_count(self) -> int:
         return sum(map(len, self.ops))
 
-    def trace(self, policy: str, problem: Problem) -> Trace:
-        trace = Trace(
+    def trace(
+        self,
+        policy: str,
+        problem: Problem,
+        link_totals: dict[tuple[int, int], LinkTotals] | None = None,
+    ) -> Trace:
+        sent_keys = array("q")
+        for keys in self.transfer_keys:
+            sent_keys.extend(keys)
+        return Trace(
             policy,
             problem,
             [record for records in self.ops for record in records],
@@ -184,5 +211,6 @@ class Recording:
             [record for records in self.fused for record in records],
             # The per-device lists are the trace's grouping by device already, with its keys.
             (self.ops, self.keys),
+            sent_keys,
+            link_totals,
         )
-        return trace
