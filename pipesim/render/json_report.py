@@ -289,11 +289,18 @@ def _transfer_lines(report: Report, times: TimeTexts) -> Iterator[str]:
     """`transfer_rows`, formatted directly as `_timeline_lines` formats ops: a run with timed
     messages has a transfer for almost every op, and json.dumps per row tripled its cost."""
     messages = tuple(json.dumps(kind.message) for kind in Kind)
+    heads: dict[tuple[int, int, int], str] = {}
+    """Per link and kind, the line up to its stage: a link carries thousands of messages."""
     for src, dst, stage, kind, microbatch, queued, start, end in report.trace.transfers:
+        head = heads.get((src, dst, kind))
+        if head is None:
+            head = heads[(src, dst, kind)] = (
+                f'{{"src": {src}, "dst": {dst}, "message": {messages[kind]}, "stage": '
+            )
+        posted = times[queued]
         yield (
-            f'{{"src": {src}, "dst": {dst}, "message": {messages[kind]}, "stage": {stage}, '
-            f'"microbatch": {microbatch}, "queued": {times[queued]}, "start": {times[start]}, '
-            f'"end": {times[end]}}}'
+            f'{head}{stage}, "microbatch": {microbatch}, "queued": {posted}, '
+            f'"start": {posted if start == queued else times[start]}, "end": {times[end]}}}'
         )
 
 

@@ -31,6 +31,9 @@ class Channel:
         "_gradient",
         "_keys",
         "_latency",
+        "_occupancy",
+        "_record",
+        "_record_key",
         "_records",
         "_scales",
         "busy",
@@ -61,10 +64,15 @@ class Channel:
         # How long an activation (output of F) or a gradient (output of B) occupies this link.
         self._activation = occupancy[Kind.F]
         self._gradient = occupancy[Kind.B]
+        self._occupancy = tuple(
+            self._activation if kind is Kind.F else self._gradient for kind in Kind
+        )
+        """By kind code, what `_occupy` reads (`hand_over` runs once per message)."""
         self._deliver = deliver
         self._records = records
         self._keys = keys
         """The key of the op whose output each record carries, in the records' order."""
+        self._record, self._record_key = records.append, keys.append
         self._free_at = 0.0
         # What the link carried, tallied as it goes: `summary.link_stats` would otherwise
         # read every record again (the same sums, in the same order).
@@ -91,7 +99,7 @@ class Channel:
         # NOTE: once per message of a run ahead of the clock: `_occupy`, inlined.
         free_at = self._free_at
         start = now if now > free_at else free_at
-        occupancy = self._activation if kind is Kind.F else self._gradient
+        occupancy = self._occupancy[kind]
         latency = self._latency
         if self._scales is not None:
             scale = self._scales[key]
@@ -99,10 +107,9 @@ class Channel:
         self._free_at = free_at = start + occupancy
         end = free_at + latency
         posted = now if queued is None else queued
-        self._records.append(
-            _new(TransferRecord, (self.src, self.dst, stage, kind, mb, posted, start, end))
-        )
-        self._keys.append(key)
+        record = (self.src, self.dst, stage, kind, mb, posted, start, end)
+        self._record(_new(TransferRecord, record))
+        self._record_key(key)
         self.messages += 1
         self.busy += occupancy
         self.queued += start - posted
