@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import re
@@ -31,6 +32,26 @@ def test_run_shows_chart_summary_and_closed_form() -> None:
     assert "bubble 27.3% measured" in result.output
     assert "closed form (p-1)/(m+p-1) = 27.3%" in result.output
     assert "forward" in result.output and "backward" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["-p", "2", "-m", "2", "-f", "json"], 0),
+        (["--policy", "gpipe", "--activation-memory", "10GB", "--static-memory", "20GB",
+          "--memory-limit", "80GB", "--fail-on-oom"], 1),
+        (["-p", "2", "-m", "4", "--jitter", "0.1", "--runs", "3", "--workers", "1"], 0),
+        (["-p", "2", "-m", "2", "--schedule", "/nonexistent.csv"], 2),
+    ],
+    ids=["ok", "out-of-memory", "runs", "bad-input"],
+)  # fmt: skip
+def test_a_run_leaves_the_cycle_collector_running(args: list[str], code: int) -> None:
+    """`run` pauses the cycle collector while its step lives (`cli.simulate.run`). Whatever
+    the outcome, it runs again afterwards, as a program that calls pipesim expects."""
+    assert gc.isenabled()
+    result = runner.invoke(app, ["run", *args])
+    assert result.exit_code == code, result.output
+    assert gc.isenabled()
 
 
 def test_run_textbook_gpipe_json() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -48,12 +49,14 @@ from pipesim.errors import ConfigError, OutOfMemoryError, ScheduleStalled
 from pipesim.render.outputs import SAVED_WIDTH, Requested, Shown
 from pipesim.render.style import ms
 from pipesim.settings.declarations import Settings
+from pipesim.simulator.gc_pause import cyclic_gc_paused
 
 if TYPE_CHECKING:
     from pipesim.analysis.report import Report
     from pipesim.problem.pipeline import Pipeline
     from pipesim.render import GanttChart
     from pipesim.simulator.trace import Trace
+    from pipesim.studies.executor import Where
     from pipesim.studies.explain import Explanation
     from pipesim.studies.run import RunResult
 
@@ -128,10 +131,6 @@ def run(
     ] = None,
 ) -> None:  # fmt: skip
     """Simulate one training step and show its timeline, bubbles and activation memory."""
-    # What a run may need is imported when it needs it: start-up is most of a small run.
-    from pipesim.render.progress import DeferredProgress
-    from pipesim.studies.run import run_step
-
     outputs.check()
     note_unused_chart_flags(
         output_format.value,
@@ -147,6 +146,39 @@ def run(
         outputs.named(),
         inputs=[("--config", config), ("--schedule", schedule), _policy_file(settings.policy)],
     )
+    # One step keeps its whole trace until its outputs are written, and has no cycles worth
+    # collecting: a collection while it lives would only scan its records again (a run with
+    # timed messages has one per message besides one per op). A Monte Carlo of --runs collects
+    # after each of its runs instead (`executor._one`), in this process or in its workers.
+    with cyclic_gc_paused() if runs is None else nullcontext():
+        _step_and_outputs(
+            settings, outputs, schedule, output_format, width, explain, fail_on_oom, runs,
+            workers, cluster, yes, (window_from, window_to), devices, against,
+        )  # fmt: skip
+
+
+def _step_and_outputs(
+    settings: Settings,
+    outputs: Requested,
+    schedule: Path | None,
+    output_format: OutputFormat,
+    width: int | None,
+    explain: bool,
+    fail_on_oom: bool,
+    runs: int | None,
+    workers: int | None,
+    cluster: Where,
+    yes: bool,
+    window: tuple[float | None, float | None],
+    devices: str | None,
+    against: list[Path] | None,
+) -> None:
+    """`run`'s work once its options are checked: simulate, then show and write; everything
+    it made is gone when it returns."""
+    # What a run may need is imported when it needs it: start-up is most of a small run.
+    from pipesim.render.progress import DeferredProgress
+    from pipesim.studies.run import run_step
+
     text = output_format is OutputFormat.text
     with patience_unless(yes):
         result = run_step(
@@ -157,7 +189,6 @@ def run(
     problem = result.report.trace.problem
     if problem.split_backward:
         note_weight_guessed(result.settings, [result.report.trace.policy])
-    window = (window_from, window_to)
     views = _run_views(result, window, _devices(devices, problem.pipeline))
     measured = _measured(result.report, against) if against else None
     write_files(outputs.contents(_shown(result, views, width, measured)))
