@@ -4,9 +4,11 @@ layer makes stages uneven, and the answer is the same on one worker, two, or a D
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import shlex
+import signal
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from pipesim.cli import app
 from pipesim.render.plan_table import plan_settings
 from pipesim.settings.hardware import load_gpu, load_model
 from pipesim.settings.written import as_flags
-from pipesim.studies.executor import _batches
+from pipesim.studies.executor import _batches, _start_worker
 from pipesim.studies.plan import PlanRow, PlanSpace, plan_configurations, ranked
 from tests.cli_runner import CliRunner
 from tests.conftest import result_json
@@ -368,3 +370,18 @@ def test_the_runs_plot_explains_its_marks_and_a_16_device_run_names_its_curves(
     wide = tmp_path / "p16.svg"
     assert runner.invoke(app, ["run", "-p", "16", "-m", "32", "--plot", str(wide)]).exit_code == 0
     assert "dev 15" in wide.read_text()  # the memory panel's legend names every device
+
+
+def test_a_pool_worker_collects_cycles_even_when_forked_during_a_pause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A program may run a study inside its own pause of the collector; a forked worker must
+    not inherit the pause, or no item's cycles would ever be collected."""
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # not this test process's handlers
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        _start_worker()
+        assert gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()

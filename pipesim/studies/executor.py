@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -115,7 +116,7 @@ def run_all(
     # Imported here: multiprocessing is a tenth of a run's start-up, and most runs use no pool.
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_ignores_ctrl_c)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_start_worker)
     try:
         found = pool.map(_run_batch, repeat(work), _batch_items(items, batches))
         results = _in_place(batches, found, progress)
@@ -128,12 +129,15 @@ def run_all(
     return results
 
 
-def _worker_ignores_ctrl_c() -> None:
+def _start_worker() -> None:
     """A worker leaves Ctrl-C to the parent, which ends it, and dies quietly of the SIGTERM
     that ending it sends (forked, it inherits the CLI's handler, which raises `Terminated`:
-    each worker printed a traceback)."""
+    each worker printed a traceback). It collects cycles after each item (`_one`) even when
+    it was forked while its parent had paused the collector (a program that runs a study
+    inside its own `cyclic_gc_paused`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    gc.enable()
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
