@@ -20,7 +20,9 @@ time (start-up included) and its peak resident memory. Then start-up: the CPU ti
 smallest run (`pipesim run -p 4 -m 8 --format json`) and of `pipesim --help`, best of five,
 against `python -c pass` and against importing typer, rich and simpy alone. Then a Monte
 Carlo on a pool of 2 workers against this process, then the timed messages against the same
-run without, with what writing the transfers' lines alone costs. Then the pictures: `--html`
+run without, with what writing the transfers' lines alone costs, and, where valgrind is
+installed, the instructions each run executes, which do not vary with the machine's load as
+CPU time does. Then the pictures: `--html`
 and `--plot` at a million ops, against the JSON run alone, with the files' sizes. Last, a
 study: a Monte Carlo of 200 runs of 4,000 ops in this process, and the share of its CPU time
 that the simulations themselves take.
@@ -33,7 +35,9 @@ import io
 import json
 import os
 import platform
+import re
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -302,15 +306,24 @@ def main() -> None:
         f"process ({pooled:.2f} s against {alone:.2f} s of wall time; goal 1.6x on an idle "
         f"machine, issue 30; `monte_carlo_bench.py --busy 2` measures a loaded one)"
     )
-    plain, timed = messages_cost()
+    plain, timed, ratios = messages_cost()
     lines = transfer_lines_cost()
     console.print(
         f"timed messages: pipesim run -p 50 -m 1000 --format json, 100,000 ops, CPU seconds "
-        f"(best of 6, in turn): {plain:.2f} without messages, {timed:.2f} with --comm-latency 0.1 "
-        f"(98,000 transfers): {timed / plain:.2f}x (goal: within 1.5x). Writing the "
-        f"transfers' lines alone takes {lines:.2f} s: with nothing else to pay for the "
-        f"messages, the run would be at {(plain + lines) / plain:.2f}x"
+        f"(best of {len(ratios)}, in turn): {plain:.2f} without messages, {timed:.2f} with "
+        f"--comm-latency 0.1 (98,000 transfers): {timed / plain:.2f}x; round by round "
+        f"{min(ratios):.2f}-{max(ratios):.2f}x, median {statistics.median(ratios):.2f}x (goal: "
+        f"within 1.5x). Writing the transfers' lines alone takes {lines:.2f} s: with nothing "
+        f"else to pay for the messages, the run would be at {(plain + lines) / plain:.2f}x"
     )
+    counted = messages_instructions()
+    if counted is not None:
+        plain_count, timed_count = counted
+        console.print(
+            f"timed messages, instructions executed (valgrind, one run each, PYTHONHASHSEED=0): "
+            f"{plain_count / 1e9:.3f} G without messages, {timed_count / 1e9:.3f} G with: "
+            f"{timed_count / plain_count:.3f}x"
+        )
     for name, (plain, shown, size, goal) in pictures_cost().items():
         console.print(
             f"{name} at a million ops (run -p 128 -m 4096), CPU seconds: {shown:.2f} against "
@@ -325,16 +338,47 @@ def main() -> None:
     )
 
 
-def messages_cost(rounds: int = 6) -> tuple[float, float]:
+def messages_cost(rounds: int = 10) -> tuple[float, float, list[float]]:
     """The CLI's CPU seconds for one run without messages and with a latency on every link,
-    each the least of `rounds`, taken in turn: on this shared machine, three of each taken one
-    after the other gave 1.42x and 1.77x minutes apart."""
+    each the least of `rounds`, taken in turn, and each round's ratio: on this shared machine,
+    three of each taken one after the other gave 1.42x and 1.77x minutes apart, and the least
+    of six gave 1.44x to 1.77x within ten minutes, so the median ratio of a round is printed
+    beside the ratio of the least times."""
     base = ["run", "-p", "50", "-m", "1000", "--format", "json"]
     plain = timed = float("inf")
+    ratios = []
     for _ in range(rounds):
-        plain = min(plain, _child(base)[0])
-        timed = min(timed, _child([*base, "--comm-latency", "0.1"])[0])
-    return plain, timed
+        without = _child(base)[0]
+        with_messages = _child([*base, "--comm-latency", "0.1"])[0]
+        plain, timed = min(plain, without), min(timed, with_messages)
+        ratios.append(with_messages / without)
+    return plain, timed, ratios
+
+
+def messages_instructions() -> tuple[int, int] | None:
+    """The instructions the CLI executes for the runs of `messages_cost`, counted by
+    valgrind's cachegrind (None without valgrind): the same count on every run, whatever else
+    the machine does, where the CPU time of the same pair moved the ratio by 0.3 within ten
+    minutes. About half a minute each."""
+    import shutil
+
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    base = ["run", "-p", "50", "-m", "1000", "--format", "json"]
+    counts = []
+    for args in (base, [*base, "--comm-latency", "0.1"]):
+        done = subprocess.run(
+            [valgrind, "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+             sys.executable, "-m", "pipesim", *args],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**INSTALLED, "PYTHONHASHSEED": "0"},
+        )  # fmt: skip
+        refs = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+        if refs is None:
+            return None
+        counts.append(int(refs.group(1).replace(",", "")))
+    return counts[0], counts[1]
 
 
 def transfer_lines_cost() -> float:
