@@ -24,17 +24,13 @@ class Channel:
     """The link from device `src` to device `dst`; calls `deliver(key)` when a message arrives."""
 
     __slots__ = (
-        "_activation",
         "_deliver",
         "_env",
         "_free_at",
-        "_gradient",
-        "_keys",
         "_latency",
         "_occupancy",
         "_record",
         "_record_key",
-        "_records",
         "_scales",
         "busy",
         "dst",
@@ -61,17 +57,11 @@ class Channel:
         self.src = src
         self.dst = dst
         self._latency = latency
-        # How long an activation (output of F) or a gradient (output of B) occupies this link.
-        self._activation = occupancy[Kind.F]
-        self._gradient = occupancy[Kind.B]
-        self._occupancy = tuple(
-            self._activation if kind is Kind.F else self._gradient for kind in Kind
-        )
-        """By kind code, what `_occupy` reads (`hand_over` runs once per message)."""
+        # By kind code, how long its output occupies this link: an activation (output of F),
+        # else a gradient (output of B).
+        self._occupancy = tuple(occupancy[Kind.F if kind is Kind.F else Kind.B] for kind in Kind)
         self._deliver = deliver
-        self._records = records
-        self._keys = keys
-        """The key of the op whose output each record carries, in the records' order."""
+        # Each message's record, and the key of the op whose output it carries, in one order.
         self._record, self._record_key = records.append, keys.append
         self._free_at = 0.0
         # What the link carried, tallied as it goes: `summary.link_stats` would otherwise
@@ -120,7 +110,7 @@ class Channel:
     ) -> float:
         """Queue a message handed over at `now`, record it, and return when it arrives."""
         start = max(now, self._free_at)
-        occupancy = self._activation if kind is Kind.F else self._gradient
+        occupancy = self._occupancy[kind]
         latency = self._latency
         if self._scales is not None:
             scale = self._scales[key]
@@ -128,10 +118,8 @@ class Channel:
         self._free_at = start + occupancy
         end = self._free_at + latency
         posted = now if queued is None else queued
-        self._records.append(
-            TransferRecord(self.src, self.dst, stage, kind, mb, posted, start, end)
-        )
-        self._keys.append(key)
+        self._record(TransferRecord(self.src, self.dst, stage, kind, mb, posted, start, end))
+        self._record_key(key)
         self.messages += 1
         self.busy += occupancy
         self.queued += start - posted
