@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipesim import Op, Settings, check_trace, simulate_step
+from pipesim import Op, Settings, build_problem, check_trace, simulate_step
 from pipesim.cli import app
 from pipesim.problem.pipeline import Problem
 from pipesim.schedules import zero_bubble_auto as auto
@@ -150,7 +150,6 @@ def _drawn(
 ) -> tuple[Problem, list[auto._Meter]]:
     """A zb-auto problem whose stages' F, B and W are drawn from `costs` (B at least W), and
     the meters its search plans under."""
-    from pipesim import build_problem
 
     per_stage = st.lists(st.sampled_from(costs), min_size=p, max_size=p)
     forward, weight = tuple(data.draw(per_stage)), tuple(data.draw(per_stage))
@@ -183,7 +182,9 @@ def test_candidates_time_themselves_as_the_estimator_does(
         assert figures == estimate(orders, problem)
     for forward_first in (False, True):
         for eager_w in (False, True):
-            orders, figures = auto._list_schedule(problem, meters, forward_first, eager_w)
+            orders, figures = auto._list_schedule(
+                auto._Planner(problem, meters, False, False, False), forward_first, eager_w
+            )
             assert figures == estimate(orders, problem)
 
 
@@ -232,6 +233,66 @@ def test_the_list_schedule_runs_what_a_scan_of_every_device_would(
                 expected = _scanned_list_schedule(problem, meters, forward_first, eager_w)
             except auto._CannotFit:
                 with pytest.raises(auto._CannotFit):
-                    auto._list_schedule(problem, meters, forward_first, eager_w)
+                    auto._list_schedule(
+                        auto._Planner(problem, meters, False, False, False), forward_first, eager_w
+                    )
                 continue
-            assert auto._list_schedule(problem, meters, forward_first, eager_w) == expected
+            assert (
+                auto._list_schedule(
+                    auto._Planner(problem, meters, False, False, False), forward_first, eager_w
+                )
+                == expected
+            )
+
+
+def _planned(
+    problem: Problem, meters: Sequence[auto._Meter], heuristic: bool, switches: tuple[bool, ...]
+) -> tuple[object, set[int]]:
+    """One candidate of a family, every one in full (no bound): its orders and figures, or
+    "cannot fit"; and the switches that mattered."""
+    plan = auto._Planner(problem, meters, *(switches if heuristic else (False,) * 3))
+    try:
+        found: object = plan.plan() if heuristic else auto._list_schedule(plan, *switches)
+    except auto._CannotFit:
+        found = "cannot fit"
+    return found, plan.mattered
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    st.integers(1, 7),
+    st.integers(1, 12),
+    st.sampled_from([None, 1, 2, 3, 8]),
+    st.data(),
+    st.sampled_from([0.0, 0.1, 0.5]),
+)
+def test_a_setting_that_agrees_on_every_switch_that_mattered_plans_the_same(
+    p: int, m: int, k: int | None, data: st.DataObject, latency: float
+) -> None:
+    """The search plans a setting of a family's switches only if no setting already planned
+    agrees with it on every switch that mattered there: each such pair must give the same
+    orders, or both fail. And the search must pick what planning every candidate would."""
+    problem, meters = _drawn(p, m, k, data, latency, [0.5, 1.0, 2.0, 3.0])
+    candidates = []
+    for heuristic, family in ((True, auto._SWITCHES), (False, auto._LIST_SWITCHES)):
+        planned = {switches: _planned(problem, meters, heuristic, switches) for switches in family}
+        for switches, (found, mattered) in planned.items():
+            for other in family:
+                if all(other[i] == switches[i] for i in mattered):
+                    assert planned[other][0] == found
+        candidates += [found for found, _ in planned.values() if found != "cannot fit"]
+    skipping = auto.ZBAuto()._search(problem)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auto, "_each_distinct", lambda family, plan: [plan(s) for s in family])
+        assert auto.ZBAuto()._search(problem) == skipping
+
+
+def test_the_switches_matter_in_some_plans_and_not_in_others() -> None:
+    # With equal costs, ZB-1P's eight heuristic settings make the same decisions, and the
+    # search plans one; ZB-2P's at p=8, m=32 read two switches and give two orders.
+    for policy, distinct in ((auto.ZB1P(), 1), (auto.ZB2P(), 2)):
+        problem = build_problem(Settings(policy=policy.name, stages=8, microbatches=32), policy)
+        meters = policy._meters(problem)
+        planned = [_planned(problem, meters, True, switches) for switches in auto._SWITCHES]
+        assert len({str(found) for found, _ in planned}) == distinct
+        assert bool(planned[0][1]) == (distinct > 1)

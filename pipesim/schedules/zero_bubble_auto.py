@@ -37,9 +37,10 @@ messages are free and m >= 2p-1.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pipesim.errors import PolicyError
 from pipesim.problem.memory import StageMemory
@@ -132,6 +133,10 @@ class _Planner:
         """Per kind and stage, each meter's (held per stage, what the op adds, the limit with
         its tolerance): what `fits` and `put` read, gathered once."""
         self.orders: list[list[Op]] = [[] for _ in stages]
+        self.mattered: set[int] = set()
+        """The switches (their positions in the family's tuple) that some decision so far read
+        and would have taken otherwise with the switch flipped: a candidate whose switches
+        agree with this one's on all of these makes the same decisions, so the same orders."""
         self.bound = math.inf
         """The best span among the candidates already planned: this one stops once even its
         remaining work alone puts its span beyond it (the answer is the same, sooner)."""
@@ -216,8 +221,12 @@ class _Planner:
             self.put(stage, W)
         if self.pending_w(stage) and self.clock[stage] < arrives:
             slack = max(self.idle) - self.idle[stage]
-            if arrives - self.clock[stage] > slack or self.greedy_w:
+            if arrives - self.clock[stage] > slack:
                 self.put(stage, W)
+            else:
+                self.mattered.add(_GREEDY_W)
+                if self.greedy_w:
+                    self.put(stage, W)
 
     def warm_up(self) -> None:
         p, m = self.p, self.m
@@ -230,7 +239,11 @@ class _Planner:
             arrives = gradient_ready + self.gradient_time[stage + 1]
             cost = self.cost[F][stage]
             while self.done[stage][F] + count < m and self.fits(stage, F, count + 1):
-                late = clock + cost > arrives if self.bubble_before_first_b else clock >= arrives
+                late_with_bubble, late = clock + cost > arrives, clock >= arrives
+                if late_with_bubble != late:
+                    self.mattered.add(_BUBBLE_BEFORE_FIRST_B)
+                    if self.bubble_before_first_b:
+                        late = late_with_bubble
                 if late:
                     break
                 clock += cost
@@ -248,13 +261,19 @@ class _Planner:
             self.put(stage, B)
 
     def wants_forward(self, stage: int) -> bool:
-        p = self.p
         if self.done[stage][F] >= self.m:
             return False
-        if not (
-            self.prefer_b and stage + 1 < p and self.done[stage][F] >= self.done[stage + 1][F] + 2
-        ):
+        if stage + 1 == self.p or self.done[stage][F] < self.done[stage + 1][F] + 2:
             return True
+        if self.forward_while_ahead(stage):
+            return True
+        self.mattered.add(_PREFER_B)
+        return not self.prefer_b
+
+    def forward_while_ahead(self, stage: int) -> bool:
+        """Whether a device two or more forwards ahead of the next runs its forward anyway
+        (with `prefer_b`): when it would end before the next device's gradient can come back,
+        or when waiting for that gradient would be a bubble it cannot afford."""
         nxt = stage + 1
         gradient_back = (
             self.clock[nxt] + self.cost[F][nxt] + self.cost[B][nxt] + self.gradient_time[nxt]
@@ -321,18 +340,13 @@ class _Planner:
 
 
 def _list_schedule(
-    problem: Problem,
-    meters: Sequence[_Meter],
-    forward_first: bool,
-    eager_w: bool,
-    bound: float = math.inf,
+    plan: _Planner, forward_first: bool, eager_w: bool
 ) -> tuple[list[list[Op]], Estimate]:
-    """A memory-aware list schedule, as a second family of candidates: the device that can
-    start an op earliest runs it; a device runs its next B or F (the earlier; on a tie B, or F
-    when `forward_first`), a W when the next forward does not fit, and a W in any wait it
-    fits in (in any wait at all when `eager_w`)."""
-    plan = _Planner(problem, meters, False, False, False)
-    plan.bound = bound
+    """A memory-aware list schedule, as a second family of candidates, placed by `plan` (a
+    planner with nothing placed; its own switches unused): the device that can start an op
+    earliest runs it; a device runs its next B or F (the earlier; on a tie B, or F when
+    `forward_first`), a W when the next forward does not fit, and a W in any wait it fits in
+    (in any wait at all when `eager_w`)."""
     p, m = plan.p, plan.m
     placed = 0
     # A device's choice depends on its own state and on when its inputs were produced, so
@@ -389,11 +403,32 @@ def _next_choice(
         start, kind = (start_f, F) if start_f <= start_b else (start_b, B)
     else:
         start, kind = (start_b, B) if start_b <= start_f else (start_f, F)
-    if pending_w and start > clock and (eager_w or clock + plan.cost[W][stage] <= start):
-        return clock, W
+    if pending_w and start > clock:
+        if clock + plan.cost[W][stage] <= start:
+            return clock, W
+        plan.mattered.add(_EAGER_W)
+        if eager_w:
+            return clock, W
     if start == inf:
         return (clock, W) if pending_w and done[B] == plan.m else None
+    if start_f == start_b:
+        plan.mattered.add(_FORWARD_FIRST)
     return start, kind
+
+
+def _each_distinct(
+    settings: Sequence[tuple[bool, ...]], plan: Callable[[tuple[bool, ...]], set[int]]
+) -> None:
+    """`plan` each setting of a family's switches in turn, but not one that agrees, on every
+    switch that mattered, with a setting already planned: it would make the same decisions
+    (each decision reads one switch), so give the same orders, or fail at the same point, and
+    a later candidate loses a tie. With equal stage costs, the heuristic's eight settings
+    often give one order."""
+    planned: list[tuple[tuple[bool, ...], set[int]]] = []
+    for switches in settings:
+        if any(all(switches[i] == earlier[i] for i in mattered) for earlier, mattered in planned):
+            continue
+        planned.append((switches, plan(switches)))
 
 
 def _fits(orders: Sequence[Sequence[Op]], meters: Sequence[_Meter]) -> bool:
@@ -460,19 +495,22 @@ class ZBAuto(Policy):
             candidates.append(found)
             best = min(best, found[1][0])
 
-        for switches in _SWITCHES:
+        def heuristic(switches: tuple[bool, ...]) -> set[int]:
             planner = _Planner(problem, meters, *switches)
             planner.bound = best
-            try:
+            with contextlib.suppress(_CannotFit):
                 keep(planner.plan())
-            except _CannotFit:
-                continue
-        for forward_first in (False, True):
-            for eager_w in (False, True):
-                try:
-                    keep(_list_schedule(problem, meters, forward_first, eager_w, best))
-                except _CannotFit:
-                    continue
+            return planner.mattered
+
+        def list_schedule(switches: tuple[bool, ...]) -> set[int]:
+            planner = _Planner(problem, meters, False, False, False)
+            planner.bound = best
+            with contextlib.suppress(_CannotFit):
+                keep(_list_schedule(planner, *switches))
+            return planner.mattered
+
+        _each_distinct(_SWITCHES, heuristic)
+        _each_distinct(_LIST_SWITCHES, list_schedule)
         candidates += [found for found in handmade if found is not None]
         if not candidates:
             raise PolicyError(f"{self.name}: no order fits the memory limit")
@@ -546,6 +584,12 @@ class ZB2P(_FixedLimit):
         return zero_span_bubble(problem)
 
 
+_BUBBLE_BEFORE_FIRST_B, _PREFER_B, _GREEDY_W = 0, 1, 2
+"""The heuristic's switches, by their position in each of `_SWITCHES`."""
+
+_FORWARD_FIRST, _EAGER_W = 0, 1
+"""The list schedule's switches, by their position in each of `_LIST_SWITCHES`."""
+
 _MARGIN = 1e-6
 """How far beyond the best span a candidate must be sure to end before it is dropped: far
 above the rounding (1e-9) that ranks spans, so no candidate that could tie is dropped."""
@@ -558,3 +602,8 @@ _SWITCHES: tuple[tuple[bool, bool, bool], ...] = tuple(
 )
 """(a bubble allowed before the first B, B preferred when a device runs ahead, greedy W), in
 the reference's order; the first best candidate wins ties."""
+
+_LIST_SWITCHES: tuple[tuple[bool, bool], ...] = tuple(
+    (forward_first, eager_w) for forward_first in (False, True) for eager_w in (False, True)
+)
+"""(F first on a tie, a W in any wait): the list schedule's four settings."""
