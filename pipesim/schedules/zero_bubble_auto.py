@@ -184,15 +184,20 @@ class _Planner:
         return arrives
 
     def put(self, stage: int, kind: Kind) -> None:
-        done = self.done[stage]
-        microbatch = done[kind]
-        arrives = self.arrival(kind, stage, microbatch)
+        """Place `stage`'s next op of `kind` as early as its device and inputs allow."""
+        arrives = self.arrival(kind, stage, self.done[stage][kind])
         if arrives is None:
             raise _CannotFit  # an input not planned yet: this variant cannot go on
         clock = self.clock[stage]
-        start = arrives if arrives > clock else clock
+        self.place(stage, kind, arrives if arrives > clock else clock)
+
+    def place(self, stage: int, kind: Kind, start: float) -> None:
+        """Place `stage`'s next op of `kind` at `start`, which the caller knows is when its
+        device is free and its inputs have arrived (as `put` would find)."""
+        done = self.done[stage]
+        microbatch = done[kind]
         if done[F]:
-            self.idle[stage] += start - clock
+            self.idle[stage] += start - self.clock[stage]
         elif self.first[stage] is None:
             self.first[stage] = start
         self.clock[stage] = end = start + self.cost[kind][stage]
@@ -364,7 +369,7 @@ def _list_schedule(
         if choice is None or choice[0] != start:
             continue  # superseded
         kind = choice[1]
-        plan.put(chosen, kind)
+        plan.place(chosen, kind, start)  # the choice is up to date: its start is the op's
         placed += 1
         if placed % (3 * p) == 0:
             plan.give_up_if_beaten()
@@ -514,11 +519,12 @@ class ZBAuto(Policy):
         candidates += [found for found in handmade if found is not None]
         if not candidates:
             raise PolicyError(f"{self.name}: no order fits the memory limit")
-        scored = [
-            (round(span, 9), round(makespan, 9), _peak(orders), index)
-            for index, (orders, (span, makespan)) in enumerate(candidates)
-        ]
-        return candidates[min(scored)[-1]][0]
+        # The shortest span, then makespan, then the lowest peak, then the first: the peak is
+        # counted only for the candidates tied on both times.
+        timed = [(round(span, 9), round(makespan, 9)) for _, (span, makespan) in candidates]
+        shortest = min(timed)
+        tied = [index for index, times in enumerate(timed) if times == shortest]
+        return candidates[min(tied, key=lambda index: _peak(candidates[index][0]))][0]
 
     plans_bytes: bool = True
     """Whether a byte limit also bounds the plan (zb-auto); ZB-1P and ZB-2P are defined by K."""
