@@ -84,10 +84,9 @@ def _tallied_as_recorded(trace: Trace) -> None:
     """What the simulation's links tallied as they went is what their records sum to, float
     for float, and each message's producer key is its record's op key."""
     m = trace.problem.pipeline.microbatches
-    assert trace.sent_keys is not None and trace.link_totals is not None
-    assert list(trace.sent_keys) == [
-        op_key(t.kind, t.stage, t.microbatch, m) for t in trace.transfers
-    ]
+    assert trace.sent is not None and trace.link_totals is not None
+    sent = {op_key(t.kind, t.stage, t.microbatch, m): t for t in trace.transfers}
+    assert [(key, t) for key, t in enumerate(trace.sent) if t is not None] == sorted(sent.items())
     assert trace.link_totals == _link_totals(dataclasses.replace(trace, link_totals=None))
     assert all(totals.messages > 0 for totals in trace.link_totals.values())
 

@@ -130,7 +130,6 @@ class IdleAttribution:
         steps, no exchanges), inlined: with timed messages nearly every op follows a gap, and
         this is the analysis's largest share. It must say what `_wait` says."""
         inputs, by_key, sent_of = self._readiness.inputs_tables()
-        sent_get = sent_of.get
         m = self._readiness.index.microbatches
         # Records are read by position and max/min written out as the builtins decide them
         # (max(a, b) is b only if b > a): the same floats, at half the cost per gap.
@@ -150,7 +149,7 @@ class IdleAttribution:
                 if producer is None:
                     continue
                 if is_message:
-                    sent = sent_get(needed)
+                    sent = sent_of[needed]
                     if sent is not None and sent[SENT_DST] == device:
                         time, via = sent[SENT_END], sent
                     else:

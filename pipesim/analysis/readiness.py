@@ -68,15 +68,14 @@ class Readiness:
         for device_keys, ops in zip(self.keys_by_device, trace.ops_by_device(), strict=True):
             assert len(device_keys) == len(ops)
             any(map(place, device_keys, ops))  # by_key[key] = record, in C (None: goes on)
-        m = index.microbatches
-        self._sent = (
-            {
-                (transfer[2] * m + transfer[4]) * 3 + transfer[3]: transfer  # index.key, inlined
-                for transfer in trace.transfers
-            }
-            if trace.sent_keys is None
-            else dict(zip(trace.sent_keys, trace.transfers, strict=True))
-        )
+        sent = trace.sent
+        if sent is None:  # a trace not simulated here: from the records
+            m = index.microbatches
+            sent = [None] * index.size
+            for transfer in trace.transfers:
+                sent[(transfer[2] * m + transfer[4]) * 3 + transfer[3]] = transfer  # index.key
+        self._sent: list[TransferRecord | None] = sent
+        """By the key of the op whose output it carries, each transfer (None: none)."""
         self._paired: dict[int, int] = {}
         """With blocking exchanges: for the first op of a group that shares one exchange,
         the key of the op after it (whose inputs came in the exchange before both)."""
@@ -134,7 +133,7 @@ class Readiness:
                 if producer is None:
                     continue  # never ran: the checker reports it
                 message = Kind.from_key(needed).message if is_message else None
-                sent = self._sent.get(needed) if is_message else None
+                sent = self._sent[needed] if is_message else None
                 if sent is not None and sent.dst == record.device:
                     candidate = Release(sent.end, producer, sent, message)
                 else:
@@ -151,7 +150,7 @@ class Readiness:
     def inputs_tables(
         self,
     ) -> tuple[
-        list[tuple[tuple[bool, int], ...]], list[OpRecord | None], dict[int, TransferRecord]
+        list[tuple[tuple[bool, int], ...]], list[OpRecord | None], list[TransferRecord | None]
     ]:
         """For a `plain` trace, what `last_input` reads, for a caller that walks every op:
         each slot's inputs (message?, key offset), the records by key, the transfers by the
@@ -185,7 +184,7 @@ class Readiness:
             return found
         # NOTE: once per op of a page; records read by position (`trace.OP_END`, ...): with
         # named fields this loop took 4x as long.
-        inputs, by_key, sent_get = self.index.inputs, self._by_key, self._sent.get
+        inputs, by_key, sent = self.index.inputs, self._by_key, self._sent
         append, nothing = found.append, _NOTHING
         for device, stage, kind, microbatch, _, _ in records:
             key = (stage * m + microbatch) * 3 + kind
@@ -196,9 +195,9 @@ class Readiness:
                 if made is None:
                     continue  # never ran: the checker reports it
                 if is_message:
-                    sent = sent_get(needed)
-                    if sent is not None and sent[SENT_DST] == device:
-                        time = sent[SENT_END]
+                    transfer = sent[needed]
+                    if transfer is not None and transfer[SENT_DST] == device:
+                        time = transfer[SENT_END]
                         if best is nothing or time > best[1]:
                             best = (needed, time, _MESSAGE_OF[needed % 3], True)
                         continue
@@ -227,7 +226,7 @@ class Readiness:
         step = self._step_of.get(key)
         if step is not None and step[-1] != key:
             return Release(record.end, record, None)  # the step goes on
-        sent = [self._sent[k] for k in step or (key,) if k in self._sent]
+        sent = [t for k in step or (key,) if (t := self._sent[k]) is not None]
         if not sent:
             return Release(record.end, record, None)
         transfer = max(sent, key=lambda t: t.end)

@@ -10,7 +10,6 @@ frees up instead of running a server process: one SimPy timeout per message, O(1
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable
 
 import simpy
@@ -30,8 +29,8 @@ class Channel:
         "_latency",
         "_occupancy",
         "_record",
-        "_record_key",
         "_scales",
+        "_sent",
         "busy",
         "dst",
         "messages",
@@ -48,7 +47,7 @@ class Channel:
         occupancy: dict[Kind, float],
         deliver: Callable[[int], None],
         records: list[TransferRecord],
-        keys: array[int],
+        sent: list[TransferRecord | None],
         scales: list[float] | None = None,
     ) -> None:
         self._env = env
@@ -61,8 +60,8 @@ class Channel:
         # else a gradient (output of B).
         self._occupancy = tuple(occupancy[Kind.F if kind is Kind.F else Kind.B] for kind in Kind)
         self._deliver = deliver
-        # Each message's record, and the key of the op whose output it carries, in one order.
-        self._record, self._record_key = records.append, keys.append
+        # Each message's record, in order, and by the key of the op whose output it carries.
+        self._record, self._sent = records.append, sent
         self._free_at = 0.0
         # What the link carried, tallied as it goes: `summary.link_stats` would otherwise
         # read every record again (the same sums, in the same order).
@@ -97,9 +96,9 @@ class Channel:
         self._free_at = free_at = start + occupancy
         end = free_at + latency
         posted = now if queued is None else queued
-        record = (self.src, self.dst, stage, kind, mb, posted, start, end)
-        self._record(_new(TransferRecord, record))
-        self._record_key(key)
+        record = _new(TransferRecord, (self.src, self.dst, stage, kind, mb, posted, start, end))
+        self._record(record)
+        self._sent[key] = record
         self.messages += 1
         self.busy += occupancy
         self.queued += start - posted
@@ -118,8 +117,9 @@ class Channel:
         self._free_at = start + occupancy
         end = self._free_at + latency
         posted = now if queued is None else queued
-        self._record(TransferRecord(self.src, self.dst, stage, kind, mb, posted, start, end))
-        self._record_key(key)
+        record = TransferRecord(self.src, self.dst, stage, kind, mb, posted, start, end)
+        self._record(record)
+        self._sent[key] = record
         self.messages += 1
         self.busy += occupancy
         self.queued += start - posted
@@ -171,7 +171,7 @@ class Links:
                 occupancy,
                 self._deliver,
                 self._recording.transfers[src],
-                self._recording.transfer_keys[src],
+                self._recording.sent,
                 self._scales,
             )
         return channel

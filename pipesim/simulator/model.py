@@ -61,7 +61,7 @@ class Simulation:
                 f"blocking exchanges (--runtime megatron) run a fixed order; policy "
                 f"{policy.name!r} decides as it goes (give it a fixed order, or --runtime async)"
             )
-        self.recording = Recording(pipeline.devices)
+        self.recording = Recording(pipeline.devices, self.index.size)
         self.activity = Activity()
         readiness: Board | Timetable
         if self.ahead:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import chain
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -104,9 +105,9 @@ class Trace:
     )
     """The ops already grouped by device, with their keys, when the maker has them (a
     simulation does); None: computed from `ops` when first asked."""
-    sent_keys: array[int] | None = field(default=None, repr=False, compare=False)
-    """Per transfer, the key (`ops.op_key`) of the op whose output it carries, when the maker
-    has them (a simulation does)."""
+    sent: list[TransferRecord | None] | None = field(default=None, repr=False, compare=False)
+    """By the key (`ops.op_key`) of the op whose output it carries, each transfer (None for
+    an op that sent nothing), when the maker has them (a simulation does)."""
     link_totals: dict[tuple[int, int], LinkTotals] | None = field(
         default=None, repr=False, compare=False
     )
@@ -177,9 +178,9 @@ class Recording:
     """What each device's process appends to: its ops, the messages it sent and its fused
     steps, a list of each per device, until they make a `Trace`."""
 
-    __slots__ = ("fused", "keys", "ops", "transfer_keys", "transfers")
+    __slots__ = ("fused", "keys", "ops", "sent", "transfers")
 
-    def __init__(self, devices: int) -> None:
+    def __init__(self, devices: int, size: int) -> None:
         self.ops: list[list[OpRecord]] = [[] for _ in range(devices)]
         self.keys: list[array[int]] = [array("q") for _ in range(devices)]
         """The key of each op record, in the same order: the simulation computed it anyway,
@@ -187,8 +188,9 @@ class Recording:
         int object and a pointer)."""
         self.transfers: list[list[TransferRecord]] = [[] for _ in range(devices)]
         """Per sending device."""
-        self.transfer_keys: list[array[int]] = [array("q") for _ in range(devices)]
-        """The key of the op whose output each transfer carries, in the same order."""
+        self.sent: list[TransferRecord | None] = [None] * size
+        """By the key of the op whose output it carries (`size` keys), each transfer: what
+        the analysis looks up for each op that waited for a message."""
         self.fused: list[list[FusedRecord]] = [[] for _ in range(devices)]
 
     def op_count(self) -> int:
@@ -200,17 +202,15 @@ class Recording:
         problem: Problem,
         link_totals: dict[tuple[int, int], LinkTotals] | None = None,
     ) -> Trace:
-        sent_keys = array("q")
-        for keys in self.transfer_keys:
-            sent_keys.extend(keys)
         return Trace(
             policy,
             problem,
-            [record for records in self.ops for record in records],
-            [record for records in self.transfers for record in records],
-            [record for records in self.fused for record in records],
+            # device by device, joined in C: a run can hold millions of records
+            list(chain.from_iterable(self.ops)),
+            list(chain.from_iterable(self.transfers)),
+            list(chain.from_iterable(self.fused)),
             # The per-device lists are the trace's grouping by device already, with its keys.
             (self.ops, self.keys),
-            sent_keys,
+            self.sent,
             link_totals,
         )
