@@ -22,8 +22,8 @@ against `python -c pass` and against importing typer, rich and simpy alone. Then
 Carlo on a pool of 2 workers against this process, then the timed messages against the same
 run without, with what writing the transfers' lines alone costs, and, where valgrind is
 installed, the instructions each run executes, which do not vary with the machine's load as
-CPU time does. Then the pictures: `--html`
-and `--plot` at a million ops, against the JSON run alone, with the files' sizes. Last, a
+CPU time does. Then `--plot` with timed messages from 2,000 ops to 100,000, and the pictures:
+`--html` and `--plot` at a million ops, against the JSON run alone, with the files' sizes. Last, a
 study: a Monte Carlo of 200 runs of 4,000 ops in this process, and the share of its CPU time
 that the simulations themselves take.
 """
@@ -324,6 +324,16 @@ def main() -> None:
             f"{plain_count / 1e9:.3f} G without messages, {timed_count / 1e9:.3f} G with: "
             f"{timed_count / plain_count:.3f}x"
         )
+    plotted = plot_with_messages_cost()
+    (fewest, (first, _)), (most, (last, _)) = min(plotted.items()), max(plotted.items())
+    console.print(
+        "--plot with timed messages (--comm-latency 0.1, --format json), the whole command's "
+        "CPU seconds and peak MB by ops in the step: "
+        + "; ".join(f"{ops:,} ops {cpu:.1f} s, {rss:.0f} MB" for ops, (cpu, rss) in plotted.items())
+        + f"; {1e3 * (last - first) / (most - fewest):.3f} s for each 1,000 ops more. Issue 32 "
+        "filed 3.5 / 7.2 / 16.2 / 49.7 s for 2k / 4k / 8k / 16k ops, and 100k ops unfinished "
+        "after 509 s at 1 GB (goal: drawn per link, as ops are drawn per device)"
+    )
     for name, (plain, shown, size, goal) in pictures_cost().items():
         console.print(
             f"{name} at a million ops (run -p 128 -m 4096), CPU seconds: {shown:.2f} against "
@@ -397,6 +407,36 @@ def transfer_lines_cost() -> float:
             deque(_timeline_lines(report, times), maxlen=0)
             best = min(best, _cpu(lambda: write_items(sink, _transfer_lines(report, times), "")))  # noqa: B023
     return best
+
+
+def plot_with_messages_cost() -> dict[int, tuple[float, float]]:
+    """Per step size, the CPU seconds and peak resident MB of `run --plot` with a latency on
+    every link (one message per op but the last stage's), each the least of two runs: issue
+    32 found one matplotlib artist per message, and a cost that grew faster than the ops."""
+    import tempfile
+
+    shapes = ((8, 84), (8, 167), (8, 334), (8, 667), (50, 667))
+    measured = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for p, m in shapes:
+            args = ["run", "-p", str(p), "-m", str(m), "--comm-latency", "0.1", "--format",
+                    "json", "--plot", os.path.join(folder, "plot.png")]  # fmt: skip
+            runs = [_one_child(args) for _ in range(2)]
+            measured[3 * p * m] = (min(cpu for cpu, _ in runs), min(rss for _, rss in runs))
+    return measured
+
+
+def _one_child(args: list[str]) -> tuple[float, float]:
+    """CPU seconds and peak resident MB of this one run of `pipesim args` (`os.wait4` gives
+    each child's own figures, where the children's peak is the largest of them all)."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pipesim", *args], stdout=subprocess.DEVNULL, env=INSTALLED
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, child.args)
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def pictures_cost(rounds: int = 3) -> dict[str, tuple[float, float, int, float]]:
