@@ -97,6 +97,34 @@ def test_a_dask_cluster_gives_the_same_answer(rows: list[PlanRow]) -> None:
         assert plan_configurations(BASE, SPACE, dask_scheduler=cluster.scheduler_address) == rows
 
 
+def _profiled(_: int) -> bool:
+    """Whether the Dask worker running this task is sampling its stack."""
+    from dask.distributed import get_worker
+
+    return bool(get_worker().periodic_callbacks["profile"].is_running())
+
+
+def test_dask_workers_do_not_profile_a_study_and_profile_again_after_it() -> None:
+    distributed = pytest.importorskip("dask.distributed")
+    from pipesim.studies.executor import _close_clients, run_all
+
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        try:
+            assert (
+                run_all(_profiled, range(8), dask_scheduler=cluster.scheduler_address)
+                == [False] * 8
+            )
+        finally:
+            _close_clients()
+        assert all(
+            worker.periodic_callbacks["profile"].is_running()
+            and worker.periodic_callbacks["profile-cycle"].is_running()
+            for worker in cluster.workers.values()
+        )
+
+
 @given(st.integers(0, 300), st.integers(1, 64))
 def test_batches_hold_every_item_once_and_mix_neighbours(total: int, count: int) -> None:
     """Each item goes in one batch; batches are within one item of each other in size and take

@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -172,15 +172,57 @@ def _on_dask(
         ) from None
     client = _client(cluster, Client)
     try:
-        batches = _batches(len(items), _threads(client) * BATCHES_PER_WORKER)
-        futures = client.map(
-            _run_batch, [work] * len(batches), _batch_items(items, batches), pure=False
-        )
-        # each batch waited for in turn
-        return _in_place(batches, (future.result() for future in futures), progress)
+        with _profiler_paused(client):
+            batches = _batches(len(items), _threads(client) * BATCHES_PER_WORKER)
+            futures = client.map(
+                _run_batch, [work] * len(batches), _batch_items(items, batches), pure=False
+            )
+            # each batch waited for in turn
+            return _in_place(batches, (future.result() for future in futures), progress)
     except BaseException:
         _close_clients()  # a failure or Ctrl-C leaves no task running for us
         raise
+
+
+@contextlib.contextmanager
+def _profiler_paused(client: Any) -> Iterator[None]:
+    """Stop each worker's statistical profiler while the study's tasks run, and start again
+    what was stopped. Every 10 ms it walks the stack of the running task and looks up each
+    frame's source line, on the worker's own thread: during a Monte Carlo of 400 runs that
+    thread took 8.4-8.5% of the task's CPU time, 5.8-5.9% without the profiler, and on a
+    machine whose cores the tasks fill that time is the tasks'. A worker that does not answer
+    keeps its profiler; the dashboard's profile has a gap for the study."""
+    stopped = client.run(_stop_profiler, on_error="return")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            client.run(_start_profiler, stopped, on_error="return")
+
+
+_PROFILER = ("profile", "profile-cycle")
+"""A Dask worker's periodic callbacks that sample the stacks of its tasks and roll them up."""
+
+
+def _stop_profiler(dask_worker: Any) -> list[str]:
+    """On a worker (`Client.run`, in its event loop): stop the profiler's callbacks that run;
+    their names."""
+    stopped = []
+    for name in _PROFILER:
+        callback = getattr(dask_worker, "periodic_callbacks", {}).get(name)
+        if callback is not None and callback.is_running():
+            callback.stop()
+            stopped.append(name)
+    return stopped
+
+
+def _start_profiler(stopped: dict[str, Any], dask_worker: Any) -> None:
+    """On a worker: start again the callbacks `_stop_profiler` stopped there."""
+    names = stopped.get(dask_worker.address)
+    for name in names if isinstance(names, list) else ():
+        callback = dask_worker.periodic_callbacks.get(name)
+        if callback is not None and not callback.is_running():
+            callback.start()
 
 
 _clients: dict[DaskCluster, Any] = {}
