@@ -15,7 +15,9 @@ in the same worker again), so the one-process reference runs in a fresh process 
 is forked from this one, which runs no study itself. Each figure is the least of `--rounds`
 rounds, taken in turn: on this shared machine one run of a way varies by 20-40%. Since the
 machine's speed drifts between rounds, it also prints Dask over the pool round by round (the
-two run one after the other) and their median.
+two run one after the other) and their median, and the CPU seconds of every process each way
+uses (the pool's workers; Dask's scheduler, client, nannies and workers), which the machine's
+other load moves less than the wall time.
 
 The goals (issue 32): Dask with 2 workers within 10% of the local pool's wall time, and faster
 with 2 workers than with 1.
@@ -31,6 +33,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+from cpu_time import cpu_seconds  # benchmarks/cpu_time.py
 from plan_bench import BASE, SPACE  # benchmarks/plan_bench.py
 
 from pipesim import Settings
@@ -54,15 +57,20 @@ def study(name: str, workers: int, where: str | None = None, size: int | None = 
     return monte_carlo(MONTE_CARLO, ["1f1b"], size or RUNS, workers, where)
 
 
-def timed_study(name: str, workers: int, where: str | None = None) -> tuple[float, object]:
-    """Wall seconds of `study`, and its results."""
+def timed_study(name: str, workers: int, where: str | None = None) -> tuple[float, float, object]:
+    """Wall seconds of `study`, the CPU seconds of this process and of the pool's workers it
+    ended (a Dask cluster's workers are not counted here: `on_dask` adds them), and its
+    results."""
+    cpu = cpu_seconds()
     started = time.perf_counter()
     result = study(name, workers, where)
-    return time.perf_counter() - started, result
+    return time.perf_counter() - started, cpu_seconds() - cpu, result
 
 
-def on_dask(name: str, workers: int) -> tuple[float, object]:
-    """`timed_study` through a fresh, warmed cluster of `workers` processes on this machine."""
+def on_dask(name: str, workers: int) -> tuple[float, float, object]:
+    """`timed_study` through a fresh, warmed cluster of `workers` processes on this machine,
+    with the CPU seconds of the scheduler, the client and the nannies (threads of this
+    process) and of the worker processes."""
     from dask.distributed import Client, LocalCluster
 
     with (
@@ -76,12 +84,15 @@ def on_dask(name: str, workers: int) -> tuple[float, object]:
         address = cluster.scheduler_address
         study(name, 1, address, size=4 * workers)  # the workers import pipesim
         try:
-            return timed_study(name, 1, address)
+            before = client.run(time.process_time)
+            wall, cpu, result = timed_study(name, 1, address)
+            after = client.run(time.process_time)
+            return wall, cpu + sum(after[w] - before[w] for w in after), result
         finally:
             executor._close_clients()  # pipesim's client, before its cluster goes
 
 
-def in_fresh_process(name: str) -> tuple[float, object]:
+def in_fresh_process(name: str) -> tuple[float, float, object]:
     """`timed_study` in one process started for it (spawned: nothing inherited)."""
     with multiprocessing.get_context("spawn").Pool(1) as process:
         return process.apply(timed_study, (name, 1))
@@ -96,10 +107,11 @@ def main() -> None:
     for name in ("plan", "monte carlo"):
         best: dict[str | int, float] = {"one process": float("inf"), "pool": float("inf")}
         best[1] = best[WORKERS] = float("inf")
+        least_cpu = dict.fromkeys(best, float("inf"))
         expected = None
         paired: list[float] = []
         for _ in range(rounds):
-            ways: dict[str | int, Callable[[], tuple[float, object]]] = {
+            ways: dict[str | int, Callable[[], tuple[float, float, object]]] = {
                 "one process": lambda: in_fresh_process(name),  # noqa: B023
                 "pool": lambda: timed_study(name, WORKERS),  # noqa: B023
                 1: lambda: on_dask(name, 1),  # noqa: B023
@@ -107,10 +119,11 @@ def main() -> None:
             }
             walls: dict[str | int, float] = {}
             for way, run in ways.items():
-                wall, result = run()
+                wall, cpu, result = run()
                 expected = result if expected is None else expected
                 assert result == expected, f"{way}: the results differ"
                 best[way] = min(best[way], wall)
+                least_cpu[way] = min(least_cpu[way], cpu)
                 walls[way] = wall
             paired.append(walls[WORKERS] / walls["pool"])
         ratio = best[WORKERS] / best["pool"]
@@ -125,6 +138,13 @@ def main() -> None:
             f"{'':12} Dask / pool round by round (each pair run minutes apart at most): "
             + ", ".join(f"{r:.2f}" for r in paired)
             + f"; median {statistics.median(paired):.2f}"
+        )
+        print(
+            f"{'':12} CPU seconds of every process of the way, the least of each: one process "
+            f"{least_cpu['one process']:.1f}, pool {least_cpu['pool']:.1f}, Dask of 1 "
+            f"{least_cpu[1]:.1f}, of {WORKERS} {least_cpu[WORKERS]:.1f} (Dask / pool "
+            f"{least_cpu[WORKERS] / least_cpu['pool']:.2f}: what the wall time would follow "
+            "on cores the study has to itself)"
         )
 
 
