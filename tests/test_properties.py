@@ -206,3 +206,29 @@ def test_activation_timeline_in_run_order_equals_the_sorted_one(
         shuffled = list(ops)
         shuffler.shuffle(shuffled)
         assert activation_timeline(shuffled, split) == expected
+
+
+_EDGES = [0.0, -0.0, 1e-4, -1e-4, 9.99999999e-5, 1e-4 - 1e-19, 5e-10, 4.9999999999e-10, 0.1,
+          0.30000000000000004, 1.0000000005, 2.5e-9, 3.5e-9, 999999.9999999999, 1e6, 1e6 - 1e-10,
+          123456.78901234567, 999999999.9999999, 1e9, 1e16, 1e300, float("inf"),
+          float("-inf"), float("nan"), -12.3456789015]  # fmt: skip
+
+
+@settings(max_examples=2000)
+@given(
+    st.one_of(
+        st.floats(allow_nan=False),
+        st.floats(-2e9, 2e9),
+        # where 15 significant digits end for 9 and for 6 decimals
+        st.sampled_from([1e5, 1e6, 1e8, 1e9]).flatmap(lambda low: st.floats(low, 10 * low)),
+        st.floats(0, 1e4).map(lambda t: round(t, 1) + 0.1 * 3),
+        st.sampled_from(_EDGES),
+    ),
+    st.sampled_from([9, 6]),
+)
+def test_time_texts_are_the_json_of_the_rounded_float(time: float, digits: int) -> None:
+    # Every time a JSON, CSV or HTML output writes is the repr of round(time, digits), -0.0
+    # as 0.0: the texts are formatted another way where that is cheaper, never to other text.
+    from pipesim.render.numbers import TimeTexts
+
+    assert TimeTexts(digits)[time] == repr(round(time, digits) or 0.0)

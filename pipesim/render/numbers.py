@@ -24,7 +24,22 @@ class TimeTexts(dict[float, str]):
     def __init__(self, digits: int = 9) -> None:
         super().__init__()
         self._digits = digits
+        self._fixed = f"%.{digits}f"
+        self._below = 10.0 ** (15 - digits)
+        """Under this, `digits` decimals make at most 15 significant digits: few enough that
+        the rounded float's shortest text (its repr) is those decimals without trailing
+        zeros."""
 
     def __missing__(self, time: float) -> str:
-        text = self[time] = repr(round(time, self._digits) or 0.0)
+        below = self._below
+        if 1e-4 <= time < below or -below < time <= -1e-4:
+            # '%.9f' rounds as round(time, 9) does (the same correctly rounded conversion),
+            # and in this range repr writes that float as its decimals: a third less work
+            # than rounding to a float and printing it again.
+            text = (self._fixed % time).rstrip("0")
+            if text[-1] == ".":
+                text += "0"
+        else:  # repr's exponent notation, zero, -0.0, inf, nan: round and print
+            text = repr(round(time, self._digits) or 0.0)
+        self[time] = text
         return text
