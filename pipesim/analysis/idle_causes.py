@@ -88,6 +88,9 @@ _WAIT_AT = {
 }
 _SENDS = tuple(kind.message for kind in Kind)
 """What an op of each kind code waits for when no input names it (`Kind.message`)."""
+_WAIT_BY_KIND = tuple(_WAIT_AT[message or ACTIVATION] for message in _SENDS)
+"""By kind code: the positions of the causes of waiting for that kind's output (an input
+that is a message), or, for an op released by its own device's op, for what it sends."""
 
 
 class IdleAttribution:
@@ -141,7 +144,7 @@ class IdleAttribution:
             key = (stage * m + microbatch) * 3 + kind
             best = -1.0
             transfer = None
-            message = None
+            waits = _WAIT_BY_KIND[kind]  # until a message says what the op waited for
             found = False
             for is_message, offset in inputs[stage * 3 + kind]:
                 needed = key + offset
@@ -155,10 +158,12 @@ class IdleAttribution:
                     else:
                         time, via = producer[OP_END], None
                     if not found or time > best:
-                        best, transfer, message, found = time, via, _SENDS[needed % 3], True
+                        best, transfer, found = time, via, True
+                        waits = _WAIT_BY_KIND[needed % 3]
                 elif not found or producer[OP_END] > best:
-                    best, transfer, message, found = producer[OP_END], None, None, True
-            plain, queued_at, in_flight_at = _WAIT_AT[message or _SENDS[kind] or ACTIVATION]
+                    best, transfer, found = producer[OP_END], None, True
+                    waits = _WAIT_BY_KIND[kind]
+            plain, queued_at, in_flight_at = waits
             if transfer is None or best <= cursor:
                 totals[plain] += start - cursor
                 continue
