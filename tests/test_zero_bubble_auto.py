@@ -3,7 +3,7 @@ never over the limit, never slower than the handmade schedules that fit the same
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -145,6 +145,25 @@ def test_they_appear_in_policies_and_compare() -> None:
     assert all(name in compared.stdout for name in ("zb-auto", "zb-1p", "zb-2p"))
 
 
+def _drawn_problems(
+    largest: int, limits: tuple[int | None, ...]
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A property over (p up to `largest`, m up to 12, a limit from `limits`, the draws for
+    `_drawn`'s costs, a latency), 60 examples, the same on every run."""
+
+    def apply(test: Callable[..., None]) -> Callable[..., None]:
+        drawn = given(
+            st.integers(1, largest),
+            st.integers(1, 12),
+            st.sampled_from(limits),
+            st.data(),
+            st.sampled_from([0.0, 0.1, 0.5]),
+        )(test)
+        return settings(max_examples=60, deadline=None, derandomize=True)(drawn)
+
+    return apply
+
+
 def _drawn(
     p: int, m: int, k: int | None, data: st.DataObject, latency: float, costs: list[float]
 ) -> tuple[Problem, list[auto._Meter]]:
@@ -161,14 +180,7 @@ def _drawn(
     return problem, policy._meters(problem)
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
-@given(
-    st.integers(1, 6),
-    st.integers(1, 12),
-    st.sampled_from([None, 1, 2, 4, 8]),
-    st.data(),
-    st.sampled_from([0.0, 0.1, 0.5]),
-)
+@_drawn_problems(largest=6, limits=(None, 1, 2, 4, 8))
 def test_candidates_time_themselves_as_the_estimator_does(
     p: int, m: int, k: int | None, data: st.DataObject, latency: float
 ) -> None:
@@ -212,14 +224,7 @@ def _scanned_list_schedule(
     return plan.orders, plan.estimate()
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
-@given(
-    st.integers(1, 8),
-    st.integers(1, 12),
-    st.sampled_from([None, 1, 2, 3, 8]),
-    st.data(),
-    st.sampled_from([0.0, 0.1, 0.5]),
-)
+@_drawn_problems(largest=8, limits=(None, 1, 2, 3, 8))
 def test_the_list_schedule_runs_what_a_scan_of_every_device_would(
     p: int, m: int, k: int | None, data: st.DataObject, latency: float
 ) -> None:
@@ -258,14 +263,7 @@ def _planned(
     return found, plan.mattered
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
-@given(
-    st.integers(1, 7),
-    st.integers(1, 12),
-    st.sampled_from([None, 1, 2, 3, 8]),
-    st.data(),
-    st.sampled_from([0.0, 0.1, 0.5]),
-)
+@_drawn_problems(largest=7, limits=(None, 1, 2, 3, 8))
 def test_a_setting_that_agrees_on_every_switch_that_mattered_plans_the_same(
     p: int, m: int, k: int | None, data: st.DataObject, latency: float
 ) -> None:
