@@ -13,6 +13,7 @@ import gc
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -172,59 +173,72 @@ def _on_dask(
         ) from None
     client = _client(cluster, Client)
     try:
-        with _profiler_paused(client):
-            batches = _batches(len(items), _threads(client) * BATCHES_PER_WORKER)
-            futures = client.map(
-                _run_batch, [work] * len(batches), _batch_items(items, batches), pure=False
-            )
-            # each batch waited for in turn
-            return _in_place(batches, (future.result() for future in futures), progress)
+        batches = _batches(len(items), _threads(client) * BATCHES_PER_WORKER)
+        futures = client.map(
+            _run_batch_on_dask, [work] * len(batches), _batch_items(items, batches), pure=False
+        )
+        # each batch waited for in turn
+        return _in_place(batches, (future.result() for future in futures), progress)
     except BaseException:
         _close_clients()  # a failure or Ctrl-C leaves no task running for us
         raise
 
 
-@contextlib.contextmanager
-def _profiler_paused(client: Any) -> Iterator[None]:
-    """Stop each worker's statistical profiler while the study's tasks run, and start again
-    what was stopped. Every 10 ms it walks the stack of the running task and looks up each
-    frame's source line, on the worker's own thread: during a Monte Carlo of 400 runs that
-    thread took 8.4-8.5% of the task's CPU time, 5.8-5.9% without the profiler, and on a
-    machine whose cores the tasks fill that time is the tasks'. A worker that does not answer
-    keeps its profiler; the dashboard's profile has a gap for the study."""
-    stopped: dict[str, Any] = {}
-    with contextlib.suppress(Exception):  # a cluster that cannot say fails the study itself
-        stopped = client.run(_stop_profiler, on_error="return")
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            client.run(_start_profiler, stopped, on_error="return")
+def _run_batch_on_dask(work: Callable[[In], Out], batch: list[In]) -> list[Out]:
+    """One Dask task: `_run_batch` with the worker's statistical profiler stopped. Every
+    10 ms it walks the running task's stack and looks up each frame's source line, on the
+    worker's own thread: during a Monte Carlo of 400 runs that thread took 8.4-8.5% of the
+    task's CPU time, 5.8-5.9% without the profiler, time the tasks lose on a machine they
+    fill. The worker itself starts it again when its last pipesim task ends, whatever
+    becomes of the client that sent it."""
+    with _profiler_stopped():
+        return _run_batch(work, batch)
 
 
 _PROFILER = ("profile", "profile-cycle")
 """A Dask worker's periodic callbacks that sample the stacks of its tasks and roll them up."""
 
-
-def _stop_profiler(dask_worker: Any) -> list[str]:
-    """On a worker (`Client.run`, in its event loop): stop the profiler's callbacks that run;
-    their names."""
-    stopped = []
-    for name in _PROFILER:
-        callback = getattr(dask_worker, "periodic_callbacks", {}).get(name)
-        if callback is not None and callback.is_running():
-            callback.stop()
-            stopped.append(name)
-    return stopped
+_profiling: dict[int, tuple[int, list[Any]]] = {}
+"""Per Dask worker of this process (by id), while pipesim tasks run on it: how many, and the
+profiler callbacks the first of them stopped."""
+_profiling_lock = threading.Lock()
 
 
-def _start_profiler(stopped: dict[str, Any], dask_worker: Any) -> None:
-    """On a worker: start again the callbacks `_stop_profiler` stopped there."""
-    names = stopped.get(dask_worker.address)
-    for name in names if isinstance(names, list) else ():
-        callback = dask_worker.periodic_callbacks.get(name)
-        if callback is not None and not callback.is_running():
-            callback.start()
+@contextlib.contextmanager
+def _profiler_stopped() -> Iterator[None]:
+    """In a Dask task: the first of pipesim's tasks running on the worker stops the profiler
+    callbacks that run, and the last to end starts them again. Callbacks run on the worker's
+    event loop, so each change is made there, in order: which ones run is read after any
+    start still pending, and the task's work waits until they are stopped."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    with _profiling_lock:
+        running, stopped = _profiling.get(id(worker), (0, []))
+        _profiling[id(worker)] = (running + 1, stopped)
+    if not running:
+        done = threading.Event()
+
+        def stop() -> None:
+            callbacks = getattr(worker, "periodic_callbacks", {})
+            for name in _PROFILER:
+                callback = callbacks.get(name)
+                if callback is not None and callback.is_running():
+                    callback.stop()
+                    stopped.append(callback)
+            done.set()
+
+        worker.loop.add_callback(stop)
+        done.wait(timeout=5)
+    try:
+        yield
+    finally:
+        with _profiling_lock:
+            running, stopped = _profiling.pop(id(worker))
+            if running > 1:
+                _profiling[id(worker)] = (running - 1, stopped)
+            else:
+                worker.loop.add_callback(lambda: [callback.start() for callback in stopped])
 
 
 _clients: dict[DaskCluster, Any] = {}
