@@ -104,10 +104,10 @@ class Channel:
         self.queued += start - posted
         return now + (end - now)
 
-    def _occupy(
-        self, kind: Kind, stage: int, mb: int, key: int, now: float, queued: float | None = None
-    ) -> float:
-        """Queue a message handed over at `now`, record it, and return when it arrives."""
+    def _occupy(self, kind: Kind, stage: int, mb: int, key: int, now: float) -> float:
+        """Queue a message handed over at `now`, record it, and return when it arrives (the
+        event path's `hand_over`: the same arithmetic and records, kept apart so that the
+        path run once per message of most runs stays inlined)."""
         start = max(now, self._free_at)
         occupancy = self._occupancy[kind]
         latency = self._latency
@@ -116,13 +116,12 @@ class Channel:
             occupancy, latency = occupancy * scale, latency * scale
         self._free_at = start + occupancy
         end = self._free_at + latency
-        posted = now if queued is None else queued
-        record = TransferRecord(self.src, self.dst, stage, kind, mb, posted, start, end)
+        record = TransferRecord(self.src, self.dst, stage, kind, mb, now, start, end)
         self._record(record)
         self._sent[key] = record
         self.messages += 1
         self.busy += occupancy
-        self.queued += start - posted
+        self.queued += start - now
         return end
 
 
